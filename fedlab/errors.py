@@ -1,0 +1,34 @@
+"""Errors a user can cause.
+
+Every error raised for bad input is a :class:`FedlabError` whose message says what is wrong *and*
+what to do about it. Library code never silently drops input: it either raises one of these or
+counts and reports what it skipped.
+"""
+
+from __future__ import annotations
+
+
+class FedlabError(Exception):
+    """Base class of every user-facing fedlab error (message names the fix)."""
+
+
+class DataError(FedlabError, ValueError):
+    """Missing, malformed or inconsistent benchmark data."""
+
+
+class ConfigError(FedlabError, ValueError):
+    """Unknown names or impossible values in a run configuration."""
+
+
+class ModelError(FedlabError, ValueError):
+    """A backbone or adapter that cannot be found or does not fit."""
+
+
+def did_you_mean(name: str, choices) -> str:
+    """A short hint listing the valid names (closest first)."""
+    import difflib
+
+    choices = sorted(choices)
+    close = difflib.get_close_matches(str(name), choices, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return f"Valid names: {', '.join(choices)}.{hint}"
