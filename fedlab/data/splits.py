@@ -20,12 +20,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fedlab.errors import ConfigError, DataError
+from fedlab.io import write_json
 
 from .base import REPO_ROOT
 from .records import Record
@@ -82,24 +82,6 @@ def _seeded_split(
             "Use a dataset with more rows or a different eval_fraction."
         ) from exc
     return train, held_out, False, note
-
-
-def _write_atomic(path: Path, payload: dict[str, Any]) -> None:
-    """Write JSON to a temp file in the same folder, then ``os.replace`` it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-    )
-    try:
-        with handle:
-            json.dump(payload, handle, indent=1, sort_keys=True)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
 
 
 def _check_manifest(
@@ -220,5 +202,5 @@ def load_splits(
     if path.exists():
         _check_manifest(path, train_ids, eval_ids, current_hash)
     else:
-        _write_atomic(path, {"info": info, "train_ids": train_ids, "eval_ids": eval_ids})
+        write_json(path, {"info": info, "train_ids": train_ids, "eval_ids": eval_ids}, indent=1, sort_keys=True)
     return Splits(train=train, eval=held_out, info=info, manifest_path=path)

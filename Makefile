@@ -1,0 +1,61 @@
+# fedlab - run `make help` for the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON  ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.fedlab-installed
+PROFILE ?= quick
+FORCE   ?= 0
+
+# Offline by default: nothing is fetched from the Hugging Face hub, no Flower telemetry.
+export HF_HUB_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+export FLWR_TELEMETRY_ENABLED ?= 0
+export TOKENIZERS_PARALLELISM ?= false
+# Original benchmark files: data/raw/ if you put them there, else the shared folder beside the clone.
+export FEDLAB_DATA_DIR ?= $(if $(wildcard data/raw),$(CURDIR)/data/raw,$(abspath $(CURDIR)/../shared/data))
+
+TORCH_PIN := $(shell grep -E '^torch==' requirements.txt)
+
+.PHONY: help setup test reproduce zeroshot bench lab clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first and alone: on CPU machines this takes the CPU wheel, so nothing pulls CUDA packages
+	$(BIN)/pip install --quiet "$(TORCH_PIN)"
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -r requirements-nodeps.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	@if $(BIN)/pip list 2>/dev/null | grep -Eq '^(nvidia-cu|triton )'; then \
+	  if ! $(BIN)/python -c 'import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)'; then \
+	    echo "CUDA packages were installed on a machine without a GPU: check the torch pin" >&2; exit 1; fi; fi
+	touch $(STAMP)
+
+setup: $(STAMP) ## create .venv with the pinned packages (once), convert the embedded model
+	$(BIN)/fedlab prepare
+
+test: $(STAMP) ## run the test suite (offline)
+	$(BIN)/python -m pytest -q
+
+zeroshot: $(STAMP) ## zero-shot floor of the embedded model on the four benchmarks
+	$(BIN)/fedlab zeroshot $(if $(filter 1,$(FORCE)),--force,)
+
+bench: $(STAMP) ## benchmarks (write JSON under bench/results/)
+	$(BIN)/python bench/bench_evaluators.py
+
+reproduce: $(STAMP) ## the whole study for PROFILE (default quick); FORCE=1 reruns cached runs
+	$(BIN)/fedlab prepare
+	$(BIN)/fedlab zeroshot $(if $(filter 1,$(FORCE)),--force,)
+
+lab: $(STAMP) ## open the notebooks in JupyterLab
+	$(BIN)/jupyter lab notebooks/
+
+clean: ## remove the virtual environment, caches and rendered reports (keeps results/)
+	rm -rf $(VENV) reports .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,85 @@
+"""Result files of the zero-shot runner and the CLI, on tiny-random (real data, tiny model)."""
+
+import json
+
+import pytest
+
+from fedlab.cli import main
+from fedlab.config import RunConfig
+from fedlab.errors import ConfigError
+from fedlab.results import config_hash
+from fedlab.runner import run
+
+
+@pytest.fixture
+def results(tmp_path, monkeypatch, fedlab_data_dir):
+    monkeypatch.setenv("FEDLAB_RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.setenv("FEDLAB_DATA_DIR", str(fedlab_data_dir))
+    return tmp_path / "results"
+
+
+def test_zeroshot_result_file_has_everything(results):
+    cfg = RunConfig(dataset="fpb", model="tiny-random", max_eval=12, n_boot=50)
+    out = run(cfg, progress=False)
+    path = results / "zeroshot" / f"{cfg.resolved().stem()}.json"
+    assert path.is_file() and not out["cached"]
+    data = json.loads(path.read_text())
+    assert data["status"] == "success"
+    assert data["config_hash"] == config_hash(data["config"]) == cfg.resolved().hash()
+    assert data["config"]["dtype"] in ("bf16", "fp32") and data["config"]["source"] == "local"
+    m = data["metrics"]
+    assert m["n"] == 12 and 0 <= m["accuracy"] <= 1 and len(m["accuracy_ci"]) == 2
+    assert data["data"]["split_hash"] and data["data"]["n_eval_used"] == 12
+    man = data["manifest"]
+    assert {"git_sha", "git_dirty", "packages", "hardware", "dtype"} <= set(man)
+    assert man["packages"]["torch"].startswith("2.13.0")
+    assert man["hardware"]["torch_threads"] >= 1
+    preds = (path.parent / data["predictions_file"]).read_text().splitlines()
+    assert len(preds) == 12 and {"id", "gold", "pred", "logliks"} <= set(json.loads(preds[0]))
+
+
+def test_finished_runs_are_loaded_not_rerun(results):
+    cfg = RunConfig(dataset="medqa", model="tiny-random", max_eval=4, n_boot=0)
+    first = run(cfg, progress=False)
+    second = run(cfg, progress=False)
+    assert second["cached"] and second["metrics"] == first["metrics"]
+    assert not run(cfg, force=True, progress=False)["cached"]
+
+
+def test_same_config_same_numbers(results, tmp_path, monkeypatch):
+    cfg = RunConfig(dataset="fiqa_sa", model="tiny-random", max_eval=6, n_boot=100)
+    a = run(cfg, progress=False)
+    monkeypatch.setenv("FEDLAB_RESULTS_DIR", str(tmp_path / "other"))
+    b = run(cfg, progress=False)
+    assert not b["cached"]
+    for key in ("accuracy", "macro_f1", "accuracy_ci", "confusion_matrix"):
+        assert a["metrics"][key] == b["metrics"][key]
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"dataset": "fbp"}, "Did you mean 'fpb'"),
+        ({"dataset": "fpb", "setting": "zero-shot"}, "Unknown setting"),
+        ({"dataset": "fpb", "evaluator": "greedy"}, "Unknown evaluator"),
+        ({"dataset": "fpb", "eval_fraction": 1.5}, "eval_fraction"),
+        ({"dataset": "fpb", "max_eval": 0}, "max_eval"),
+    ],
+)
+def test_bad_configs_name_the_fix(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        RunConfig(**kwargs).validate()
+
+
+def test_unknown_config_key():
+    with pytest.raises(ConfigError, match="Unknown config key"):
+        RunConfig.from_dict({"dataset": "fpb", "roundz": 3})
+
+
+def test_cli_runs_and_reports_errors(results, capsys):
+    assert main(["run", "--dataset", "fpb", "--model", "tiny-random", "--max-eval", "5"]) == 0
+    assert "acc=" in capsys.readouterr().out
+    assert main(["run", "--dataset", "nope", "--model", "tiny-random"]) == 2
+    assert "Unknown dataset" in capsys.readouterr().err
+    assert main(["run", "--dataset", "fpb", "--model", "./missing-model"]) == 2
+    assert "does not exist" in capsys.readouterr().err
