@@ -7,7 +7,14 @@ from dataclasses import dataclass, field
 
 from .errors import ConfigError, did_you_mean
 
-SETTINGS = ("zeroshot",)
+SETTINGS = ("zeroshot", "federated", "centralized", "isolated")
+STRATEGIES = ("fedavg", "fedprox", "fedadam", "fedyogi", "fedavgm")
+
+#: the fields a zero-shot result depends on (training fields do not change it)
+ZEROSHOT_FIELDS = (
+    "dataset", "setting", "model", "dtype", "source", "seed", "eval_fraction", "max_eval",
+    "evaluator", "max_length", "eval_batch_size", "n_boot", "extra",
+)
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,25 @@ class RunConfig:
     eval_batch_size: int = 8
     n_boot: int = 1000
     extra: dict = field(default_factory=dict)
+    # --- training (federated, centralized, isolated)
+    method: str = "lora"
+    method_params: dict = field(default_factory=dict)
+    clients: int = 4
+    rounds: int = 3
+    partition: str = "dirichlet:0.5"
+    strategy: str = "fedavg"
+    strategy_params: dict = field(default_factory=dict)
+    fraction: float = 1.0  # share of clients sampled per round
+    min_clients: int = 1  # a round needs at least this many successful client replies
+    local_steps: int = 5
+    batch_size: int = 4
+    grad_accum: int = 1
+    lr: float = 1e-3
+    warmup_steps: int = 0
+    schedule: str = "cosine"
+    max_client_eval: int = 64  # rows of each client's own data for the final per-client evaluation
+    energy_country: str = "USA"
+    fail_clients: tuple = ()  # fault injection: partition ids whose training raises every round
 
     def validate(self) -> "RunConfig":
         from .data import DATASETS
@@ -52,7 +78,55 @@ class RunConfig:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}.")
         if self.n_boot < 0:
             raise ConfigError(f"n_boot must be >= 0, got {self.n_boot}.")
+        if self.setting == "zeroshot":
+            return self
+        from .partition import parse_partition
+        from .peft_methods import method_params
+
+        method_params(self.method, self.method_params)
+        parse_partition(self.partition)
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"Unknown strategy {self.strategy!r}. {did_you_mean(self.strategy, STRATEGIES)}")
+        for name in ("clients", "rounds", "local_steps", "batch_size", "grad_accum", "min_clients", "max_client_eval"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}. Fix: e.g. --{name.replace('_', '-')} 3.")
+        if not 0 < self.fraction <= 1:
+            raise ConfigError(f"fraction must be in (0, 1], got {self.fraction}. Fix: e.g. 0.5 samples half the clients.")
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}.")
+        if self.min_clients > self.clients_per_round:
+            raise ConfigError(
+                f"min_clients={self.min_clients} exceeds the {self.clients_per_round} clients sampled per "
+                f"round. Fix: lower min_clients or raise fraction/clients."
+            )
+        if self.schedule not in ("cosine", "linear", "constant"):
+            raise ConfigError(f"Unknown schedule {self.schedule!r}: use cosine, linear or constant.")
+        bad = [c for c in self.fail_clients if not 0 <= int(c) < self.clients]
+        if bad:
+            raise ConfigError(f"fail_clients {bad} are not client ids 0..{self.clients - 1}.")
         return self
+
+    # --- budgets: the same optimizer steps and examples for every setting
+    @property
+    def clients_per_round(self) -> int:
+        import math
+
+        return max(1, math.ceil(self.clients * self.fraction))
+
+    @property
+    def federated_steps(self) -> int:
+        """Optimizer steps of the whole federation (all rounds, all sampled clients)."""
+        return self.rounds * self.clients_per_round * self.local_steps
+
+    @property
+    def isolated_steps(self) -> int:
+        """Steps one client makes in the federation on average (its budget when alone)."""
+        return max(1, round(self.rounds * self.clients_per_round / self.clients)) * self.local_steps
+
+    @property
+    def examples_per_step(self) -> int:
+        return self.batch_size * self.grad_accum
 
     def resolved(self) -> "RunConfig":
         """Pin ``auto`` values (dtype, data source) to what this machine uses."""
@@ -64,7 +138,12 @@ class RunConfig:
         )
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The fields this run's result depends on (zero-shot runs ignore the training fields)."""
+        data = dataclasses.asdict(self)
+        data["fail_clients"] = list(data["fail_clients"])
+        if self.setting == "zeroshot":
+            return {k: data[k] for k in ZEROSHOT_FIELDS}
+        return data
 
     def hash(self) -> str:
         from .results import config_hash
@@ -74,7 +153,10 @@ class RunConfig:
     def stem(self) -> str:
         """File stem of the result: readable fields plus a short hash (no timestamps)."""
         model = self.model.replace("/", "--")
-        return f"{self.setting}-{self.dataset}-{model}-{self.evaluator}-{self.hash()[:10]}"
+        if self.setting == "zeroshot":
+            return f"{self.setting}-{self.dataset}-{model}-{self.evaluator}-{self.hash()[:10]}"
+        part = self.partition.replace(":", "")
+        return f"{self.setting}-{self.dataset}-{self.method}-{model}-{part}-{self.hash()[:10]}"
 
     @classmethod
     def from_dict(cls, data: dict) -> "RunConfig":
@@ -85,4 +167,7 @@ class RunConfig:
                 f"Unknown config key(s) {unknown}. {did_you_mean(unknown[0], names)} "
                 f"Fix: remove or rename them."
             )
+        data = dict(data)
+        if "fail_clients" in data:
+            data["fail_clients"] = tuple(data["fail_clients"])
         return cls(**data)

@@ -1,0 +1,137 @@
+"""Flower ClientApp: one institution. It receives the global adapter, trains it on its own data and
+sends the adapter back; nothing else leaves the client (no text, no token ids, no base weights).
+
+The base model, the tokenizer and the client's data are loaded once per worker process and kept in
+a module-level cache (keyed by the run's config hash), not once per round.
+"""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from ..config import RunConfig
+
+app = ClientApp()
+
+_STATE: dict[str, SimpleNamespace] = {}
+
+
+def run_config_from(msg: Message, context: Context) -> RunConfig:
+    """The run config travels as one JSON string in the message's config (or the run config)."""
+    text = None
+    if "config" in msg.content:
+        text = msg.content["config"].get("run-config")
+    text = text or context.run_config.get("run-config")
+    if not text:
+        raise ValueError("message carries no run-config: start the run through fedlab")
+    return RunConfig.from_dict(json.loads(text))
+
+
+def worker_state(cfg: RunConfig) -> SimpleNamespace:
+    """Model, tokenizer, data and energy meter of this worker, built once per run."""
+    key = cfg.hash()
+    state = _STATE.get(key)
+    if state is None:
+        from ..energy import EnergyMeter
+        from ..peft_methods import load_for_method
+        from ..workload import Workload
+
+        _STATE.clear()
+        model, tokenizer, _ = load_for_method(cfg.model, cfg.method, cfg.dtype, cfg.method_params, seed=cfg.seed)
+        state = SimpleNamespace(
+            model=model, tokenizer=tokenizer, work=Workload(cfg), meter=EnergyMeter(cfg.energy_country).start()
+        )
+        _STATE[key] = state
+    return state
+
+
+def partition_id(context: Context) -> int:
+    return int(context.node_config["partition-id"])
+
+
+def arrays_to_dict(record: ArrayRecord) -> dict:
+    return {k: v.numpy() for k, v in record.items()}
+
+
+def dict_to_arrays(arrays: dict) -> ArrayRecord:
+    return ArrayRecord({k: Array(v) for k, v in arrays.items()})
+
+
+def _energy_metrics(prefix: str, e: dict) -> dict:
+    return {f"{prefix}-kwh": e["kwh"], f"{prefix}-kg-co2e": e["kg_co2e"], f"{prefix}-seconds": e["seconds"]}
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    from ..peft_methods import adapter_state, load_adapter_state
+    from ..train import train_local
+
+    pid = partition_id(context)
+    conf = msg.content["config"]
+    rnd = int(conf["server-round"])
+    cfg = run_config_from(msg, context)
+    if pid in cfg.fail_clients:
+        raise RuntimeError(f"injected fault: client {pid} fails in round {rnd} (fail_clients={list(cfg.fail_clients)})")
+    st = worker_state(cfg)
+    load_adapter_state(st.model, arrays_to_dict(msg.content["arrays"]))
+    data = st.work.clients[pid]
+    with st.meter.phase("client_train") as energy:
+        stats = train_local(
+            st.model, st.tokenizer, data,
+            steps=cfg.local_steps, batch_size=cfg.batch_size, grad_accum=cfg.grad_accum, lr=cfg.lr,
+            total_steps=cfg.rounds * cfg.local_steps, step_offset=(rnd - 1) * cfg.local_steps,
+            warmup_steps=cfg.warmup_steps, schedule=cfg.schedule, seed=[cfg.seed, rnd, pid],
+            max_length=cfg.max_length, proximal_mu=float(conf.get("proximal-mu", 0.0)),
+        )
+    metrics = MetricRecord(
+        {
+            "num-examples": len(data),
+            "partition-id": pid,
+            "train-loss": stats.mean_loss,
+            "first-loss": stats.losses[0],
+            "last-loss": stats.losses[-1],
+            "losses": stats.losses,
+            "steps": stats.steps,
+            "examples-trained": stats.examples,
+            "train-seconds": stats.seconds,
+            **_energy_metrics("energy", energy),
+        }
+    )
+    reply = RecordDict({"arrays": dict_to_arrays(adapter_state(st.model)), "metrics": metrics})
+    return Message(reply, reply_to=msg)
+
+
+@app.evaluate()
+def evaluate(msg: Message, context: Context) -> Message:
+    """Evaluate the global adapter on this client's own data (a fixed sample of it)."""
+    from ..evaluate import evaluate as run_eval
+    from ..peft_methods import load_adapter_state
+
+    pid = partition_id(context)
+    cfg = run_config_from(msg, context)
+    st = worker_state(cfg)
+    load_adapter_state(st.model, arrays_to_dict(msg.content["arrays"]))
+    rows = st.work.client_eval_rows(pid)
+    with st.meter.phase("evaluation") as energy:
+        m = run_eval(st.model, st.tokenizer, rows, batch_size=cfg.eval_batch_size, max_length=cfg.max_length, n_boot=0).metrics
+    metrics = MetricRecord(
+        {
+            "num-examples": len(rows),
+            "partition-id": pid,
+            "accuracy": m["accuracy"],
+            "macro-f1": m["macro_f1"],
+            **_energy_metrics("energy", energy),
+        }
+    )
+    return Message(RecordDict({"metrics": metrics}), reply_to=msg)
+
+
+@app.query()
+def query(msg: Message, context: Context) -> Message:
+    """Tell the server which partition this node serves (for seeded, reproducible sampling)."""
+    info = MetricRecord({"partition-id": partition_id(context)})
+    return Message(RecordDict({"info": info}), reply_to=msg)
