@@ -19,7 +19,7 @@ export FEDLAB_DATA_DIR ?= $(if $(wildcard data/raw),$(CURDIR)/data/raw,$(abspath
 
 TORCH_PIN := $(shell grep -E '^torch==' requirements.txt)
 
-.PHONY: help setup test reproduce zeroshot bench lab clean
+.PHONY: help setup test smoke reproduce figures zeroshot bench lab clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -48,10 +48,18 @@ zeroshot: $(STAMP) ## zero-shot floor of the embedded model on the four benchmar
 
 bench: $(STAMP) ## benchmarks (write JSON under bench/results/)
 	$(BIN)/python bench/bench_evaluators.py
+	$(BIN)/python bench/bench_federated.py
 
-reproduce: $(STAMP) ## the whole study for PROFILE (default quick); FORCE=1 reruns cached runs
+reproduce: $(STAMP) ## execute every notebook for PROFILE (default quick) -> reports/, figures/; FORCE=1 reruns finished runs
 	$(BIN)/fedlab prepare
-	$(BIN)/fedlab zeroshot $(if $(filter 1,$(FORCE)),--force,)
+	$(BIN)/fedlab reproduce --profile $(PROFILE) $(if $(filter 1,$(FORCE)),--force,)
+	$(BIN)/fedlab figures --profile $(PROFILE)
+
+smoke: ## the whole study on the tiny model in minutes (same as make reproduce PROFILE=smoke)
+	$(MAKE) reproduce PROFILE=smoke
+
+figures: $(STAMP) ## remake figures and the README tables from existing results only (no training)
+	$(BIN)/fedlab figures --profile $(PROFILE)
 
 lab: $(STAMP) ## open the notebooks in JupyterLab
 	$(BIN)/jupyter lab notebooks/

@@ -1,10 +1,14 @@
-"""Command line: ``fedlab run ...``, ``fedlab zeroshot``, ``fedlab prepare``.
+"""Command line of fedlab.
 
-Examples::
-
-    fedlab prepare                                  # convert the embedded model, write split manifests
-    fedlab run --dataset fpb --setting zeroshot     # one cell of the grid (cached by config hash)
-    fedlab zeroshot                                 # zero-shot floor on all four benchmarks
+    fedlab prepare                                   # convert the embedded model, write split manifests
+    fedlab run --dataset fpb --method qlora --setting federated --clients 4 --rounds 3 \\
+               --partition dirichlet:0.5 --profile smoke
+    fedlab grid --profile quick                      # every cell of a profile's grid (cached)
+    fedlab zeroshot --profile quick                  # the zero-shot floor on the profile's datasets
+    fedlab generate results/federated/<run>.json     # answers of a run's final adapter
+    fedlab reproduce --profile quick                 # execute all notebooks, render reports/
+    fedlab figures --profile quick                   # remake figures + README tables from results
+    fedlab tables [--readme]                         # tables from result files only
 """
 
 from __future__ import annotations
@@ -17,36 +21,34 @@ from .errors import FedlabError
 
 MAIN_DATASETS = ("fpb", "fiqa_sa", "medqa", "medmcqa")
 
-
-def _add_run_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="smollm2-135m", help="registry name, local folder or hub id")
-    p.add_argument("--dtype", default="auto", help="auto | bf16 | fp32 | fp16")
-    p.add_argument("--source", default="auto", help="auto | local | hub (where the data comes from)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--evaluator", default="loglik", help="loglik | generate")
-    p.add_argument("--max-eval", type=int, default=None, help="evaluate on the first N eval rows only")
-    p.add_argument("--eval-batch-size", type=int, default=8)
-    p.add_argument("--force", action="store_true", help="rerun even if a cached result exists")
+#: command-line flags that override run settings (flag name -> RunConfig field)
+OVERRIDES = {
+    "model": str, "dtype": str, "source": str, "seed": int, "evaluator": str, "max_eval": int,
+    "eval_batch_size": int, "clients": int, "rounds": int, "partition": str, "strategy": str,
+    "fraction": float, "min_clients": int, "local_steps": int, "batch_size": int, "grad_accum": int,
+    "lr": float, "max_length": int, "energy_country": str,
+    "fail_clients": lambda text: tuple(int(x) for x in text.split(",") if x.strip()),  # fault injection
+}
 
 
-def _config_from(args, dataset: str, setting: str):
-    from .config import RunConfig
-
-    return RunConfig(
-        dataset=dataset, setting=setting, model=args.model, dtype=args.dtype, source=args.source,
-        seed=args.seed, evaluator=args.evaluator, max_eval=args.max_eval,
-        eval_batch_size=args.eval_batch_size,
-    )
+def _add_overrides(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default="quick", help="smoke | quick | paper | path to a profile YAML")
+    for name, typ in OVERRIDES.items():
+        p.add_argument("--" + name.replace("_", "-"), type=typ, default=None, dest=name)
+    p.add_argument("--force", action="store_true", help="rerun even if a finished result exists")
 
 
-def _summary(result: dict) -> str:
+def _overrides(args) -> dict:
+    return {k: getattr(args, k) for k in OVERRIDES if getattr(args, k) is not None}
+
+
+def summary_line(result: dict) -> str:
     m, c = result["metrics"], result["config"]
-    lo, hi = m.get("accuracy_ci", [float("nan")] * 2)
+    ci = m.get("accuracy_ci")
+    ci_text = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
     flag = " (cached)" if result.get("cached") else ""
-    return (
-        f"{c['setting']:9s} {c['dataset']:8s} {c['model']:14s} n={m['n']:5d} "
-        f"acc={m['accuracy']:.3f} [{lo:.3f}, {hi:.3f}] macroF1={m['macro_f1']:.3f}{flag}"
-    )
+    return (f"{c['setting']:11s} {c['dataset']:8s} {c.get('method', '-'):5s} {c['model']:14s} n={m['n']:5d} "
+            f"acc={m['accuracy']:.3f}{ci_text} macroF1={m['macro_f1']:.3f}{flag}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,30 +57,61 @@ def main(argv: list[str] | None = None) -> int:
 
     p_run = sub.add_parser("run", help="run one cell of the grid")
     p_run.add_argument("--dataset", required=True)
-    p_run.add_argument("--setting", default="zeroshot")
-    _add_run_args(p_run)
+    p_run.add_argument("--setting", default="federated", help="federated | centralized | isolated | zeroshot")
+    p_run.add_argument("--method", default="lora", help="lora | qlora | ia3")
+    _add_overrides(p_run)
+
+    p_grid = sub.add_parser("grid", help="every cell of a profile's grid, zero-shot included")
+    _add_overrides(p_grid)
 
     p_zs = sub.add_parser("zeroshot", help="zero-shot evaluation on several datasets")
-    p_zs.add_argument("--datasets", nargs="+", default=list(MAIN_DATASETS))
-    _add_run_args(p_zs)
+    p_zs.add_argument("--datasets", nargs="+", default=None)
+    _add_overrides(p_zs)
+    p_zs.set_defaults(profile=None)  # default: library defaults and the full eval sets
 
     p_prep = sub.add_parser("prepare", help="convert the embedded model and write the split manifests")
     p_prep.add_argument("--datasets", nargs="+", default=list(MAIN_DATASETS))
     p_prep.add_argument("--source", default="auto")
     p_prep.add_argument("--seed", type=int, default=0)
 
+    p_gen = sub.add_parser("generate", help="answer held-out prompts with a finished run's adapter")
+    p_gen.add_argument("result", help="path of a result JSON of a federated or centralized run")
+    p_gen.add_argument("--n", type=int, default=3)
+
+    p_rep = sub.add_parser("reproduce", help="execute every notebook with papermill, render HTML reports")
+    p_rep.add_argument("--profile", default="quick")
+    p_rep.add_argument("--force", action="store_true")
+    p_rep.add_argument("--only", nargs="*", help="report stems or notebook names to run (default: all)")
+
+    p_fig = sub.add_parser("figures", help="remake summary figures and README tables from existing results")
+    p_fig.add_argument("--profile", default="quick")
+
     p_tab = sub.add_parser("tables", help="print tables made from result files; --readme updates README.md")
     p_tab.add_argument("--readme", action="store_true")
 
     args = parser.parse_args(argv)
     try:
+        from .profiles import load_profile
         from .runner import run
 
         if args.command == "run":
-            print(_summary(run(_config_from(args, args.dataset, args.setting), force=args.force)))
+            prof = load_profile(args.profile)
+            cfg = prof.config(args.dataset, args.setting, args.method, **_overrides(args))
+            print(summary_line(run(cfg, force=args.force)))
+        elif args.command == "grid":
+            prof = load_profile(args.profile)
+            cells = [prof.zeroshot(d, **_overrides(args)) for d in prof.grid["datasets"]]
+            cells += [prof.config(c.dataset, c.setting, c.method, **_overrides(args)) for c in prof.cells()]
+            for i, cfg in enumerate(cells, 1):
+                print(f"[{i}/{len(cells)}] {cfg.setting} {cfg.dataset} {cfg.method}", flush=True)
+                print(summary_line(run(cfg, force=args.force)), flush=True)
         elif args.command == "zeroshot":
-            for name in args.datasets:
-                print(_summary(run(_config_from(args, name, "zeroshot"), force=args.force)), flush=True)
+            from .config import RunConfig
+
+            prof = load_profile(args.profile) if args.profile else None
+            for name in args.datasets or (prof.grid["datasets"] if prof else MAIN_DATASETS):
+                cfg = prof.zeroshot(name, **_overrides(args)) if prof else RunConfig(dataset=name, setting="zeroshot", **_overrides(args))
+                print(summary_line(run(cfg, force=args.force)), flush=True)
         elif args.command == "prepare":
             from .data import load_splits
             from .models import embedded_dir
@@ -87,6 +120,20 @@ def main(argv: list[str] | None = None) -> int:
             for name in args.datasets:
                 info = load_splits(name, source=args.source, seed=args.seed).info
                 print(json.dumps({k: info[k] for k in ("dataset", "source", "n_train", "n_eval", "split_hash")}))
+        elif args.command == "generate":
+            from .generate import generate_from_result
+
+            for g in generate_from_result(args.result, n=args.n):
+                print(f"--- {g['id']} (gold: {g['gold']})\n{g['output']}\n")
+        elif args.command == "reproduce":
+            from .study import reproduce
+
+            print(f"reports: {reproduce(args.profile, force=args.force, only=args.only)}")
+        elif args.command == "figures":
+            from .study import make_figures
+
+            for path in make_figures(args.profile):
+                print(path)
         elif args.command == "tables":
             from .tables import BLOCKS, update_readme
 

@@ -131,8 +131,9 @@ class RunConfig:
     def resolved(self) -> "RunConfig":
         """Pin ``auto`` values (dtype, data source) to what this machine uses."""
         from .data import resolve_source
-        from .models import resolve_dtype
+        from .models import check_name, resolve_dtype
 
+        check_name(self.model)
         return dataclasses.replace(
             self.validate(), dtype=resolve_dtype(self.dtype), source=resolve_source(self.source)
         )

@@ -47,7 +47,7 @@ class EnergyMeter:
         for hw in getattr(self._tracker, "_hardware", []):
             kind = type(hw).__name__.lower()
             if kind in ("cpu", "ram", "gpu"):
-                self.mode[kind] = getattr(hw, "_mode", None) or "measured"
+                self.mode[kind] = getattr(hw, "_mode", None) or "estimate"
         return self
 
     def begin(self, name: str) -> None:
@@ -62,7 +62,7 @@ class EnergyMeter:
         this = _empty()
         if self._tracker is None:
             return this
-        data = self._tracker.stop_task(name)
+        data = self._tracker.stop_task()  # the active task (codecarbon renames repeated names)
         this.update(
             kwh=float(data.energy_consumed or 0.0), kg_co2e=float(data.emissions or 0.0),
             seconds=float(data.duration or 0.0), count=1,

@@ -153,6 +153,13 @@ def resolve(name: str) -> Backbone:
         return Backbone(name, "embedded", str(embedded_dir()))
     if name == TINY:
         return Backbone(name, "tiny", str(tiny_dir()))
+    return check_name(name)
+
+
+def check_name(name: str) -> Backbone:
+    """Validate a backbone name without loading or converting anything (cheap; used by configs)."""
+    if name in (EMBEDDED, TINY):
+        return Backbone(name, "embedded" if name == EMBEDDED else "tiny", "")
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():

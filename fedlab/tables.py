@@ -54,7 +54,56 @@ def bench_evaluators_table(path: Path | None = None) -> str:
     return "\n".join(lines)
 
 
-BLOCKS = {"zeroshot": zeroshot_table, "bench-evaluators": bench_evaluators_table}
+def bench_federated_table(path: Path | None = None) -> str:
+    path = Path(path or BENCH_DIR / "federated.json")
+    if not path.is_file():
+        return "(no benchmark result yet: run `make bench`)"
+    b = json.loads(path.read_text())
+    w, m = b["wall_time"], b["simulation_memory"]
+    t = w.get("federated_server_timings", {})
+    hw = b["manifest"]["hardware"]
+    return "\n".join([
+        "| measure | value | goal |",
+        "|---|---|---|",
+        f"| federated wall time (4 clients x 2 rounds x 5 steps, Flower + Ray) | {w['federated_s']:.1f} s | |",
+        f"| centralized wall time (40 steps, same batch and eval) | {w['centralized_s']:.1f} s | |",
+        f"| ratio federated / centralized | **{w['ratio']:.2f}** | <= 1.15 ({'met' if w['goal_met'] else 'not met'}) |",
+        f"| of which: simulation start/stop (Ray), outside the ServerApp | {w.get('simulation_overhead_s', float('nan')):.1f} s | |",
+        f"| of which: server set-up / rounds / per-client eval / generation | {t.get('setup_s', float('nan')):.1f} / {t.get('rounds_s', float('nan')):.1f} / {t.get('client_eval_s', float('nan')):.1f} / {t.get('generation_s', float('nan')):.1f} s | |",
+        f"| peak memory of the simulation, 2 clients | {m['clients_2']['peak_rss_mb']:.0f} MB | |",
+        f"| peak memory of the simulation, 8 clients | {m['clients_8']['peak_rss_mb']:.0f} MB | |",
+        f"| ratio 8 / 2 clients | **{m['ratio_8_over_2']:.2f}** | <= 1.2 ({'met' if m['goal_met'] else 'not met'}) |",
+        f"\n{b['settings']['model']} on {b['settings']['dataset']}, {hw['cpu']}, {hw['cpu_cores']} cores.",
+    ])
+
+
+def _quick_frame():
+    from .profiles import load_profile
+    from .report import frame, profile_results
+
+    return frame(profile_results(load_profile("quick")))
+
+
+def results_main_table() -> str:
+    from .report import main_table
+
+    return main_table(_quick_frame())
+
+
+def results_cost_table() -> str:
+    from .report import cost_table
+
+    return cost_table(_quick_frame())
+
+
+def results_claims_table() -> str:
+    from .report import check_claims, claims_markdown
+
+    return claims_markdown(check_claims(_quick_frame()))
+
+
+BLOCKS = {"results-main": results_main_table, "results-costs": results_cost_table, "results-claims": results_claims_table,
+          "zeroshot": zeroshot_table, "bench-evaluators": bench_evaluators_table, "bench-federated": bench_federated_table}
 
 
 def update_readme(path: Path = README) -> list[str]:

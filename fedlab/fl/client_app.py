@@ -41,12 +41,23 @@ def worker_state(cfg: RunConfig) -> SimpleNamespace:
         from ..workload import Workload
 
         _STATE.clear()
+        _use_all_cores()
         model, tokenizer, _ = load_for_method(cfg.model, cfg.method, cfg.dtype, cfg.method_params, seed=cfg.seed)
         state = SimpleNamespace(
             model=model, tokenizer=tokenizer, work=Workload(cfg), meter=EnergyMeter(cfg.energy_country).start()
         )
         _STATE[key] = state
     return state
+
+
+def _use_all_cores() -> None:
+    """Ray may start workers with a single intra-op thread; a client actor owns all its cores."""
+    import os
+
+    import torch
+
+    cores = int(os.environ.get("FEDLAB_CLIENT_THREADS", 0)) or len(os.sched_getaffinity(0))
+    torch.set_num_threads(max(1, cores))
 
 
 def partition_id(context: Context) -> int:
@@ -67,6 +78,8 @@ def _energy_metrics(prefix: str, e: dict) -> dict:
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
+    import torch
+
     from ..peft_methods import adapter_state, load_adapter_state
     from ..train import train_local
 
@@ -98,6 +111,7 @@ def train(msg: Message, context: Context) -> Message:
             "steps": stats.steps,
             "examples-trained": stats.examples,
             "train-seconds": stats.seconds,
+            "torch-threads": torch.get_num_threads(),
             **_energy_metrics("energy", energy),
         }
     )

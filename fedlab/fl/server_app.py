@@ -202,6 +202,7 @@ def run_server(
         start_round, resumed_from = done + 1, done
 
     node_of = {pid: node for node, pid in discover(grid, cfg.clients).items()}
+    t_rounds = time.perf_counter()
     pid_of = {node: pid for pid, node in node_of.items()}
     run_conf = json.dumps(cfg.to_dict())
     client_energy = {"client_train": [], "evaluation": []}
@@ -231,7 +232,8 @@ def run_server(
                 "client": pid, "num_examples": int(m["num-examples"]), "train_loss": m["train-loss"],
                 "first_loss": m["first-loss"], "last_loss": m["last-loss"], "losses": m["losses"],
                 "steps": int(m["steps"]), "examples_trained": int(m["examples-trained"]),
-                "train_seconds": m["train-seconds"], "bytes_up": int(up), "bytes_down": int(down[pid]),
+                "train_seconds": m["train-seconds"], "torch_threads": int(m["torch-threads"]),
+                "bytes_up": int(up), "bytes_down": int(down[pid]),
                 "energy": energy,
             })
             ok.append(reply)
@@ -269,6 +271,7 @@ def run_server(
             return {"status": "partial", "rounds": history, "resumed_from": resumed_from}
 
     # the final global adapter on every client's own data (Flower federated evaluation)
+    t_final = time.perf_counter()
     load_adapter_state(model, arrays)
     final = ev if start_round <= cfg.rounds else evaluate(
         model, tokenizer, eval_rows, batch_size=cfg.eval_batch_size, max_length=cfg.max_length,
@@ -289,7 +292,9 @@ def run_server(
         spy.append({"round": "final-evaluate", "sent": msgs, "received": []})
     accs = [c["accuracy"] for c in per_client if "accuracy" in c]
 
+    t_gen = time.perf_counter()
     generations = generate_text(model, tokenizer, eval_rows[:3])
+    t_end = time.perf_counter()
     server_energy = meter.stop()
     clients_summary = {
         "phases": {name: {k: sum(e[k] for e in items) for k in ("kwh", "kg_co2e", "seconds", "count")}
@@ -322,7 +327,13 @@ def run_server(
             "optimizer_steps": sum(c["steps"] for h in history for c in h["clients"]),
             "examples": sum(c["examples_trained"] for h in history for c in h["clients"]),
         },
-        "timings": {"wall_s": round(time.perf_counter() - t_start, 2)},
+        "timings": {
+            "wall_s": round(t_end - t_start, 2),
+            "setup_s": round(t_rounds - t_start, 2),
+            "rounds_s": round(t_final - t_rounds, 2),
+            "client_eval_s": round(t_gen - t_final, 2),
+            "generation_s": round(t_end - t_gen, 2),
+        },
         "adapter_hash": adapter_hash(arrays),
         "generations": generations,
         "_adapter_model": model,

@@ -1,0 +1,81 @@
+"""Profiles: one YAML file per study scale (smoke, quick, paper) with run defaults and the grid.
+
+Each file in ``configs/profiles/`` opens with a header that says how to run it and what it costs.
+A profile name or a path to such a file is accepted wherever a profile is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import SETTINGS, RunConfig
+from .errors import ConfigError, did_you_mean
+
+PROFILE_DIR = Path(__file__).resolve().parent.parent / "configs" / "profiles"
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    defaults: dict
+    grid: dict
+    path: Path
+
+    def config(self, dataset: str, setting: str, method: str = "lora", **overrides) -> RunConfig:
+        """The run config of one grid cell: profile defaults, then the cell, then overrides."""
+        data = dict(self.defaults, dataset=dataset, setting=setting, method=method)
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return RunConfig.from_dict(data).validate()
+
+    def zeroshot(self, dataset: str, **overrides) -> RunConfig:
+        return self.config(dataset, "zeroshot", **overrides)
+
+    def cells(self) -> list[RunConfig]:
+        """Every training cell of the grid (dataset x method x setting)."""
+        g = self.grid
+        return [self.config(d, s, m) for d in g["datasets"] for m in g["methods"] for s in g["settings"]]
+
+
+def profile_names() -> list[str]:
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+
+
+def load_profile(name_or_path: str) -> Profile:
+    import yaml
+
+    path = Path(name_or_path)
+    if not (path.suffix in (".yaml", ".yml") and path.is_file()):
+        if name_or_path not in profile_names():
+            raise ConfigError(f"Unknown profile {name_or_path!r}. {did_you_mean(name_or_path, profile_names())} "
+                              f"Or pass the path of a profile YAML file.")
+        path = PROFILE_DIR / f"{name_or_path}.yaml"
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"Profile {path} is not valid YAML ({where.strip() or 'see below'}): "
+                          f"{getattr(exc, 'problem', exc)}. Fix the file (compare configs/profiles/quick.yaml).") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("defaults"), dict):
+        raise ConfigError(f"Profile {path} needs a 'defaults:' mapping (see configs/profiles/quick.yaml).")
+    unknown = sorted(set(data) - {"description", "defaults", "grid"})
+    if unknown:
+        raise ConfigError(f"Profile {path}: unknown top-level keys {unknown}; allowed: description, defaults, grid.")
+    fields = {f.name for f in dataclasses.fields(RunConfig)} - {"dataset", "setting", "method"}
+    bad = sorted(set(data["defaults"]) - fields)
+    if bad:
+        raise ConfigError(f"Profile {path}: unknown run setting(s) {bad}. {did_you_mean(bad[0], fields)}")
+    grid = dict(data.get("grid") or {})
+    grid.setdefault("datasets", ["fpb", "fiqa_sa", "medqa", "medmcqa"])
+    grid.setdefault("methods", ["lora", "qlora", "ia3"])
+    grid.setdefault("settings", ["federated", "centralized", "isolated"])
+    for s in grid["settings"]:
+        if s not in SETTINGS:
+            raise ConfigError(f"Profile {path}: unknown setting {s!r} in grid. {did_you_mean(s, SETTINGS)}")
+    profile = Profile(path.stem, str(data.get("description", "")), dict(data["defaults"]), grid, path)
+    for cfg in [profile.zeroshot(d) for d in grid["datasets"]] + profile.cells():
+        cfg.validate()
+    return profile

@@ -1,0 +1,227 @@
+"""Reliability: failing clients, a real kill and restart, atomic results, determinism, bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fedlab.cli import main
+from fedlab.config import RunConfig
+from fedlab.errors import ConfigError, FedlabError, ModelError
+from fedlab.runner import result_path, run
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = dict(
+    dataset="fpb", setting="federated", model="tiny-random", dtype="fp32", clients=3, rounds=2, local_steps=2,
+    batch_size=2, lr=5e-3, partition="iid", max_eval=8, n_boot=0, max_client_eval=4, max_length=96,
+)
+
+
+@pytest.fixture
+def results(tmp_path, monkeypatch, fedlab_data_dir):
+    monkeypatch.setenv("FEDLAB_DATA_DIR", str(fedlab_data_dir))
+    monkeypatch.setenv("FEDLAB_RESULTS_DIR", str(tmp_path / "results"))
+    return tmp_path / "results"
+
+
+# ----------------------------------------------------------------------------- faults
+def test_a_client_failing_every_round_does_not_stop_the_run(results):
+    res = run(RunConfig(**TINY, fail_clients=(1,)), progress=False)
+    assert res["status"] == "success"
+    for h in res["rounds"]:
+        assert [f["client"] for f in h["failures"]] == [1]
+        assert "injected fault: client 1" in h["failures"][0]["reason"]
+        assert sorted(c["client"] for c in h["clients"]) == [0, 2]
+    assert res["budget"]["optimizer_steps"] == 2 * 2 * 2  # the failed client trained nothing
+
+
+def test_too_many_failures_stop_with_a_clear_error(results):
+    with pytest.raises(FedlabError, match="fewer than min_clients=2"):
+        run(RunConfig(**dict(TINY, clients=2, min_clients=2), fail_clients=(0,)), progress=False)
+    assert not list(results.glob("federated/*.json"))  # no result file pretends success
+
+
+# ----------------------------------------------------------------------------- kill and restart
+def _cli(results, *extra):
+    env = dict(os.environ, FEDLAB_RESULTS_DIR=str(results))
+    args = [sys.executable, "-m", "fedlab.cli", "run", "--profile", "smoke", "--dataset", "fpb", "--method", "lora",
+            "--setting", "federated", "--rounds", "3", "--local-steps", "6", "--clients", "2", *extra]
+    return args, env
+
+
+def test_killed_run_resumes_to_the_same_result(results, tmp_path):
+    args, env = _cli(results)
+    # uninterrupted reference, in another results folder
+    ref_env = dict(env, FEDLAB_RESULTS_DIR=str(tmp_path / "reference"))
+    subprocess.run(args, env=ref_env, check=True, timeout=600, capture_output=True)
+    reference = json.loads(next((tmp_path / "reference" / "federated").glob("*.json")).read_text())
+
+    proc = subprocess.Popen(args, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    state = None
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            states = list(results.glob("federated/*.ckpt/state.json"))
+            if states and json.loads(states[0].read_text())["round"] >= 1:
+                state = states[0]
+                break
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # the whole process group: driver, Ray, workers
+        proc.wait(timeout=60)
+    assert state is not None, "the run never completed round 1"
+    killed_at = json.loads(state.read_text())["round"]
+    assert killed_at < 3 and not list(results.glob("federated/*.json")), "killed before the end: no result file"
+
+    done = subprocess.run(args, env=env, timeout=600, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    resumed = json.loads(next(results.glob("federated/*.json")).read_text())
+    assert resumed["status"] == "success" and resumed["resumed_from"] == killed_at
+    assert resumed["adapter_hash"] == reference["adapter_hash"]
+    assert resumed["metrics"]["accuracy"] == reference["metrics"]["accuracy"]
+    assert [h["adapter_hash"] for h in resumed["rounds"]] == [h["adapter_hash"] for h in reference["rounds"]]
+
+
+# ----------------------------------------------------------------------------- atomic results
+def test_truncated_or_partial_results_are_never_served_from_cache(results):
+    cfg = RunConfig(**dict(TINY, setting="centralized")).resolved()
+    path = result_path(cfg)
+    path.parent.mkdir(parents=True)
+    path.write_text('{"status": "success", "config_hash": "' + cfg.hash() + '", "metr')  # a kill mid-write
+    assert run(cfg, progress=False)["cached"] is False
+    data = json.loads(path.read_text())
+    data["status"] = "partial"
+    path.write_text(json.dumps(data))
+    assert run(cfg, progress=False)["cached"] is False
+    assert run(cfg, progress=False)["cached"] is True
+    assert not list(path.parent.glob("*.tmp")), "no temporary files left behind"
+
+
+def test_unwritable_results_folder_names_the_fix(tmp_path, monkeypatch, fedlab_data_dir):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("FEDLAB_DATA_DIR", str(fedlab_data_dir))
+    monkeypatch.setenv("FEDLAB_RESULTS_DIR", str(blocker / "results"))
+    with pytest.raises(FedlabError, match="FEDLAB_RESULTS_DIR"):
+        run(RunConfig(dataset="fpb", model="tiny-random", max_eval=2, n_boot=0), progress=False)
+
+
+def test_disk_full_names_the_fix(tmp_path, monkeypatch):
+    import errno
+
+    from fedlab import io
+
+    def full(*_):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(io.os, "fsync", full)
+    with pytest.raises(FedlabError, match="No space left on device.*free disk space"):
+        io.write_json(tmp_path / "r.json", {"a": 1})
+    assert list(tmp_path.iterdir()) == []  # the temporary file is gone too
+
+
+# ----------------------------------------------------------------------------- determinism
+def test_seeds_decide_partitions_and_results(fedlab_data_dir):
+    from fedlab.data import load_splits
+    from fedlab.partition import partition_records
+
+    train = load_splits("fpb", data_dir=fedlab_data_dir).train
+    a = partition_records(train, "dirichlet:0.5", 4, seed=3)[1]["partition_hash"]
+    b = partition_records(train, "dirichlet:0.5", 4, seed=3)[1]["partition_hash"]
+    c = partition_records(train, "dirichlet:0.5", 4, seed=4)[1]["partition_hash"]
+    assert a == b != c
+    assert RunConfig(**TINY).hash() == RunConfig(**TINY).hash() != RunConfig(**dict(TINY, seed=1)).hash()
+
+
+# ----------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["run", "--dataset", "fbp"], "Did you mean 'fpb'"),
+        (["run", "--dataset", "fpb", "--method", "lora2"], "Unknown PEFT method"),
+        (["run", "--dataset", "fpb", "--strategy", "fedsgd"], "Unknown strategy"),
+        (["run", "--dataset", "fpb", "--profile", "quik"], "Did you mean 'quick'"),
+        (["run", "--dataset", "fpb", "--setting", "federate"], "Did you mean 'federated'"),
+        (["run", "--dataset", "fpb", "--rounds", "0"], "rounds must be a positive integer"),
+        (["run", "--dataset", "fpb", "--clients", "-2"], "clients must be a positive integer"),
+        (["run", "--dataset", "fpb", "--local-steps", "0"], "local_steps must be a positive integer"),
+        (["run", "--dataset", "fpb", "--fraction", "1.5"], r"fraction must be in \(0, 1\]"),
+        (["run", "--dataset", "fpb", "--fraction", "0"], r"fraction must be in \(0, 1\]"),
+        (["run", "--dataset", "fpb", "--partition", "dirichlet:0"], "alpha must be > 0"),
+        (["run", "--dataset", "fpb", "--min-clients", "9"], "min_clients=9 exceeds"),
+        (["run", "--dataset", "fpb", "--model", "/no/such/model"], "does not exist"),
+        (["run", "--dataset", "fpb", "--dtype", "fp8"], "Unknown dtype"),
+    ],
+)
+def test_cli_bad_input_exits_2_with_the_fix(argv, message, capsys, results):
+    assert main(argv + ["--profile", "smoke"] if "--profile" not in argv else argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fedlab: error:") and __import__("re").search(message, err), err
+
+
+def test_more_clients_than_examples(results):
+    with pytest.raises(ConfigError, match="fewer clients"):
+        run(RunConfig(**dict(TINY, clients=5000)), progress=False)
+
+
+def test_malformed_profile_file(tmp_path):
+    from fedlab.profiles import load_profile
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("defaults:\n  rounds: [3\n")
+    with pytest.raises(ConfigError, match="not valid YAML.*line"):
+        load_profile(str(bad))
+    bad.write_text("defaults:\n  roundz: 3\n")
+    with pytest.raises(ConfigError, match="Did you mean 'rounds'"):
+        load_profile(str(bad))
+    bad.write_text("- just a list\n")
+    with pytest.raises(ConfigError, match="needs a 'defaults:' mapping"):
+        load_profile(str(bad))
+
+
+def test_missing_data_folder_via_the_api(tmp_path, monkeypatch):
+    from fedlab.errors import DataError
+
+    monkeypatch.setenv("FEDLAB_DATA_DIR", str(tmp_path / "nowhere"))
+    with pytest.raises(DataError, match="FEDLAB_DATA_DIR"):
+        run(RunConfig(**dict(TINY, source="local")), progress=False)
+
+
+def test_adapter_from_another_method_or_base_is_refused():
+    from fedlab.peft_methods import adapter_state, load_adapter_state, load_for_method
+
+    lora, _, _ = load_for_method("tiny-random", "lora", dtype="fp32")
+    ia3, _, _ = load_for_method("tiny-random", "ia3", dtype="fp32")
+    with pytest.raises(ModelError, match="another base model or PEFT method"):
+        load_adapter_state(lora, adapter_state(ia3))
+    wide, _, _ = load_for_method("tiny-random", "lora", dtype="fp32", overrides={"r": 4})
+    with pytest.raises(ModelError, match="different base model or rank"):
+        load_adapter_state(lora, adapter_state(wide))
+
+
+def test_saved_adapter_of_another_method_is_refused(results):
+    from fedlab.generate import load_adapted
+
+    res = run(RunConfig(**dict(TINY, setting="centralized", method="ia3")), progress=False)
+    adapter = Path(res["path"]).parent / res["adapter_dir"]
+    with pytest.raises(ModelError, match="IA3.*lora"):
+        load_adapted(RunConfig(**dict(TINY, setting="centralized", method="lora")), adapter)
+
+
+def test_resume_with_a_changed_config_is_refused(tmp_path):
+    from fedlab.fl.server_app import Checkpoint
+
+    class Strategy:
+        pass
+
+    Checkpoint(tmp_path, "a" * 64).save(1, {"w": np.zeros(3, np.float32)}, [{"round": 1}], Strategy())
+    assert Checkpoint(tmp_path, "a" * 64).load()[0] == 1
+    with pytest.raises(FedlabError, match="belongs to another config.*delete the folder"):
+        Checkpoint(tmp_path, "b" * 64).load()
