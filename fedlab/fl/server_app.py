@@ -31,6 +31,9 @@ STRATEGY_DEFAULTS = {
 }
 #: strategy attributes that carry state across rounds (saved in checkpoints)
 STRATEGY_STATE = ("m_t", "v_t", "momentum_vector", "current_arrays")
+#: seconds a round waits for client replies; a node that died is reported by Flower within ~60 s,
+#: a client that hangs is given up on after this (and recorded as failed)
+DEFAULT_ROUND_TIMEOUT = 3600.0
 
 app = ServerApp()
 
@@ -44,7 +47,9 @@ def main(grid: Grid, context: Context) -> None:
     if not text:
         raise FedlabError("run config has no 'run-config' entry: start runs with `fedlab deploy` or `fedlab run`.")
     cfg = RunConfig.from_dict(json.loads(text))
-    result = run_server(grid, cfg, ckpt_dir=Path(context.run_config.get("checkpoint-dir", "")) or None)
+    ckpt = str(context.run_config.get("checkpoint-dir") or "")  # Path("") would mean the cwd
+    timeout = float(context.run_config.get("round-timeout") or DEFAULT_ROUND_TIMEOUT)
+    result = run_server(grid, cfg, ckpt_dir=Path(ckpt) if ckpt else None, round_timeout=timeout, progress=False)
     finish_result(cfg, result)
 
 
@@ -157,6 +162,18 @@ def _restore_strategy(strategy, state: dict) -> None:
         setattr(strategy, name, value)
 
 
+def _reply_client(sent: list, pid_of: dict):
+    """Map a reply to the client it answers for. Errors raised by the SuperLink on behalf of a lost
+    node come from node 0, so the reply is matched to the message it answers, not to its sender."""
+    by_message = {m.metadata.message_id: pid_of[m.metadata.dst_node_id] for m in sent}
+
+    def which(reply) -> int:
+        pid = by_message.get(reply.metadata.reply_to_message_id)
+        return pid if pid is not None else pid_of.get(reply.metadata.src_node_id, -1)
+
+    return which
+
+
 def _float32(record: ArrayRecord) -> dict:
     """FedAdam/FedYogi return float64 arrays; the adapter travels as float32."""
     return {k: np.asarray(v, dtype=np.float32) for k, v in arrays_to_dict(record).items()}
@@ -174,6 +191,7 @@ def run_server(
     spy: list | None = None,
     stop_after: int | None = None,
     progress: bool = True,
+    round_timeout: float = DEFAULT_ROUND_TIMEOUT,
 ) -> dict:
     """All rounds of a federated run; returns the result dict (the runner adds the manifest).
 
@@ -215,12 +233,15 @@ def run_server(
         send = dict_to_arrays(arrays)
         msgs = list(strategy.configure_train(rnd, send, ConfigRecord({"run-config": run_conf}), _Offered(grid, [node_of[p] for p in chosen])))
         down = {pid_of[m.metadata.dst_node_id]: m.content["arrays"].count_bytes() for m in msgs}
-        replies = list(grid.send_and_receive(msgs))
+        replies = list(grid.send_and_receive(msgs, timeout=round_timeout))
         if spy is not None:
             spy.append({"round": rnd, "sent": msgs, "received": replies})
         ok, clients, failures = [], [], []
-        for reply in sorted(replies, key=lambda r: pid_of.get(r.metadata.src_node_id, -1)):
-            pid = pid_of.get(reply.metadata.src_node_id, -1)
+        which = _reply_client(msgs, pid_of)
+        answered = set()
+        for reply in sorted(replies, key=which):
+            pid = which(reply)
+            answered.add(pid)
             if reply.has_error():
                 failures.append({"client": pid, "code": int(reply.error.code), "reason": str(reply.error.reason)[-500:]})
                 continue
@@ -237,6 +258,8 @@ def run_server(
                 "energy": energy,
             })
             ok.append(reply)
+        failures += [{"client": p, "code": None, "reason": f"no reply within the round timeout ({round_timeout:.0f} s)"}
+                     for p in chosen if p not in answered]
         if len(ok) < cfg.min_clients:
             raise FedlabError(
                 f"round {rnd}: {len(ok)} of {len(chosen)} clients succeeded, fewer than min_clients="
@@ -280,8 +303,10 @@ def run_server(
     msgs = [Message(RecordDict({"arrays": final_arrays, "config": ConfigRecord({"run-config": run_conf})}),
                     dst_node_id=node_of[p], message_type=MessageType.EVALUATE) for p in range(cfg.clients)]
     per_client = []
-    for reply in sorted(grid.send_and_receive(msgs), key=lambda r: pid_of.get(r.metadata.src_node_id, -1)):
-        pid = pid_of.get(reply.metadata.src_node_id, -1)
+    final_replies = list(grid.send_and_receive(msgs, timeout=round_timeout))
+    which = _reply_client(msgs, pid_of)
+    for reply in sorted(final_replies, key=which):
+        pid = which(reply)
         if reply.has_error():
             per_client.append({"client": pid, "error": str(reply.error.reason)[-500:]})
             continue
