@@ -19,7 +19,7 @@ export FEDLAB_DATA_DIR ?= $(if $(wildcard data/raw),$(CURDIR)/data/raw,$(abspath
 
 TORCH_PIN := $(shell grep -E '^torch==' requirements.txt)
 
-.PHONY: help setup test smoke reproduce figures zeroshot bench lab clean
+.PHONY: help setup test smoke reproduce figures zeroshot bench deploy-local lab clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -60,6 +60,9 @@ smoke: ## the whole study on the tiny model in minutes (same as make reproduce P
 
 figures: $(STAMP) ## remake figures and the README tables from existing results only (no training)
 	$(BIN)/fedlab figures --profile $(PROFILE)
+
+deploy-local: $(STAMP) ## a federated run on Flower's Deployment Engine: SuperLink + one SuperNode per client on 127.0.0.1 (TLS=1 for TLS)
+	$(BIN)/fedlab deploy --profile $(if $(filter quick,$(PROFILE)),smoke,$(PROFILE)) --dataset $(or $(DATASET),fpb) --method $(or $(METHOD),lora) $(if $(filter 1,$(TLS)),--tls,) $(if $(filter 1,$(FORCE)),--force,)
 
 lab: $(STAMP) ## open the notebooks in JupyterLab
 	$(BIN)/jupyter lab notebooks/

@@ -4,6 +4,7 @@
     fedlab run --dataset fpb --method qlora --setting federated --clients 4 --rounds 3 \\
                --partition dirichlet:0.5 --profile smoke
     fedlab grid --profile quick                      # every cell of a profile's grid (cached)
+    fedlab deploy --profile smoke --dataset fpb      # the same run on Flower's Deployment Engine
     fedlab zeroshot --profile quick                  # the zero-shot floor on the profile's datasets
     fedlab generate results/federated/<run>.json     # answers of a run's final adapter
     fedlab reproduce --profile quick                 # execute all notebooks, render reports/
@@ -64,6 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     p_grid = sub.add_parser("grid", help="every cell of a profile's grid, zero-shot included")
     _add_overrides(p_grid)
 
+    p_dep = sub.add_parser("deploy", help="run one federated cell on Flower's Deployment Engine (local SuperLink + SuperNodes)")
+    p_dep.add_argument("--dataset", required=True)
+    p_dep.add_argument("--method", default="lora")
+    p_dep.add_argument("--tls", action="store_true", help="self-signed TLS between SuperNodes, CLI and SuperLink")
+    p_dep.add_argument("--timeout", type=float, default=3600.0, help="seconds before the run is stopped")
+    _add_overrides(p_dep)
+
     p_zs = sub.add_parser("zeroshot", help="zero-shot evaluation on several datasets")
     p_zs.add_argument("--datasets", nargs="+", default=None)
     _add_overrides(p_zs)
@@ -98,6 +106,14 @@ def main(argv: list[str] | None = None) -> int:
             prof = load_profile(args.profile)
             cfg = prof.config(args.dataset, args.setting, args.method, **_overrides(args))
             print(summary_line(run(cfg, force=args.force)))
+        elif args.command == "deploy":
+            from .deploy import deploy_run
+
+            prof = load_profile(args.profile)
+            cfg = prof.config(args.dataset, "federated", args.method, **_overrides(args))
+            result = deploy_run(cfg, tls=args.tls, timeout=args.timeout, force=args.force)
+            print(summary_line(result))
+            print(f"deployment: {result.get('deployment', 'cached')}  result: {result['path']}")
         elif args.command == "grid":
             prof = load_profile(args.profile)
             cells = [prof.zeroshot(d, **_overrides(args)) for d in prof.grid["datasets"]]

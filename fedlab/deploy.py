@@ -176,6 +176,8 @@ class LocalFederation:
         self.env = dict(os.environ)
         self.env.update(env or {})
         self.env.update({
+            # the SuperLink starts `flower-superexec` and friends by name: they live beside python
+            "PATH": f"{BIN}{os.pathsep}{self.env.get('PATH', '')}",
             "FLWR_HOME": str(self.flwr_home),
             "FLWR_TELEMETRY_ENABLED": "0",
             "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
@@ -410,24 +412,56 @@ class LocalFederation:
 
 
 # ----------------------------------------------------------------------------------------------
+def deployment_root() -> Path:
+    """Results of Deployment Engine runs live apart from simulated ones: ``results/deployment/``."""
+    from .results import results_dir
+
+    return results_dir() / "deployment"
+
+
 def deploy_run(cfg, *, tls: bool = False, timeout: float = 3600.0, workdir: Path | None = None,
-               round_timeout: float = 3600.0, node_threads: int | None = None) -> dict:
-    """Run one federated config on a fresh local federation (one SuperNode per client); return the result."""
-    from .results import load_result
+               round_timeout: float = 3600.0, node_threads: int | None = None, force: bool = False,
+               kill_node_after_round: tuple[int, int] | None = None) -> dict:
+    """Run one federated config on a fresh local federation (one SuperNode per client); return the result.
+
+    A finished result with the same config hash is returned as is unless ``force``; an interrupted
+    one resumes from its checkpoint. ``kill_node_after_round=(node, round)`` SIGKILLs that SuperNode
+    once the round's checkpoint exists (fault-injection for tests and demonstrations).
+    """
+    import shutil
+
+    from .results import cached, load_result
     from .runner import checkpoint_dir, result_path
 
     cfg = cfg.resolved()
+    path = result_path(cfg, deployment_root())
+    if not force and (hit := cached(path, cfg.hash())) is not None:
+        return dict(hit, path=str(path), cached=True)
+    if force:
+        shutil.rmtree(checkpoint_dir(path), ignore_errors=True)
     threads = node_threads or max(1, (os.cpu_count() or 1) // cfg.clients)
     env = {"FEDLAB_CLIENT_THREADS": str(threads)}
-    path = result_path(cfg)
     with LocalFederation(cfg.clients, tls=tls, workdir=workdir, env=env) as fed:
-        out = fed.run(APP_DIR, cfg.to_dict(), timeout=timeout, checkpoint_dir=checkpoint_dir(path),
-                      extra={"round-timeout": str(round_timeout)})
+        rid = fed.submit(APP_DIR, cfg.to_dict(), checkpoint_dir(path), {"round-timeout": str(round_timeout)})
+        t0 = time.monotonic()
+        if kill_node_after_round is not None:
+            node, rnd = kill_node_after_round
+            state = checkpoint_dir(path) / "state.json"
+            while time.monotonic() - t0 < timeout:
+                if state.is_file() and json.loads(state.read_text())["round"] >= rnd:
+                    fed.kill_node(node)
+                    break
+                if fed.status(rid)["status"].startswith("finished"):
+                    break
+                time.sleep(0.5)
+        st = fed.wait(rid, max(1.0, timeout - (time.monotonic() - t0)))
+        out = {"run_id": rid, "status": st["status"], "details": st.get("status-details"),
+               "wall_s": round(time.monotonic() - t0, 2), "log": fed.logs_of(rid)}
     if out["status"] != "finished:completed":
         raise FederationError(f"run {out['run_id']} ended {out['status']}: {out.get('details')}\n{out['log'][-3000:]}")
     result = load_result(path)
     if result is None:
         raise FederationError(f"run {out['run_id']} completed but wrote no result at {path}.\n{out['log'][-3000:]}")
-    result.update(path=str(path), deployment={k: out[k] for k in ("run_id", "status", "submit_s", "wall_s")},
-                  federation_timings=fed.timings)
+    result.update(path=str(path), cached=False, deployment={k: out[k] for k in ("run_id", "status", "wall_s")},
+                  federation_timings=fed.timings, federation_tag=fed.tag)
     return result

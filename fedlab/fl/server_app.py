@@ -41,6 +41,7 @@ app = ServerApp()
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     """Deployment entry point (``flwr run``): the config arrives as JSON in the run config."""
+    from ..results import results_dir
     from ..runner import finish_result
 
     text = context.run_config.get("run-config")
@@ -50,7 +51,8 @@ def main(grid: Grid, context: Context) -> None:
     ckpt = str(context.run_config.get("checkpoint-dir") or "")  # Path("") would mean the cwd
     timeout = float(context.run_config.get("round-timeout") or DEFAULT_ROUND_TIMEOUT)
     result = run_server(grid, cfg, ckpt_dir=Path(ckpt) if ckpt else None, round_timeout=timeout, progress=False)
-    finish_result(cfg, result)
+    result["engine"] = "deployment"
+    finish_result(cfg, result, results_dir() / "deployment")
 
 
 def make_strategy(cfg: RunConfig):

@@ -1,0 +1,101 @@
+"""Flower's Deployment Engine on loopback: SuperLink + SuperNodes as separate processes.
+
+Every process a test starts is stopped by PID (process groups, plus a sweep by environment marker)
+even when the test fails, and every wait is bounded.
+"""
+
+import json
+import os
+import time
+
+import pytest
+
+from fedlab.config import RunConfig
+from fedlab.deploy import LocalFederation, _pids_with_marker, deploy_run
+
+TINY = dict(
+    dataset="fpb", setting="federated", model="tiny-random", dtype="fp32", clients=2, rounds=2, local_steps=2,
+    batch_size=2, lr=5e-3, partition="iid", max_eval=8, n_boot=0, max_client_eval=4, max_length=96,
+)
+
+
+@pytest.fixture
+def results(tmp_path, monkeypatch, fedlab_data_dir):
+    monkeypatch.setenv("FEDLAB_DATA_DIR", str(fedlab_data_dir))
+    monkeypatch.setenv("FEDLAB_RESULTS_DIR", str(tmp_path / "results"))
+    return tmp_path / "results"
+
+
+def _no_leftovers(tag: str) -> None:
+    deadline = time.monotonic() + 10
+    while _pids_with_marker(tag) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _pids_with_marker(tag) == [], "processes of the federation survived its shutdown"
+
+
+def _check(result, cfg):
+    assert result["status"] == "success" and result["engine"] == "deployment"
+    assert result["config_hash"] == cfg.resolved().hash()
+    assert [h["round"] for h in result["rounds"]] == list(range(1, cfg.rounds + 1))
+    assert os.path.isfile(result["path"]) and "/deployment/federated/" in result["path"]
+
+
+def fed_app():
+    from fedlab.deploy import APP_DIR
+
+    return APP_DIR
+
+
+def test_two_supernodes_insecure(results, tmp_path):
+    cfg = RunConfig(**TINY)
+    result = deploy_run(cfg, timeout=600, workdir=tmp_path / "fed")
+    _check(result, cfg)
+    for h in result["rounds"]:
+        assert sorted(c["client"] for c in h["clients"]) == [0, 1] and h["failures"] == []
+        assert all(c["bytes_up"] > 0 for c in h["clients"])
+    assert {c["client"] for c in result["per_client"]} == {0, 1}
+    _no_leftovers(result["federation_tag"])
+    assert deploy_run(cfg, timeout=600, workdir=tmp_path / "fed")["cached"] is True
+
+
+def test_tls_with_self_signed_certificates(results, tmp_path):
+    cfg = RunConfig(**dict(TINY, rounds=1))
+    with LocalFederation(2, tls=True, workdir=tmp_path / "fed", env={"FEDLAB_CLIENT_THREADS": "1"}) as fed:
+        assert fed.certs["ca"].read_text().startswith("-----BEGIN CERTIFICATE-----")
+        out = fed.run(fed_app(), cfg.resolved().to_dict(), timeout=600, checkpoint_dir=tmp_path / "ckpt")
+        tag = fed.tag
+    assert out["status"] == "finished:completed", out["log"][-2000:]
+    _no_leftovers(tag)
+    path = next((results / "deployment" / "federated").glob("*.json"))
+    _check(json.loads(path.read_text()) | {"path": str(path)}, cfg)
+
+
+def test_a_supernode_killed_mid_run_does_not_hang_the_run(results, tmp_path):
+    cfg = RunConfig(**dict(TINY, rounds=3))
+    t0 = time.monotonic()
+    result = deploy_run(cfg, timeout=600, round_timeout=240, workdir=tmp_path / "fed", kill_node_after_round=(1, 1))
+    assert time.monotonic() - t0 < 600
+    _check(result, cfg)
+    assert [c["client"] for c in result["rounds"][0]["clients"]] == [0, 1]
+    later = result["rounds"][1:]
+    assert all([f["client"] for f in h["failures"]] == [1] for h in later), [h["failures"] for h in later]
+    assert all([c["client"] for c in h["clients"]] == [0] for h in later)
+    assert any("error" in c for c in result["per_client"] if c["client"] == 1)
+
+
+def test_stop_kills_everything_even_mid_round(results, tmp_path):
+    cfg = RunConfig(**dict(TINY, rounds=50, local_steps=20))
+    fed = LocalFederation(2, workdir=tmp_path / "fed", env={"FEDLAB_CLIENT_THREADS": "1"})
+    try:
+        fed.start()
+        fed.submit(fed_app(), cfg.resolved().to_dict(), tmp_path / "ckpt")
+        deadline = time.monotonic() + 120
+        while len(_pids_with_marker(fed.tag)) < 5 and time.monotonic() < deadline:
+            time.sleep(0.5)  # superlink, 2 supernodes, superexec, serverapp (+ clientapps)
+        assert len(_pids_with_marker(fed.tag)) >= 5
+    finally:
+        fed.stop()
+    _no_leftovers(fed.tag)
+    assert all(p.poll() is not None for p in [fed.superlink, *fed.nodes])
+    with pytest.raises(ProcessLookupError):
+        os.kill(fed.superlink.pid, 0)
