@@ -44,3 +44,11 @@ def fedlab_data_dir():
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture
+def results(tmp_path, monkeypatch, fedlab_data_dir):
+    """A private results folder and the real benchmark data, for tests that run the pipeline."""
+    monkeypatch.setenv("FEDLAB_DATA_DIR", str(fedlab_data_dir))
+    monkeypatch.setenv("FEDLAB_RESULTS_DIR", str(tmp_path / "results"))
+    return tmp_path / "results"

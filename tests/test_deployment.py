@@ -19,13 +19,6 @@ TINY = dict(
 )
 
 
-@pytest.fixture
-def results(tmp_path, monkeypatch, fedlab_data_dir):
-    monkeypatch.setenv("FEDLAB_DATA_DIR", str(fedlab_data_dir))
-    monkeypatch.setenv("FEDLAB_RESULTS_DIR", str(tmp_path / "results"))
-    return tmp_path / "results"
-
-
 def _no_leftovers(tag: str) -> None:
     deadline = time.monotonic() + 10
     while _pids_with_marker(tag) and time.monotonic() < deadline:

@@ -234,3 +234,19 @@ def test_short_federated_run_on_the_embedded_model(env):
     assert res["status"] == "success" and res["model"]["name"] == "smollm2-135m"
     assert res["rounds"][0]["clients"][0]["train_loss"] < 5  # a pretrained LM, not a random one
     assert res["partition"]["group_histograms"] == [{"headline": 381}, {"post": 498}]
+
+
+@pytest.mark.parametrize("strategy", ["fedprox", "fedadam", "fedyogi", "fedavgm"])
+def test_flower_strategies_and_seeded_partial_sampling(strategy, env):
+    cfg = RunConfig(**dict(BASE, clients=3, fraction=0.67, rounds=2, local_steps=1, max_eval=4, n_boot=0,
+                           strategy=strategy, partition="iid"), setting="federated")
+    res = run(cfg, progress=False)
+    assert res["status"] == "success"
+    sampled = [h["sampled"] for h in res["rounds"]]
+    assert all(len(s) == 2 for s in sampled)  # ceil(3 * 0.67) clients per round, chosen by a seeded RNG
+    import random
+
+    assert sampled == [sorted(random.Random(f"0:{r}").sample(range(3), 2)) for r in (1, 2)]
+    hashes = [h["adapter_hash"] for h in res["rounds"]]
+    assert len(set(hashes)) == 2  # the server update moved the adapter each round
+    assert all(c["bytes_up"] > 0 for h in res["rounds"] for c in h["clients"])

@@ -23,13 +23,6 @@ TINY = dict(
 )
 
 
-@pytest.fixture
-def results(tmp_path, monkeypatch, fedlab_data_dir):
-    monkeypatch.setenv("FEDLAB_DATA_DIR", str(fedlab_data_dir))
-    monkeypatch.setenv("FEDLAB_RESULTS_DIR", str(tmp_path / "results"))
-    return tmp_path / "results"
-
-
 # ----------------------------------------------------------------------------- faults
 def test_a_client_failing_every_round_does_not_stop_the_run(results):
     res = run(RunConfig(**TINY, fail_clients=(1,)), progress=False)

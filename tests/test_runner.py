@@ -11,13 +11,6 @@ from fedlab.results import config_hash
 from fedlab.runner import run
 
 
-@pytest.fixture
-def results(tmp_path, monkeypatch, fedlab_data_dir):
-    monkeypatch.setenv("FEDLAB_RESULTS_DIR", str(tmp_path / "results"))
-    monkeypatch.setenv("FEDLAB_DATA_DIR", str(fedlab_data_dir))
-    return tmp_path / "results"
-
-
 def test_zeroshot_result_file_has_everything(results):
     cfg = RunConfig(dataset="fpb", model="tiny-random", max_eval=12, n_boot=50)
     out = run(cfg, progress=False)
