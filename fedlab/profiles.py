@@ -25,8 +25,10 @@ class Profile:
     path: Path
 
     def config(self, dataset: str, setting: str, method: str = "lora", **overrides) -> RunConfig:
-        """The run config of one grid cell: profile defaults, then the cell, then overrides."""
-        data = dict(self.defaults, dataset=dataset, setting=setting, method=method)
+        """The run config of one grid cell: profile defaults, the dataset's own overrides (``grid.
+        dataset_overrides``), then the cell, then explicit overrides."""
+        data = dict(self.defaults, **(self.grid.get("dataset_overrides") or {}).get(dataset, {}))
+        data.update(dataset=dataset, setting=setting, method=method)
         data.update({k: v for k, v in overrides.items() if v is not None})
         return RunConfig.from_dict(data).validate()
 
@@ -72,6 +74,10 @@ def load_profile(name_or_path: str) -> Profile:
     grid.setdefault("datasets", ["fpb", "fiqa_sa", "medqa", "medmcqa"])
     grid.setdefault("methods", ["lora", "qlora", "ia3"])
     grid.setdefault("settings", ["federated", "centralized", "isolated"])
+    for name, extra in (grid.get("dataset_overrides") or {}).items():
+        bad = sorted(set(extra) - fields) if isinstance(extra, dict) else ["(not a mapping)"]
+        if bad:
+            raise ConfigError(f"Profile {path}: dataset_overrides.{name} has unknown setting(s) {bad}.")
     for s in grid["settings"]:
         if s not in SETTINGS:
             raise ConfigError(f"Profile {path}: unknown setting {s!r} in grid. {did_you_mean(s, SETTINGS)}")
