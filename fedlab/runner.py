@@ -47,6 +47,8 @@ def run(config: RunConfig | dict, *, force: bool = False, root: Path | None = No
         from .fl.simulation import run_federated
 
         result = run_federated(cfg, ckpt_dir=checkpoint_dir(path), stop_after=stop_after, progress=progress)
+        if result.get("status") == "success":  # the checkpoint served its purpose
+            shutil.rmtree(checkpoint_dir(path), ignore_errors=True)
     elif cfg.setting == "centralized":
         result = _centralized(cfg, progress=progress)
     else:
