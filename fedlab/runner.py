@@ -47,13 +47,14 @@ def run(config: RunConfig | dict, *, force: bool = False, root: Path | None = No
         from .fl.simulation import run_federated
 
         result = run_federated(cfg, ckpt_dir=checkpoint_dir(path), stop_after=stop_after, progress=progress)
-        if result.get("status") == "success":  # the checkpoint served its purpose
-            shutil.rmtree(checkpoint_dir(path), ignore_errors=True)
     elif cfg.setting == "centralized":
         result = _centralized(cfg, progress=progress)
     else:
         result = _isolated(cfg, progress=progress)
-    return finish_result(cfg, result, root)
+    out = finish_result(cfg, result, root)
+    if out["status"] == "success":  # written: the checkpoint (federated runs) has served its purpose
+        shutil.rmtree(checkpoint_dir(path), ignore_errors=True)
+    return out
 
 
 def checkpoint_dir(path: Path) -> Path:
