@@ -113,12 +113,17 @@ def _convert_embedded(out: Path) -> None:
     tokenizer.save_pretrained(out)
 
 
+def _cached_model(name: str, build) -> Path:
+    """``<cache>/models/<name>``, built once by ``build(folder)`` (atomically, under a lock)."""
+    target = cache_dir() / "models" / name
+    if not (target / "config.json").is_file():
+        _atomic_save(target, build)
+    return target
+
+
 def embedded_dir() -> Path:
     """The safetensors copy of the embedded model, converted from GGUF on first use (~15 s)."""
-    target = cache_dir() / "models" / EMBEDDED
-    if not (target / "config.json").is_file():
-        _atomic_save(target, _convert_embedded)
-    return target
+    return _cached_model(EMBEDDED, _convert_embedded)
 
 
 def _build_tiny(out: Path) -> None:
@@ -141,10 +146,8 @@ def _build_tiny(out: Path) -> None:
 
 
 def tiny_dir() -> Path:
-    target = cache_dir() / "models" / TINY
-    if not (target / "config.json").is_file():
-        _atomic_save(target, _build_tiny)
-    return target
+    """The tiny random model, built from its config on first use (seconds)."""
+    return _cached_model(TINY, _build_tiny)
 
 
 def resolve(name: str) -> Backbone:
