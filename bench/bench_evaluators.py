@@ -19,12 +19,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 from fedlab.data import load_splits  # noqa: E402
-from fedlab.evaluate import evaluate  # noqa: E402
-from fedlab.manifest import run_manifest  # noqa: E402
-from fedlab.models import load_model  # noqa: E402
-from fedlab.results import write_json  # noqa: E402
+from fedlab.core.evaluate import evaluate  # noqa: E402
+from fedlab.experiment.provenance import run_manifest  # noqa: E402
+from fedlab.core.models import load_model  # noqa: E402
+from fedlab.io import write_json  # noqa: E402
+from fedlab.paths import bench_dir  # noqa: E402
 
-OUT = Path(__file__).resolve().parent / "results" / "evaluators.json"
+OUT = bench_dir() / "evaluators.json"
 
 
 def main() -> None:

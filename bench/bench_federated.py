@@ -24,12 +24,13 @@ os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 
 import psutil  # noqa: E402
 
-from fedlab.config import RunConfig  # noqa: E402
-from fedlab.manifest import run_manifest  # noqa: E402
-from fedlab.results import write_json  # noqa: E402
-from fedlab.runner import run  # noqa: E402
+from fedlab.experiment.config import RunConfig  # noqa: E402
+from fedlab.experiment.provenance import run_manifest  # noqa: E402
+from fedlab.io import write_json  # noqa: E402
+from fedlab.paths import bench_dir  # noqa: E402
+from fedlab.study import run  # noqa: E402
 
-OUT = Path(__file__).resolve().parent / "results" / "federated.json"
+OUT = bench_dir() / "federated.json"
 
 
 class PeakRSS:
@@ -86,7 +87,7 @@ def main() -> None:
     cen_cfg = RunConfig(setting="centralized", clients=4, **common)
     fed_s, fed, fed_mem = timed(fed_cfg)
     cen_s, cen, cen_mem = timed(cen_cfg)
-    assert fed["budget"]["optimizer_steps"] == cen["budget"]["optimizer_steps"] == 40
+    assert fed.budget["optimizer_steps"] == cen.budget["optimizer_steps"] == 40
 
     memory = {}
     for n in (2, 8):
@@ -102,18 +103,18 @@ def main() -> None:
         "wall_time": {
             "federated_s": round(fed_s, 1), "centralized_s": round(cen_s, 1), "ratio": round(time_ratio, 3),
             "goal": "<= 1.15", "goal_met": time_ratio <= 1.15, "optimizer_steps": 40,
-            "federated_train_s": round(sum(c["train_seconds"] for h in fed["rounds"] for c in h["clients"]), 1),
-            "centralized_train_s": cen["train"]["seconds"],
+            "federated_train_s": round(sum(c["train_seconds"] for h in fed.rounds for c in h["clients"]), 1),
+            "centralized_train_s": cen.train["seconds"],
             "federated_peak_rss_mb": round(fed_mem / 2**20, 1), "centralized_peak_rss_mb": round(cen_mem / 2**20, 1),
-            "federated_server_timings": fed["timings"],
-            "simulation_overhead_s": round(fed_s - fed["timings"]["wall_s"], 1),
-            "client_torch_threads": sorted({c["torch_threads"] for h in fed["rounds"] for c in h["clients"]}),
+            "federated_server_timings": fed.timings,
+            "simulation_overhead_s": round(fed_s - fed.timings["wall_s"], 1),
+            "client_torch_threads": sorted({c["torch_threads"] for h in fed.rounds for c in h["clients"]}),
         },
         "simulation_memory": {
             "clients_2": memory[2], "clients_8": memory[8], "ratio_8_over_2": round(mem_ratio, 3),
             "goal": "<= 1.2", "goal_met": mem_ratio <= 1.2,
         },
-        "manifest": run_manifest(fed["model"]["dtype"]),
+        "manifest": run_manifest(fed.model["dtype"]),
     }
     write_json(args.out, result)
     w, m = result["wall_time"], result["simulation_memory"]

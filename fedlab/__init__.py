@@ -1,8 +1,11 @@
 """fedlab: federated parameter-efficient fine-tuning of LLMs on private domain data.
 
-Main entry points: :func:`fedlab.runner.run` (one cell of the study grid, cached by config hash),
-:func:`fedlab.profiles.load_profile` (smoke / quick / paper), :mod:`fedlab.study` (what the
-notebooks call) and the ``fedlab`` command line (:mod:`fedlab.cli`).
+Layers, each importing only from those below it (``tests/unit/test_layers.py`` enforces this):
+``core`` (models, PEFT, prompts, training, evaluation, metrics, energy) <- ``data`` (records,
+registry, splits, partitions) <- ``experiment`` (configs, profiles, results, runner, baselines) <-
+``fl`` (Flower apps, strategies, simulation, deployment) <- ``reporting`` (tables, claims, figures)
+<- ``study`` (what the notebooks call) and ``cli`` (the ``fedlab`` command). ``errors``, ``paths``
+and ``io`` sit below them all.
 """
 
 __version__ = "0.1.0"

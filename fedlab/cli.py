@@ -1,4 +1,4 @@
-"""Command line of fedlab.
+"""The ``fedlab`` command line: run, grid, deploy, zero-shot, prepare, generate, reproduce, figures, tables.
 
     fedlab prepare                                   # convert the embedded model, write split manifests
     fedlab run --dataset fpb --method qlora --setting federated --clients 4 --rounds 3 \\
@@ -18,9 +18,16 @@ import argparse
 import json
 import sys
 
-from .errors import FedlabError
-
-MAIN_DATASETS = ("fpb", "fiqa_sa", "medqa", "medmcqa")
+from fedlab import study
+from fedlab.core.models import embedded_dir
+from fedlab.data import MAIN_DATASETS, load_splits
+from fedlab.errors import FedlabError
+from fedlab.experiment.config import SETTINGS, Faults, RunConfig
+from fedlab.experiment.generate import generate_from_result
+from fedlab.experiment.profiles import load_profile
+from fedlab.experiment.store import RunResult, migrate_store
+from fedlab.fl.deployment.run import deploy_run
+from fedlab.reporting.readme import BLOCKS, update_readme
 
 #: command-line flags that override run settings (flag name -> RunConfig field)
 OVERRIDES = {
@@ -28,14 +35,16 @@ OVERRIDES = {
     "eval_batch_size": int, "clients": int, "rounds": int, "partition": str, "strategy": str,
     "fraction": float, "min_clients": int, "local_steps": int, "batch_size": int, "grad_accum": int,
     "lr": float, "max_length": int, "energy_country": str,
-    "fail_clients": lambda text: tuple(int(x) for x in text.split(",") if x.strip()),  # fault injection
+    "faults": lambda text: Faults(fail_clients=tuple(int(x) for x in text.split(",") if x.strip())),
 }
+#: flags whose name differs from the config field
+FLAG_NAMES = {"faults": "fail-clients"}
 
 
 def _add_overrides(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="quick", help="smoke | quick | paper | path to a profile YAML")
     for name, typ in OVERRIDES.items():
-        p.add_argument("--" + name.replace("_", "-"), type=typ, default=None, dest=name)
+        p.add_argument("--" + FLAG_NAMES.get(name, name.replace("_", "-")), type=typ, default=None, dest=name)
     p.add_argument("--force", action="store_true", help="rerun even if a finished result exists")
 
 
@@ -43,11 +52,11 @@ def _overrides(args) -> dict:
     return {k: getattr(args, k) for k in OVERRIDES if getattr(args, k) is not None}
 
 
-def summary_line(result: dict) -> str:
-    m, c = result["metrics"], result["config"]
+def summary_line(result: RunResult) -> str:
+    m, c = result.metrics, result.config
     ci = m.get("accuracy_ci")
     ci_text = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
-    flag = " (cached)" if result.get("cached") else ""
+    flag = " (cached)" if result.cached else ""
     return (f"{c['setting']:11s} {c['dataset']:8s} {c.get('method', '-'):5s} {c['model']:14s} n={m['n']:5d} "
             f"acc={m['accuracy']:.3f}{ci_text} macroF1={m['macro_f1']:.3f}{flag}")
 
@@ -58,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p_run = sub.add_parser("run", help="run one cell of the grid")
     p_run.add_argument("--dataset", required=True)
-    p_run.add_argument("--setting", default="federated", help="federated | centralized | isolated | zeroshot")
+    p_run.add_argument("--setting", default="federated", help=" | ".join(SETTINGS))
     p_run.add_argument("--method", default="lora", help="lora | qlora | ia3")
     _add_overrides(p_run)
 
@@ -97,23 +106,22 @@ def main(argv: list[str] | None = None) -> int:
     p_tab = sub.add_parser("tables", help="print tables made from result files; --readme updates README.md")
     p_tab.add_argument("--readme", action="store_true")
 
-    args = parser.parse_args(argv)
-    try:
-        from .profiles import load_profile
-        from .runner import run
+    p_mig = sub.add_parser("migrate-results", help="rewrite result files of an older schema (same runs, new config names)")
+    p_mig.add_argument("--root", default=None, help="results folder (default: $FEDLAB_RESULTS_DIR or results/)")
 
+    args = parser.parse_args(argv)
+    run = study.run
+    try:
         if args.command == "run":
             prof = load_profile(args.profile)
             cfg = prof.config(args.dataset, args.setting, args.method, **_overrides(args))
             print(summary_line(run(cfg, force=args.force)))
         elif args.command == "deploy":
-            from .deploy import deploy_run
-
             prof = load_profile(args.profile)
             cfg = prof.config(args.dataset, "federated", args.method, **_overrides(args))
             result = deploy_run(cfg, tls=args.tls, timeout=args.timeout, force=args.force)
             print(summary_line(result))
-            print(f"deployment: {result.get('deployment', 'cached')}  result: {result['path']}")
+            print(f"deployment: {result.deployment or 'cached'}  result: {result.path}")
         elif args.command == "grid":
             prof = load_profile(args.profile)
             cells = [prof.zeroshot(d, **_overrides(args)) for d in prof.grid["datasets"]]
@@ -122,37 +130,27 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[{i}/{len(cells)}] {cfg.setting} {cfg.dataset} {cfg.method}", flush=True)
                 print(summary_line(run(cfg, force=args.force)), flush=True)
         elif args.command == "zeroshot":
-            from .config import RunConfig
-
             prof = load_profile(args.profile) if args.profile else None
             for name in args.datasets or (prof.grid["datasets"] if prof else MAIN_DATASETS):
                 cfg = prof.zeroshot(name, **_overrides(args)) if prof else RunConfig(dataset=name, setting="zeroshot", **_overrides(args))
                 print(summary_line(run(cfg, force=args.force)), flush=True)
         elif args.command == "prepare":
-            from .data import load_splits
-            from .models import embedded_dir
-
             print(f"embedded model: {embedded_dir()}")
             for name in args.datasets:
                 info = load_splits(name, source=args.source, seed=args.seed).info
                 print(json.dumps({k: info[k] for k in ("dataset", "source", "n_train", "n_eval", "split_hash")}))
         elif args.command == "generate":
-            from .generate import generate_from_result
-
             for g in generate_from_result(args.result, n=args.n):
                 print(f"--- {g['id']} (gold: {g['gold']})\n{g['output']}\n")
         elif args.command == "reproduce":
-            from .study import reproduce
-
-            print(f"reports: {reproduce(args.profile, force=args.force, only=args.only)}")
+            print(f"reports: {study.reproduce(args.profile, force=args.force, only=args.only)}")
         elif args.command == "figures":
-            from .study import make_figures
-
-            for path in make_figures(args.profile):
+            for path in study.make_figures(args.profile):
                 print(path)
+        elif args.command == "migrate-results":
+            for old, new in migrate_store(args.root):
+                print(f"{old} -> {new.name}")
         elif args.command == "tables":
-            from .tables import BLOCKS, update_readme
-
             if args.readme:
                 print("updated README blocks:", ", ".join(update_readme()) or "none")
             else:

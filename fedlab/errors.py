@@ -1,4 +1,4 @@
-"""Errors a user can cause.
+"""Errors a user can cause: each message names what is wrong and the fix.
 
 Every error raised for bad input is a :class:`FedlabError` whose message says what is wrong *and*
 what to do about it. Library code never silently drops input: it either raises one of these or
@@ -6,6 +6,8 @@ counts and reports what it skipped.
 """
 
 from __future__ import annotations
+
+import difflib
 
 
 class FedlabError(Exception):
@@ -26,8 +28,6 @@ class ModelError(FedlabError, ValueError):
 
 def did_you_mean(name: str, choices) -> str:
     """A short hint listing the valid names (closest first)."""
-    import difflib
-
     choices = sorted(choices)
     close = difflib.get_close_matches(str(name), choices, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""

@@ -1,4 +1,4 @@
-"""Atomic file writing: write a temporary sibling, fsync, rename. A kill never leaves half a file."""
+"""Atomic file writing (temporary sibling, fsync, rename): a kill never leaves half a file."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The study as a whole: the cells a notebook runs, and ``reproduce`` which executes every notebook.
+"""The notebooks' façade: set up a profile, run (or load) the cells of the study, show the results.
 
 ``make reproduce`` calls :func:`reproduce`: papermill executes the numbered notebooks in order for
 a profile (the PEFT notebook once per (domain, method) pair), nbconvert renders each to HTML under
@@ -9,62 +9,85 @@ not rerun, unless ``force``.
 from __future__ import annotations
 
 import html
-import os
 import time
 from pathlib import Path
 
-from .profiles import load_profile
+import nbformat
+import pandas as pd
+import papermill as pm
+from nbconvert import HTMLExporter
 
-REPO = Path(__file__).resolve().parent.parent
-NOTEBOOKS = REPO / "notebooks"
+from fedlab import fl, paths  # noqa: F401  (fl registers the federated executor with the runner)
+from fedlab.core.models import EMBEDDED, embedded_dir
+from fedlab.data import domains
+from fedlab.errors import ConfigError
+from fedlab.experiment import runner
+from fedlab.experiment.config import RunConfig
+from fedlab.experiment.hooks import NO_HOOKS, RunHooks
+from fedlab.experiment.profiles import Profile, load_profile
+from fedlab.experiment.store import ResultStore, RunResult
+from fedlab.reporting import figures
+from fedlab.reporting.frames import frame, profile_results, results_frame
+from fedlab.reporting.readme import README_PROFILE, update_readme
+
 PEFT_NOTEBOOK = "02_peft_domain.ipynb"
 ORDER = ("00_data.ipynb", "01_partitions.ipynb", PEFT_NOTEBOOK, "03_baselines.ipynb", "04_energy.ipynb", "05_summary.ipynb")
-TRAINING_SETTINGS = ("federated", "centralized", "isolated")
 
 
-def reports_dir() -> Path:
-    return Path(os.environ.get("FEDLAB_REPORTS_DIR", REPO / "reports"))
+def run(config: RunConfig | dict, *, force: bool = False, store: ResultStore | None = None, progress: bool = True,
+        hooks: RunHooks = NO_HOOKS) -> RunResult:
+    """Run one configuration of any setting (federated included), or load its finished result."""
+    return runner.run(config, force=force, store=store, progress=progress, hooks=hooks)
 
 
-def dataset_for(profile, domain: str) -> str:
-    domains = profile.grid.get("domains") or {}
-    if domain not in domains:
-        from .errors import ConfigError
-
-        raise ConfigError(f"Profile {profile.name!r} has no dataset for domain {domain!r}; its domains: {sorted(domains)}.")
-    return domains[domain]
-
-
-def run_cell(profile_name: str, domain: str, method: str, *, force: bool = False, progress: bool = True) -> dict:
-    """Zero-shot floor plus every training setting of one (domain, method) pair."""
-    from .runner import run
-
+def setup(profile_name: str) -> Profile:
+    """The set-up cell of every notebook: load the profile, say what it is, make the backbone ready."""
     profile = load_profile(profile_name)
-    dataset = dataset_for(profile, domain)
-    out = {"zeroshot": run(profile.zeroshot(dataset), force=force, progress=progress)}
-    for setting in profile.grid["settings"]:
-        out[setting] = run(profile.config(dataset, setting, method), force=force, progress=progress)
+    pd.set_option("display.max_colwidth", 120)
+    print(profile.name, "-", profile.description)
+    if profile.defaults.get("model", EMBEDDED) == EMBEDDED:
+        print("embedded model ready at", embedded_dir())
+    return profile
+
+
+def profile_domains(profile: Profile) -> dict[str, list[str]]:
+    """Domain -> the profile's datasets of that domain (from the dataset registry)."""
+    grid = set(profile.grid["datasets"])
+    return {d: names for d, all_names in domains().items() if (names := [n for n in all_names if n in grid])}
+
+
+def datasets_for(profile: Profile, domain: str) -> list[str]:
+    found = profile_domains(profile)
+    if domain not in found:
+        raise ConfigError(f"Profile {profile.name!r} has no dataset of domain {domain!r}; its domains: {sorted(found)}.")
+    return found[domain]
+
+
+def run_cell(profile_name: str, domain: str, method: str, *, force: bool = False,
+             progress: bool = True) -> dict[str, dict[str, RunResult]]:
+    """Zero-shot floor plus every training setting of one (domain, method) pair, per dataset of the domain."""
+    profile = load_profile(profile_name)
+    out = {}
+    for dataset in datasets_for(profile, domain):
+        cell = {"zeroshot": run(profile.zeroshot(dataset), force=force, progress=progress)}
+        for setting in profile.grid["settings"]:
+            cell[setting] = run(profile.config(dataset, setting, method), force=force, progress=progress)
+        out[dataset] = cell
     return out
 
 
-def cell_frame(results: dict):
-    from .report import frame
-
-    return frame(list(results.values()))
+def cell_frame(results: dict[str, dict[str, RunResult]]) -> pd.DataFrame:
+    return frame([r for cell in results.values() for r in cell.values()])
 
 
-def zeroshot_all(profile_name: str, *, force: bool = False):
-    from .runner import run
-
+def zeroshot_all(profile_name: str, *, force: bool = False) -> list[RunResult]:
     profile = load_profile(profile_name)
     return [run(profile.zeroshot(d), force=force) for d in profile.grid["datasets"]]
 
 
-def results_frame(profile_name: str):
+def profile_frame(profile_name: str) -> pd.DataFrame:
     """Every finished result of a profile's grid as one table."""
-    from .report import frame, profile_results
-
-    return frame(profile_results(load_profile(profile_name)))
+    return results_frame(load_profile(profile_name))
 
 
 def executions(profile_name: str) -> list[tuple[str, dict, str]]:
@@ -73,7 +96,7 @@ def executions(profile_name: str) -> list[tuple[str, dict, str]]:
     runs = []
     for nb in ORDER:
         if nb == PEFT_NOTEBOOK:
-            for domain in profile.grid.get("domains", {}):
+            for domain in profile_domains(profile):
                 for method in profile.grid["methods"]:
                     runs.append((nb, {"DOMAIN": domain, "METHOD": method}, f"02_peft_{domain}_{method}"))
         else:
@@ -83,11 +106,7 @@ def executions(profile_name: str) -> list[tuple[str, dict, str]]:
 
 def reproduce(profile_name: str = "quick", *, force: bool = False, out: Path | None = None, only: list[str] | None = None) -> Path:
     """Execute every notebook with papermill for a profile; write executed notebooks, HTML and an index."""
-    import nbformat
-    import papermill as pm
-    from nbconvert import HTMLExporter
-
-    out = Path(out or reports_dir())
+    out = Path(out or paths.reports_dir())
     out.mkdir(parents=True, exist_ok=True)
     exporter = HTMLExporter()
     done = []
@@ -97,8 +116,8 @@ def reproduce(profile_name: str = "quick", *, force: bool = False, out: Path | N
         t0 = time.perf_counter()
         executed = out / f"{stem}.ipynb"
         pm.execute_notebook(
-            str(NOTEBOOKS / nb), str(executed), parameters=dict(params, PROFILE=profile_name, FORCE=bool(force)),
-            cwd=str(NOTEBOOKS), progress_bar=False, log_output=False, kernel_name="python3",
+            str(paths.notebooks_dir() / nb), str(executed), parameters=dict(params, PROFILE=profile_name, FORCE=bool(force)),
+            cwd=str(paths.notebooks_dir()), progress_bar=False, log_output=False, kernel_name="python3",
         )
         body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
         (out / f"{stem}.html").write_text(body)
@@ -115,21 +134,22 @@ def reproduce(profile_name: str = "quick", *, force: bool = False, out: Path | N
     return out / "index.html"
 
 
-def make_figures(profile_name: str = "quick") -> list[Path]:
-    """Remake the summary figures and README tables from existing results only (no training)."""
-    from . import figures
-    from .report import profile_results
-    from .tables import update_readme
-
+def summary_figures(profile_name: str) -> list[Path]:
+    """The study's summary figures from existing results only (no training)."""
     profile = load_profile(profile_name)
     results = profile_results(profile)
-    df = results_frame(profile_name)
-    written = []
-    if not df.empty:
-        figures.baselines(df, save=f"{profile.name}_baselines")
-        figures.energy_and_bytes(df, save=f"{profile.name}_energy_bytes")
-        figures.energy_phases(results, save=f"{profile.name}_energy_phases")
-        written = [figures.figures_dir() / f"{profile.name}_{n}.png" for n in ("baselines", "energy_bytes", "energy_phases")]
-    if profile.name == "quick":
+    if not results:
+        return []
+    df = frame(results)
+    figures.baselines(df, save=f"{profile.name}_baselines")
+    figures.energy_and_bytes(df, save=f"{profile.name}_energy_bytes")
+    figures.energy_phases(results, save=f"{profile.name}_energy_phases")
+    return [figures.figures_dir() / f"{profile.name}_{n}.png" for n in ("baselines", "energy_bytes", "energy_phases")]
+
+
+def make_figures(profile_name: str = "quick") -> list[Path]:
+    """``make figures``: the summary figures and, for the README's profile, the README's tables."""
+    written = summary_figures(profile_name)
+    if load_profile(profile_name).name == README_PROFILE:
         update_readme()
     return written

@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fedlab import paths
 from fedlab.errors import DataError
 
 from .records import Record
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_DATA_DIR = REPO_ROOT / "data" / "raw"
-DATA_DIR_ENV = "FEDLAB_DATA_DIR"
+DATA_DIR_ENV = paths.DATA_DIR_ENV
 
 _RESTORE_HINT = (
     "restore the original release file (see the data folder's README.md for its SHA-256)"
@@ -51,6 +50,7 @@ class DatasetSpec:
         load_local: reads the original files from the dataset's folder.
         load_hub: reads the hub copy (needs network).
         hub_row_to_record: converts one hub row (and its split name) into a :class:`Record`.
+        in_study: whether the dataset is one of the study's benchmarks (default grids, reports).
     """
 
     name: str
@@ -70,6 +70,7 @@ class DatasetSpec:
     load_local: Callable[[Path], list[Record]] = field(repr=False)
     load_hub: Callable[[], list[Record]] = field(repr=False)
     hub_row_to_record: Callable[..., Record] = field(repr=False)
+    in_study: bool = True  # one of the study's four benchmarks (False: an extra, e.g. PubMedQA)
 
 
 def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -80,10 +81,7 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
     """
     if data_dir is not None:
         return Path(data_dir).expanduser()
-    env = os.environ.get(DATA_DIR_ENV)
-    if env:
-        return Path(env).expanduser()
-    return DEFAULT_DATA_DIR
+    return paths.data_dir()
 
 
 def require_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:

@@ -11,11 +11,12 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from fedlab.core.prompts import LETTERS, TASKS
 from fedlab.errors import DataError
 
 DOMAINS = ("finance", "healthcare")
 SENTIMENT_OPTIONS = ("negative", "neutral", "positive")
-MCQ_LETTERS = ("A", "B", "C", "D")
+MCQ_LETTERS = tuple(LETTERS[:4])
 
 _ID_SEPARATOR = "\x1f"  # ASCII unit separator: never part of the hashed texts
 
@@ -39,6 +40,7 @@ class Record:
         id: stable, source-independent id (see :func:`make_id`).
         dataset: registry name, e.g. ``"fpb"``.
         domain: ``"finance"`` or ``"healthcare"``.
+        task: the prompt and answer format, one of :data:`fedlab.core.prompts.TASKS`.
         text: the model input: a sentence (sentiment) or a question (multiple choice).
         options: the answer options; ``("negative", "neutral", "positive")`` for sentiment, the
             option texts in A..D order for multiple choice.
@@ -54,6 +56,7 @@ class Record:
     id: str
     dataset: str
     domain: str
+    task: str
     text: str
     options: tuple[str, ...]
     label: int
@@ -66,6 +69,11 @@ class Record:
         if self.domain not in DOMAINS:
             raise DataError(
                 f"Record {self.id!r}: domain {self.domain!r} is not one of {DOMAINS}; "
+                "fix the dataset's spec."
+            )
+        if self.task not in TASKS:
+            raise DataError(
+                f"Record {self.id!r}: task {self.task!r} is not one of {tuple(TASKS)}; "
                 "fix the dataset's spec."
             )
         if not isinstance(self.label, int) or not 0 <= self.label < len(self.options):
@@ -92,6 +100,7 @@ class Record:
             "id",
             "dataset",
             "domain",
+            "task",
             "text",
             "options",
             "label",
@@ -108,6 +117,7 @@ class Record:
             id=data["id"],
             dataset=data["dataset"],
             domain=data["domain"],
+            task=data["task"],
             text=data["text"],
             options=tuple(data["options"]),
             label=data["label"],

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 from fedlab.errors import ConfigError, DataError, did_you_mean
 
-from . import fiqa_sa, fpb, medmcqa, medqa, pubmedqa
+from .datasets import fiqa_sa, fpb, medmcqa, medqa, pubmedqa
 from .base import DatasetSpec, dataset_folder, file_sha256, require_data_dir, resolve_data_dir
 from .records import Record
 
@@ -18,6 +18,21 @@ DATASETS: Mapping[str, DatasetSpec] = MappingProxyType(
     {module.SPEC.name: module.SPEC for module in (fpb, fiqa_sa, medqa, medmcqa, pubmedqa)}
 )
 """Registry: dataset name -> :class:`~fedlab.data.base.DatasetSpec` (read-only)."""
+
+MAIN_DATASETS: tuple[str, ...] = tuple(name for name, spec in DATASETS.items() if spec.in_study)
+"""The study's benchmarks, in registry order (PubMedQA is an extra)."""
+
+
+def domains() -> dict[str, list[str]]:
+    """Domain -> the study's datasets of that domain (``{"finance": ["fpb", "fiqa_sa"], ...}``)."""
+    out: dict[str, list[str]] = {}
+    for name in MAIN_DATASETS:
+        out.setdefault(DATASETS[name].domain, []).append(name)
+    return out
+
+
+def domain_of(name: str) -> str:
+    return get_spec(name).domain
 
 SOURCES = ("local", "hub", "auto")
 

@@ -24,15 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sklearn.model_selection import train_test_split
+
+from fedlab import paths
 from fedlab.errors import ConfigError, DataError
 from fedlab.io import write_json
 
-from .base import REPO_ROOT
 from .records import Record
 from .registry import get_spec, group_counts, label_counts, load_records
-
-DEFAULT_SPLITS_DIR = REPO_ROOT / "data" / "splits"
-
 
 @dataclass(frozen=True)
 class Splits:
@@ -63,8 +62,6 @@ def _seeded_split(
     records: list[Record], seed: int, eval_fraction: float, where: str
 ) -> tuple[list[Record], list[Record], bool, str | None]:
     """Stratified seeded split of the id-sorted records (plain seeded split if stratifying is impossible)."""
-    from sklearn.model_selection import train_test_split  # imported here: ~1 s, only needed to split
-
     ordered = sorted(records, key=lambda record: record.id)
     labels = [record.label for record in ordered]
     try:
@@ -197,7 +194,7 @@ def load_splits(
         "provenance": loaded["provenance"],
         "split_hash": current_hash,
     }
-    folder = Path(splits_dir) if splits_dir is not None else DEFAULT_SPLITS_DIR
+    folder = Path(splits_dir) if splits_dir is not None else paths.splits_dir()
     path = folder / manifest_name(spec.name, source, seed, eval_fraction)
     if path.exists():
         _check_manifest(path, train_ids, eval_ids, current_hash)

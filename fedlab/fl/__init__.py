@@ -1,6 +1,8 @@
-"""Flower apps of fedlab: the ClientApp and ServerApp (Message API) and the simulation wrapper.
+"""Flower: ClientApp and ServerApp (Message API), round loop, strategies, checkpoints, simulation, deployment.
 
-Notebooks and the runner call :func:`fedlab.fl.simulation.run_federated`; nothing else touches
-Flower's simulation API. The same ``client_app.app`` / ``server_app.app`` run on Flower's
-Deployment Engine (``flwr run``) as separate processes.
+Importing this package registers the federated executor with :mod:`fedlab.experiment.runner`, so
+``run(config)`` handles the ``federated`` setting; the same ``client_app.app`` / ``server_app.app``
+run on Flower's Deployment Engine (``flwr run``) as separate processes.
 """
+
+from . import simulation  # noqa: F401  (registers the federated executor)

@@ -8,12 +8,20 @@ a module-level cache (keyed by the run's config hash), not once per round.
 from __future__ import annotations
 
 import json
+import os
 from types import SimpleNamespace
 
-from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
-from ..config import RunConfig
+from fedlab.core.energy import EnergyMeter
+from fedlab.core.peft_methods import adapter_state, load_adapter_state, load_for_method
+from fedlab.core.train import train_local
+from fedlab.experiment.baselines import evaluate_held_out, train_kwargs
+from fedlab.experiment.config import RunConfig
+from fedlab.experiment.rundata import RunData
+
+from .codec import arrays_to_dict, dict_to_arrays
 
 app = ClientApp()
 
@@ -36,15 +44,11 @@ def worker_state(cfg: RunConfig) -> SimpleNamespace:
     key = cfg.hash()
     state = _STATE.get(key)
     if state is None:
-        from ..energy import EnergyMeter
-        from ..peft_methods import load_for_method
-        from ..workload import Workload
-
         _STATE.clear()
         _use_all_cores()
         model, tokenizer, _ = load_for_method(cfg.model, cfg.method, cfg.dtype, cfg.method_params, seed=cfg.seed)
         state = SimpleNamespace(
-            model=model, tokenizer=tokenizer, work=Workload(cfg), meter=EnergyMeter(cfg.energy_country).start()
+            model=model, tokenizer=tokenizer, work=RunData(cfg), meter=EnergyMeter(cfg.energy_country).start()
         )
         _STATE[key] = state
     return state
@@ -52,8 +56,6 @@ def worker_state(cfg: RunConfig) -> SimpleNamespace:
 
 def _use_all_cores() -> None:
     """Ray may start workers with a single intra-op thread; a client actor owns all its cores."""
-    import os
-
     import torch
 
     cores = int(os.environ.get("FEDLAB_CLIENT_THREADS", 0)) or len(os.sched_getaffinity(0))
@@ -64,14 +66,6 @@ def partition_id(context: Context) -> int:
     return int(context.node_config["partition-id"])
 
 
-def arrays_to_dict(record: ArrayRecord) -> dict:
-    return {k: v.numpy() for k, v in record.items()}
-
-
-def dict_to_arrays(arrays: dict) -> ArrayRecord:
-    return ArrayRecord({k: Array(v) for k, v in arrays.items()})
-
-
 def _energy_metrics(prefix: str, e: dict) -> dict:
     return {f"{prefix}-kwh": e["kwh"], f"{prefix}-kg-co2e": e["kg_co2e"], f"{prefix}-seconds": e["seconds"]}
 
@@ -80,25 +74,20 @@ def _energy_metrics(prefix: str, e: dict) -> dict:
 def train(msg: Message, context: Context) -> Message:
     import torch
 
-    from ..peft_methods import adapter_state, load_adapter_state
-    from ..train import train_local
-
     pid = partition_id(context)
     conf = msg.content["config"]
     rnd = int(conf["server-round"])
     cfg = run_config_from(msg, context)
-    if pid in cfg.fail_clients:
-        raise RuntimeError(f"injected fault: client {pid} fails in round {rnd} (fail_clients={list(cfg.fail_clients)})")
+    if pid in cfg.faults.fail_clients:
+        raise RuntimeError(f"injected fault: client {pid} fails in round {rnd} (fail_clients={list(cfg.faults.fail_clients)})")
     st = worker_state(cfg)
     load_adapter_state(st.model, arrays_to_dict(msg.content["arrays"]))
     data = st.work.clients[pid]
     with st.meter.phase("client_train") as energy:
         stats = train_local(
-            st.model, st.tokenizer, data,
-            steps=cfg.local_steps, batch_size=cfg.batch_size, grad_accum=cfg.grad_accum, lr=cfg.lr,
-            total_steps=cfg.rounds * cfg.local_steps, step_offset=(rnd - 1) * cfg.local_steps,
-            warmup_steps=cfg.warmup_steps, schedule=cfg.schedule, seed=[cfg.seed, rnd, pid],
-            max_length=cfg.max_length, proximal_mu=float(conf.get("proximal-mu", 0.0)),
+            st.model, st.tokenizer, data, steps=cfg.local_steps, total_steps=cfg.rounds * cfg.local_steps,
+            step_offset=(rnd - 1) * cfg.local_steps, seed=[cfg.seed, rnd, pid],
+            proximal_mu=float(conf.get("proximal-mu", 0.0)), **train_kwargs(cfg),
         )
     metrics = MetricRecord(
         {
@@ -122,16 +111,13 @@ def train(msg: Message, context: Context) -> Message:
 @app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
     """Evaluate the global adapter on this client's own data (a fixed sample of it)."""
-    from ..evaluate import evaluate as run_eval
-    from ..peft_methods import load_adapter_state
-
     pid = partition_id(context)
     cfg = run_config_from(msg, context)
     st = worker_state(cfg)
     load_adapter_state(st.model, arrays_to_dict(msg.content["arrays"]))
     rows = st.work.client_eval_rows(pid)
     with st.meter.phase("evaluation") as energy:
-        m = run_eval(st.model, st.tokenizer, rows, batch_size=cfg.eval_batch_size, max_length=cfg.max_length, n_boot=0).metrics
+        m = evaluate_held_out(st.model, st.tokenizer, cfg, rows, n_boot=0).metrics
     metrics = MetricRecord(
         {
             "num-examples": len(rows),

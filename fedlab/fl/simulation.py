@@ -1,4 +1,4 @@
-"""The one place that runs a Flower simulation: ``run_federated(cfg)``.
+"""The one place that runs a Flower simulation: ``run_federated(cfg)``, the runner's federated executor.
 
 Flower's Simulation Engine on the Ray backend, with ``cfg.clients`` virtual SuperNodes. Each client
 actor gets all CPU cores (and the GPU, where there is one), so clients train one after another in a
@@ -16,10 +16,18 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from pathlib import Path
 
-from ..config import RunConfig
-from ..errors import FedlabError
+from flwr.app import Context
+from flwr.serverapp import Grid, ServerApp
+
+from fedlab.errors import FedlabError
+from fedlab.experiment.config import RunConfig
+from fedlab.experiment.hooks import NO_HOOKS, RunHooks
+from fedlab.experiment.runner import register_executor
+from fedlab.experiment.store import ResultStore, RunResult
+
+from .client_app import app as client_app
+from .rounds import run_server
 
 
 def backend_config(n_cpus: int | None = None) -> dict:
@@ -33,29 +41,19 @@ def backend_config(n_cpus: int | None = None) -> dict:
     }
 
 
-def run_federated(
-    cfg: RunConfig,
-    *,
-    ckpt_dir: Path | None = None,
-    spy: list | None = None,
-    stop_after: int | None = None,
-    progress: bool = True,
-) -> dict:
-    """Run a federated fine-tuning in simulation and return its result dict."""
-    from flwr.serverapp import Grid, ServerApp
-    from flwr.app import Context
-    from flwr.simulation import run_simulation
+def run_federated(cfg: RunConfig, *, store: ResultStore | None = None, hooks: RunHooks = NO_HOOKS,
+                  progress: bool = True) -> RunResult:
+    """Run a federated fine-tuning in simulation and return its result (checkpoints in ``store``)."""
+    from flwr.simulation import run_simulation  # imports Ray
 
-    from .client_app import app as client_app
-    from .server_app import run_server
-
+    store = store or ResultStore()
     sink: dict = {}
     server_app = ServerApp()
 
     @server_app.main()
     def _main(grid: Grid, context: Context) -> None:
         try:
-            sink["result"] = run_server(grid, cfg, ckpt_dir=ckpt_dir, spy=spy, stop_after=stop_after, progress=progress)
+            sink["result"] = run_server(grid, cfg, ckpt_dir=store.checkpoint_dir(cfg), hooks=hooks, progress=progress)
         except BaseException as exc:  # re-raised below with its own type and message
             sink["error"] = exc
             raise
@@ -76,3 +74,6 @@ def run_federated(
     if "result" not in sink:
         raise FedlabError("the Flower simulation ended without a result; see the log above for the cause.")
     return sink["result"]
+
+
+register_executor("federated", run_federated)

@@ -1,0 +1,126 @@
+"""Prompt builders, one per task type, shared by training and evaluation.
+
+A prompt is the model's chat template applied to one user turn (instruction + input) when the
+tokenizer has a template, and a plain "instruction / input / Answer:" text otherwise. The answer
+(completion) is a label word for sentiment (``negative``/``neutral``/``positive``) and an option
+letter for multiple choice. Training uses ``prompt + completion + end-of-turn``; evaluation scores
+each option's completion after the very same prompt, so the two formats cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+LETTERS = "ABCDEFGH"
+
+INSTRUCTIONS = {
+    "sentiment": (
+        "What is the sentiment of this financial text? "
+        "Answer with one word: negative, neutral or positive."
+    ),
+    "mcq": (
+        "Answer the following medical multiple-choice question. "
+        "Reply with the letter of the correct option only."
+    ),
+}
+
+
+#: the task types a record can have: sentiment over three label words, or lettered multiple choice
+TASKS = {
+    "sentiment3": "3-way sentiment (answer: negative, neutral or positive)",
+    "mcq4": "4-option multiple choice (answer: A-D)",
+    "mcq3": "3-option multiple choice (answer: A-C)",
+}
+
+
+def uses_letters(task: str) -> bool:
+    """Multiple-choice tasks answer with option letters; label tasks answer with the label word."""
+    return task.startswith("mcq")
+
+
+def task_of(record) -> str:
+    return record.task
+
+
+def instruction_for(record) -> str:
+    task = task_of(record)
+    if uses_letters(task):
+        return INSTRUCTIONS["mcq"]
+    if task.startswith("sentiment"):
+        return INSTRUCTIONS["sentiment"]
+    return f"Answer with one word: {', '.join(record.options[:-1])} or {record.options[-1]}."
+
+
+def user_text(record, text: str | None = None) -> str:
+    """The user turn: instruction, the input, and the lettered options for multiple choice."""
+    body = record.text if text is None else text
+    if uses_letters(task_of(record)):
+        opts = "\n".join(f"{LETTERS[i]}. {o}" for i, o in enumerate(record.options))
+        return f"{instruction_for(record)}\n\nQuestion: {body}\n\nOptions:\n{opts}"
+    return f"{instruction_for(record)}\n\nText: {body}"
+
+
+def completions(record) -> list[str]:
+    """The answer string of each option (letters for MCQ, label words otherwise)."""
+    if uses_letters(task_of(record)):
+        return [LETTERS[i] for i in range(len(record.options))]
+    return list(record.options)
+
+
+def has_chat_template(tokenizer) -> bool:
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
+def prompt_text(record, tokenizer, text: str | None = None) -> str:
+    """The full prompt string, ending where the answer starts."""
+    user = user_text(record, text)
+    if has_chat_template(tokenizer):
+        return tokenizer.apply_chat_template(
+            [{"role": "user", "content": user}], add_generation_prompt=True, tokenize=False
+        )
+    return f"{user}\nAnswer:"
+
+
+def completion_prefix(tokenizer) -> str:
+    """Plain prompts end in 'Answer:' so the answer follows a space; chat prompts start a new turn."""
+    return "" if has_chat_template(tokenizer) else " "
+
+
+@dataclass
+class Encoded:
+    """Token ids of one example: the prompt, each option's completion, the gold index."""
+
+    prompt_ids: list[int]
+    option_ids: list[list[int]]
+    label: int
+    truncated: bool
+
+
+def encode(record, tokenizer, max_length: int = 512) -> Encoded:
+    """Tokenize prompt and options; if too long, shorten the input text (never the instruction or options)."""
+    prefix = completion_prefix(tokenizer)
+    option_ids = [
+        tokenizer(prefix + c, add_special_tokens=False)["input_ids"] for c in completions(record)
+    ]
+    add_bos = tokenizer.bos_token_id is not None and not has_chat_template(tokenizer)
+    # room for the prompt: the longest answer plus the end-of-turn token (training) must still fit
+    budget = max_length - (max(len(o) for o in option_ids) + 1) - int(add_bos)
+    ids = tokenizer(prompt_text(record, tokenizer), add_special_tokens=False)["input_ids"]
+    truncated = len(ids) > budget
+    if truncated:
+        text_ids = tokenizer(record.text, add_special_tokens=False)["input_ids"]
+        keep = max(len(text_ids) - (len(ids) - budget) - 8, 16)
+        short = tokenizer.decode(text_ids[:keep]) + " ..."
+        ids = tokenizer(prompt_text(record, tokenizer, short), add_special_tokens=False)["input_ids"]
+        ids = ids[-budget:]
+    if add_bos:
+        ids = [tokenizer.bos_token_id] + ids
+    return Encoded(ids, option_ids, record.label, truncated)
+
+
+def training_ids(enc: Encoded, tokenizer) -> tuple[list[int], list[int]]:
+    """``(input_ids, labels)`` for causal-LM training with the loss on the answer tokens only."""
+    answer = enc.option_ids[enc.label] + [tokenizer.eos_token_id]
+    input_ids = enc.prompt_ids + answer
+    labels = [-100] * len(enc.prompt_ids) + answer
+    return input_ids, labels

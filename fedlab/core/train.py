@@ -1,0 +1,157 @@
+"""Local training: one function for a federated client's round, the centralized model and an isolated client.
+
+Causal-LM fine-tuning on the prompt + answer format of :mod:`fedlab.prompts` with the loss on the
+answer tokens only; seeded data order; dynamic padding; gradient accumulation; a learning-rate
+schedule defined over the *whole* run (``step_offset`` / ``total_steps``) so that federated rounds
+continue the schedule instead of restarting it; optional FedProx proximal term.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .prompts import encode, training_ids
+
+
+@dataclass
+class TrainStats:
+    steps: int
+    examples: int
+    tokens: int
+    seconds: float
+    losses: list[float] = field(default_factory=list)
+    lrs: list[float] = field(default_factory=list)
+
+    @property
+    def mean_loss(self) -> float:
+        return float(np.mean(self.losses)) if self.losses else float("nan")
+
+    def to_dict(self) -> dict:
+        return {
+            "steps": self.steps, "examples": self.examples, "tokens": self.tokens,
+            "seconds": round(self.seconds, 3), "mean_loss": self.mean_loss,
+            "first_loss": self.losses[0] if self.losses else None,
+            "last_loss": self.losses[-1] if self.losses else None,
+            "losses": [round(x, 5) for x in self.losses], "lrs": self.lrs,
+        }
+
+
+#: learning-rate schedules over the whole run (see :func:`lr_at`)
+SCHEDULES = ("cosine", "linear", "constant")
+
+
+def lr_at(step: int, total_steps: int, base_lr: float, warmup_steps: int = 0, schedule: str = "cosine") -> float:
+    """Learning rate at global optimizer step ``step`` (0-based) of a run of ``total_steps``."""
+    if warmup_steps and step < warmup_steps:
+        return base_lr * (step + 1) / warmup_steps
+    if schedule == "constant":
+        return base_lr
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    if schedule == "linear":
+        return base_lr * (1.0 - progress)
+    return base_lr * 0.5 * (1.0 + math.cos(math.pi * progress))  # cosine to 0
+
+
+def data_order(n: int, count: int, seed) -> list[int]:
+    """``count`` example indices drawn epoch by epoch from seeded permutations of ``range(n)``."""
+    rng = np.random.default_rng(seed)
+    out: list[int] = []
+    while len(out) < count:
+        out.extend(rng.permutation(n).tolist())
+    return out[:count]
+
+
+def collate(examples, pad_id: int):
+    """Right-pad a list of (input_ids, labels) to the longest in the batch (dynamic padding)."""
+    import torch
+
+    width = max(len(ids) for ids, _ in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, (x, y) in enumerate(examples):
+        ids[row, : len(x)] = torch.tensor(x)
+        labels[row, : len(y)] = torch.tensor(y)
+        mask[row, : len(x)] = 1
+    return ids, mask, labels
+
+
+def train_local(
+    model,
+    tokenizer,
+    records,
+    *,
+    steps: int,
+    batch_size: int = 4,
+    grad_accum: int = 1,
+    lr: float = 2e-4,
+    total_steps: int | None = None,
+    step_offset: int = 0,
+    warmup_steps: int = 0,
+    schedule: str = "cosine",
+    seed=0,
+    max_length: int = 512,
+    proximal_mu: float = 0.0,
+    progress: bool = False,
+    desc: str = "train",
+    on_step_end=None,
+) -> TrainStats:
+    """Train the trainable (adapter) parameters of ``model`` for ``steps`` optimizer steps.
+
+    ``seed`` may be an int or a sequence (e.g. ``[run_seed, round, client]``): it fixes the data
+    order and dropout. The learning rate of step ``k`` is ``lr_at(step_offset + k, total_steps)``.
+    With ``proximal_mu > 0`` the FedProx term ``mu/2 * ||w - w_start||^2`` is added to the loss.
+    ``on_step_end(k)`` is called after optimizer step ``k`` (1-based), e.g. to evaluate periodically.
+    """
+    import torch
+
+    if not records:
+        raise ValueError("train_local needs at least one training record")
+    total_steps = total_steps or steps
+    encoded = [training_ids(encode(r, tokenizer, max_length), tokenizer) for r in records]
+    per_step = batch_size * grad_accum
+    order = data_order(len(encoded), steps * per_step, seed)
+    seed_int = int(np.random.default_rng(seed).integers(2**31 - 1))
+    torch.manual_seed(seed_int)
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    anchor = [p.detach().clone() for p in params] if proximal_mu > 0 else None
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    device = next(model.parameters()).device
+    model.train()
+    stats = TrainStats(steps=steps, examples=len(order), tokens=0, seconds=0.0)
+    start = time.perf_counter()
+    bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
+    for k in bar:
+        rate = lr_at(step_offset + k, total_steps, lr, warmup_steps, schedule)
+        for group in optimizer.param_groups:
+            group["lr"] = rate
+        optimizer.zero_grad(set_to_none=True)
+        step_loss = 0.0
+        for micro in range(grad_accum):
+            lo = k * per_step + micro * batch_size
+            ids, mask, labels = collate([encoded[i] for i in order[lo : lo + batch_size]], tokenizer.pad_token_id)
+            out = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device))
+            loss = out.loss / grad_accum
+            if anchor is not None:
+                prox = sum(((p - a) ** 2).sum() for p, a in zip(params, anchor))
+                loss = loss + (proximal_mu / 2.0) * prox / grad_accum
+            loss.backward()
+            step_loss += out.loss.item() / grad_accum
+            stats.tokens += int(mask.sum())
+        optimizer.step()
+        stats.losses.append(step_loss)
+        stats.lrs.append(rate)
+        bar.set_postfix(loss=f"{step_loss:.3f}")
+        if on_step_end is not None:
+            on_step_end(k + 1)
+            model.train()
+    bar.close()
+    model.eval()
+    stats.seconds = time.perf_counter() - start
+    return stats

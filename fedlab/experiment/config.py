@@ -1,0 +1,221 @@
+"""Run configuration: one frozen dataclass per run, validated, hashed, and named from its content.
+
+The names a config may use are declared here once: the settings of the study, the Flower
+strategies with their default parameters, and (imported from where they live) datasets, PEFT
+methods, evaluators, partitions and learning-rate schedules.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+
+from fedlab.core.evaluate import EVALUATORS
+from fedlab.core.models import check_name, resolve_dtype
+from fedlab.core.peft_methods import method_params
+from fedlab.core.train import SCHEDULES
+from fedlab.data import DATASETS, resolve_source
+from fedlab.data.partition import parse_partition
+from fedlab.errors import ConfigError, did_you_mean
+
+#: the settings of the study: the zero-shot floor and the three ways to train
+SETTINGS = ("zeroshot", "federated", "centralized", "isolated")
+TRAINING_SETTINGS = SETTINGS[1:]
+
+#: Flower strategies fedlab runs (``fedlab.fl.strategies`` maps each to its class) and their defaults
+STRATEGY_DEFAULTS = {
+    "fedavg": {},
+    "fedprox": {"proximal_mu": 0.01},
+    "fedadam": {"eta": 1e-2, "eta_l": 1e-2, "beta_1": 0.9, "beta_2": 0.99, "tau": 1e-3},
+    "fedyogi": {"eta": 1e-2, "eta_l": 1e-2, "beta_1": 0.9, "beta_2": 0.99, "tau": 1e-3},
+    "fedavgm": {"server_learning_rate": 1.0, "server_momentum": 0.9},
+}
+STRATEGIES = tuple(STRATEGY_DEFAULTS)
+
+#: the fields a zero-shot result depends on (training fields do not change it)
+ZEROSHOT_FIELDS = (
+    "dataset", "setting", "model", "dtype", "source", "seed", "eval_fraction", "max_eval",
+    "evaluator", "max_length", "eval_batch_size", "n_boot",
+)
+
+
+def config_hash(config: dict) -> str:
+    """Stable hash of a config dict (sorted keys, no whitespace)."""
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def strategy_params(name: str, overrides: dict | None = None) -> dict:
+    """A strategy's default parameters updated with ``overrides`` (unknown keys are an error)."""
+    if name not in STRATEGY_DEFAULTS:
+        raise ConfigError(f"Unknown strategy {name!r}. {did_you_mean(name, STRATEGIES)}")
+    params = dict(STRATEGY_DEFAULTS[name])
+    unknown = sorted(set(overrides or {}) - set(params))
+    if unknown:
+        raise ConfigError(f"{unknown} are not parameters of {name}. Valid: {sorted(params)}.")
+    params.update(overrides or {})
+    return params
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Fault injection, for reliability tests and demonstrations. Part of the config (and its hash),
+    because a run with failing clients has a different result."""
+
+    fail_clients: tuple = ()  # partition ids whose training raises in every round
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "Faults":
+        data = dict(data or {})
+        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ConfigError(f"Unknown fault setting(s) {unknown}; the only one is fail_clients.")
+        return cls(fail_clients=tuple(int(c) for c in data.get("fail_clients", ())))
+
+    def to_dict(self) -> dict:
+        return {"fail_clients": list(self.fail_clients)}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a run's result (and nothing that does not).
+
+    ``dtype`` and ``source`` may be given as ``auto``; :meth:`resolved` pins them to what this
+    machine will actually use, and the hash is taken over the resolved config, so a bf16 result is
+    never served to an fp32 request.
+    """
+
+    dataset: str
+    setting: str = "zeroshot"
+    model: str = "smollm2-135m"
+    dtype: str = "auto"
+    source: str = "auto"
+    seed: int = 0
+    eval_fraction: float = 0.25
+    max_eval: int | None = None  # evaluate on the first N rows of the fixed eval split (None = all)
+    evaluator: str = "loglik"
+    max_length: int = 512
+    eval_batch_size: int = 8
+    n_boot: int = 1000
+    # --- training (federated, centralized, isolated)
+    method: str = "lora"
+    method_params: dict = field(default_factory=dict)
+    clients: int = 4
+    rounds: int = 3
+    partition: str = "dirichlet:0.5"
+    strategy: str = "fedavg"
+    strategy_params: dict = field(default_factory=dict)
+    fraction: float = 1.0  # share of clients sampled per round
+    min_clients: int = 1  # a round needs at least this many successful client replies
+    local_steps: int = 5
+    batch_size: int = 4
+    grad_accum: int = 1
+    lr: float = 1e-3
+    warmup_steps: int = 0
+    schedule: str = "cosine"
+    max_client_eval: int = 64  # rows of each client's own data for the final per-client evaluation
+    energy_country: str = "USA"
+    faults: Faults = field(default_factory=Faults)
+
+    def validate(self) -> "RunConfig":
+        if self.dataset not in DATASETS:
+            raise ConfigError(f"Unknown dataset {self.dataset!r}. {did_you_mean(self.dataset, DATASETS)}")
+        if self.setting not in SETTINGS:
+            raise ConfigError(f"Unknown setting {self.setting!r}. {did_you_mean(self.setting, SETTINGS)}")
+        if self.evaluator not in EVALUATORS:
+            raise ConfigError(f"Unknown evaluator {self.evaluator!r}. {did_you_mean(self.evaluator, EVALUATORS)}")
+        if not 0 < self.eval_fraction < 1:
+            raise ConfigError(f"eval_fraction must be in (0, 1), got {self.eval_fraction}. Fix: e.g. 0.25.")
+        if self.max_eval is not None and self.max_eval <= 0:
+            raise ConfigError(f"max_eval must be positive or None, got {self.max_eval}.")
+        for name in ("max_length", "eval_batch_size"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}.")
+        if self.n_boot < 0:
+            raise ConfigError(f"n_boot must be >= 0, got {self.n_boot}.")
+        if self.setting == "zeroshot":
+            return self
+        method_params(self.method, self.method_params)
+        parse_partition(self.partition)
+        strategy_params(self.strategy, self.strategy_params)
+        for name in ("clients", "rounds", "local_steps", "batch_size", "grad_accum", "min_clients", "max_client_eval"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}. Fix: e.g. --{name.replace('_', '-')} 3.")
+        if not 0 < self.fraction <= 1:
+            raise ConfigError(f"fraction must be in (0, 1], got {self.fraction}. Fix: e.g. 0.5 samples half the clients.")
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}.")
+        if self.min_clients > self.clients_per_round:
+            raise ConfigError(
+                f"min_clients={self.min_clients} exceeds the {self.clients_per_round} clients sampled per "
+                f"round. Fix: lower min_clients or raise fraction/clients."
+            )
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"Unknown schedule {self.schedule!r}. {did_you_mean(self.schedule, SCHEDULES)}")
+        bad = [c for c in self.faults.fail_clients if not 0 <= int(c) < self.clients]
+        if bad:
+            raise ConfigError(f"fail_clients {bad} are not client ids 0..{self.clients - 1}.")
+        return self
+
+    # --- budgets: the same optimizer steps and examples for every setting
+    @property
+    def clients_per_round(self) -> int:
+        return max(1, math.ceil(self.clients * self.fraction))
+
+    @property
+    def federated_steps(self) -> int:
+        """Optimizer steps of the whole federation (all rounds, all sampled clients)."""
+        return self.rounds * self.clients_per_round * self.local_steps
+
+    @property
+    def isolated_steps(self) -> int:
+        """Steps one client makes in the federation on average (its budget when alone)."""
+        return max(1, round(self.rounds * self.clients_per_round / self.clients)) * self.local_steps
+
+    @property
+    def examples_per_step(self) -> int:
+        return self.batch_size * self.grad_accum
+
+    def resolved(self) -> "RunConfig":
+        """Pin ``auto`` values (dtype, data source) to what this machine uses."""
+        check_name(self.model)
+        return dataclasses.replace(
+            self.validate(), dtype=resolve_dtype(self.dtype), source=resolve_source(self.source)
+        )
+
+    def to_dict(self) -> dict:
+        """The fields this run's result depends on (zero-shot runs ignore the training fields)."""
+        data = dataclasses.asdict(self)
+        data["faults"] = self.faults.to_dict()
+        if self.setting == "zeroshot":
+            return {k: data[k] for k in ZEROSHOT_FIELDS}
+        return data
+
+    def hash(self) -> str:
+        return config_hash(self.to_dict())
+
+    def stem(self) -> str:
+        """File stem of the result: readable fields plus a short hash (no timestamps)."""
+        model = self.model.replace("/", "--")
+        if self.setting == "zeroshot":
+            return f"{self.setting}-{self.dataset}-{model}-{self.evaluator}-{self.hash()[:10]}"
+        part = self.partition.replace(":", "")
+        return f"{self.setting}-{self.dataset}-{self.method}-{model}-{part}-{self.hash()[:10]}"
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(
+                f"Unknown config key(s) {unknown}. {did_you_mean(unknown[0], names)} "
+                f"Fix: remove or rename them."
+            )
+        data = dict(data)
+        if not isinstance(data.get("faults", Faults()), Faults):
+            data["faults"] = Faults.from_dict(data["faults"])
+        return cls(**data)

@@ -1,0 +1,91 @@
+"""Profiles: one YAML file per study scale (smoke, quick, paper) with run defaults and the grid.
+
+Each file in ``fedlab/configs/profiles/`` (shipped with the package) opens with a header that says how to run it and what it costs.
+A profile name or a path to such a file is accepted wherever a profile is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from fedlab import paths
+from fedlab.core.peft_methods import METHODS
+from fedlab.data import DATASETS, MAIN_DATASETS
+from fedlab.errors import ConfigError, did_you_mean
+
+from .config import SETTINGS, TRAINING_SETTINGS, RunConfig
+
+PROFILE_DIR = paths.PROFILES_DIR
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    defaults: dict
+    grid: dict
+    path: Path
+
+    def config(self, dataset: str, setting: str, method: str = "lora", **overrides) -> RunConfig:
+        """The run config of one grid cell: profile defaults, the dataset's own overrides (``grid.
+        dataset_overrides``), then the cell, then explicit overrides."""
+        data = dict(self.defaults, **(self.grid.get("dataset_overrides") or {}).get(dataset, {}))
+        data.update(dataset=dataset, setting=setting, method=method)
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return RunConfig.from_dict(data).validate()
+
+    def zeroshot(self, dataset: str, **overrides) -> RunConfig:
+        return self.config(dataset, "zeroshot", **overrides)
+
+    def cells(self) -> list[RunConfig]:
+        """Every training cell of the grid (dataset x method x setting)."""
+        g = self.grid
+        return [self.config(d, s, m) for d in g["datasets"] for m in g["methods"] for s in g["settings"]]
+
+
+def profile_names() -> list[str]:
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+
+
+def load_profile(name_or_path: str) -> Profile:
+    path = Path(name_or_path)
+    if not (path.suffix in (".yaml", ".yml") and path.is_file()):
+        if name_or_path not in profile_names():
+            raise ConfigError(f"Unknown profile {name_or_path!r}. {did_you_mean(name_or_path, profile_names())} "
+                              f"Or pass the path of a profile YAML file.")
+        path = PROFILE_DIR / f"{name_or_path}.yaml"
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"Profile {path} is not valid YAML ({where.strip() or 'see below'}): "
+                          f"{getattr(exc, 'problem', exc)}. Fix the file (compare fedlab/configs/profiles/quick.yaml).") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("defaults"), dict):
+        raise ConfigError(f"Profile {path} needs a 'defaults:' mapping (see fedlab/configs/profiles/quick.yaml).")
+    unknown = sorted(set(data) - {"description", "defaults", "grid"})
+    if unknown:
+        raise ConfigError(f"Profile {path}: unknown top-level keys {unknown}; allowed: description, defaults, grid.")
+    fields = {f.name for f in dataclasses.fields(RunConfig)} - {"dataset", "setting", "method"}
+    bad = sorted(set(data["defaults"]) - fields)
+    if bad:
+        raise ConfigError(f"Profile {path}: unknown run setting(s) {bad}. {did_you_mean(bad[0], fields)}")
+    grid = dict(data.get("grid") or {})
+    grid.setdefault("datasets", [name for name in DATASETS if name in MAIN_DATASETS])
+    grid.setdefault("methods", list(METHODS))
+    grid.setdefault("settings", list(TRAINING_SETTINGS))
+    for name, extra in (grid.get("dataset_overrides") or {}).items():
+        bad = sorted(set(extra) - fields) if isinstance(extra, dict) else ["(not a mapping)"]
+        if bad:
+            raise ConfigError(f"Profile {path}: dataset_overrides.{name} has unknown setting(s) {bad}.")
+    for s in grid["settings"]:
+        if s not in SETTINGS:
+            raise ConfigError(f"Profile {path}: unknown setting {s!r} in grid. {did_you_mean(s, SETTINGS)}")
+    profile = Profile(path.stem, str(data.get("description", "")), dict(data["defaults"]), grid, path)
+    for cfg in [profile.zeroshot(d) for d in grid["datasets"]] + profile.cells():
+        cfg.validate()
+    return profile

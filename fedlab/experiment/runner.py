@@ -1,0 +1,53 @@
+"""One entry point for every cell of the study grid: ``run(config)`` -> :class:`RunResult`, cached on disk.
+
+The runner resolves the config, serves a finished result with the same hash from the
+:class:`ResultStore`, or runs the setting's executor and saves what it returns. Executors for
+zero-shot, centralized and isolated runs live in :mod:`fedlab.experiment.baselines`; the federated
+executor lives in :mod:`fedlab.fl` (a layer above) and registers itself there when imported
+(:func:`fedlab.study.run` and the CLI import it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fedlab.errors import ConfigError
+
+from . import baselines
+from .config import RunConfig
+from .hooks import NO_HOOKS, RunHooks
+from .store import ResultStore, RunResult
+
+#: setting -> executor(cfg, *, store, hooks, progress) -> RunResult
+Executor = Callable[..., RunResult]
+EXECUTORS: dict[str, Executor] = {
+    "zeroshot": baselines.zeroshot,
+    "centralized": baselines.centralized,
+    "isolated": baselines.isolated,
+}
+
+
+def register_executor(setting: str, executor: Executor) -> None:
+    EXECUTORS[setting] = executor
+
+
+def run(config: RunConfig | dict, *, force: bool = False, store: ResultStore | None = None,
+        progress: bool = True, hooks: RunHooks = NO_HOOKS) -> RunResult:
+    """Run one configuration, or load its finished result when one with the same hash exists."""
+    cfg = RunConfig.from_dict(config) if isinstance(config, dict) else config
+    cfg = cfg.resolved()
+    store = store or ResultStore()
+    if not force and (hit := store.lookup(cfg)) is not None:
+        return hit
+    executor = EXECUTORS.get(cfg.setting)
+    if executor is None:
+        raise ConfigError(
+            f"No executor for setting {cfg.setting!r} has been loaded: federated runs are provided by "
+            f"fedlab.fl. Fix: call fedlab.study.run (or import fedlab.fl before fedlab.experiment.runner.run)."
+        )
+    if force:
+        store.clear_checkpoint(cfg)
+    result = store.save(cfg, executor(cfg, store=store, hooks=hooks, progress=progress))
+    if result.ok:  # written: the checkpoint (federated runs) has served its purpose
+        store.clear_checkpoint(cfg)
+    return result

@@ -1,0 +1,240 @@
+"""Typed run results and the store that keeps them: one JSON per run, named from its config, atomic.
+
+* :class:`RunResult` is what every setting returns (zero-shot, centralized, isolated, federated in
+  simulation or on the Deployment Engine). Its JSON form is the result file; the per-example
+  predictions and the trained adapter are explicit fields that the store writes beside it.
+* :class:`ResultStore` owns the folder layout: ``<root>/<setting>/<stem>.json`` with
+  ``<stem>.predictions.jsonl``, ``<stem>.adapter/`` and, while a federated run is in progress,
+  ``<stem>.ckpt/``. It looks results up by config hash, never serves a partial or failed result,
+  and adds the provenance (git SHA, package versions, hardware) when it saves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import resource
+import shutil
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from fedlab import paths
+from fedlab.io import write_json, write_jsonl
+
+from .config import RunConfig, config_hash
+from .provenance import run_manifest
+
+SCHEMA_VERSION = 2
+
+
+class RunStatus(str, Enum):
+    SUCCESS = "success"  # finished; served from the cache
+    PARTIAL = "partial"  # stopped after a round (its checkpoint stays); never served from the cache
+    FAILED = "failed"
+
+
+@dataclass
+class RunResult:
+    """The outcome of one run. Sections a setting does not have stay empty."""
+
+    config: dict
+    config_hash: str
+    status: RunStatus = RunStatus.SUCCESS
+    metrics: dict = field(default_factory=dict)  # final held-out metrics (accuracy, macro-F1, CIs, ...)
+    data: dict = field(default_factory=dict)  # split info: rows, hashes, provenance of the data
+    model: dict = field(default_factory=dict)  # backbone, dtype, method, trainable parameters
+    partition: dict = field(default_factory=dict)  # client sizes, label histograms, partition hash
+    rounds: list = field(default_factory=list)  # per round (federated) or per round-equivalent (centralized)
+    per_client: list = field(default_factory=list)
+    per_client_summary: dict = field(default_factory=dict)
+    train: dict = field(default_factory=dict)  # training statistics of a single-model run (centralized)
+    n_train: int | None = None
+    communication: dict = field(default_factory=dict)
+    energy: dict = field(default_factory=dict)
+    energy_by_side: dict = field(default_factory=dict)
+    budget: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+    generations: list = field(default_factory=list)
+    adapter_hash: str | None = None
+    resumed_from: int | None = None
+    engine: str = "in-process"  # "simulation" / "deployment" for federated runs
+    deployment: dict = field(default_factory=dict)  # Deployment Engine run id, status, timings
+    peak_memory_mb: float | None = None
+    manifest: dict = field(default_factory=dict)
+    predictions_file: str | None = None
+    adapter_dir: str | None = None
+    schema_version: int = SCHEMA_VERSION
+    migrated: dict = field(default_factory=dict)
+    # -- not part of the JSON file
+    predictions: list | None = field(default=None, repr=False, compare=False)
+    adapter: Any = field(default=None, repr=False, compare=False)  # a peft model to save (success only)
+    path: Path | None = field(default=None, compare=False)
+    cached: bool = field(default=False, compare=False)
+
+    _TRANSIENT = ("predictions", "adapter", "path", "cached")
+
+    @classmethod
+    def of(cls, cfg: RunConfig, **fields) -> "RunResult":
+        return cls(config=cfg.to_dict(), config_hash=cfg.hash(), **fields)
+
+    @property
+    def setting(self) -> str:
+        return self.config["setting"]
+
+    @property
+    def ok(self) -> bool:
+        return self.status is RunStatus.SUCCESS
+
+    def to_json(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in self._TRANSIENT}
+        out["status"] = self.status.value
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict, path: Path | None = None) -> "RunResult":
+        names = {f.name for f in dataclasses.fields(cls)} - set(cls._TRANSIENT)
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"result {path or ''} has unknown fields {unknown} (schema {data.get('schema_version')})")
+        kwargs = {k: v for k, v in data.items() if k in names}
+        kwargs["status"] = RunStatus(data.get("status", "failed"))
+        return cls(**kwargs, path=path)
+
+    def load_predictions(self) -> list[dict]:
+        """The per-example predictions (from the file beside the result when loaded from disk)."""
+        if self.predictions is None and self.path is not None and self.predictions_file:
+            text = (Path(self.path).parent / self.predictions_file).read_text()
+            self.predictions = [json.loads(line) for line in text.splitlines() if line.strip()]
+        return self.predictions or []
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class ResultStore:
+    """Result files under one root (default ``$FEDLAB_RESULTS_DIR``, i.e. ``<home>/results``)."""
+
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root) if root is not None else paths.results_dir()
+
+    @classmethod
+    def deployment(cls) -> "ResultStore":
+        """Runs on Flower's Deployment Engine live apart from simulated ones: ``results/deployment/``."""
+        return cls(paths.results_dir() / "deployment")
+
+    # -- layout
+    def path(self, cfg: RunConfig) -> Path:
+        return self.root / cfg.setting / f"{cfg.stem()}.json"
+
+    def checkpoint_dir(self, cfg: RunConfig) -> Path:
+        return self.path(cfg).with_suffix(".ckpt")
+
+    def adapter_dir(self, cfg: RunConfig) -> Path:
+        return self.path(cfg).with_suffix(".adapter")
+
+    def predictions_path(self, cfg: RunConfig) -> Path:
+        return self.path(cfg).with_suffix(".predictions.jsonl")
+
+    # -- reading
+    @staticmethod
+    def read(path: str | Path) -> RunResult | None:
+        """The result at ``path`` whatever its status, or None if it is absent or unreadable."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+            return RunResult.from_json(data, path=path)
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
+
+    def lookup(self, cfg: RunConfig) -> RunResult | None:
+        """The finished result of ``cfg`` (same config hash), or None."""
+        path = self.path(cfg)
+        result = self.read(path)
+        if result is not None and result.ok and result.config_hash == cfg.hash():
+            result.cached = True
+            return result
+        return None
+
+    def results(self, pattern: str = "**/*.json"):
+        """Every finished result under the root, sorted by path."""
+        for path in sorted(self.root.glob(pattern)):
+            result = self.read(path)
+            if result is not None and result.ok:
+                yield result
+
+    # -- writing
+    def clear_checkpoint(self, cfg: RunConfig) -> None:
+        shutil.rmtree(self.checkpoint_dir(cfg), ignore_errors=True)
+
+    def save(self, cfg: RunConfig, result: RunResult) -> RunResult:
+        """Write predictions, the adapter (finished runs) and the result JSON (atomically, last)."""
+        if result.config_hash != cfg.hash():
+            raise ValueError("a result can only be saved under the config that produced it")
+        path = self.path(cfg)
+        if result.predictions is not None:
+            write_jsonl(self.predictions_path(cfg), result.predictions)
+            result.predictions_file = self.predictions_path(cfg).name
+        if result.adapter is not None and result.ok:
+            result.adapter.save_pretrained(self.adapter_dir(cfg))
+            result.adapter_dir = self.adapter_dir(cfg).name
+        result.schema_version = SCHEMA_VERSION
+        result.peak_memory_mb = round(peak_rss_mb(), 1)
+        result.manifest = run_manifest(cfg.dtype)
+        write_json(self.path(cfg), result.to_json())
+        result.path, result.cached = path, False
+        return result
+
+
+# ------------------------------------------------------------------------------------------------
+# schema 1 -> 2 (config: no `extra`, fault injection under `faults`; result: typed fields)
+def migrate_v1(data: dict) -> tuple[dict, RunConfig]:
+    """A schema-1 result dict as schema 2, and the config it now belongs to (same run, same numbers)."""
+    old = dict(data["config"])
+    old.pop("extra", None)
+    if "fail_clients" in old:
+        old["faults"] = {"fail_clients": list(old.pop("fail_clients"))}
+    cfg = RunConfig.from_dict(old)
+    out = dict(data)
+    out.pop("cached", None)
+    out.pop("path", None)
+    out["migrated"] = {"from_schema": data.get("schema_version", 1), "old_config_hash": data["config_hash"]}
+    out["config"], out["config_hash"], out["schema_version"] = cfg.to_dict(), cfg.hash(), SCHEMA_VERSION
+    if out["config_hash"] == data["config_hash"]:
+        out["migrated"] = {}
+    if cfg.setting == "federated":
+        out.setdefault("engine", "simulation")
+    return out, cfg
+
+
+def migrate_store(root: str | Path | None = None) -> list[tuple[Path, Path]]:
+    """Rewrite every schema-1 result file under ``root`` (with its predictions) under its new name."""
+    store = ResultStore(root)
+    moved = []
+    for path in sorted(store.root.glob("**/*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict) or data.get("schema_version", 1) != 1 or "config" not in data:
+            continue
+        new, cfg = migrate_v1(data)
+        target = path.parent / f"{cfg.stem()}.json"
+        old_pred = path.with_suffix(".predictions.jsonl")
+        if old_pred.is_file():
+            new_pred = target.with_suffix(".predictions.jsonl")
+            old_pred.rename(new_pred)
+            new["predictions_file"] = new_pred.name
+        old_adapter = path.with_suffix(".adapter")
+        if old_adapter.is_dir():
+            old_adapter.rename(target.with_suffix(".adapter"))
+            new["adapter_dir"] = target.with_suffix(".adapter").name
+        RunResult.from_json(new)  # the migrated file must read back as a typed result
+        write_json(target, new)
+        if target != path:
+            path.unlink()
+        moved.append((path, target))
+    return moved

@@ -1,0 +1,257 @@
+"""The server's round loop: Flower-strategy aggregation of client adapters, with per-round
+evaluation, byte counts, failure records, checkpoints and resume.
+
+Each round drives a Flower strategy's own ``configure_train`` / ``aggregate_train`` (FedAvg, FedProx,
+FedAdam, FedYogi, FedAvgM) on the clients fedlab sampled (seeded, see :mod:`.strategies`). Replies
+are aggregated in partition order, so sums are bitwise repeatable. The same loop serves the
+simulation (:mod:`.simulation`) and the Deployment Engine (:mod:`.server_app`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from flwr.app import ConfigRecord, Message, MessageType, RecordDict
+from flwr.serverapp import Grid
+
+from fedlab.core.energy import EnergyMeter, merge
+from fedlab.core.evaluate import generate_text
+from fedlab.core.peft_methods import adapter_hash, adapter_nbytes, adapter_state, load_adapter_state, load_for_method
+from fedlab.errors import FedlabError
+from fedlab.experiment.baselines import eval_summary, evaluate_held_out
+from fedlab.experiment.config import RunConfig
+from fedlab.experiment.hooks import NO_HOOKS, RunHooks
+from fedlab.experiment.rundata import RunData
+from fedlab.experiment.store import RunResult, RunStatus
+
+from .checkpoint import Checkpoint
+from .codec import dict_to_arrays, to_float32
+from .strategies import Offered, make_strategy, restore_strategy, sample_clients
+
+#: seconds a round waits for client replies; a node that died is reported by Flower within ~60 s,
+#: a client that hangs is given up on after this (and recorded as failed)
+DEFAULT_ROUND_TIMEOUT = 3600.0
+ENERGY_KEYS = ("kwh", "kg_co2e", "seconds", "count")
+
+
+def discover(grid: Grid, n_clients: int, timeout: float = 300.0) -> dict[int, int]:
+    """Wait for ``n_clients`` nodes and ask each which partition it serves: node id -> partition id."""
+    deadline = time.monotonic() + timeout
+    while len(node_ids := sorted(grid.get_node_ids())) < n_clients:
+        if time.monotonic() > deadline:
+            raise FedlabError(
+                f"only {len(node_ids)} of {n_clients} clients connected within {timeout:.0f} s. "
+                f"Fix: start all SuperNodes, or lower --clients."
+            )
+        time.sleep(0.2)
+    msgs = [Message(RecordDict(), dst_node_id=n, message_type=MessageType.QUERY) for n in node_ids]
+    out = {}
+    for reply in grid.send_and_receive(msgs, timeout=timeout):
+        if reply.has_content():
+            out[reply.metadata.src_node_id] = int(reply.content["info"]["partition-id"])
+    pids = sorted(out.values())
+    if pids != list(range(n_clients)):
+        raise FedlabError(
+            f"clients report partitions {pids}, expected 0..{n_clients - 1}. Fix: give each SuperNode "
+            f"a distinct partition-id and num-partitions={n_clients}."
+        )
+    return out
+
+
+def _scalars(metrics) -> dict:
+    return {k: (list(v) if isinstance(v, list) else v) for k, v in metrics.items()}
+
+
+def _energy(m: dict) -> dict:
+    return {"kwh": m["energy-kwh"], "kg_co2e": m["energy-kg-co2e"], "seconds": m["energy-seconds"], "count": 1}
+
+
+@dataclass
+class _Federation:
+    """The clients of one run as the server sees them, and how to reach them."""
+
+    grid: Grid
+    cfg: RunConfig
+    round_timeout: float
+    node_of: dict[int, int] = field(init=False)  # partition id -> node id
+    pid_of: dict[int, int] = field(init=False)  # node id -> partition id
+    run_conf: str = field(init=False)
+    client_energy: dict = field(default_factory=lambda: {"client_train": [], "evaluation": []})
+
+    def __post_init__(self):
+        self.pid_of = discover(self.grid, self.cfg.clients)
+        self.node_of = {pid: node for node, pid in self.pid_of.items()}
+        self.run_conf = json.dumps(self.cfg.to_dict())
+
+    def exchange(self, msgs: list) -> list[tuple[int, Message]]:
+        """Send, wait, and return ``(partition id, reply)`` in partition order. Errors raised by the
+        SuperLink on behalf of a lost node come from node 0, so a reply is matched to the message it
+        answers, not to its sender."""
+        by_message = {m.metadata.message_id: self.pid_of[m.metadata.dst_node_id] for m in msgs}
+
+        def which(reply) -> int:
+            pid = by_message.get(reply.metadata.reply_to_message_id)
+            return pid if pid is not None else self.pid_of.get(reply.metadata.src_node_id, -1)
+
+        replies = list(self.grid.send_and_receive(msgs, timeout=self.round_timeout))
+        return sorted(((which(r), r) for r in replies), key=lambda pr: pr[0])
+
+    def train_round(self, rnd: int, strategy, arrays: dict, hooks: RunHooks):
+        """One round of client training and aggregation: ``(new global arrays, round record)``."""
+        cfg, t0 = self.cfg, time.perf_counter()
+        chosen = sample_clients(cfg, rnd)
+        offered = Offered(self.grid, [self.node_of[p] for p in chosen])
+        msgs = list(strategy.configure_train(rnd, dict_to_arrays(arrays), ConfigRecord({"run-config": self.run_conf}), offered))
+        down = {self.pid_of[m.metadata.dst_node_id]: m.content["arrays"].count_bytes() for m in msgs}
+        answered = self.exchange(msgs)
+        if hooks.spy is not None:
+            hooks.spy.append({"round": rnd, "sent": msgs, "received": [r for _, r in answered]})
+        ok, clients, failures = [], [], []
+        for pid, reply in answered:
+            if reply.has_error():
+                failures.append({"client": pid, "code": int(reply.error.code), "reason": str(reply.error.reason)[-500:]})
+                continue
+            m = _scalars(reply.content["metrics"])
+            energy = _energy(m)
+            self.client_energy["client_train"].append(energy)
+            clients.append({
+                "client": pid, "num_examples": int(m["num-examples"]), "train_loss": m["train-loss"],
+                "first_loss": m["first-loss"], "last_loss": m["last-loss"], "losses": m["losses"],
+                "steps": int(m["steps"]), "examples_trained": int(m["examples-trained"]),
+                "train_seconds": m["train-seconds"], "torch_threads": int(m["torch-threads"]),
+                "bytes_up": int(reply.content["arrays"].count_bytes()), "bytes_down": int(down[pid]),
+                "energy": energy,
+            })
+            ok.append(reply)
+        replied = {pid for pid, _ in answered}
+        failures += [{"client": p, "code": None, "reason": f"no reply within the round timeout ({self.round_timeout:.0f} s)"}
+                     for p in chosen if p not in replied]
+        if len(ok) < cfg.min_clients:
+            raise FedlabError(
+                f"round {rnd}: {len(ok)} of {len(chosen)} clients succeeded, fewer than min_clients="
+                f"{cfg.min_clients}. Failures: {failures}. Fix the failing clients or lower min_clients."
+            )
+        return ok, {
+            "round": rnd, "sampled": chosen, "clients": clients, "failures": failures,
+            "train_loss": float(np.average([c["train_loss"] for c in clients], weights=[c["num_examples"] for c in clients])),
+            "bytes_up": sum(c["bytes_up"] for c in clients), "bytes_down": sum(down.values()), "t0": t0,
+        }
+
+    def evaluate_clients(self, arrays: dict, hooks: RunHooks) -> list[dict]:
+        """The final global adapter on every client's own data (Flower federated evaluation)."""
+        msgs = [Message(RecordDict({"arrays": dict_to_arrays(arrays), "config": ConfigRecord({"run-config": self.run_conf})}),
+                        dst_node_id=self.node_of[p], message_type=MessageType.EVALUATE) for p in range(self.cfg.clients)]
+        per_client = []
+        for pid, reply in self.exchange(msgs):
+            if reply.has_error():
+                per_client.append({"client": pid, "error": str(reply.error.reason)[-500:]})
+                continue
+            m = _scalars(reply.content["metrics"])
+            self.client_energy["evaluation"].append(_energy(m))
+            per_client.append({"client": pid, "n": int(m["num-examples"]), "accuracy": m["accuracy"], "macro_f1": m["macro-f1"]})
+        if hooks.spy is not None:
+            hooks.spy.append({"round": "final-evaluate", "sent": msgs, "received": []})
+        return per_client
+
+    def clients_energy(self) -> dict:
+        return {"phases": {name: {k: sum(e[k] for e in items) for k in ENERGY_KEYS}
+                           for name, items in self.client_energy.items() if items}}
+
+
+def _communication(history: list, arrays: dict, n_parameters: int) -> dict:
+    model_bytes = int(n_parameters) * 4
+    up, down = sum(h["bytes_up"] for h in history), sum(h["bytes_down"] for h in history)
+    last = history[-1]["clients"] if history else []
+    return {
+        "bytes_up": up, "bytes_down": down, "bytes_total": up + down,
+        "per_round_up": [h["bytes_up"] for h in history], "per_round_down": [h["bytes_down"] for h in history],
+        "adapter_bytes_raw": adapter_nbytes(arrays),
+        "full_model_bytes_fp32": model_bytes,
+        "ratio_per_message_to_full_model": last[0]["bytes_up"] / model_bytes if last else None,
+    }
+
+
+def run_server(grid: Grid, cfg: RunConfig, *, ckpt_dir: Path | None = None, hooks: RunHooks = NO_HOOKS,
+               progress: bool = True, round_timeout: float = DEFAULT_ROUND_TIMEOUT) -> RunResult:
+    """All rounds of a federated run; returns its result (the store adds the provenance)."""
+    t_start = time.perf_counter()
+    data = RunData(cfg)
+    eval_rows = data.eval_rows
+    model, tokenizer, minfo = load_for_method(cfg.model, cfg.method, cfg.dtype, cfg.method_params, seed=cfg.seed)
+    meter = EnergyMeter(cfg.energy_country).start()
+    strategy = make_strategy(cfg)
+    arrays = adapter_state(model)
+    history: list[dict] = []
+    start_round, resumed_from = 1, None
+    ckpt = Checkpoint(ckpt_dir, cfg.hash()) if ckpt_dir else None
+    if ckpt is not None and (saved := ckpt.load()) is not None:
+        done, arrays, history, sstate = saved
+        restore_strategy(strategy, sstate)
+        start_round, resumed_from = done + 1, done
+
+    fed = _Federation(grid, cfg, round_timeout)
+    t_rounds = time.perf_counter()
+    for h in history:
+        fed.client_energy["client_train"] += [c["energy"] for c in h["clients"]]
+
+    ev = None
+    for rnd in range(start_round, cfg.rounds + 1):
+        ok, record = fed.train_round(rnd, strategy, arrays, hooks)
+        with meter.phase("aggregation"):
+            new, _ = strategy.aggregate_train(rnd, ok)
+            arrays = to_float32(new)
+        with meter.phase("evaluation"):
+            load_adapter_state(model, arrays)
+            ev = evaluate_held_out(model, tokenizer, cfg, eval_rows)
+        t0 = record.pop("t0")
+        record.update(eval=eval_summary(ev.metrics), wall_s=round(time.perf_counter() - t0, 2), adapter_hash=adapter_hash(arrays))
+        history.append({k: record[k] for k in ("round", "sampled", "eval", "train_loss", "clients", "failures",
+                                               "bytes_up", "bytes_down", "wall_s", "adapter_hash")})
+        if progress:
+            print(f"[fedlab] round {rnd}/{cfg.rounds}: eval acc {ev.metrics['accuracy']:.3f}, "
+                  f"train loss {record['train_loss']:.3f}, {len(record['failures'])} failed, "
+                  f"{record['wall_s']:.0f} s", flush=True)
+        if ckpt is not None:
+            ckpt.save(rnd, arrays, history, strategy)
+        if hooks.stop_after is not None and hooks.stop_after <= rnd < cfg.rounds:
+            return RunResult.of(cfg, status=RunStatus.PARTIAL, rounds=history, resumed_from=resumed_from)
+
+    t_final = time.perf_counter()
+    load_adapter_state(model, arrays)
+    final = ev if ev is not None else evaluate_held_out(model, tokenizer, cfg, eval_rows)
+    per_client = fed.evaluate_clients(arrays, hooks)
+    accs = [c["accuracy"] for c in per_client if "accuracy" in c]
+
+    t_gen = time.perf_counter()
+    generations = generate_text(model, tokenizer, eval_rows[:3])
+    t_end = time.perf_counter()
+    server_energy = meter.stop()
+    clients_energy = fed.clients_energy()
+    return RunResult.of(
+        cfg,
+        resumed_from=resumed_from,
+        data=data.data_info,
+        partition=data.partition_info,
+        model=minfo,
+        rounds=history,
+        metrics=final.metrics,
+        predictions=final.predictions,
+        per_client=per_client,
+        per_client_summary={"mean": float(np.mean(accs)), "worst": float(np.min(accs)), "best": float(np.max(accs))} if accs else {},
+        communication=_communication(history, arrays, minfo["n_parameters"]),
+        energy=merge(server_energy, dict(clients_energy, country_iso_code=cfg.energy_country, mode=server_energy.get("mode"))),
+        energy_by_side={"server": server_energy, "clients": clients_energy},
+        budget={"optimizer_steps": sum(c["steps"] for h in history for c in h["clients"]),
+                "examples": sum(c["examples_trained"] for h in history for c in h["clients"])},
+        timings={"wall_s": round(t_end - t_start, 2), "setup_s": round(t_rounds - t_start, 2),
+                 "rounds_s": round(t_final - t_rounds, 2), "client_eval_s": round(t_gen - t_final, 2),
+                 "generation_s": round(t_end - t_gen, 2)},
+        adapter_hash=adapter_hash(arrays),
+        generations=generations,
+        adapter=model,
+        engine="simulation",
+    )

@@ -1,0 +1,77 @@
+"""Results as tables (pandas), found by config hash, so results of different profiles never mix.
+
+:func:`profile_results` finds the result of every cell of a profile's grid in the
+:class:`~fedlab.experiment.store.ResultStore`; :func:`frame` flattens results into one row each,
+which is what the tables, claims and figures are made from. Nothing here trains.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from fedlab.data import DATASETS
+from fedlab.experiment.config import SETTINGS, RunConfig
+from fedlab.experiment.profiles import Profile
+from fedlab.experiment.store import ResultStore, RunResult
+
+#: settings in the order tables show them: the floor, alone, together, pooled
+SETTING_ORDER = ["zeroshot", "isolated", "federated", "centralized"]
+assert sorted(SETTING_ORDER) == sorted(SETTINGS)
+
+
+def result_for(cfg: RunConfig, store: ResultStore | None = None) -> RunResult | None:
+    """The finished result of ``cfg``, or None if it has not been run."""
+    return (store or ResultStore()).lookup(cfg.resolved())
+
+
+def profile_results(profile: Profile, *, include_zeroshot: bool = True, store: ResultStore | None = None) -> list[RunResult]:
+    """The finished results of a profile's grid (zero-shot floors first)."""
+    cells = list(profile.cells())
+    if include_zeroshot:
+        cells = [profile.zeroshot(d) for d in profile.grid["datasets"]] + cells
+    return [r for r in (result_for(c, store) for c in cells) if r is not None]
+
+
+def results_frame(profile: Profile, store: ResultStore | None = None) -> pd.DataFrame:
+    """Every finished result of a profile's grid as one table."""
+    return frame(profile_results(profile, store=store))
+
+
+def row(result: RunResult) -> dict:
+    """One flat row per result: what the tables and figures need."""
+    c, m = result.config, result.metrics
+    ci = m.get("accuracy_ci") or [None, None]
+    energy, comm, model = result.energy, result.communication, result.model
+    return {
+        "dataset": c["dataset"],
+        "domain": DATASETS[c["dataset"]].domain if c["dataset"] in DATASETS else "?",
+        "method": c.get("method", "none") if c["setting"] != "zeroshot" else "none",
+        "setting": c["setting"],
+        "model": c["model"],
+        "n_eval": m["n"],
+        "accuracy": m["accuracy"],
+        "acc_lo": ci[0],
+        "acc_hi": ci[1],
+        "macro_f1": m["macro_f1"],
+        "accuracy_worst": m.get("accuracy_worst", result.per_client_summary.get("worst")),
+        "kwh": (energy.get("total") or {}).get("kwh"),
+        "kg_co2e": (energy.get("total") or {}).get("kg_co2e"),
+        "energy_mode": (energy.get("mode") or {}).get("cpu"),
+        "bytes_total": comm.get("bytes_total"),
+        "trainable_parameters": model.get("trainable_parameters"),
+        "adapter_bytes": model.get("adapter_bytes"),
+        "peak_memory_mb": result.peak_memory_mb,
+        "wall_s": result.timings.get("wall_s") or result.timings.get("eval_s"),
+        "optimizer_steps": result.budget.get("optimizer_steps"),
+        "offline_resplit": result.data.get("offline_resplit"),
+        "path": str(result.path) if result.path else None,
+    }
+
+
+def frame(results: list[RunResult]) -> pd.DataFrame:
+    """One row per result, sorted by domain, dataset, method and setting (zero-shot first)."""
+    df = pd.DataFrame([row(r) for r in results])
+    if not df.empty:
+        df["setting"] = pd.Categorical(df["setting"], SETTING_ORDER, ordered=True)
+        df = df.sort_values(["domain", "dataset", "method", "setting"]).reset_index(drop=True)
+    return df

@@ -1,0 +1,71 @@
+"""The README's generated blocks: ``<!-- begin:NAME -->...<!-- end:NAME -->`` replaced by fresh
+tables made from result files, benchmark files, the backbone registry and the package layout."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+from fedlab import paths
+from fedlab.experiment.profiles import load_profile
+
+from .claims import check_claims, claims_markdown
+from .frames import results_frame
+from .tables import backbones_table, bench_evaluators_table, bench_federated_table, cost_table, main_table, zeroshot_table
+
+
+def _summary(path: Path) -> str:
+    """The first line of a module's docstring."""
+    doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+def layout_tree() -> str:
+    """The package tree: each subpackage and top-level module with the first line of its docstring."""
+    root = paths.PACKAGE
+    entries = [("fedlab/", _summary(root / "__init__.py"))]
+    for module in sorted(root.glob("*.py")):
+        if module.name != "__init__.py":
+            entries.append((f"  {module.name}", _summary(module)))
+    for init in sorted(root.rglob("__init__.py")):
+        if init.parent != root:
+            rel = init.parent.relative_to(root)
+            entries.append((f"{'  ' * len(rel.parts)}{rel.name}/", _summary(init)))
+    entries.append(("  configs/profiles/", "the profiles (smoke, quick, paper) as YAML, shipped with the package"))
+    width = max(len(name) for name, _ in entries) + 2
+    return "\n".join(["```"] + [f"{name:{width}s}{summary}".rstrip() for name, summary in entries] + ["```"])
+
+
+#: the profile whose results the README reports
+README_PROFILE = "quick"
+
+
+def _frame():
+    return results_frame(load_profile(README_PROFILE))
+
+
+BLOCKS = {
+    "results-main": lambda: main_table(_frame()),
+    "results-costs": lambda: cost_table(_frame()),
+    "results-claims": lambda: claims_markdown(check_claims(_frame())),
+    "zeroshot": zeroshot_table,
+    "bench-evaluators": bench_evaluators_table,
+    "bench-federated": bench_federated_table,
+    "backbones": backbones_table,
+    "layout": layout_tree,
+}
+
+
+def update_readme(path: Path | None = None) -> list[str]:
+    """Replace each ``<!-- begin:NAME -->...<!-- end:NAME -->`` block with a fresh table."""
+    path = Path(path or paths.readme())
+    text = path.read_text()
+    done = []
+    for name, make in BLOCKS.items():
+        pattern = re.compile(rf"(<!-- begin:{name} -->\n)(?:.*?\n)?(<!-- end:{name} -->)", re.S)
+        if pattern.search(text):
+            text = pattern.sub(lambda m: m.group(1) + make() + "\n" + m.group(2), text)
+            done.append(name)
+    path.write_text(text)
+    return done

@@ -1,0 +1,222 @@
+"""Tables made from result files and data only (no training): markdown for the README and reports,
+and pandas tables for the notebooks (which only show what these functions build)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from fedlab import paths
+from fedlab.core.models import SUGGESTED_HUB_BACKBONES, backbone_registry
+from fedlab.data import MAIN_DATASETS, DATASETS, load_splits
+from fedlab.data.partition import partition_records
+from fedlab.experiment.profiles import Profile
+from fedlab.experiment.store import ResultStore, RunResult
+
+from .figures import BAR_SETTINGS
+
+
+def main_table(df) -> str:
+    """Markdown: accuracy [95 % CI] per dataset x method x setting (zero-shot as the floor)."""
+    if df.empty:
+        return "(no results yet)"
+    lines = ["| dataset | method | zero-shot | isolated (mean / worst) | federated | centralized |",
+             "|---|---|---|---|---|---|"]
+
+    def cell(sub):
+        if sub.empty:
+            return "–"
+        r = sub.iloc[0]
+        if r["setting"] == "isolated":
+            return f"{r['accuracy']:.3f} / {r['accuracy_worst']:.3f}"
+        ci = f" [{r['acc_lo']:.3f}, {r['acc_hi']:.3f}]" if r["acc_lo"] is not None and r["acc_lo"] == r["acc_lo"] else ""
+        return f"{r['accuracy']:.3f}{ci}"
+
+    for dataset in df["dataset"].unique():
+        d = df[df["dataset"] == dataset]
+        zs = cell(d[d["setting"] == "zeroshot"])
+        for method in [m for m in d["method"].unique() if m != "none"]:
+            dm = d[d["method"] == method]
+            lines.append(f"| {dataset} | {method} | {zs} | " + " | ".join(
+                cell(dm[dm["setting"] == s]) for s in BAR_SETTINGS) + " |")
+    return "\n".join(lines)
+
+
+
+
+def cost_table(df) -> str:
+    """Markdown: what each method costs in the federated setting (bytes, energy, memory, time)."""
+    fed = df[df["setting"] == "federated"]
+    if fed.empty:
+        return "(no federated results yet)"
+    lines = ["| dataset | method | trainable params | bytes sent (all rounds, both ways) | energy (Wh) | CO2e (g) | peak memory (MB) | wall (s) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for _, r in fed.iterrows():
+        lines.append(f"| {r['dataset']} | {r['method']} | {int(r['trainable_parameters']):,} | {int(r['bytes_total']):,} | "
+                     f"{1000 * r['kwh']:.3f} | {1000 * r['kg_co2e']:.3f} | {r['peak_memory_mb']:.0f} | {r['wall_s']:.0f} |")
+    return "\n".join(lines)
+
+
+
+
+def data_overview(data_dir=None) -> pd.DataFrame:
+    """Per dataset: records, train pool, eval rows, label counts, groups, offline re-split."""
+    rows = []
+    for name in MAIN_DATASETS:
+        info = load_splits(name, data_dir=data_dir).info
+        rows.append({
+            "dataset": name, "domain": DATASETS[name].domain, "task": DATASETS[name].task,
+            "records": info["n_records"], "train": info["n_train"], "eval": info["n_eval"],
+            "eval labels": ", ".join(f"{k} {v}" for k, v in info["label_counts"]["eval"].items()),
+            "natural groups": len(info["group_counts"]["train"]),
+            "duplicates dropped": info["duplicates_dropped"],
+            "offline re-split": info["offline_resplit"],
+        })
+    return pd.DataFrame(rows)
+
+
+def _ci(m: dict, key: str) -> str:
+    lo, hi = m.get(f"{key}_ci", (None, None))
+    return f"{m[key]:.3f} [{lo:.3f}, {hi:.3f}]" if lo is not None else f"{m[key]:.3f}"
+
+
+def zeroshot_table(store: ResultStore | None = None) -> str:
+    """Markdown table of every zero-shot result (full eval sets only, i.e. no ``max_eval`` cap)."""
+    rows = []
+    for r in (store or ResultStore()).results("zeroshot/*.json"):
+        c, m, d = r.config, r.metrics, r.data
+        if c.get("max_eval") is not None:
+            continue
+        rows.append(
+            f"| {c['dataset']} | {c['model']} | {c['evaluator']} | {m['n']} | {_ci(m, 'accuracy')} | "
+            f"{_ci(m, 'macro_f1')} | {m['majority_class_accuracy']:.3f} | "
+            f"{'yes' if d.get('offline_resplit') else 'no'} | {c['dtype']} | {m['seconds']:.0f} |"
+        )
+    head = (
+        "| dataset | model | evaluator | eval rows | accuracy [95% CI] | macro-F1 [95% CI] | "
+        "majority class | offline re-split | dtype | seconds |\n|---|---|---|---|---|---|---|---|---|---|"
+    )
+    return head + "\n" + "\n".join(rows) if rows else head
+
+
+def bench_evaluators_table(path: Path | None = None) -> str:
+    path = Path(path or paths.bench_dir() / "evaluators.json")
+    if not path.is_file():
+        return "(no benchmark result yet: run `make bench`)"
+    b = json.loads(path.read_text())
+    lines = ["| evaluator | examples/s | accuracy | invalid answers |", "|---|---|---|---|"]
+    for name, v in b["results"].items():
+        lines.append(f"| {name} | {v['examples_per_s']:.2f} | {v['accuracy']:.3f} | {v['invalid_rate']:.1%} |")
+    hw = b["manifest"]["hardware"]
+    lines.append(
+        f"\nSpeed ratio loglik / generate: **{b['speed_ratio_loglik_over_generate']:.2f}x** "
+        f"(goal >= 3x: {'met' if b['goal_met'] else 'NOT met'}); {b['results']['loglik']['examples']} "
+        f"questions, {b['model']['name']} in {b['model']['dtype']}, {hw['cpu']}, "
+        f"{hw['torch_threads']} threads."
+    )
+    return "\n".join(lines)
+
+
+def bench_federated_table(path: Path | None = None) -> str:
+    path = Path(path or paths.bench_dir() / "federated.json")
+    if not path.is_file():
+        return "(no benchmark result yet: run `make bench`)"
+    b = json.loads(path.read_text())
+    w, m = b["wall_time"], b["simulation_memory"]
+    t = w.get("federated_server_timings", {})
+    hw = b["manifest"]["hardware"]
+    return "\n".join([
+        "| measure | value | goal |",
+        "|---|---|---|",
+        f"| federated wall time (4 clients x 2 rounds x 5 steps, Flower + Ray) | {w['federated_s']:.1f} s | |",
+        f"| centralized wall time (40 steps, same batch and eval) | {w['centralized_s']:.1f} s | |",
+        f"| ratio federated / centralized | **{w['ratio']:.2f}** | <= 1.15 ({'met' if w['goal_met'] else 'not met'}) |",
+        f"| of which: simulation start/stop (Ray), outside the ServerApp | {w.get('simulation_overhead_s', float('nan')):.1f} s | |",
+        f"| of which: server set-up / rounds / per-client eval / generation | {t.get('setup_s', float('nan')):.1f} / {t.get('rounds_s', float('nan')):.1f} / {t.get('client_eval_s', float('nan')):.1f} / {t.get('generation_s', float('nan')):.1f} s | |",
+        f"| peak memory of the simulation, 2 clients | {m['clients_2']['peak_rss_mb']:.0f} MB | |",
+        f"| peak memory of the simulation, 8 clients | {m['clients_8']['peak_rss_mb']:.0f} MB | |",
+        f"| ratio 8 / 2 clients | **{m['ratio_8_over_2']:.2f}** | <= 1.2 ({'met' if m['goal_met'] else 'not met'}) |",
+        f"\n{b['settings']['model']} on {b['settings']['dataset']}, {hw['cpu']}, {hw['cpu_cores']} cores.",
+    ])
+
+
+def offline_notes(data_dir=None) -> pd.DataFrame:
+    """Per dataset: where its records come from, and whether its eval set is an offline re-split."""
+    rows = []
+    for name in MAIN_DATASETS:
+        info = load_splits(name, data_dir=data_dir).info
+        rows.append({"dataset": name, "source": info["source"], "offline re-split": info["offline_resplit"],
+                     "note": info["offline_resplit_note"] or ""})
+    return pd.DataFrame(rows)
+
+
+def partition_table(profile: Profile, dataset: str) -> tuple[pd.DataFrame, str]:
+    """The clients of a profile's partition of ``dataset``: size and label histogram; and its hash."""
+    d = profile.defaults
+    _, info = partition_records(load_splits(dataset).train, d["partition"], d["clients"], seed=d.get("seed", 0),
+                                min_size=d.get("batch_size", 2))
+    table = pd.DataFrame({"size": info["sizes"], "labels": info["label_histograms"]}).rename_axis(f"{dataset} client")
+    return table, info["partition_hash"]
+
+
+def cell_table(df: pd.DataFrame) -> pd.DataFrame:
+    """The headline columns of a (dataset, method) cell."""
+    return df[["dataset", "method", "setting", "accuracy", "acc_lo", "acc_hi", "macro_f1", "optimizer_steps",
+               "kwh", "bytes_total", "wall_s"]]
+
+
+def results_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy with CIs, macro-F1 and the worst isolated client of every result."""
+    return df[["dataset", "method", "setting", "accuracy", "acc_lo", "acc_hi", "macro_f1", "accuracy_worst",
+               "n_eval", "offline_resplit"]]
+
+
+def isolated_clients_table(iso: RunResult) -> pd.DataFrame:
+    """Each client trained alone: accuracy on the shared eval set and on its own data."""
+    return pd.DataFrame([{"client": c["client"], "n_train": c["n_train"], "alone: accuracy": c["metrics"]["accuracy"],
+                          "alone: own data": c["own_data_accuracy"]} for c in iso.per_client])
+
+
+def rounds_table(fed: RunResult) -> pd.DataFrame:
+    """Per federated round: sampled clients, failures, training loss, eval accuracy, bytes, time."""
+    return pd.DataFrame([{"round": h["round"], "clients": h["sampled"], "failed": len(h["failures"]),
+                          "train loss": h["train_loss"], "eval acc": h["eval"]["accuracy"], "bytes up": h["bytes_up"],
+                          "bytes down": h["bytes_down"], "wall s": h["wall_s"]} for h in fed.rounds])
+
+
+def communication_table(fed: RunResult) -> pd.Series:
+    """Bytes of the whole federated run, and the adapter's size against the full model's."""
+    return pd.Series({k: v for k, v in fed.communication.items() if not k.startswith("per_round")})
+
+
+def generations_table(result: RunResult) -> pd.DataFrame:
+    """What a trained adapter answers to held-out prompts, beside the gold answer."""
+    return pd.DataFrame(result.generations)[["gold", "output"]]
+
+
+def costs_by_setting(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean energy, CO2e, peak memory and wall time per method and setting."""
+    return df.groupby(["method", "setting"], observed=True)[["kwh", "kg_co2e", "peak_memory_mb", "wall_s"]].mean()
+
+
+def energy_modes(df: pd.DataFrame) -> str:
+    """How CodeCarbon measured the CPU's power in these results, in words."""
+    modes = sorted(set(df["energy_mode"].dropna())) if "energy_mode" in df else []
+    return (f"CodeCarbon CPU mode(s): {modes} - cpu_load means power is estimated from CPU load and a default "
+            f"TDP (no RAPL counters)")
+
+
+def backbones_table() -> str:
+    """Markdown: the backbone registry and the suggested hub backbones (README)."""
+    lines = ["| name | what | offline |", "|---|---|---|"]
+    for name, entry in backbone_registry().items():
+        lines.append(f"| `{name}`{' (default)' if entry['default'] else ''} | {entry['description']} | yes |")
+    lines.append("| any folder | a directory written by `save_pretrained` | yes |")
+    lines.append("| any hub id | e.g. the suggestions below; needs network (`HF_HUB_OFFLINE` unset) and, beyond ~1B "
+                 "parameters, a GPU | no |")
+    lines += ["", "Suggested hub backbones (not run here: this machine has no GPU and no hub access):", "",
+              "| hub id | notes |", "|---|---|"]
+    lines += [f"| `{hub_id}` | {note} |" for hub_id, note in SUGGESTED_HUB_BACKBONES.items()]
+    return "\n".join(lines)
