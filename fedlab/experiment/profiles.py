@@ -20,6 +20,7 @@ from fedlab.errors import ConfigError, did_you_mean
 from .config import SETTINGS, TRAINING_SETTINGS, RunConfig
 
 PROFILE_DIR = paths.PROFILES_DIR
+GRID_KEYS = {"datasets", "methods", "settings", "dataset_overrides"}
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,11 @@ def load_profile(name_or_path: str) -> Profile:
     if bad:
         raise ConfigError(f"Profile {path}: unknown run setting(s) {bad}. {did_you_mean(bad[0], fields)}")
     grid = dict(data.get("grid") or {})
+    bad = sorted(set(grid) - GRID_KEYS)
+    if bad:
+        hint = (" A domain's datasets come from the dataset registry: list them in grid.datasets."
+                if "domains" in bad else "")
+        raise ConfigError(f"Profile {path}: unknown grid key(s) {bad}; allowed: {sorted(GRID_KEYS)}.{hint}")
     grid.setdefault("datasets", [name for name in DATASETS if name in MAIN_DATASETS])
     grid.setdefault("methods", list(METHODS))
     grid.setdefault("settings", list(TRAINING_SETTINGS))

@@ -63,8 +63,9 @@ def label_balance(data_dir=None, save: str | None = None):
     return _save(fig, save)
 
 
-def partition_heatmaps(records, specs, n_clients: int, seed: int = 0, save: str | None = None):
-    """Per-client label histograms (rows = clients) for each partition spec."""
+def partition_heatmaps(dataset: str, specs, n_clients: int, seed: int = 0, save: str | None = None):
+    """Per-client label histograms (rows = clients) of ``dataset``'s training pool for each partition spec."""
+    records = load_splits(dataset).train
     plt = _plt()
     fig, axes = plt.subplots(1, len(specs), figsize=(4.2 * len(specs), 0.55 * n_clients + 1.8), squeeze=False)
     first = records[0]

@@ -57,12 +57,14 @@ BLOCKS = {
 }
 
 
-def update_readme(path: Path | None = None) -> list[str]:
-    """Replace each ``<!-- begin:NAME -->...<!-- end:NAME -->`` block with a fresh table."""
+def update_readme(path: Path | None = None, names=None) -> list[str]:
+    """Replace each ``<!-- begin:NAME -->...<!-- end:NAME -->`` block (of ``names``, default all) with a fresh table."""
     path = Path(path or paths.readme())
     text = path.read_text()
     done = []
     for name, make in BLOCKS.items():
+        if names is not None and name not in names:
+            continue
         pattern = re.compile(rf"(<!-- begin:{name} -->\n)(?:.*?\n)?(<!-- end:{name} -->)", re.S)
         if pattern.search(text):
             text = pattern.sub(lambda m: m.group(1) + make() + "\n" + m.group(2), text)

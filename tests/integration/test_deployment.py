@@ -4,19 +4,20 @@ Every process a test starts is stopped by PID (process groups, plus a sweep by e
 even when the test fails, and every wait is bounded.
 """
 
-import json
 import os
 import time
 
 import pytest
 
-from fedlab.config import RunConfig
-from fedlab.deploy import LocalFederation, _pids_with_marker, deploy_run
+from fedlab.experiment.config import RunConfig
+from fedlab.experiment.hooks import RunHooks
+from fedlab.experiment.store import ResultStore
+from fedlab.fl.deployment.federation import APP_DIR, LocalFederation, _pids_with_marker
+from fedlab.fl.deployment.run import deploy_run
 
-TINY = dict(
-    dataset="fpb", setting="federated", model="tiny-random", dtype="fp32", clients=2, rounds=2, local_steps=2,
-    batch_size=2, lr=5e-3, partition="iid", max_eval=8, n_boot=0, max_client_eval=4, max_length=96,
-)
+from tests.conftest import TINY_FAULTS
+
+TINY = dict(TINY_FAULTS, clients=2)
 
 
 def _no_leftovers(tag: str) -> None:
@@ -27,15 +28,13 @@ def _no_leftovers(tag: str) -> None:
 
 
 def _check(result, cfg):
-    assert result["status"] == "success" and result["engine"] == "deployment"
-    assert result["config_hash"] == cfg.resolved().hash()
-    assert [h["round"] for h in result["rounds"]] == list(range(1, cfg.rounds + 1))
-    assert os.path.isfile(result["path"]) and "/deployment/federated/" in result["path"]
+    assert result.status == "success" and result.engine == "deployment"
+    assert result.config_hash == cfg.resolved().hash()
+    assert [h["round"] for h in result.rounds] == list(range(1, cfg.rounds + 1))
+    assert os.path.isfile(result.path) and "/deployment/federated/" in str(result.path)
 
 
 def fed_app():
-    from fedlab.deploy import APP_DIR
-
     return APP_DIR
 
 
@@ -43,12 +42,12 @@ def test_two_supernodes_insecure(results, tmp_path):
     cfg = RunConfig(**TINY)
     result = deploy_run(cfg, timeout=600, workdir=tmp_path / "fed")
     _check(result, cfg)
-    for h in result["rounds"]:
+    for h in result.rounds:
         assert sorted(c["client"] for c in h["clients"]) == [0, 1] and h["failures"] == []
         assert all(c["bytes_up"] > 0 for c in h["clients"])
-    assert {c["client"] for c in result["per_client"]} == {0, 1}
-    _no_leftovers(result["federation_tag"])
-    assert deploy_run(cfg, timeout=600, workdir=tmp_path / "fed")["cached"] is True
+    assert {c["client"] for c in result.per_client} == {0, 1}
+    _no_leftovers(result.deployment["federation_tag"])
+    assert deploy_run(cfg, timeout=600, workdir=tmp_path / "fed").cached is True
 
 
 def test_tls_with_self_signed_certificates(results, tmp_path):
@@ -59,21 +58,21 @@ def test_tls_with_self_signed_certificates(results, tmp_path):
         tag = fed.tag
     assert out["status"] == "finished:completed", out["log"][-2000:]
     _no_leftovers(tag)
-    path = next((results / "deployment" / "federated").glob("*.json"))
-    _check(json.loads(path.read_text()) | {"path": str(path)}, cfg)
+    _check(ResultStore.read(next((results / "deployment" / "federated").glob("*.json"))), cfg)
 
 
 def test_a_supernode_killed_mid_run_does_not_hang_the_run(results, tmp_path):
     cfg = RunConfig(**dict(TINY, rounds=3))
     t0 = time.monotonic()
-    result = deploy_run(cfg, timeout=600, round_timeout=240, workdir=tmp_path / "fed", kill_node_after_round=(1, 1))
+    result = deploy_run(cfg, timeout=600, round_timeout=240, workdir=tmp_path / "fed",
+                        hooks=RunHooks(kill_node_after_round=(1, 1)))
     assert time.monotonic() - t0 < 600
     _check(result, cfg)
-    assert [c["client"] for c in result["rounds"][0]["clients"]] == [0, 1]
-    later = result["rounds"][1:]
+    assert [c["client"] for c in result.rounds[0]["clients"]] == [0, 1]
+    later = result.rounds[1:]
     assert all([f["client"] for f in h["failures"]] == [1] for h in later), [h["failures"] for h in later]
     assert all([c["client"] for c in h["clients"]] == [0] for h in later)
-    assert any("error" in c for c in result["per_client"] if c["client"] == 1)
+    assert any("error" in c for c in result.per_client if c["client"] == 1)
 
 
 def test_stop_kills_everything_even_mid_round(results, tmp_path):

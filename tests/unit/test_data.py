@@ -18,19 +18,14 @@ from fedlab.data import (
     MCQ_LETTERS,
     SENTIMENT_OPTIONS,
     Record,
-    fiqa_sa,
-    fpb,
     load_records,
     load_splits,
     manifest_name,
-    medmcqa,
-    medqa,
-    pubmedqa,
     resolve_data_dir,
     resolve_source,
     split_hash,
 )
-from fedlab.data.base import DEFAULT_DATA_DIR
+from fedlab.data.datasets import fiqa_sa, fpb, medmcqa, medqa, pubmedqa
 from fedlab.errors import ConfigError, DataError
 
 MAIN = ("fpb", "fiqa_sa", "medqa", "medmcqa")
@@ -117,9 +112,9 @@ def test_record_roundtrip_and_validation(local):
         assert again == record and again.meta == record.meta and isinstance(again.options, tuple)
         assert hash(again) == hash(record)
     with pytest.raises(DataError, match="label_text"):
-        Record("x", "fpb", "finance", "t", SENTIMENT_OPTIONS, 0, "positive", "all", "train")
+        Record("x", "fpb", "finance", "sentiment3", "t", SENTIMENT_OPTIONS, 0, "positive", "all", "train")
     with pytest.raises(DataError, match="not an index"):
-        Record("x", "fpb", "finance", "t", SENTIMENT_OPTIONS, 3, "positive", "all", "train")
+        Record("x", "fpb", "finance", "sentiment3", "t", SENTIMENT_OPTIONS, 3, "positive", "all", "train")
     with pytest.raises(DataError, match="missing keys"):
         Record.from_dict({"id": "x"})
 
@@ -302,8 +297,7 @@ def test_source_resolution(fedlab_data_dir, tmp_path, monkeypatch):
     monkeypatch.delenv("FEDLAB_DATA_DIR")
     assert (
         resolve_data_dir()
-        == DEFAULT_DATA_DIR
-        == Path(__file__).resolve().parents[1] / "data" / "raw"
+        == Path(__file__).resolve().parents[2] / "data" / "raw"
     )
     with pytest.raises(ConfigError, match="eval_fraction"):
         load_splits("fpb", data_dir=fedlab_data_dir, eval_fraction=1.0, splits_dir=tmp_path)

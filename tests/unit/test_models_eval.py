@@ -8,19 +8,20 @@ import torch
 
 from fedlab.data.records import Record
 from fedlab.errors import ConfigError, ModelError
-from fedlab.evaluate import compute_metrics, evaluate, option_logliks, parse_answer
-from fedlab.models import load_model, resolve, resolve_dtype
-from fedlab.prompts import encode, prompt_text, training_ids
+from fedlab.core.evaluate import evaluate, option_logliks, parse_answer
+from fedlab.core.metrics import compute_metrics
+from fedlab.core.models import load_model, resolve, resolve_dtype
+from fedlab.core.prompts import encode, prompt_text, training_ids
 
 SENT = ("negative", "neutral", "positive")
 
 
 def fpb(i, text, label):
-    return Record(f"f{i}", "fpb", "finance", text, SENT, label, SENT[label], "all", "train")
+    return Record(f"f{i}", "fpb", "finance", "sentiment3", text, SENT, label, SENT[label], "all", "train")
 
 
 def medqa(i, text, options, label):
-    return Record(f"m{i}", "medqa", "healthcare", text, tuple(options), label, options[label], "step1", "test")
+    return Record(f"m{i}", "medqa", "healthcare", "mcq4", text, tuple(options), label, options[label], "step1", "test")
 
 
 RECORDS = [

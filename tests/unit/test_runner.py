@@ -5,17 +5,17 @@ import json
 import pytest
 
 from fedlab.cli import main
-from fedlab.config import RunConfig
+from fedlab.experiment.config import RunConfig
 from fedlab.errors import ConfigError
-from fedlab.results import config_hash
-from fedlab.runner import run
+from fedlab.experiment.config import config_hash
+from fedlab.study import run
 
 
 def test_zeroshot_result_file_has_everything(results):
     cfg = RunConfig(dataset="fpb", model="tiny-random", max_eval=12, n_boot=50)
     out = run(cfg, progress=False)
     path = results / "zeroshot" / f"{cfg.resolved().stem()}.json"
-    assert path.is_file() and not out["cached"]
+    assert path.is_file() and not out.cached
     data = json.loads(path.read_text())
     assert data["status"] == "success"
     assert data["config_hash"] == config_hash(data["config"]) == cfg.resolved().hash()
@@ -35,8 +35,8 @@ def test_finished_runs_are_loaded_not_rerun(results):
     cfg = RunConfig(dataset="medqa", model="tiny-random", max_eval=4, n_boot=0)
     first = run(cfg, progress=False)
     second = run(cfg, progress=False)
-    assert second["cached"] and second["metrics"] == first["metrics"]
-    assert not run(cfg, force=True, progress=False)["cached"]
+    assert second.cached and second.metrics == first.metrics
+    assert not run(cfg, force=True, progress=False).cached
 
 
 def test_same_config_same_numbers(results, tmp_path, monkeypatch):
@@ -44,9 +44,9 @@ def test_same_config_same_numbers(results, tmp_path, monkeypatch):
     a = run(cfg, progress=False)
     monkeypatch.setenv("FEDLAB_RESULTS_DIR", str(tmp_path / "other"))
     b = run(cfg, progress=False)
-    assert not b["cached"]
+    assert not b.cached
     for key in ("accuracy", "macro_f1", "accuracy_ci", "confusion_matrix"):
-        assert a["metrics"][key] == b["metrics"][key]
+        assert a.metrics[key] == b.metrics[key]
 
 
 @pytest.mark.parametrize(

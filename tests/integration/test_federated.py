@@ -1,0 +1,145 @@
+"""Federated, centralized and isolated training on tiny-random: real Flower (Ray), real peft, real data."""
+
+import json
+
+import numpy as np
+import pytest
+
+from fedlab.core.peft_methods import adapter_state, load_for_method
+from fedlab.experiment.config import RunConfig
+from fedlab.experiment.hooks import RunHooks
+from fedlab.experiment.store import ResultStore
+from fedlab.study import run
+
+from tests.conftest import TINY_FEDERATED as BASE
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory, fedlab_data_dir):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("FEDLAB_DATA_DIR", str(fedlab_data_dir))
+    mp.setenv("FEDLAB_RESULTS_DIR", str(tmp_path_factory.mktemp("results")))
+    yield tmp_path_factory
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def federated(env):
+    """One uninterrupted federated run, with every message recorded."""
+    cfg = RunConfig(setting="federated", **BASE).resolved()
+    spy: list = []
+    result = run(cfg, hooks=RunHooks(spy=spy), progress=False)
+    return cfg, result, spy
+
+
+# ----------------------------------------------------------------------------- Flower messages
+def test_only_adapter_tensors_travel(federated):
+    cfg, result, spy = federated
+    model, _, _ = load_for_method("tiny-random", "lora", dtype="fp32")
+    adapter = adapter_state(model)
+    n_msgs = 0
+    for exchange in spy:
+        for msg in list(exchange["sent"]) + list(exchange["received"]):
+            if msg.has_error():
+                continue
+            n_msgs += 1
+            content = msg.content
+            for name, rec in content.array_records.items():
+                assert set(rec.keys()) == set(adapter), name  # adapter tensors, all of them, nothing else
+                for key, arr in rec.items():
+                    assert arr.numpy().shape == adapter[key].shape
+            for rec in content.config_records.values():
+                assert set(rec) <= {"run-config", "server-round", "proximal-mu"}
+                assert json.loads(rec["run-config"])["dataset"] == "fpb"
+            for rec in content.metric_records.values():  # numbers only: no text, no token ids
+                for v in rec.values():
+                    assert isinstance(v, (int, float)) or all(isinstance(x, float) for x in v)
+                assert not any("token" in k or "text" in k for k in rec)
+    assert n_msgs == 2 * cfg.rounds * 2 + 2
+
+
+def test_result_file_has_rounds_clients_bytes_energy(federated):
+    cfg, result, _ = federated
+    data = json.loads(open(result.path).read())
+    assert data["status"] == "success" and data["config_hash"] == cfg.hash()
+    assert [h["round"] for h in data["rounds"]] == [1, 2]
+    for h in data["rounds"]:
+        assert {c["client"] for c in h["clients"]} == {0, 1} and h["failures"] == []
+        assert 0 <= h["eval"]["accuracy"] <= 1 and h["bytes_up"] == sum(c["bytes_up"] for c in h["clients"])
+        assert all(c["bytes_up"] >= data["model"]["adapter_bytes"] for c in h["clients"])
+    comm = data["communication"]
+    assert comm["bytes_total"] == sum(comm["per_round_up"]) + sum(comm["per_round_down"])
+    assert 0 < comm["ratio_per_message_to_full_model"] < 0.05
+    energy = data["energy"]
+    assert set(energy["phases"]) == {"client_train", "aggregation", "evaluation"}
+    assert energy["total"]["kwh"] > 0 and energy["mode"]["cpu"] in ("cpu_load", "tdp", "rapl", "measured")
+    assert {c["client"] for c in data["per_client"]} == {0, 1} and "worst" in data["per_client_summary"]
+    assert data["budget"]["optimizer_steps"] == cfg.federated_steps == 8
+    assert data["partition"]["sizes"] and data["partition"]["partition_hash"]
+    assert len(data["generations"]) == 3 and all("output" in g for g in data["generations"])
+    assert {"git_sha", "packages", "hardware"} <= set(data["manifest"])
+
+
+def test_same_seed_same_run_and_resume_equals_uninterrupted(federated, env):
+    cfg, full, _ = federated
+    env_root = env.mktemp("resume")
+    import os
+
+    os.environ["FEDLAB_RESULTS_DIR"] = str(env_root)
+    partial = run(cfg, hooks=RunHooks(stop_after=1), progress=False)
+    assert partial.status == "partial" and len(partial.rounds) == 1
+    assert ResultStore().checkpoint_dir(cfg).is_dir()  # the interrupted run left its checkpoint
+    assert run(cfg, progress=False).cached is False  # a partial result is never served from the cache
+    resumed = ResultStore.read(partial.path)
+    assert resumed.status == "success" and resumed.resumed_from == 1
+    assert resumed.adapter_hash == full.adapter_hash
+    assert [h["adapter_hash"] for h in resumed.rounds] == [h["adapter_hash"] for h in full.rounds]
+    assert resumed.metrics["accuracy"] == full.metrics["accuracy"]
+    assert resumed.partition["partition_hash"] == full.partition["partition_hash"]
+    assert run(cfg, progress=False).cached is True
+
+
+def test_centralized_and_isolated_have_matched_budgets(federated):
+    cfg, fed, _ = federated
+    base = {k: v for k, v in cfg.to_dict().items() if k != "setting"}
+    cen = run(dict(base, setting="centralized"), progress=False)
+    iso = run(dict(base, setting="isolated"), progress=False)
+    assert cen.budget["optimizer_steps"] == fed.budget["optimizer_steps"] == cfg.federated_steps
+    assert cen.budget["examples"] == fed.budget["examples"]
+    assert cen.n_train == sum(fed.partition["sizes"])
+    assert [h["round"] for h in cen.rounds] == [1, 2]
+    per_client_fed = {c: sum(cl["steps"] for h in fed.rounds for cl in h["clients"] if cl["client"] == c) for c in (0, 1)}
+    assert all(c["train"]["steps"] == per_client_fed[c["client"]] for c in iso.per_client)
+    m = iso.metrics
+    assert m["accuracy_worst"] <= m["accuracy"] <= m["accuracy_best"]
+    for r in (cen, iso):
+        assert r.data["split_hash"] == fed.data["split_hash"]  # the same held-out rows
+        assert r.energy["phases"]["client_train"]["kwh"] > 0
+
+
+@pytest.mark.embedded
+def test_short_federated_run_on_the_embedded_model(env):
+    cfg = RunConfig(
+        dataset="fiqa_sa", setting="federated", model="smollm2-135m", method="lora", clients=2, rounds=1,
+        local_steps=2, batch_size=2, partition="natural", max_eval=16, n_boot=0, max_client_eval=4, max_length=128,
+    )
+    res = run(cfg, progress=False)
+    assert res.status == "success" and res.model["name"] == "smollm2-135m"
+    assert res.rounds[0]["clients"][0]["train_loss"] < 5  # a pretrained LM, not a random one
+    assert res.partition["group_histograms"] == [{"headline": 381}, {"post": 498}]
+
+
+@pytest.mark.parametrize("strategy", ["fedprox", "fedadam", "fedyogi", "fedavgm"])
+def test_flower_strategies_and_seeded_partial_sampling(strategy, env):
+    cfg = RunConfig(**dict(BASE, clients=3, fraction=0.6, rounds=2, local_steps=1, max_eval=4, n_boot=0,
+                           strategy=strategy, partition="iid"), setting="federated")
+    res = run(cfg, progress=False)
+    assert res.status == "success"
+    sampled = [h["sampled"] for h in res.rounds]
+    assert all(len(s) == 2 for s in sampled)  # ceil(3 * 0.6) clients per round, chosen by a seeded RNG
+    import random
+
+    assert sampled == [sorted(random.Random(f"0:{r}").sample(range(3), 2)) for r in (1, 2)]
+    hashes = [h["adapter_hash"] for h in res.rounds]
+    assert len(set(hashes)) == 2  # the server update moved the adapter each round
+    assert all(c["bytes_up"] > 0 for h in res.rounds for c in h["clients"])

@@ -1,0 +1,91 @@
+"""Typed results and their store: round trips, lookup by hash, statuses, migration of schema-1 files."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fedlab.experiment.config import Faults, RunConfig
+from fedlab.experiment.hooks import RunHooks
+from fedlab.experiment.store import SCHEMA_VERSION, ResultStore, RunResult, RunStatus, migrate_store, migrate_v1
+
+from tests.conftest import TINY_FAULTS
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _cfg(**kw):
+    return RunConfig(**dict(TINY_FAULTS, source="local", **kw))
+
+
+def test_result_round_trip_and_transient_fields(tmp_path):
+    cfg = _cfg(setting="centralized")
+    store = ResultStore(tmp_path)
+    res = RunResult.of(cfg, metrics={"accuracy": 0.5, "n": 2}, predictions=[{"id": "a", "pred": 1}, {"id": "b", "pred": 0}],
+                       rounds=[{"round": 1}])
+    saved = store.save(cfg, res)
+    assert saved.path == store.path(cfg) and not saved.cached
+    data = json.loads(saved.path.read_text())
+    assert data["status"] == "success" and data["schema_version"] == SCHEMA_VERSION
+    assert not {"predictions", "adapter", "path", "cached"} & set(data)  # explicit fields, not in the JSON
+    assert {"git_sha", "packages", "hardware"} <= set(data["manifest"]) and data["peak_memory_mb"] > 0
+    back = store.lookup(cfg)
+    assert back.cached and back.metrics == res.metrics and back.status is RunStatus.SUCCESS
+    assert back.load_predictions() == res.predictions
+
+
+def test_partial_failed_or_foreign_results_are_not_served(tmp_path):
+    cfg = _cfg(setting="centralized")
+    store = ResultStore(tmp_path)
+    for status in (RunStatus.PARTIAL, RunStatus.FAILED):
+        store.save(cfg, RunResult.of(cfg, status=status))
+        assert store.lookup(cfg) is None
+    other = _cfg(setting="centralized", seed=1)
+    with pytest.raises(ValueError, match="under the config that produced it"):
+        store.save(cfg, RunResult.of(other))
+    store.path(cfg).write_text("{not json")
+    assert store.lookup(cfg) is None and ResultStore.read(store.path(cfg)) is None
+
+
+def test_unknown_fields_are_an_error_not_dropped():
+    cfg = _cfg(setting="centralized")
+    data = RunResult.of(cfg).to_json() | {"surprise": 1}
+    with pytest.raises(ValueError, match="unknown fields"):
+        RunResult.from_json(data)
+
+
+def test_hooks_and_faults_in_the_config():
+    cfg = _cfg()
+    assert "faults" in cfg.to_dict() and cfg.to_dict()["faults"] == {"fail_clients": []}
+    assert _cfg(faults=Faults(fail_clients=(1,))).hash() != cfg.hash()  # a faulty run is another run
+    assert RunConfig.from_dict(_cfg(faults=Faults(fail_clients=(2,))).to_dict()).faults.fail_clients == (2,)
+    assert not {"spy", "stop_after", "kill_node_after_round", "hooks"} & set(cfg.to_dict())  # hooks stay outside
+    assert RunHooks().stop_after is None
+
+
+def test_schema_1_files_migrate_to_the_same_run(tmp_path):
+    cfg = _cfg(setting="centralized").resolved()
+    old_config = {k: v for k, v in cfg.to_dict().items() if k != "faults"} | {"extra": {}, "fail_clients": []}
+    old = {"status": "success", "config": old_config, "config_hash": "0" * 64, "schema_version": 1,
+           "metrics": {"accuracy": 0.25}, "predictions_file": "old.predictions.jsonl"}
+    folder = tmp_path / "centralized"
+    folder.mkdir()
+    (folder / "old.json").write_text(json.dumps(old))
+    (folder / "old.predictions.jsonl").write_text('{"id": "a"}\n')
+    moved = migrate_store(tmp_path)
+    assert [new.name for _, new in moved] == [f"{cfg.stem()}.json"]
+    hit = ResultStore(tmp_path).lookup(cfg)
+    assert hit.metrics == {"accuracy": 0.25} and hit.migrated["old_config_hash"] == "0" * 64
+    assert hit.load_predictions() == [{"id": "a"}] and not (folder / "old.json").exists()
+    assert migrate_store(tmp_path) == []  # nothing left to migrate
+    new, new_cfg = migrate_v1(old)
+    assert new_cfg.hash() == cfg.hash() and new["schema_version"] == SCHEMA_VERSION
+
+
+def test_committed_reference_results_are_schema_2_and_readable():
+    files = sorted((REPO / "results").glob("*/*.json"))
+    assert files, "the quick profile's reference results are committed"
+    for path in files:
+        res = ResultStore.read(path)
+        assert res is not None and res.ok and res.schema_version == SCHEMA_VERSION, path
+        assert res.config_hash == RunConfig.from_dict(res.config).hash(), path
