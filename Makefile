@@ -19,7 +19,7 @@ export FEDLAB_DATA_DIR ?= $(if $(wildcard data/raw),$(CURDIR)/data/raw,$(abspath
 
 TORCH_PIN := $(shell grep -E '^torch==' requirements.txt)
 
-.PHONY: help setup test smoke reproduce figures zeroshot bench deploy-local lab clean
+.PHONY: help setup test test-unit lint smoke reproduce figures zeroshot bench deploy-local lab clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -40,8 +40,14 @@ $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 setup: $(STAMP) ## create .venv with the pinned packages (once), convert the embedded model
 	$(BIN)/fedlab prepare
 
-test: $(STAMP) ## run the test suite (offline)
+test: $(STAMP) ## run the whole test suite (offline): tests/unit and tests/integration
 	$(BIN)/python -m pytest -q
+
+test-unit: $(STAMP) ## the fast tests only (no Ray, no Deployment Engine, no notebook execution)
+	$(BIN)/python -m pytest -q tests/unit
+
+lint: $(STAMP) ## check the package's layering (import-linter contract in pyproject.toml)
+	$(BIN)/lint-imports
 
 zeroshot: $(STAMP) ## zero-shot floor of the embedded model on the four benchmarks
 	$(BIN)/fedlab zeroshot $(if $(filter 1,$(FORCE)),--force,)

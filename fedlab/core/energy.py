@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from codecarbon import OfflineEmissionsTracker
 
 PHASES = ("client_train", "aggregation", "evaluation")
+TRAIN, AGGREGATION, EVALUATION = PHASES
 
 
 def _empty() -> dict:
@@ -52,6 +53,8 @@ class EnergyMeter:
 
     def begin(self, name: str) -> None:
         """Start one occurrence of phase ``name`` (pair with :meth:`end`)."""
+        if name not in PHASES:
+            raise ValueError(f"unknown energy phase {name!r}; the phases are {PHASES}")
         if self._tracker is None:
             self.start()
         if self._tracker is not None:

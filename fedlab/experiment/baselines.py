@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from fedlab.core.energy import EnergyMeter
+from fedlab.core.energy import EVALUATION, TRAIN, EnergyMeter
 from fedlab.core.evaluate import evaluate, generate_text
 from fedlab.core.models import load_model
 from fedlab.core.peft_methods import adapter_hash, adapter_state, load_adapter_state, load_for_method
@@ -75,19 +75,19 @@ def centralized(cfg: RunConfig, *, progress: bool = True, **_) -> RunResult:
     def at_step(k: int) -> None:
         if k % chunk:
             return
-        meter.end("client_train")
-        with meter.phase("evaluation"):
+        meter.end(TRAIN)
+        with meter.phase(EVALUATION):
             last["eval"] = evaluate_held_out(model, tokenizer, cfg, data.eval_rows)
         history.append({"round": k // chunk, "step": k, "eval": eval_summary(last["eval"].metrics)})
         if progress:
             print(f"[fedlab] centralized step {k}/{cfg.federated_steps}: eval acc {last['eval'].metrics['accuracy']:.3f}", flush=True)
-        meter.begin("client_train")
+        meter.begin(TRAIN)
 
-    meter.begin("client_train")
+    meter.begin(TRAIN)
     stats = train_local(model, tokenizer, pooled, steps=cfg.federated_steps, total_steps=cfg.federated_steps,
                         seed=[cfg.seed, 1_000_003], progress=progress, desc="centralized", on_step_end=at_step,
                         **train_kwargs(cfg))
-    meter.end("client_train")
+    meter.end(TRAIN)
     final = last["eval"]
     for h, start in zip(history, range(0, len(stats.losses), chunk)):
         h["train_loss"] = float(np.mean(stats.losses[start : start + chunk]))
@@ -109,11 +109,11 @@ def isolated(cfg: RunConfig, *, progress: bool = True, **_) -> RunResult:
     per_client, predictions = [], []
     for pid, rows in enumerate(data.clients):
         load_adapter_state(model, init)
-        with meter.phase("client_train"):
+        with meter.phase(TRAIN):
             stats = train_local(model, tokenizer, rows, steps=cfg.isolated_steps, total_steps=cfg.isolated_steps,
                                 seed=[cfg.seed, pid, 2_000_003], progress=progress, desc=f"isolated client {pid}",
                                 **train_kwargs(cfg))
-        with meter.phase("evaluation"):
+        with meter.phase(EVALUATION):
             ev = evaluate_held_out(model, tokenizer, cfg, data.eval_rows)
             own = evaluate_held_out(model, tokenizer, cfg, data.client_eval_rows(pid), n_boot=0)
         if progress:

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 from flwr.app import Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
-from fedlab.core.energy import EnergyMeter
+from fedlab.core.energy import EVALUATION, TRAIN, EnergyMeter
 from fedlab.core.peft_methods import adapter_state, load_adapter_state, load_for_method
 from fedlab.core.train import train_local
 from fedlab.experiment.baselines import evaluate_held_out, train_kwargs
@@ -83,7 +83,7 @@ def train(msg: Message, context: Context) -> Message:
     st = worker_state(cfg)
     load_adapter_state(st.model, arrays_to_dict(msg.content["arrays"]))
     data = st.work.clients[pid]
-    with st.meter.phase("client_train") as energy:
+    with st.meter.phase(TRAIN) as energy:
         stats = train_local(
             st.model, st.tokenizer, data, steps=cfg.local_steps, total_steps=cfg.rounds * cfg.local_steps,
             step_offset=(rnd - 1) * cfg.local_steps, seed=[cfg.seed, rnd, pid],
@@ -116,7 +116,7 @@ def evaluate(msg: Message, context: Context) -> Message:
     st = worker_state(cfg)
     load_adapter_state(st.model, arrays_to_dict(msg.content["arrays"]))
     rows = st.work.client_eval_rows(pid)
-    with st.meter.phase("evaluation") as energy:
+    with st.meter.phase(EVALUATION) as energy:
         m = evaluate_held_out(st.model, st.tokenizer, cfg, rows, n_boot=0).metrics
     metrics = MetricRecord(
         {

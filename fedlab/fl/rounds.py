@@ -18,7 +18,7 @@ import numpy as np
 from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
-from fedlab.core.energy import EnergyMeter, merge
+from fedlab.core.energy import AGGREGATION, EVALUATION, TRAIN, EnergyMeter, merge
 from fedlab.core.evaluate import generate_text
 from fedlab.core.peft_methods import adapter_hash, adapter_nbytes, adapter_state, load_adapter_state, load_for_method
 from fedlab.errors import FedlabError
@@ -80,7 +80,7 @@ class _Federation:
     node_of: dict[int, int] = field(init=False)  # partition id -> node id
     pid_of: dict[int, int] = field(init=False)  # node id -> partition id
     run_conf: str = field(init=False)
-    client_energy: dict = field(default_factory=lambda: {"client_train": [], "evaluation": []})
+    client_energy: dict = field(default_factory=lambda: {TRAIN: [], EVALUATION: []})
 
     def __post_init__(self):
         self.pid_of = discover(self.grid, self.cfg.clients)
@@ -117,7 +117,7 @@ class _Federation:
                 continue
             m = _scalars(reply.content["metrics"])
             energy = _energy(m)
-            self.client_energy["client_train"].append(energy)
+            self.client_energy[TRAIN].append(energy)
             clients.append({
                 "client": pid, "num_examples": int(m["num-examples"]), "train_loss": m["train-loss"],
                 "first_loss": m["first-loss"], "last_loss": m["last-loss"], "losses": m["losses"],
@@ -151,7 +151,7 @@ class _Federation:
                 per_client.append({"client": pid, "error": str(reply.error.reason)[-500:]})
                 continue
             m = _scalars(reply.content["metrics"])
-            self.client_energy["evaluation"].append(_energy(m))
+            self.client_energy[EVALUATION].append(_energy(m))
             per_client.append({"client": pid, "n": int(m["num-examples"]), "accuracy": m["accuracy"], "macro_f1": m["macro-f1"]})
         if hooks.spy is not None:
             hooks.spy.append({"round": "final-evaluate", "sent": msgs, "received": []})
@@ -196,15 +196,15 @@ def run_server(grid: Grid, cfg: RunConfig, *, ckpt_dir: Path | None = None, hook
     fed = _Federation(grid, cfg, round_timeout)
     t_rounds = time.perf_counter()
     for h in history:
-        fed.client_energy["client_train"] += [c["energy"] for c in h["clients"]]
+        fed.client_energy[TRAIN] += [c["energy"] for c in h["clients"]]
 
     ev = None
     for rnd in range(start_round, cfg.rounds + 1):
         ok, record = fed.train_round(rnd, strategy, arrays, hooks)
-        with meter.phase("aggregation"):
+        with meter.phase(AGGREGATION):
             new, _ = strategy.aggregate_train(rnd, ok)
             arrays = to_float32(new)
-        with meter.phase("evaluation"):
+        with meter.phase(EVALUATION):
             load_adapter_state(model, arrays)
             ev = evaluate_held_out(model, tokenizer, cfg, eval_rows)
         t0 = record.pop("t0")

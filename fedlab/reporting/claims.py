@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fedlab.core.peft_methods import METHODS
 
+from .frames import TRAINING_ORDER
+
 #: the reference method the cheaper methods are compared with
 REFERENCE_METHOD = "lora"
 
@@ -19,7 +21,7 @@ def check_claims(df, close: float = 0.05) -> list[dict]:
     for dataset in sorted(df["dataset"].unique()) if not df.empty else []:
         methods = [m for m in df[df["dataset"] == dataset]["method"].unique() if m != "none"]
         for method in methods:
-            fed, cen, iso = (_get(df, dataset, method, s) for s in ("federated", "centralized", "isolated"))
+            iso, fed, cen = (_get(df, dataset, method, s) for s in TRAINING_ORDER)
             if fed is not None and cen is not None:
                 gap = cen["accuracy"] - fed["accuracy"]
                 overlap = fed["acc_hi"] is not None and cen["acc_lo"] is not None and fed["acc_hi"] >= cen["acc_lo"]

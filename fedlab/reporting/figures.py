@@ -22,10 +22,10 @@ from fedlab.data import MAIN_DATASETS, load_splits
 from fedlab.data.partition import partition_records
 from fedlab.experiment.config import SETTINGS, TRAINING_SETTINGS
 
+from .frames import TRAINING_ORDER
+
 SETTING_COLORS = dict(zip(SETTINGS, ("#9e9e9e", "#2f6db3", "#3a9a5b", "#e0a03a")))
 METHOD_MARKERS = dict(zip(METHODS, ("o", "s", "^", "D", "v", "P")))
-#: the order of the training settings in bar charts: alone, together, pooled
-BAR_SETTINGS = ("isolated", "federated", "centralized")
 
 
 def figures_dir():
@@ -129,7 +129,7 @@ def baselines(df, save: str | None = None):
     for ax, dataset in zip(axes[0], datasets):
         d = df[df["dataset"] == dataset]
         methods = [m for m in d["method"].unique() if m != "none"]
-        settings = BAR_SETTINGS
+        settings = TRAINING_ORDER
         width = 0.8 / len(settings)
         for j, s in enumerate(settings):
             vals, errs = [], [[], []]

@@ -10,13 +10,13 @@ from __future__ import annotations
 import pandas as pd
 
 from fedlab.data import DATASETS
-from fedlab.experiment.config import SETTINGS, RunConfig
+from fedlab.experiment.config import RunConfig
 from fedlab.experiment.profiles import Profile
 from fedlab.experiment.store import ResultStore, RunResult
 
-#: settings in the order tables show them: the floor, alone, together, pooled
-SETTING_ORDER = ["zeroshot", "isolated", "federated", "centralized"]
-assert sorted(SETTING_ORDER) == sorted(SETTINGS)
+#: settings in the order tables and figures show them: the floor, alone, together, pooled
+SETTING_ORDER = ("zeroshot", "isolated", "federated", "centralized")
+TRAINING_ORDER = SETTING_ORDER[1:]
 
 
 def result_for(cfg: RunConfig, store: ResultStore | None = None) -> RunResult | None:
@@ -72,6 +72,6 @@ def frame(results: list[RunResult]) -> pd.DataFrame:
     """One row per result, sorted by domain, dataset, method and setting (zero-shot first)."""
     df = pd.DataFrame([row(r) for r in results])
     if not df.empty:
-        df["setting"] = pd.Categorical(df["setting"], SETTING_ORDER, ordered=True)
+        df["setting"] = pd.Categorical(df["setting"], list(SETTING_ORDER), ordered=True)
         df = df.sort_values(["domain", "dataset", "method", "setting"]).reset_index(drop=True)
     return df

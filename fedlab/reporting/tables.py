@@ -15,7 +15,7 @@ from fedlab.data.partition import partition_records
 from fedlab.experiment.profiles import Profile
 from fedlab.experiment.store import ResultStore, RunResult
 
-from .figures import BAR_SETTINGS
+from .frames import TRAINING_ORDER
 
 
 def main_table(df) -> str:
@@ -40,7 +40,7 @@ def main_table(df) -> str:
         for method in [m for m in d["method"].unique() if m != "none"]:
             dm = d[d["method"] == method]
             lines.append(f"| {dataset} | {method} | {zs} | " + " | ".join(
-                cell(dm[dm["setting"] == s]) for s in BAR_SETTINGS) + " |")
+                cell(dm[dm["setting"] == s]) for s in TRAINING_ORDER) + " |")
     return "\n".join(lines)
 
 
