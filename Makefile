@@ -53,6 +53,7 @@ zeroshot: $(STAMP) ## zero-shot floor of the embedded model on the four benchmar
 	$(BIN)/fedlab zeroshot $(if $(filter 1,$(FORCE)),--force,)
 
 bench: $(STAMP) ## benchmarks (write JSON under bench/results/)
+	$(BIN)/python bench/bench_train.py --compile
 	$(BIN)/python bench/bench_evaluators.py
 	$(BIN)/python bench/bench_federated.py
 

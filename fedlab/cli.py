@@ -36,6 +36,8 @@ OVERRIDES = {
     "fraction": float, "min_clients": int, "local_steps": int, "batch_size": int, "grad_accum": int,
     "lr": float, "max_length": int, "energy_country": str,
     "faults": lambda text: Faults(fail_clients=tuple(int(x) for x in text.split(",") if x.strip())),
+    "system_prompt": str,  # "default" (or none/null): the chat template's own system turn
+    "group_by_length": lambda text: text.lower() in ("1", "true", "yes", "on"),
 }
 #: flags whose name differs from the config field
 FLAG_NAMES = {"faults": "fail-clients"}
@@ -49,7 +51,10 @@ def _add_overrides(p: argparse.ArgumentParser) -> None:
 
 
 def _overrides(args) -> dict:
-    return {k: getattr(args, k) for k in OVERRIDES if getattr(args, k) is not None}
+    out = {k: getattr(args, k) for k in OVERRIDES if getattr(args, k) is not None}
+    if str(out.get("system_prompt", "")).lower() in ("none", "null", "default"):
+        out["system_prompt"] = None
+    return out
 
 
 def summary_line(result: RunResult) -> str:
@@ -100,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     p_rep.add_argument("--force", action="store_true")
     p_rep.add_argument("--only", nargs="*", help="report stems or notebook names to run (default: all)")
 
+    p_plan = sub.add_parser("plan", help="what `reproduce` would reuse and train for a profile, and how long it takes")
+    p_plan.add_argument("--profile", default="quick")
+    p_plan.add_argument("--force", action="store_true", help="plan to retrain every run")
+
     p_fig = sub.add_parser("figures", help="remake summary figures and README tables from existing results")
     p_fig.add_argument("--profile", default="quick")
 
@@ -116,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             prof = load_profile(args.profile)
             cfg = prof.config(args.dataset, args.setting, args.method, **_overrides(args))
-            print(summary_line(run(cfg, force=args.force)))
+            print(summary_line(run(cfg, force=args.force, resources=prof.resources)))
         elif args.command == "deploy":
             prof = load_profile(args.profile)
             cfg = prof.config(args.dataset, "federated", args.method, **_overrides(args))
@@ -129,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             cells += [prof.config(c.dataset, c.setting, c.method, **_overrides(args)) for c in prof.cells()]
             for i, cfg in enumerate(cells, 1):
                 print(f"[{i}/{len(cells)}] {cfg.setting} {cfg.dataset} {cfg.method}", flush=True)
-                print(summary_line(run(cfg, force=args.force)), flush=True)
+                print(summary_line(run(cfg, force=args.force, resources=prof.resources)), flush=True)
         elif args.command == "zeroshot":
             prof = load_profile(args.profile) if args.profile else None
             for name in args.datasets or (prof.grid["datasets"] if prof else MAIN_DATASETS):
@@ -145,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"--- {g['id']} (gold: {g['gold']})\n{g['output']}\n")
         elif args.command == "reproduce":
             print(f"reports: {study.reproduce(args.profile, force=args.force, only=args.only)}")
+        elif args.command == "plan":
+            print(study.plan(args.profile, force=args.force).describe())
         elif args.command == "figures":
             for path in study.make_figures(args.profile):
                 print(path)

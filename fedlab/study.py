@@ -16,6 +16,7 @@ import nbformat
 import pandas as pd
 import papermill as pm
 from nbconvert import HTMLExporter
+from tqdm.auto import tqdm
 
 from fedlab import fl, paths  # noqa: F401  (fl registers the federated executor with the runner)
 from fedlab.core.models import EMBEDDED, embedded_dir
@@ -24,7 +25,9 @@ from fedlab.errors import ConfigError
 from fedlab.experiment import runner
 from fedlab.experiment.config import RunConfig
 from fedlab.experiment.hooks import NO_HOOKS, RunHooks
+from fedlab.experiment.plan import Plan, plan_grid, profile_configs
 from fedlab.experiment.profiles import Profile, load_profile
+from fedlab.experiment.resources import DEFAULT_RESOURCES, Resources
 from fedlab.experiment.store import ResultStore, RunResult
 from fedlab.reporting import figures
 from fedlab.reporting.frames import frame, profile_results, results_frame
@@ -35,9 +38,9 @@ ORDER = ("00_data.ipynb", "01_partitions.ipynb", PEFT_NOTEBOOK, "03_baselines.ip
 
 
 def run(config: RunConfig | dict, *, force: bool = False, store: ResultStore | None = None, progress: bool = True,
-        hooks: RunHooks = NO_HOOKS) -> RunResult:
+        hooks: RunHooks = NO_HOOKS, resources: Resources = DEFAULT_RESOURCES) -> RunResult:
     """Run one configuration of any setting (federated included), or load its finished result."""
-    return runner.run(config, force=force, store=store, progress=progress, hooks=hooks)
+    return runner.run(config, force=force, store=store, progress=progress, hooks=hooks, resources=resources)
 
 
 def setup(profile_name: str) -> Profile:
@@ -71,7 +74,8 @@ def run_cell(profile_name: str, domain: str, method: str, *, force: bool = False
     for dataset in datasets_for(profile, domain):
         cell = {"zeroshot": run(profile.zeroshot(dataset), force=force, progress=progress)}
         for setting in profile.grid["settings"]:
-            cell[setting] = run(profile.config(dataset, setting, method), force=force, progress=progress)
+            cell[setting] = run(profile.config(dataset, setting, method), force=force, progress=progress,
+                                resources=profile.resources)
         out[dataset] = cell
     return out
 
@@ -109,15 +113,29 @@ def executions(profile_name: str) -> list[tuple[str, dict, str]]:
     return runs
 
 
+def plan(profile_name: str, *, force: bool = False) -> Plan:
+    """Which runs of a profile ``reproduce`` reuses and which it trains, with a time estimate."""
+    return plan_grid(profile_configs(load_profile(profile_name)), force=force)
+
+
 def reproduce(profile_name: str = "quick", *, force: bool = False, out: Path | None = None, only: list[str] | None = None) -> Path:
-    """Execute every notebook with papermill for a profile; write executed notebooks, HTML and an index."""
+    """Execute every notebook with papermill for a profile; write executed notebooks, HTML and an index.
+
+    Says first what it will train and reuse and roughly how long the training takes; a progress bar
+    then counts the grid's runs as they finish, across notebooks.
+    """
     out = Path(out or paths.reports_dir())
     out.mkdir(parents=True, exist_ok=True)
     exporter = HTMLExporter()
     done = []
-    plan = [e for e in executions(profile_name) if not only or e[2] in only or e[0] in only]
-    for i, (nb, params, stem) in enumerate(plan, 1):
-        print(f"[reproduce {i}/{len(plan)}] {nb} {params or ''} -> {stem}.html", flush=True)
+    started = time.time()
+    grid = plan(profile_name, force=force)
+    print(grid.describe(), flush=True)
+    store, todo = ResultStore(), {c.hash(): c for c in grid.train}
+    bar = tqdm(total=len(todo), desc=f"{profile_name}: runs trained", unit="run", disable=not todo)
+    plan_nb = [e for e in executions(profile_name) if not only or e[2] in only or e[0] in only]
+    for i, (nb, params, stem) in enumerate(plan_nb, 1):
+        bar.write(f"[reproduce {i}/{len(plan_nb)}] {nb} {params or ''} -> {stem}.html")
         t0 = time.perf_counter()
         executed = out / f"{stem}.ipynb"
         pm.execute_notebook(
@@ -127,6 +145,12 @@ def reproduce(profile_name: str = "quick", *, force: bool = False, out: Path | N
         body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
         (out / f"{stem}.html").write_text(body)
         done.append((stem, nb, params, time.perf_counter() - t0))
+        finished = [h for h, c in todo.items()
+                    if (r := store.lookup(c)) is not None and r.path.stat().st_mtime >= started]
+        for h in finished:
+            del todo[h]
+        bar.update(len(finished))
+    bar.close()
     items = "\n".join(
         f'<li><a href="{html.escape(s)}.html">{html.escape(s)}</a> <small>({html.escape(nb)} '
         f'{html.escape(str(p)) if p else ""}, {sec:.0f} s)</small></li>' for s, nb, p, sec in done

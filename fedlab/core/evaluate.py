@@ -63,7 +63,8 @@ def _forward_tail(model, seqs, pad_id, keep):
     return torch.log_softmax(out.logits.float(), dim=-1)
 
 
-def option_logliks(model, tokenizer, records, *, batch_size=8, max_length=512, progress=False, shortcut=True):
+def option_logliks(model, tokenizer, records, *, batch_size=8, max_length=512, progress=False, shortcut=True,
+                   system_prompt=None):
     """Summed log-likelihood of each option's answer tokens, shape ``(n_examples, n_options)``.
 
     With ``shortcut`` (default) and single-token options, one pass per example scores all options;
@@ -73,7 +74,7 @@ def option_logliks(model, tokenizer, records, *, batch_size=8, max_length=512, p
     """
     import torch
 
-    encoded = [encode(r, tokenizer, max_length) for r in records]
+    encoded = [encode(r, tokenizer, max_length, system_prompt) for r in records]
     n_opt = max(len(e.option_ids) for e in encoded)
     scores = np.full((len(encoded), n_opt), -np.inf)
     single = shortcut and all(len(o) == 1 for e in encoded for o in e.option_ids)
@@ -132,11 +133,12 @@ def parse_answer(text: str, record) -> int:
     return -1
 
 
-def generate_answers(model, tokenizer, records, *, batch_size=8, max_new_tokens=16, max_length=512, progress=False):
+def generate_answers(model, tokenizer, records, *, batch_size=8, max_new_tokens=16, max_length=512, progress=False,
+                     system_prompt=None):
     """Greedy answers for each record. Returns ``(texts, n_truncated)``."""
     import torch
 
-    encoded = [encode(r, tokenizer, max_length) for r in records]
+    encoded = [encode(r, tokenizer, max_length, system_prompt) for r in records]
     order = sorted(range(len(encoded)), key=lambda k: len(encoded[k].prompt_ids))
     texts = [""] * len(encoded)
     device = next(model.parameters()).device
@@ -170,6 +172,7 @@ def evaluate(
     n_boot: int = 1000,
     seed: int = 0,
     progress: bool = False,
+    system_prompt: str | None = None,
 ) -> EvalResult:
     """Score ``records`` with one evaluator; returns metrics and per-example predictions."""
     if evaluator not in EVALUATORS:
@@ -181,14 +184,15 @@ def evaluate(
     start = time.perf_counter()
     if evaluator == "loglik":
         scores, n_trunc = option_logliks(
-            model, tokenizer, records, batch_size=batch_size, max_length=max_length, progress=progress
+            model, tokenizer, records, batch_size=batch_size, max_length=max_length, progress=progress,
+            system_prompt=system_prompt,
         )
         preds = scores.argmax(axis=1).tolist()
         outputs = [None] * len(records)
     else:
         outputs, n_trunc = generate_answers(
             model, tokenizer, records, batch_size=batch_size, max_new_tokens=max_new_tokens,
-            max_length=max_length, progress=progress,
+            max_length=max_length, progress=progress, system_prompt=system_prompt,
         )
         preds = [parse_answer(t, r) for t, r in zip(outputs, records)]
         scores = None
@@ -211,12 +215,13 @@ def evaluate(
     return EvalResult(metrics, predictions)
 
 
-def generate_text(model, tokenizer, records, *, max_new_tokens=48, max_length=512) -> list[dict]:
+def generate_text(model, tokenizer, records, *, max_new_tokens=48, max_length=512, system_prompt=None) -> list[dict]:
     """Free-form answers to held-out prompts, to show what a (fine-tuned) model says."""
     texts, _ = generate_answers(
-        model, tokenizer, records, batch_size=4, max_new_tokens=max_new_tokens, max_length=max_length
+        model, tokenizer, records, batch_size=4, max_new_tokens=max_new_tokens, max_length=max_length,
+        system_prompt=system_prompt,
     )
     return [
-        {"id": r.id, "prompt": prompt_text(r, tokenizer), "gold": r.label_text, "output": t}
+        {"id": r.id, "prompt": prompt_text(r, tokenizer, system_prompt=system_prompt), "gold": r.label_text, "output": t}
         for r, t in zip(records, texts)
     ]

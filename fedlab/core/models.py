@@ -231,6 +231,13 @@ def resolve_dtype(dtype: str = "auto") -> str:
     return "bf16" if cpu_supports_bf16() else "fp32"
 
 
+def resolve_device() -> str:
+    """``cuda`` when a GPU is visible (Ray gives each simulated client its share), else ``cpu``."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def torch_dtype(dtype: str):
     import torch
 
@@ -259,7 +266,9 @@ def load_model(name: str, dtype: str = "auto", quantization: str | None = None):
 
     backbone = resolve(name)
     dt = torch_dtype(dtype)
-    kwargs: dict = {"dtype": dt}
+    device = resolve_device()
+    # the whole model on the GPU when there is one (QLoRA's 4-bit base included), else on the CPU
+    kwargs: dict = {"dtype": dt, "device_map": {"": 0} if device == "cuda" else None}
     if quantization == "nf4":
         from transformers import BitsAndBytesConfig
 
@@ -289,6 +298,7 @@ def load_model(name: str, dtype: str = "auto", quantization: str | None = None):
         "source": backbone.path if backbone.kind == "hub" else backbone.kind,
         "dtype": resolve_dtype(dtype),
         "quantization": quantization,
+        "device": str(next(model.parameters()).device),
         "n_parameters": sum(p.numel() for p in model.parameters()),
         "chat_template": bool(getattr(tokenizer, "chat_template", None)),
     }

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fedlab.errors import ConfigError
+
 LETTERS = "ABCDEFGH"
 
 INSTRUCTIONS = {
@@ -71,14 +73,30 @@ def has_chat_template(tokenizer) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
 
 
-def prompt_text(record, tokenizer, text: str | None = None) -> str:
-    """The full prompt string, ending where the answer starts."""
+def prompt_text(record, tokenizer, text: str | None = None, system_prompt: str | None = None) -> str:
+    """The full prompt string, ending where the answer starts.
+
+    ``system_prompt``: ``None`` keeps the chat template's own default system turn (SmolLM2's adds a
+    ~20-token "You are a helpful AI assistant named SmolLM ..." to every example); a string, ``""``
+    included, is sent as an explicit system turn instead. Plain (template-less) prompts put a
+    non-empty system prompt on the first line.
+    """
     user = user_text(record, text)
     if has_chat_template(tokenizer):
-        return tokenizer.apply_chat_template(
-            [{"role": "user", "content": user}], add_generation_prompt=True, tokenize=False
-        )
-    return f"{user}\nAnswer:"
+        messages = [{"role": "user", "content": user}]
+        if system_prompt is not None:
+            messages.insert(0, {"role": "system", "content": system_prompt})
+        try:
+            return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        except Exception as exc:  # jinja2 TemplateError: e.g. "System role not supported"
+            if system_prompt is None:
+                raise
+            raise ConfigError(
+                f"The chat template of this tokenizer refuses a system turn ({exc}). "
+                f"Fix: set system_prompt: null to keep the template's default."
+            ) from exc
+    head = f"{system_prompt}\n\n" if system_prompt else ""
+    return f"{head}{user}\nAnswer:"
 
 
 def completion_prefix(tokenizer) -> str:
@@ -96,7 +114,7 @@ class Encoded:
     truncated: bool
 
 
-def encode(record, tokenizer, max_length: int = 512) -> Encoded:
+def encode(record, tokenizer, max_length: int = 512, system_prompt: str | None = None) -> Encoded:
     """Tokenize prompt and options; if too long, shorten the input text (never the instruction or options)."""
     prefix = completion_prefix(tokenizer)
     option_ids = [
@@ -105,13 +123,13 @@ def encode(record, tokenizer, max_length: int = 512) -> Encoded:
     add_bos = tokenizer.bos_token_id is not None and not has_chat_template(tokenizer)
     # room for the prompt: the longest answer plus the end-of-turn token (training) must still fit
     budget = max_length - (max(len(o) for o in option_ids) + 1) - int(add_bos)
-    ids = tokenizer(prompt_text(record, tokenizer), add_special_tokens=False)["input_ids"]
+    ids = tokenizer(prompt_text(record, tokenizer, system_prompt=system_prompt), add_special_tokens=False)["input_ids"]
     truncated = len(ids) > budget
     if truncated:
         text_ids = tokenizer(record.text, add_special_tokens=False)["input_ids"]
         keep = max(len(text_ids) - (len(ids) - budget) - 8, 16)
         short = tokenizer.decode(text_ids[:keep]) + " ..."
-        ids = tokenizer(prompt_text(record, tokenizer, short), add_special_tokens=False)["input_ids"]
+        ids = tokenizer(prompt_text(record, tokenizer, short, system_prompt), add_special_tokens=False)["input_ids"]
         ids = ids[-budget:]
     if add_bos:
         ids = [tokenizer.bos_token_id] + ids

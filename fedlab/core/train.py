@@ -22,9 +22,11 @@ from .prompts import encode, training_ids
 class TrainStats:
     steps: int
     examples: int
-    tokens: int
+    tokens: int  # real (non-padding) tokens processed
     seconds: float
     losses: list[float] = field(default_factory=list)
+    padded_tokens: int = 0  # batch width x rows: what the model actually ran on
+    loss_tokens: int = 0  # answer tokens in the loss
     lrs: list[float] = field(default_factory=list)
 
     @property
@@ -34,6 +36,7 @@ class TrainStats:
     def to_dict(self) -> dict:
         return {
             "steps": self.steps, "examples": self.examples, "tokens": self.tokens,
+            "padded_tokens": self.padded_tokens, "loss_tokens": self.loss_tokens,
             "seconds": round(self.seconds, 3), "mean_loss": self.mean_loss,
             "first_loss": self.losses[0] if self.losses else None,
             "last_loss": self.losses[-1] if self.losses else None,
@@ -66,6 +69,27 @@ def data_order(n: int, count: int, seed) -> list[int]:
     return out[:count]
 
 
+def length_grouped(order: list[int], lengths: list[int], batch_size: int, seed, megabatch: int = 16) -> list[int]:
+    """``order`` regrouped so that each batch holds examples of similar length (less padding).
+
+    Consecutive windows of the drawn order (``megabatch`` batches, but never more draws than there
+    are examples, so a window holds an example at most twice, and only across an epoch boundary)
+    are sorted by length, cut into batches, and those batches are shuffled within the window
+    (seeded), as Hugging Face's ``LengthGroupedSampler`` does. Windows are whole batches, so batch
+    boundaries stay where the training loop cuts them, and every example is drawn exactly as often
+    as in ``order``.
+    """
+    rng = np.random.default_rng(seed)
+    window = batch_size * max(1, min(megabatch, len(lengths) // batch_size))
+    out: list[int] = []
+    for lo in range(0, len(order), window):
+        chunk = sorted(order[lo : lo + window], key=lambda i: -lengths[i])
+        batches = [chunk[j : j + batch_size] for j in range(0, len(chunk), batch_size)]
+        for k in rng.permutation(len(batches)):
+            out.extend(batches[k])
+    return out
+
+
 def collate(examples, pad_id: int):
     """Right-pad a list of (input_ids, labels) to the longest in the batch (dynamic padding)."""
     import torch
@@ -79,6 +103,24 @@ def collate(examples, pad_id: int):
         labels[row, : len(y)] = torch.tensor(y)
         mask[row, : len(x)] = 1
     return ids, mask, labels
+
+
+def answer_loss(model, ids, mask, labels):
+    """Mean next-token cross-entropy over the answer tokens, with logits computed only there.
+
+    The language-model head (a 49k-word vocabulary for SmolLM2) runs on the positions that predict
+    an answer token, not on every prompt position: ``logits_to_keep`` takes a boolean mask of them
+    (transformers flattens the kept positions). Same value as the model's own loss with ``labels``.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    targets = labels[:, 1:]
+    keep = torch.zeros_like(labels, dtype=torch.bool)
+    keep[:, :-1] = targets != -100
+    out = model(input_ids=ids, attention_mask=mask, logits_to_keep=keep)
+    logits = out.logits.reshape(-1, out.logits.shape[-1])
+    return F.cross_entropy(logits.float(), targets[targets != -100])
 
 
 def train_local(
@@ -100,6 +142,8 @@ def train_local(
     progress: bool = False,
     desc: str = "train",
     on_step_end=None,
+    system_prompt: str | None = None,
+    group_by_length: bool = True,
 ) -> TrainStats:
     """Train the trainable (adapter) parameters of ``model`` for ``steps`` optimizer steps.
 
@@ -107,15 +151,18 @@ def train_local(
     order and dropout. The learning rate of step ``k`` is ``lr_at(step_offset + k, total_steps)``.
     With ``proximal_mu > 0`` the FedProx term ``mu/2 * ||w - w_start||^2`` is added to the loss.
     ``on_step_end(k)`` is called after optimizer step ``k`` (1-based), e.g. to evaluate periodically.
+    ``group_by_length`` batches examples of similar length together (see :func:`length_grouped`).
     """
     import torch
 
     if not records:
         raise ValueError("train_local needs at least one training record")
     total_steps = total_steps or steps
-    encoded = [training_ids(encode(r, tokenizer, max_length), tokenizer) for r in records]
+    encoded = [training_ids(encode(r, tokenizer, max_length, system_prompt), tokenizer) for r in records]
     per_step = batch_size * grad_accum
     order = data_order(len(encoded), steps * per_step, seed)
+    if group_by_length:
+        order = length_grouped(order, [len(ids) for ids, _ in encoded], batch_size, [*np.atleast_1d(seed), 7])
     seed_int = int(np.random.default_rng(seed).integers(2**31 - 1))
     torch.manual_seed(seed_int)
 
@@ -136,14 +183,16 @@ def train_local(
         for micro in range(grad_accum):
             lo = k * per_step + micro * batch_size
             ids, mask, labels = collate([encoded[i] for i in order[lo : lo + batch_size]], tokenizer.pad_token_id)
-            out = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device))
-            loss = out.loss / grad_accum
+            task_loss = answer_loss(model, ids.to(device), mask.to(device), labels.to(device))
+            loss = task_loss / grad_accum
             if anchor is not None:
                 prox = sum(((p - a) ** 2).sum() for p, a in zip(params, anchor))
                 loss = loss + (proximal_mu / 2.0) * prox / grad_accum
             loss.backward()
-            step_loss += out.loss.item() / grad_accum
+            step_loss += task_loss.item() / grad_accum
             stats.tokens += int(mask.sum())
+            stats.padded_tokens += int(mask.numel())
+            stats.loss_tokens += int((labels[:, 1:] != -100).sum())
         optimizer.step()
         stats.losses.append(step_loss)
         stats.lrs.append(rate)

@@ -31,12 +31,18 @@ def evaluate_held_out(model, tokenizer, cfg: RunConfig, rows, *, n_boot: int | N
     """The run's evaluator on ``rows`` with the run's batch size, length and bootstrap settings."""
     return evaluate(model, tokenizer, rows, evaluator=cfg.evaluator, batch_size=cfg.eval_batch_size,
                     max_length=cfg.max_length, n_boot=cfg.n_boot if n_boot is None else n_boot,
-                    seed=cfg.seed, progress=progress)
+                    seed=cfg.seed, progress=progress, system_prompt=cfg.system_prompt)
+
+
+def sample_generations(model, tokenizer, cfg: RunConfig, rows) -> list[dict]:
+    """What the trained adapter answers to the first held-out prompts (greedy)."""
+    return generate_text(model, tokenizer, rows[:3], max_length=cfg.max_length, system_prompt=cfg.system_prompt)
 
 
 def train_kwargs(cfg: RunConfig) -> dict:
     return dict(batch_size=cfg.batch_size, grad_accum=cfg.grad_accum, lr=cfg.lr, warmup_steps=cfg.warmup_steps,
-                schedule=cfg.schedule, max_length=cfg.max_length)
+                schedule=cfg.schedule, max_length=cfg.max_length, system_prompt=cfg.system_prompt,
+                group_by_length=cfg.group_by_length)
 
 
 def zeroshot(cfg: RunConfig, *, progress: bool = True, **_) -> RunResult:
@@ -96,7 +102,7 @@ def centralized(cfg: RunConfig, *, progress: bool = True, **_) -> RunResult:
         energy=meter.stop(), timings={"wall_s": round(time.perf_counter() - t_start, 2)},
         n_train=len(pooled), rounds=history, train=stats.to_dict(), metrics=final.metrics,
         predictions=final.predictions, budget={"optimizer_steps": stats.steps, "examples": stats.examples},
-        adapter_hash=adapter_hash(adapter_state(model)), generations=generate_text(model, tokenizer, data.eval_rows[:3]),
+        adapter_hash=adapter_hash(adapter_state(model)), generations=sample_generations(model, tokenizer, cfg, data.eval_rows),
         adapter=model,
     )
 

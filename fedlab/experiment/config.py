@@ -38,7 +38,7 @@ STRATEGIES = tuple(STRATEGY_DEFAULTS)
 #: the fields a zero-shot result depends on (training fields do not change it)
 ZEROSHOT_FIELDS = (
     "dataset", "setting", "model", "dtype", "source", "seed", "eval_fraction", "max_eval",
-    "evaluator", "max_length", "eval_batch_size", "n_boot",
+    "evaluator", "max_length", "eval_batch_size", "n_boot", "system_prompt",
 )
 
 
@@ -100,6 +100,9 @@ class RunConfig:
     max_length: int = 512
     eval_batch_size: int = 8
     n_boot: int = 1000
+    #: the chat template's system turn, the same in training and evaluation: "" = an empty one
+    #: (no default persona text in every example), None = the template's own default
+    system_prompt: str | None = ""
     # --- training (federated, centralized, isolated)
     method: str = "lora"
     method_params: dict = field(default_factory=dict)
@@ -118,6 +121,7 @@ class RunConfig:
     schedule: str = "cosine"
     max_client_eval: int = 64  # rows of each client's own data for the final per-client evaluation
     energy_country: str = "USA"
+    group_by_length: bool = True  # batch examples of similar length together (less padding)
     faults: Faults = field(default_factory=Faults)
 
     def validate(self) -> "RunConfig":

@@ -18,9 +18,12 @@ from fedlab.data import DATASETS, MAIN_DATASETS
 from fedlab.errors import ConfigError, did_you_mean
 
 from .config import SETTINGS, TRAINING_SETTINGS, RunConfig
+from .resources import Resources
 
 PROFILE_DIR = paths.PROFILES_DIR
 GRID_KEYS = {"datasets", "methods", "settings", "dataset_overrides"}
+#: overrides whose None is a value (the template's default system turn), not "not given"
+NULLABLE = ("system_prompt",)
 
 
 @dataclass(frozen=True)
@@ -30,13 +33,14 @@ class Profile:
     defaults: dict
     grid: dict
     path: Path
+    resources: Resources = Resources()
 
     def config(self, dataset: str, setting: str, method: str = "lora", **overrides) -> RunConfig:
         """The run config of one grid cell: profile defaults, the dataset's own overrides (``grid.
         dataset_overrides``), then the cell, then explicit overrides."""
         data = dict(self.defaults, **(self.grid.get("dataset_overrides") or {}).get(dataset, {}))
         data.update(dataset=dataset, setting=setting, method=method)
-        data.update({k: v for k, v in overrides.items() if v is not None})
+        data.update({k: v for k, v in overrides.items() if v is not None or k in NULLABLE})
         return RunConfig.from_dict(data).validate()
 
     def zeroshot(self, dataset: str, **overrides) -> RunConfig:
@@ -68,9 +72,9 @@ def load_profile(name_or_path: str) -> Profile:
                           f"{getattr(exc, 'problem', exc)}. Fix the file (compare fedlab/configs/profiles/quick.yaml).") from exc
     if not isinstance(data, dict) or not isinstance(data.get("defaults"), dict):
         raise ConfigError(f"Profile {path} needs a 'defaults:' mapping (see fedlab/configs/profiles/quick.yaml).")
-    unknown = sorted(set(data) - {"description", "defaults", "grid"})
+    unknown = sorted(set(data) - {"description", "defaults", "grid", "resources"})
     if unknown:
-        raise ConfigError(f"Profile {path}: unknown top-level keys {unknown}; allowed: description, defaults, grid.")
+        raise ConfigError(f"Profile {path}: unknown top-level keys {unknown}; allowed: description, defaults, grid, resources.")
     fields = {f.name for f in dataclasses.fields(RunConfig)} - {"dataset", "setting", "method"}
     bad = sorted(set(data["defaults"]) - fields)
     if bad:
@@ -91,7 +95,8 @@ def load_profile(name_or_path: str) -> Profile:
     for s in grid["settings"]:
         if s not in SETTINGS:
             raise ConfigError(f"Profile {path}: unknown setting {s!r} in grid. {did_you_mean(s, SETTINGS)}")
-    profile = Profile(path.stem, str(data.get("description", "")), dict(data["defaults"]), grid, path)
+    profile = Profile(path.stem, str(data.get("description", "")), dict(data["defaults"]), grid, path,
+                      Resources.from_dict(data.get("resources")))
     for cfg in [profile.zeroshot(d) for d in grid["datasets"]] + profile.cells():
         cfg.validate()
     return profile

@@ -16,9 +16,10 @@ from fedlab.errors import ConfigError
 from . import baselines
 from .config import RunConfig
 from .hooks import NO_HOOKS, RunHooks
+from .resources import DEFAULT_RESOURCES, Resources
 from .store import ResultStore, RunResult
 
-#: setting -> executor(cfg, *, store, hooks, progress) -> RunResult
+#: setting -> executor(cfg, *, store, hooks, progress, resources) -> RunResult
 Executor = Callable[..., RunResult]
 EXECUTORS: dict[str, Executor] = {
     "zeroshot": baselines.zeroshot,
@@ -32,7 +33,7 @@ def register_executor(setting: str, executor: Executor) -> None:
 
 
 def run(config: RunConfig | dict, *, force: bool = False, store: ResultStore | None = None,
-        progress: bool = True, hooks: RunHooks = NO_HOOKS) -> RunResult:
+        progress: bool = True, hooks: RunHooks = NO_HOOKS, resources: Resources = DEFAULT_RESOURCES) -> RunResult:
     """Run one configuration, or load its finished result when one with the same hash exists."""
     cfg = RunConfig.from_dict(config) if isinstance(config, dict) else config
     cfg = cfg.resolved()
@@ -47,7 +48,7 @@ def run(config: RunConfig | dict, *, force: bool = False, store: ResultStore | N
         )
     if force:
         store.clear_checkpoint(cfg)
-    result = store.save(cfg, executor(cfg, store=store, hooks=hooks, progress=progress))
+    result = store.save(cfg, executor(cfg, store=store, hooks=hooks, progress=progress, resources=resources))
     if result.ok:  # written: the checkpoint (federated runs) has served its purpose
         store.clear_checkpoint(cfg)
     return result

@@ -26,7 +26,7 @@ from fedlab.io import write_json, write_jsonl
 from .config import RunConfig, config_hash
 from .provenance import run_manifest
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class RunStatus(str, Enum):
@@ -190,28 +190,42 @@ class ResultStore:
 
 
 # ------------------------------------------------------------------------------------------------
-# schema 1 -> 2 (config: no `extra`, fault injection under `faults`; result: typed fields)
-def migrate_v1(data: dict) -> tuple[dict, RunConfig]:
-    """A schema-1 result dict as schema 2, and the config it now belongs to (same run, same numbers)."""
-    old = dict(data["config"])
-    old.pop("extra", None)
-    if "fail_clients" in old:
-        old["faults"] = {"fail_clients": list(old.pop("fail_clients"))}
-    cfg = RunConfig.from_dict(old)
+# older schemas: the same runs, described with today's config fields
+#   1 -> 2: no `extra`; fault injection under `faults`
+#   2 -> 3: `system_prompt` (those runs used the chat template's default: None) and
+#           `group_by_length` (those runs drew batches in plain seeded order: False)
+def upgrade_config(config: dict, schema: int) -> RunConfig:
+    """The config a result of ``schema`` belongs to today (same run, same numbers)."""
+    old = dict(config)
+    if schema < 2:
+        old.pop("extra", None)
+        if "fail_clients" in old:
+            old["faults"] = {"fail_clients": list(old.pop("fail_clients"))}
+    if schema < 3:
+        old.setdefault("system_prompt", None)
+        if old.get("setting") != "zeroshot":
+            old.setdefault("group_by_length", False)
+    return RunConfig.from_dict(old)
+
+
+def migrate_result(data: dict) -> tuple[dict, RunConfig]:
+    """A result dict of an older schema as today's, and the config it now belongs to."""
+    schema = int(data.get("schema_version", 1))
+    cfg = upgrade_config(data["config"], schema)
     out = dict(data)
     out.pop("cached", None)
     out.pop("path", None)
-    out["migrated"] = {"from_schema": data.get("schema_version", 1), "old_config_hash": data["config_hash"]}
+    before = data.get("migrated") or {}
+    out["migrated"] = {"from_schema": before.get("from_schema", schema),
+                       "old_config_hash": before.get("old_config_hash", data["config_hash"])}
     out["config"], out["config_hash"], out["schema_version"] = cfg.to_dict(), cfg.hash(), SCHEMA_VERSION
-    if out["config_hash"] == data["config_hash"]:
-        out["migrated"] = {}
     if cfg.setting == "federated":
         out.setdefault("engine", "simulation")
     return out, cfg
 
 
 def migrate_store(root: str | Path | None = None) -> list[tuple[Path, Path]]:
-    """Rewrite every schema-1 result file under ``root`` (with its predictions) under its new name."""
+    """Rewrite every result file of an older schema under ``root`` (with its predictions) under its new name."""
     store = ResultStore(root)
     moved = []
     for path in sorted(store.root.glob("**/*.json")):
@@ -219,9 +233,9 @@ def migrate_store(root: str | Path | None = None) -> list[tuple[Path, Path]]:
             data = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        if not isinstance(data, dict) or data.get("schema_version", 1) != 1 or "config" not in data:
+        if not isinstance(data, dict) or "config" not in data or data.get("schema_version", 1) >= SCHEMA_VERSION:
             continue
-        new, cfg = migrate_v1(data)
+        new, cfg = migrate_result(data)
         target = path.parent / f"{cfg.stem()}.json"
         old_pred = path.with_suffix(".predictions.jsonl")
         if old_pred.is_file():

@@ -25,7 +25,9 @@ from .codec import arrays_to_dict, dict_to_arrays
 
 app = ClientApp()
 
-_STATE: dict[str, SimpleNamespace] = {}
+#: this worker's backbone (one at a time) and the state of the run it serves (one at a time)
+_MODEL: dict[str, tuple] = {}
+_RUN: dict[str, SimpleNamespace] = {}
 
 
 def run_config_from(msg: Message, context: Context) -> RunConfig:
@@ -40,17 +42,28 @@ def run_config_from(msg: Message, context: Context) -> RunConfig:
 
 
 def worker_state(cfg: RunConfig) -> SimpleNamespace:
-    """Model, tokenizer, data and energy meter of this worker, built once per run."""
+    """Model, tokenizer, data and energy meter of this worker.
+
+    The PEFT-wrapped backbone is kept across rounds and across the runs of a grid that share the
+    backbone, method, dtype and method parameters (the worker process outlives a run, see
+    :mod:`.simulation`): a client always loads the global adapter before it trains or evaluates,
+    so the adapter it was initialised with never matters. Data and energy meter are per run.
+    """
     key = cfg.hash()
-    state = _STATE.get(key)
+    state = _RUN.get(key)
     if state is None:
-        _STATE.clear()
-        _use_all_cores()
-        model, tokenizer, _ = load_for_method(cfg.model, cfg.method, cfg.dtype, cfg.method_params, seed=cfg.seed)
-        state = SimpleNamespace(
-            model=model, tokenizer=tokenizer, work=RunData(cfg), meter=EnergyMeter(cfg.energy_country).start()
-        )
-        _STATE[key] = state
+        for old in _RUN.values():
+            old.meter.stop()
+        _RUN.clear()
+        mkey = json.dumps([cfg.model, cfg.method, cfg.dtype, cfg.method_params], sort_keys=True)
+        if mkey not in _MODEL:
+            _MODEL.clear()
+            _use_all_cores()
+            _MODEL[mkey] = load_for_method(cfg.model, cfg.method, cfg.dtype, cfg.method_params, seed=cfg.seed)[:2]
+        model, tokenizer = _MODEL[mkey]
+        state = SimpleNamespace(model=model, tokenizer=tokenizer, work=RunData(cfg),
+                                meter=EnergyMeter(cfg.energy_country).start())
+        _RUN[key] = state
     return state
 
 

@@ -19,10 +19,9 @@ from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
 from fedlab.core.energy import AGGREGATION, EVALUATION, TRAIN, EnergyMeter, merge
-from fedlab.core.evaluate import generate_text
 from fedlab.core.peft_methods import adapter_hash, adapter_nbytes, adapter_state, load_adapter_state, load_for_method
 from fedlab.errors import FedlabError
-from fedlab.experiment.baselines import eval_summary, evaluate_held_out
+from fedlab.experiment.baselines import eval_summary, evaluate_held_out, sample_generations
 from fedlab.experiment.config import RunConfig
 from fedlab.experiment.hooks import NO_HOOKS, RunHooks
 from fedlab.experiment.rundata import RunData
@@ -227,7 +226,7 @@ def run_server(grid: Grid, cfg: RunConfig, *, ckpt_dir: Path | None = None, hook
     accs = [c["accuracy"] for c in per_client if "accuracy" in c]
 
     t_gen = time.perf_counter()
-    generations = generate_text(model, tokenizer, eval_rows[:3])
+    generations = sample_generations(model, tokenizer, cfg, eval_rows)
     t_end = time.perf_counter()
     server_energy = meter.stop()
     clients_energy = fed.clients_energy()

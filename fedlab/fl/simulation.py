@@ -1,9 +1,16 @@
 """The one place that runs a Flower simulation: ``run_federated(cfg)``, the runner's federated executor.
 
 Flower's Simulation Engine on the Ray backend, with ``cfg.clients`` virtual SuperNodes. Each client
-actor gets all CPU cores (and the GPU, where there is one), so clients train one after another in a
-single worker process that keeps the base model loaded across rounds. The ServerApp runs in this
-process and hands its result back through a closure.
+actor gets all CPU cores by default (and its share of the GPU, where there is one: see
+:class:`~fedlab.experiment.resources.Resources`), so clients train one after another in a single
+worker process that keeps the base model loaded across rounds. The ServerApp runs in this process
+and hands its result back through a closure.
+
+Ray is started once per process and reused by every later run of that process (a grid, a notebook,
+a test session): Flower's Ray backend attaches to a running Ray, and :func:`persistent_ray_backend`
+keeps Ray and its client actors (with their imports and loaded backbone) alive between runs
+instead of shutting them down, without a dashboard or log monitor. Ray shuts down when the
+process exits.
 
 ``flwr.simulation.run_simulation`` is deprecated in Flower 1.41 in favour of ``flwr run`` with a
 simulation federation; it remains the only in-process way to run a simulation from a library call
@@ -13,6 +20,7 @@ for the Deployment Engine (separate SuperLink / SuperNode processes).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import warnings
@@ -23,6 +31,7 @@ from flwr.serverapp import Grid, ServerApp
 from fedlab.errors import FedlabError
 from fedlab.experiment.config import RunConfig
 from fedlab.experiment.hooks import NO_HOOKS, RunHooks
+from fedlab.experiment.resources import DEFAULT_RESOURCES, Resources
 from fedlab.experiment.runner import register_executor
 from fedlab.experiment.store import ResultStore, RunResult
 
@@ -30,21 +39,80 @@ from .client_app import app as client_app
 from .rounds import run_server
 
 
-def backend_config(n_cpus: int | None = None) -> dict:
+_PERSISTENT: dict = {}
+
+
+def persistent_ray_backend():
+    """Flower's Ray backend class, subclassed to stay alive across the runs of one process.
+
+    ``build`` reuses the actor pool of the previous run when the client resources are the same;
+    ``terminate`` keeps Ray and the actors (Ray shuts down when the process exits).
+    """
+    if "cls" in _PERSISTENT:
+        return _PERSISTENT["cls"]
+    from flwr.server.superlink.fleet.vce.backend import raybackend  # imports Ray
+
+    class PersistentRayBackend(raybackend.RayBackend):
+        def build(self, app_fn) -> None:
+            key = json.dumps(self.client_resources, sort_keys=True)
+            pool = _PERSISTENT.get("pool")
+            idle = pool is not None and pool.num_actors > 0 and len(pool.pool) == pool.num_actors
+            if idle and _PERSISTENT.get("key") == key:
+                self.pool = pool  # every actor is back and idle: the last run ended cleanly
+            else:
+                _terminate(pool)
+                super().build(app_fn)
+                _PERSISTENT.update(pool=self.pool, key=key)
+            self.app_fn = app_fn
+
+        def terminate(self) -> None:
+            """Keep Ray and the actors for the next run of this process."""
+
+    _PERSISTENT["cls"] = PersistentRayBackend
+    return PersistentRayBackend
+
+
+def _terminate(pool) -> None:
+    """Stop every actor of a pool, idle or still busy with a message of an aborted run."""
+    if pool is None:
+        return
+    busy = list(pool._future_to_actor.values())
+    pool.terminate_all_actors()
+    for actor in busy:
+        actor.terminate.remote()
+    pool.pool.clear()
+    pool._future_to_actor.clear()
+    pool.num_actors = 0
+
+
+def shutdown_ray() -> None:
+    """Stop the kept actors and Ray now (a test that needs a fresh Ray; otherwise Ray stops at exit)."""
+    import ray
+
+    _terminate(_PERSISTENT.pop("pool", None))
+    _PERSISTENT.pop("key", None)
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+def backend_config(resources: Resources = DEFAULT_RESOURCES) -> dict:
+    """Ray resources: the machine's cores (and GPUs), and each simulated client's share of them."""
     import torch
 
-    cpus = n_cpus or os.cpu_count() or 1
-    gpus = 1.0 if torch.cuda.is_available() else 0.0
+    cpus = os.cpu_count() or 1
+    gpus = torch.cuda.device_count()
+    client_cpus = min(resources.client_cpus or cpus, cpus)
     return {
-        "client_resources": {"num_cpus": cpus, "num_gpus": gpus},
-        "init_args": {"num_cpus": cpus, "num_gpus": int(gpus), "logging_level": "ERROR", "include_dashboard": False},
+        "client_resources": {"num_cpus": client_cpus, "num_gpus": resources.client_gpus if gpus else 0.0},
+        "init_args": {"num_cpus": cpus, "num_gpus": gpus, "logging_level": "ERROR", "include_dashboard": False},
     }
 
 
 def run_federated(cfg: RunConfig, *, store: ResultStore | None = None, hooks: RunHooks = NO_HOOKS,
-                  progress: bool = True) -> RunResult:
+                  progress: bool = True, resources: Resources = DEFAULT_RESOURCES) -> RunResult:
     """Run a federated fine-tuning in simulation and return its result (checkpoints in ``store``)."""
-    from flwr.simulation import run_simulation  # imports Ray
+    from flwr.server.superlink.fleet.vce.backend import raybackend  # imports Ray
+    from flwr.simulation import run_simulation
 
     store = store or ResultStore()
     sink: dict = {}
@@ -59,16 +127,21 @@ def run_federated(cfg: RunConfig, *, store: ResultStore | None = None, hooks: Ru
             raise
 
     logging.getLogger("flwr").setLevel(logging.WARNING)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        run_simulation(
-            server_app=server_app,
-            client_app=client_app,
-            num_supernodes=cfg.clients,
-            backend_name="ray",
-            backend_config=backend_config(),
-            verbose_logging=False,
-        )
+    flower_backend = raybackend.RayBackend
+    raybackend.RayBackend = persistent_ray_backend()  # what Flower's simulation instantiates, for this call only
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            run_simulation(
+                server_app=server_app,
+                client_app=client_app,
+                num_supernodes=cfg.clients,
+                backend_name="ray",
+                backend_config=backend_config(resources),
+                verbose_logging=False,
+            )
+    finally:
+        raybackend.RayBackend = flower_backend
     if "error" in sink:
         raise sink["error"]
     if "result" not in sink:

@@ -12,7 +12,8 @@ from fedlab.experiment.profiles import load_profile
 
 from .claims import check_claims, claims_markdown
 from .frames import results_frame
-from .tables import backbones_table, bench_evaluators_table, bench_federated_table, cost_table, main_table, zeroshot_table
+from .tables import (backbones_table, bench_evaluators_table, bench_federated_table, bench_train_table, cost_table,
+                     main_table, zeroshot_table)
 
 
 def _summary(path: Path) -> str:
@@ -52,6 +53,7 @@ BLOCKS = {
     "zeroshot": zeroshot_table,
     "bench-evaluators": bench_evaluators_table,
     "bench-federated": bench_federated_table,
+    "bench-train": bench_train_table,
     "backbones": backbones_table,
     "layout": layout_tree,
 }

@@ -7,7 +7,7 @@ import pytest
 
 from fedlab.experiment.config import Faults, RunConfig
 from fedlab.experiment.hooks import RunHooks
-from fedlab.experiment.store import SCHEMA_VERSION, ResultStore, RunResult, RunStatus, migrate_store, migrate_v1
+from fedlab.experiment.store import SCHEMA_VERSION, ResultStore, RunResult, RunStatus, migrate_result, migrate_store
 
 from tests.conftest import TINY_FAULTS
 
@@ -64,8 +64,9 @@ def test_hooks_and_faults_in_the_config():
 
 
 def test_schema_1_files_migrate_to_the_same_run(tmp_path):
-    cfg = _cfg(setting="centralized").resolved()
-    old_config = {k: v for k, v in cfg.to_dict().items() if k != "faults"} | {"extra": {}, "fail_clients": []}
+    cfg = _cfg(setting="centralized", system_prompt=None, group_by_length=False).resolved()
+    drop = ("faults", "system_prompt", "group_by_length")
+    old_config = {k: v for k, v in cfg.to_dict().items() if k not in drop} | {"extra": {}, "fail_clients": []}
     old = {"status": "success", "config": old_config, "config_hash": "0" * 64, "schema_version": 1,
            "metrics": {"accuracy": 0.25}, "predictions_file": "old.predictions.jsonl"}
     folder = tmp_path / "centralized"
@@ -78,7 +79,7 @@ def test_schema_1_files_migrate_to_the_same_run(tmp_path):
     assert hit.metrics == {"accuracy": 0.25} and hit.migrated["old_config_hash"] == "0" * 64
     assert hit.load_predictions() == [{"id": "a"}] and not (folder / "old.json").exists()
     assert migrate_store(tmp_path) == []  # nothing left to migrate
-    new, new_cfg = migrate_v1(old)
+    new, new_cfg = migrate_result(old)
     assert new_cfg.hash() == cfg.hash() and new["schema_version"] == SCHEMA_VERSION
 
 

@@ -1,0 +1,136 @@
+"""What a profile's grid will do before it does it: which runs are reused, which are trained, how long.
+
+The estimate is arithmetic, not a promise: training needs about ``4 N`` FLOPs per token (forward
+and activation gradients of the frozen body, ``N`` its parameters), evaluation ``2 N`` per scored
+token, at the fraction :data:`ASSUMED_MFU` of this machine's measured matmul peak in the run's
+dtype (a CPU without native bf16 runs bf16 roughly 100x slower, and the estimate says so).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fedlab.core.flops import matmul_peak_gflops
+from fedlab.core.models import cpu_supports_bf16, resolve, resolve_device
+from fedlab.core.prompts import user_text
+
+from .config import RunConfig
+from .profiles import Profile
+from .rundata import RunData
+from .store import ResultStore
+
+#: the share of the matmul peak a training or evaluation step reaches (bench/results/train.json)
+ASSUMED_MFU = 0.5
+#: tokens of chat template, instruction and answer around each input text
+TEMPLATE_TOKENS = 40
+#: characters per token of English text with these tokenizers (rough)
+CHARS_PER_TOKEN = 4.0
+#: how much slower bf16 runs than fp32 on a CPU without native bf16 instructions (measured here)
+BF16_EMULATION_SLOWDOWN = 100.0
+
+
+@dataclass
+class Plan:
+    reuse: list[RunConfig] = field(default_factory=list)
+    train: list[RunConfig] = field(default_factory=list)
+    seconds: dict[str, float | None] = field(default_factory=dict)  # config hash -> estimate
+    peak_gflops: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total_seconds(self) -> float | None:
+        values = [self.seconds.get(c.hash()) for c in self.train]
+        return None if any(v is None for v in values) else float(sum(values))
+
+    def describe(self) -> str:
+        lines = [f"{len(self.reuse)} finished runs are reused (same config hash), {len(self.train)} will be trained."]
+        total = self.total_seconds
+        if self.train:
+            when = f"about {total / 60:.0f} min" if total is not None else "unknown (a backbone that is not on this machine)"
+            lines.append(f"Estimated training and evaluation time on this machine: {when} "
+                         f"(matmul peak {', '.join(f'{k} {v:.0f}' for k, v in self.peak_gflops.items())} GFLOP/s, "
+                         f"assumed MFU {ASSUMED_MFU}).")
+            for cfg in self.train:
+                s = self.seconds.get(cfg.hash())
+                lines.append(f"  train {cfg.setting:11s} {cfg.dataset:8s} {cfg.method if cfg.setting != 'zeroshot' else '-':5s} "
+                             f"{cfg.model} seed {cfg.seed}: ~{s / 60:.1f} min" if s is not None else
+                             f"  train {cfg.setting} {cfg.dataset} {cfg.method}: time unknown")
+        lines += self.notes
+        return "\n".join(lines)
+
+
+def _body_parameters(model: str) -> int | None:
+    """Parameters of the backbone's transformer body, from its config (no weights are loaded)."""
+    from transformers import AutoConfig
+
+    try:
+        cfg = AutoConfig.from_pretrained(resolve(model).path)
+    except (OSError, ValueError):
+        return None
+    cfg = getattr(cfg, "text_config", cfg)
+    d, layers = cfg.hidden_size, cfg.num_hidden_layers
+    heads, kv = cfg.num_attention_heads, getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+    head_dim = getattr(cfg, "head_dim", None) or d // heads
+    attn = d * heads * head_dim * 2 + d * kv * head_dim * 2
+    mlp = 3 * d * cfg.intermediate_size
+    return layers * (attn + mlp)
+
+
+def _tokens_per_example(data: RunData, rows: int = 200) -> float:
+    sample = data.splits.train[:rows] or data.eval_rows[:rows]
+    chars = sum(len(user_text(r)) for r in sample) / max(1, len(sample))
+    return min(chars / CHARS_PER_TOKEN + TEMPLATE_TOKENS, data.cfg.max_length)
+
+
+def estimate_seconds(cfg: RunConfig, peak_gflops: float) -> float | None:
+    """Rough wall time of one run on this machine (see the module docstring)."""
+    n_body = _body_parameters(cfg.model)
+    if n_body is None:
+        return None
+    data = RunData(cfg)
+    tokens = _tokens_per_example(data)
+    rate = ASSUMED_MFU * peak_gflops * 1e9
+    options = len(data.eval_rows[0].options) if data.eval_rows else 4
+
+    def eval_flops(rows: int) -> float:  # one forward pass per row scores all its options
+        return rows * (tokens + options) * 2 * n_body
+
+    if cfg.setting == "zeroshot":
+        return eval_flops(len(data.eval_rows)) / rate + 5
+    train_tokens = cfg.federated_steps * cfg.examples_per_step * tokens
+    evals = cfg.rounds * len(data.eval_rows)
+    if cfg.setting == "isolated":
+        evals = cfg.clients * (len(data.eval_rows) + cfg.max_client_eval)
+    elif cfg.setting == "federated":
+        evals += cfg.clients * cfg.max_client_eval
+    return (train_tokens * 4 * n_body + eval_flops(evals)) / rate + 15
+
+
+def plan_grid(configs: list[RunConfig], *, force: bool = False, store: ResultStore | None = None) -> Plan:
+    """Which of ``configs`` are reused and which trained, and how long the training will take."""
+    store = store or ResultStore()
+    out = Plan()
+    for cfg in configs:
+        cfg = cfg.resolved()
+        (out.train if force or store.lookup(cfg) is None else out.reuse).append(cfg)
+    if not out.train:
+        return out
+    device = resolve_device()
+    dtypes = sorted({c.dtype for c in out.train})
+    for dtype in dtypes:
+        if dtype == "bf16" and device == "cpu" and not cpu_supports_bf16():
+            out.peak_gflops["bf16 (emulated)"] = matmul_peak_gflops("fp32", seconds=1.0, device=device) / BF16_EMULATION_SLOWDOWN
+            out.notes.append("Warning: these runs are bf16 but this CPU has no native bf16 instructions, so they run "
+                             f"about {BF16_EMULATION_SLOWDOWN:.0f}x slower than fp32 would; consider --dtype fp32 "
+                             "(a different config, kept apart by its hash).")
+        else:
+            out.peak_gflops[dtype] = matmul_peak_gflops(dtype, seconds=1.0, device=device)
+    for cfg in out.train:
+        peak = out.peak_gflops.get(cfg.dtype) or out.peak_gflops.get(f"{cfg.dtype} (emulated)")
+        out.seconds[cfg.hash()] = estimate_seconds(cfg, peak)
+    return out
+
+
+def profile_configs(profile: Profile) -> list[RunConfig]:
+    """Every run of a profile's grid: the zero-shot floors, then the training cells."""
+    return [profile.zeroshot(d) for d in profile.grid["datasets"]] + list(profile.cells())

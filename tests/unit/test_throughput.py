@@ -1,0 +1,97 @@
+"""The pieces that make training faster keep its meaning: loss, batches, prompts, plan and resources."""
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fedlab.core.flops import body_parameters, matmul_peak_gflops, training_flops
+from fedlab.core.peft_methods import load_for_method
+from fedlab.core.prompts import encode, prompt_text, training_ids
+from fedlab.core.train import answer_loss, collate, data_order, length_grouped
+from fedlab.data import load_splits
+from fedlab.errors import ConfigError
+from fedlab.experiment.plan import plan_grid, profile_configs
+from fedlab.experiment.profiles import load_profile
+from fedlab.experiment.resources import Resources
+from fedlab.experiment.store import ResultStore
+from fedlab.fl.simulation import backend_config
+
+
+@pytest.fixture(scope="module")
+def rows(fedlab_data_dir):
+    return load_splits("fpb", data_dir=fedlab_data_dir).train[:12] + load_splits("medqa", data_dir=fedlab_data_dir).train[:4]
+
+
+@pytest.mark.parametrize("method", ["lora", "ia3"])
+def test_answer_only_logits_give_the_models_own_loss(method, rows):
+    model, tok, _ = load_for_method("tiny-random", method, dtype="fp32")
+    ids, mask, labels = collate([training_ids(encode(r, tok, 256, ""), tok) for r in rows], tok.pad_token_id)
+    with torch.no_grad():
+        ref = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        new = answer_loss(model, ids, mask, labels)
+    assert torch.allclose(ref, new, rtol=1e-5, atol=1e-6), (float(ref), float(new))
+
+
+def test_length_grouping_keeps_the_draws_and_cuts_padding():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(20, 200, size=50).tolist()
+    order = data_order(50, 40 * 4, seed=3)
+    grouped = length_grouped(order, lengths, 4, seed=5)
+    assert Counter(grouped) == Counter(order)  # every example drawn exactly as often
+    for lo in range(0, len(order), 48):  # windows of 12 batches (<= 50 examples), aligned with the batches
+        assert Counter(grouped[lo : lo + 48]) == Counter(order[lo : lo + 48])
+    small = length_grouped(data_order(8, 12 * 8, seed=0), lengths[:8], 8, seed=0)
+    assert all(len(set(small[k : k + 8])) == 8 for k in range(0, len(small), 8))  # tiny data: no repeats in a batch
+
+    def padded(seq):
+        return sum(4 * max(lengths[i] for i in seq[k : k + 4]) for k in range(0, len(seq), 4))
+
+    assert padded(grouped) < 0.75 * padded(order)
+    assert length_grouped(order, lengths, 4, seed=5) == grouped != length_grouped(order, lengths, 4, seed=6)
+
+
+def test_system_prompt_is_explicit_and_shared(rows, tiny):
+    _, tok, _ = tiny
+    default, empty = prompt_text(rows[0], tok), prompt_text(rows[0], tok, system_prompt="")
+    assert "SmolLM" in default and "SmolLM" not in empty and "<|im_start|>system" in empty
+    assert len(encode(rows[0], tok, 512, "").prompt_ids) < len(encode(rows[0], tok, 512).prompt_ids) - 10
+    short = prompt_text(rows[0], tok, system_prompt="You are a financial analyst.")
+    assert "You are a financial analyst." in short
+
+
+def test_flops_accounting(tiny):
+    model, _, _ = tiny
+    n = body_parameters(model)
+    assert 0 < n < sum(p.numel() for p in model.parameters())
+    f = training_flops(model, tokens=1000, loss_tokens=20, seq_len=100)
+    assert f["needed_flops"] > 4 * n * 1000 and f["six_n_flops"] == 6 * n * 1000
+    assert matmul_peak_gflops("fp32", n=256, seconds=0.2) > 0.1
+
+
+def test_resources_are_checked_and_reach_ray():
+    assert Resources.from_dict({"client_gpus": 0.5}).client_gpus == 0.5
+    with pytest.raises(ConfigError, match="client_gpus must be in"):
+        Resources.from_dict({"client_gpus": 2})
+    with pytest.raises(ConfigError, match="Unknown resource"):
+        Resources.from_dict({"gpus": 1})
+    conf = backend_config(Resources(client_cpus=1))
+    assert conf["client_resources"]["num_cpus"] == 1 and conf["init_args"]["include_dashboard"] is False
+    assert conf["client_resources"]["num_gpus"] == (1.0 if torch.cuda.is_available() else 0.0)
+
+
+def test_the_plan_says_what_is_reused_and_trained(tmp_path, monkeypatch, fedlab_data_dir):
+    monkeypatch.setenv("FEDLAB_DATA_DIR", str(fedlab_data_dir))
+    monkeypatch.setenv("FEDLAB_RESULTS_DIR", str(tmp_path))
+    smoke = load_profile("smoke")
+    configs = profile_configs(smoke)
+    plan = plan_grid(configs)
+    assert len(plan.train) == len(configs) and not plan.reuse
+    assert all(s is not None and 0 < s < 3600 for s in plan.seconds.values())
+    text = plan.describe()
+    assert f"0 finished runs are reused (same config hash), {len(configs)} will be trained" in text
+    committed = ResultStore(Path(__file__).resolve().parents[2] / "results")
+    quick = plan_grid(profile_configs(load_profile("quick")), store=committed)
+    assert not quick.train, "the committed quick results are found on any CPU (dtype pinned in the profile)"
