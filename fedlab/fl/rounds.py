@@ -90,13 +90,14 @@ class _Federation:
         """Send, wait, and return ``(partition id, reply)`` in partition order. Errors raised by the
         SuperLink on behalf of a lost node come from node 0, so a reply is matched to the message it
         answers, not to its sender."""
+        replies = list(self.grid.send_and_receive(msgs, timeout=self.round_timeout))
+        # message ids are assigned when the grid sends the messages: map them afterwards
         by_message = {m.metadata.message_id: self.pid_of[m.metadata.dst_node_id] for m in msgs}
 
         def which(reply) -> int:
             pid = by_message.get(reply.metadata.reply_to_message_id)
             return pid if pid is not None else self.pid_of.get(reply.metadata.src_node_id, -1)
 
-        replies = list(self.grid.send_and_receive(msgs, timeout=self.round_timeout))
         return sorted(((which(r), r) for r in replies), key=lambda pr: pr[0])
 
     def train_round(self, rnd: int, strategy, arrays: dict, hooks: RunHooks):

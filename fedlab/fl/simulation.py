@@ -104,7 +104,10 @@ def backend_config(resources: Resources = DEFAULT_RESOURCES) -> dict:
     client_cpus = min(resources.client_cpus or cpus, cpus)
     return {
         "client_resources": {"num_cpus": client_cpus, "num_gpus": resources.client_gpus if gpus else 0.0},
-        "init_args": {"num_cpus": cpus, "num_gpus": gpus, "logging_level": "ERROR", "include_dashboard": False},
+        # no dashboard, and no streaming of the workers' logs to this process (client errors come back
+        # in the replies and are recorded per round); Ray's minimal job API server still starts
+        "init_args": {"num_cpus": cpus, "num_gpus": gpus, "logging_level": "ERROR", "include_dashboard": False,
+                      "log_to_driver": False},
     }
 
 
