@@ -104,8 +104,8 @@ def reference_run(args, rows, tmp: Path) -> dict:
 
 
 def summarise(model, seconds, tokens, padded, loss_tokens, head_positions, rows_seen, peak) -> dict:
-    """Throughput and MFU of one timed run (FLOPs counted on the padded batches the model ran on)."""
-    flops = training_flops(model, tokens=padded, loss_tokens=loss_tokens, seq_len=padded / rows_seen,
+    """Throughput and MFU of one timed run: the FLOPs its real tokens need (padding is waste, not work)."""
+    flops = training_flops(model, tokens=tokens, loss_tokens=loss_tokens, seq_len=tokens / rows_seen,
                            head_positions=head_positions)
     achieved = flops["needed_flops"] / seconds / 1e9
     return {
@@ -181,7 +181,7 @@ def main() -> None:
         "notes": ("tokens = real (non-padding) tokens; MFU = FLOPs the step needs (forward + activation "
                   "gradients of the frozen body, attention, LM head at the answer tokens; see fedlab.core.flops) "
                   "per second / the plain matmul peak measured here in the same dtype; "
-                  "mfu_6n_convention counts 6 x body parameters per padded token, as papers do."),
+                  "mfu_6n_convention counts 6 x body parameters per real token, as papers do."),
         "manifest": run_manifest(dtype),
     }
     write_json(args.out, result)
