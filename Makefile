@@ -26,7 +26,7 @@ help: ## list the targets
 
 $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --upgrade pip "setuptools>=77"
 	# torch first and alone: on CPU machines this takes the CPU wheel, so nothing pulls CUDA packages
 	$(BIN)/pip install --quiet "$(TORCH_PIN)"
 	$(BIN)/pip install --quiet -r requirements.txt
@@ -41,7 +41,7 @@ setup: $(STAMP) ## create .venv with the pinned packages (once), convert the emb
 	$(BIN)/fedlab prepare
 
 test: $(STAMP) ## run the whole test suite (offline): tests/unit and tests/integration
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 test-unit: $(STAMP) ## the fast tests only (no Ray, no Deployment Engine, no notebook execution)
 	$(BIN)/python -m pytest -q tests/unit

@@ -32,6 +32,7 @@ from fedlab.experiment.store import ResultStore, RunResult
 from fedlab.reporting import figures
 from fedlab.reporting.frames import frame, profile_results, results_frame
 from fedlab.reporting.readme import README_PROFILE, update_readme
+from fedlab.reporting.verdicts import profile_verdicts, write_verdicts
 
 PEFT_NOTEBOOK = "02_peft_domain.ipynb"
 ORDER = ("00_data.ipynb", "01_partitions.ipynb", PEFT_NOTEBOOK, "03_baselines.ipynb", "04_energy.ipynb", "05_summary.ipynb")
@@ -97,6 +98,11 @@ def profile_results_of(profile_name: str) -> list[RunResult]:
 def profile_frame(profile_name: str) -> pd.DataFrame:
     """Every finished result of a profile's grid as one table."""
     return results_frame(load_profile(profile_name))
+
+
+def verdicts(profile_name: str) -> dict:
+    """The profile's paired tests, verdicts and floors (made from its result files; nothing trains)."""
+    return profile_verdicts(load_profile(profile_name))
 
 
 def executions(profile_name: str) -> list[tuple[str, dict, str]]:
@@ -177,8 +183,10 @@ def summary_figures(profile_name: str) -> list[Path]:
 
 
 def make_figures(profile_name: str = "quick") -> list[Path]:
-    """``make figures``: the summary figures and, for the README's profile, the README's tables."""
+    """``make figures``: the summary figures, the profile's verdict file and, for the README's profile,
+    the README's tables."""
     written = summary_figures(profile_name)
+    written.append(write_verdicts(load_profile(profile_name)))
     if load_profile(profile_name).name == README_PROFILE:
         update_readme()
     return written

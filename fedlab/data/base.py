@@ -72,6 +72,12 @@ class DatasetSpec:
     hub_row_to_record: Callable[..., Record] = field(repr=False)
     in_study: bool = True  # one of the study's four benchmarks (False: an extra, e.g. PubMedQA)
 
+    @property
+    def primary_metric(self) -> str:
+        """What verdicts are decided on: macro-F1 for sentiment (imbalanced classes, where a model that
+        always answers the majority class scores a high accuracy), accuracy for multiple choice."""
+        return "macro_f1" if self.task.startswith("sentiment") else "accuracy"
+
 
 def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
     """The data root: ``data_dir`` if given, else ``$FEDLAB_DATA_DIR``, else ``<repo>/data/raw``.

@@ -17,6 +17,7 @@ from fedlab.core.peft_methods import METHODS
 from fedlab.data import DATASETS, MAIN_DATASETS
 from fedlab.errors import ConfigError, did_you_mean
 
+from .analysis import Analysis
 from .config import SETTINGS, TRAINING_SETTINGS, RunConfig
 from .resources import Resources
 
@@ -34,6 +35,7 @@ class Profile:
     grid: dict
     path: Path
     resources: Resources = Resources()
+    analysis: Analysis = Analysis()
 
     def config(self, dataset: str, setting: str, method: str = "lora", **overrides) -> RunConfig:
         """The run config of one grid cell: profile defaults, the dataset's own overrides (``grid.
@@ -72,9 +74,9 @@ def load_profile(name_or_path: str) -> Profile:
                           f"{getattr(exc, 'problem', exc)}. Fix the file (compare fedlab/configs/profiles/quick.yaml).") from exc
     if not isinstance(data, dict) or not isinstance(data.get("defaults"), dict):
         raise ConfigError(f"Profile {path} needs a 'defaults:' mapping (see fedlab/configs/profiles/quick.yaml).")
-    unknown = sorted(set(data) - {"description", "defaults", "grid", "resources"})
+    unknown = sorted(set(data) - {"description", "defaults", "grid", "resources", "analysis"})
     if unknown:
-        raise ConfigError(f"Profile {path}: unknown top-level keys {unknown}; allowed: description, defaults, grid, resources.")
+        raise ConfigError(f"Profile {path}: unknown top-level keys {unknown}; allowed: description, defaults, grid, resources, analysis.")
     fields = {f.name for f in dataclasses.fields(RunConfig)} - {"dataset", "setting", "method"}
     bad = sorted(set(data["defaults"]) - fields)
     if bad:
@@ -96,7 +98,7 @@ def load_profile(name_or_path: str) -> Profile:
         if s not in SETTINGS:
             raise ConfigError(f"Profile {path}: unknown setting {s!r} in grid. {did_you_mean(s, SETTINGS)}")
     profile = Profile(path.stem, str(data.get("description", "")), dict(data["defaults"]), grid, path,
-                      Resources.from_dict(data.get("resources")))
+                      Resources.from_dict(data.get("resources")), Analysis.from_dict(data.get("analysis")))
     for cfg in [profile.zeroshot(d) for d in grid["datasets"]] + profile.cells():
         cfg.validate()
     return profile

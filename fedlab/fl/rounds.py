@@ -131,9 +131,12 @@ class _Federation:
         failures += [{"client": p, "code": None, "reason": f"no reply within the round timeout ({self.round_timeout:.0f} s)"}
                      for p in chosen if p not in replied]
         if len(ok) < cfg.min_clients:
+            shown = "; ".join(f"client {f['client']}: {str(f['reason']).strip().splitlines()[-1] if f['reason'] else '?'}"
+                              for f in failures[:3])
+            more = f" (and {len(failures) - 3} more)" if len(failures) > 3 else ""
             raise FedlabError(
                 f"round {rnd}: {len(ok)} of {len(chosen)} clients succeeded, fewer than min_clients="
-                f"{cfg.min_clients}. Failures: {failures}. Fix the failing clients or lower min_clients."
+                f"{cfg.min_clients}. Failures: {shown}{more}. Fix the failing clients or lower min_clients."
             )
         return ok, {
             "round": rnd, "sampled": chosen, "clients": clients, "failures": failures,
@@ -180,6 +183,7 @@ def run_server(grid: Grid, cfg: RunConfig, *, ckpt_dir: Path | None = None, hook
     """All rounds of a federated run; returns its result (the store adds the provenance)."""
     t_start = time.perf_counter()
     data = RunData(cfg)
+    data.partition_info  # an impossible partition is a ConfigError here, before any client is asked
     eval_rows = data.eval_rows
     model, tokenizer, minfo = load_for_method(cfg.model, cfg.method, cfg.dtype, cfg.method_params, seed=cfg.seed)
     meter = EnergyMeter(cfg.energy_country).start()

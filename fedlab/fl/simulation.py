@@ -32,6 +32,7 @@ from fedlab.errors import FedlabError
 from fedlab.experiment.config import RunConfig
 from fedlab.experiment.hooks import NO_HOOKS, RunHooks
 from fedlab.experiment.resources import DEFAULT_RESOURCES, Resources
+from fedlab.experiment.rundata import RunData
 from fedlab.experiment.runner import register_executor
 from fedlab.experiment.store import ResultStore, RunResult
 
@@ -118,6 +119,7 @@ def run_federated(cfg: RunConfig, *, store: ResultStore | None = None, hooks: Ru
     from flwr.simulation import run_simulation
 
     store = store or ResultStore()
+    RunData(cfg).partition_info  # an impossible partition fails here, before Ray and the virtual nodes start
     sink: dict = {}
     server_app = ServerApp()
 

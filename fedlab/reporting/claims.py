@@ -1,65 +1,67 @@
-"""The study's claims checked against its result tables (never against training)."""
+"""The study's claims, each decided by a paired test from :mod:`fedlab.reporting.verdicts` (never by
+eyeballing two CIs), with the evidence written out.
+
+1. Federated comes close to centralized: supported only when the two are *equivalent* (TOST at the
+   profile's margin); "not equivalent" and "inconclusive" are reported as such.
+2. Federated beats isolated training: supported when the one-sided paired test against the mean of
+   the isolated clients rejects "not better" (Holm-corrected); the number of single clients it beats
+   significantly is shown beside it.
+3. A cheaper method (QLoRA, IA3) costs less than LoRA for a small loss: supported when it is
+   non-inferior to LoRA at the margin *and* at least one cost is lower with evidence (bytes are exact;
+   energy and memory need repeats). Each cost is reported separately.
+"""
 
 from __future__ import annotations
 
-from fedlab.core.peft_methods import METHODS
+from .verdicts import FAMILIES, client_verdict_counts
 
-from .frames import TRAINING_ORDER
-
-#: the reference method the cheaper methods are compared with
-REFERENCE_METHOD = "lora"
+SUPPORTED, NOT_SUPPORTED = "supported", "not supported"
 
 
-def _get(df, dataset, method, setting):
-    sub = df[(df["dataset"] == dataset) & (df["method"] == method) & (df["setting"] == setting)]
-    return None if sub.empty else sub.iloc[0]
+def _effect(c: dict) -> str:
+    return f"{c['metric']} {c['federated']:.3f} vs {c['other_score']:.3f}: {c['effect']:+.3f} [{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}]"
 
 
-def check_claims(df, close: float = 0.05) -> list[dict]:
-    """Each claim of the study against our numbers; verdicts are 'supported', 'not supported' or 'no data'."""
+def _collapse_note(c: dict) -> str:
+    notes = []
+    if c["federated_collapsed"]:
+        notes.append("the federated model answers one class for >= 90 % of rows")
+    if c.get("other_collapsed"):
+        notes.append(f"{c['other']} answers one class for >= 90 % of rows")
+    return f" ({'; '.join(notes)})" if notes else ""
+
+
+def check_claims(verdicts: dict) -> list[dict]:
+    """Each claim for each (dataset, method), with its evidence and verdict."""
     out = []
-    for dataset in sorted(df["dataset"].unique()) if not df.empty else []:
-        methods = [m for m in df[df["dataset"] == dataset]["method"].unique() if m != "none"]
-        for method in methods:
-            iso, fed, cen = (_get(df, dataset, method, s) for s in TRAINING_ORDER)
-            if fed is not None and cen is not None:
-                gap = cen["accuracy"] - fed["accuracy"]
-                overlap = fed["acc_hi"] is not None and cen["acc_lo"] is not None and fed["acc_hi"] >= cen["acc_lo"]
-                out.append({"claim": "1 federated comes close to centralized", "dataset": dataset, "method": method,
-                            "evidence": f"centralized - federated = {gap:+.3f} accuracy ({'CIs overlap' if overlap else 'CIs do not overlap'})",
-                            "verdict": "supported" if gap <= close or overlap else "not supported"})
-            if fed is not None and iso is not None:
-                diff = fed["accuracy"] - iso["accuracy"]
-                out.append({"claim": "2 federated beats isolated training", "dataset": dataset, "method": method,
-                            "evidence": f"federated - isolated mean = {diff:+.3f}; isolated worst client {iso['accuracy_worst']:.3f}",
-                            "verdict": "supported" if diff > 0 else "not supported"})
-        lora = _get(df, dataset, REFERENCE_METHOD, "federated")
-        for method in (m for m in METHODS if m != REFERENCE_METHOD):
-            other = _get(df, dataset, method, "federated")
-            if lora is None or other is None:
-                continue
-            cheaper = {
-                "energy": other["kwh"] < lora["kwh"],
-                "bytes": other["bytes_total"] < lora["bytes_total"],
-                "memory": other["peak_memory_mb"] < lora["peak_memory_mb"],
-            }
-            loss = lora["accuracy"] - other["accuracy"]
-            out.append({
-                "claim": f"3 {method} costs less than LoRA with small accuracy loss", "dataset": dataset, "method": method,
-                "evidence": (f"accuracy {other['accuracy']:.3f} vs {lora['accuracy']:.3f} (loss {loss:+.3f}); "
-                             f"energy {1000 * other['kwh']:.3f} vs {1000 * lora['kwh']:.3f} Wh; bytes {int(other['bytes_total']):,} vs "
-                             f"{int(lora['bytes_total']):,}; peak memory {other['peak_memory_mb']:.0f} vs {lora['peak_memory_mb']:.0f} MB"),
-                "cheaper_in": [k for k, v in cheaper.items() if v],
-                "verdict": "supported" if any(cheaper.values()) and loss <= close else "not supported",
-            })
+    clients = client_verdict_counts(verdicts)
+    for c in verdicts["comparisons"]:
+        cell = {"dataset": c["dataset"], "method": c["method"]}
+        if c["family"] == FAMILIES[0]:
+            out.append(dict(cell, claim="1 federated comes close to centralized", test=c["verdict"],
+                            evidence=f"{_effect(c)}, margin ±{c['margin']:g}{_collapse_note(c)}",
+                            verdict=SUPPORTED if c["verdict"] == "equivalent" else NOT_SUPPORTED))
+        elif c["family"] == FAMILIES[1]:
+            won, total = clients.get((c["dataset"], c["method"]), (0, 0))
+            out.append(dict(cell, claim="2 federated beats isolated training", test=c["verdict"],
+                            evidence=(f"{_effect(c)} vs the isolated clients' mean; significantly better than "
+                                      f"{won} of {total} single clients{_collapse_note(c)}"),
+                            verdict=SUPPORTED if c["verdict"] == "better" else NOT_SUPPORTED))
+        elif c["family"] == FAMILIES[3]:
+            costs = c["costs"]
+            lower = [k for k, v in costs.items() if v["verdict"] == "lower"]
+            cost_text = "; ".join(f"{k}: {v['verdict']}" for k, v in costs.items())
+            ok = c["verdict"] == "non-inferior" and bool(lower)
+            out.append(dict(cell, claim=f"3 {c['method']} costs less than LoRA with small loss", test=c["verdict"],
+                            evidence=f"{_effect(c)} ({c['verdict']} at -{c['margin']:g}); {cost_text}{_collapse_note(c)}",
+                            cheaper_in=lower, verdict=SUPPORTED if ok else NOT_SUPPORTED))
     return out
 
 
 def claims_markdown(claims: list[dict]) -> str:
     if not claims:
         return "(no results to check the claims against yet)"
-    lines = ["| claim | dataset | method | our numbers | verdict |", "|---|---|---|---|---|"]
+    lines = ["| claim | dataset | method | our numbers (effect [95 % CI]) | test | verdict |", "|---|---|---|---|---|---|"]
     for c in claims:
-        extra = f" (cheaper in: {', '.join(c['cheaper_in']) or 'nothing'})" if "cheaper_in" in c else ""
-        lines.append(f"| {c['claim']} | {c['dataset']} | {c['method']} | {c['evidence']}{extra} | **{c['verdict']}** |")
+        lines.append(f"| {c['claim']} | {c['dataset']} | {c['method']} | {c['evidence']} | {c['test']} | **{c['verdict']}** |")
     return "\n".join(lines)

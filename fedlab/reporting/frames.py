@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from fedlab.core import stats
 from fedlab.data import DATASETS
 from fedlab.experiment.config import RunConfig
 from fedlab.experiment.profiles import Profile
@@ -41,6 +42,11 @@ def row(result: RunResult) -> dict:
     """One flat row per result: what the tables and figures need."""
     c, m = result.config, result.metrics
     ci = m.get("accuracy_ci") or [None, None]
+    spec = DATASETS.get(c["dataset"])
+    metric = spec.primary_metric if spec else "accuracy"
+    score_ci = m.get(f"{metric}_ci") or [None, None]
+    clients = [pc["metrics"][metric] for pc in result.per_client or [] if metric in (pc.get("metrics") or {})]
+    shares = prediction_shares_of(m)
     energy, comm, model = result.energy, result.communication, result.model
     return {
         "dataset": c["dataset"],
@@ -54,6 +60,14 @@ def row(result: RunResult) -> dict:
         "acc_hi": ci[1],
         "macro_f1": m["macro_f1"],
         "accuracy_worst": m.get("accuracy_worst", result.per_client_summary.get("worst")),
+        "metric": metric,
+        "score": m[metric],
+        "score_lo": score_ci[0],
+        "score_hi": score_ci[1],
+        "score_worst": min(clients) if c["setting"] == "isolated" and clients else None,
+        "majority_class_accuracy": m.get("majority_class_accuracy"),
+        "top_class_share": max(shares) if shares else None,
+        "collapsed": stats.collapsed(shares),
         "kwh": (energy.get("total") or {}).get("kwh"),
         "kg_co2e": (energy.get("total") or {}).get("kg_co2e"),
         "energy_mode": (energy.get("mode") or {}).get("cpu"),
@@ -66,6 +80,17 @@ def row(result: RunResult) -> dict:
         "offline_resplit": result.data.get("offline_resplit"),
         "path": str(result.path) if result.path else None,
     }
+
+
+def prediction_shares_of(metrics: dict) -> list[float]:
+    """Share of rows predicted as each class, from a result's confusion matrix (rows gold, columns predicted)."""
+    cm = metrics.get("confusion_matrix")
+    if not cm:
+        return []
+    n_labels = len(cm)
+    counts = [sum(row[k] for row in cm) for k in range(n_labels)]
+    total = metrics.get("n") or sum(counts) or 1
+    return [count / total for count in counts]
 
 
 def frame(results: list[RunResult]) -> pd.DataFrame:

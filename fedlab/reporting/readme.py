@@ -4,6 +4,7 @@ tables made from result files, benchmark files, the backbone registry and the pa
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from fedlab.experiment.profiles import load_profile
 
 from .claims import check_claims, claims_markdown
 from .frames import results_frame
+from .verdicts import floors_markdown, profile_verdicts, verdict_markdown
 from .tables import (backbones_table, bench_evaluators_table, bench_federated_table, bench_train_table, cost_table,
                      main_table, zeroshot_table)
 
@@ -46,10 +48,18 @@ def _frame():
     return results_frame(load_profile(README_PROFILE))
 
 
+@functools.lru_cache(maxsize=1)
+def _verdicts() -> dict:
+    """The README profile's verdicts (computed once per process: a few seconds of bootstrap)."""
+    return profile_verdicts(load_profile(README_PROFILE))
+
+
 BLOCKS = {
     "results-main": lambda: main_table(_frame()),
     "results-costs": lambda: cost_table(_frame()),
-    "results-claims": lambda: claims_markdown(check_claims(_frame())),
+    "results-floors": lambda: floors_markdown(_verdicts()),
+    "results-verdicts": lambda: verdict_markdown(_verdicts()),
+    "results-claims": lambda: claims_markdown(check_claims(_verdicts())),
     "zeroshot": zeroshot_table,
     "bench-evaluators": bench_evaluators_table,
     "bench-federated": bench_federated_table,

@@ -19,31 +19,36 @@ from .frames import TRAINING_ORDER
 
 
 def main_table(df) -> str:
-    """Markdown: accuracy [95 % CI] per dataset x method x setting (zero-shot as the floor)."""
+    """Markdown: the primary metric [95 % CI] per dataset x method x setting (zero-shot as the floor).
+
+    Macro-F1 for the sentiment sets, accuracy for multiple choice; "(collapsed)" marks a system that
+    answers one class for at least 90 % of the rows.
+    """
     if df.empty:
         return "(no results yet)"
-    lines = ["| dataset | method | zero-shot | isolated (mean / worst) | federated | centralized |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| dataset | metric | method | zero-shot | isolated (mean / worst client) | federated | centralized |",
+             "|---|---|---|---|---|---|---|"]
 
     def cell(sub):
         if sub.empty:
             return "–"
         r = sub.iloc[0]
+        flag = " (collapsed)" if r["collapsed"] else ""
         if r["setting"] == "isolated":
-            return f"{r['accuracy']:.3f} / {r['accuracy_worst']:.3f}"
-        ci = f" [{r['acc_lo']:.3f}, {r['acc_hi']:.3f}]" if r["acc_lo"] is not None and r["acc_lo"] == r["acc_lo"] else ""
-        return f"{r['accuracy']:.3f}{ci}"
+            worst = f" / {r['score_worst']:.3f}" if r["score_worst"] is not None and r["score_worst"] == r["score_worst"] else ""
+            return f"{r['score']:.3f}{worst}"
+        ci = f" [{r['score_lo']:.3f}, {r['score_hi']:.3f}]" if r["score_lo"] is not None and r["score_lo"] == r["score_lo"] else ""
+        return f"{r['score']:.3f}{ci}{flag}"
 
     for dataset in df["dataset"].unique():
         d = df[df["dataset"] == dataset]
         zs = cell(d[d["setting"] == "zeroshot"])
+        metric = d["metric"].iloc[0]
         for method in [m for m in d["method"].unique() if m != "none"]:
             dm = d[d["method"] == method]
-            lines.append(f"| {dataset} | {method} | {zs} | " + " | ".join(
+            lines.append(f"| {dataset} | {metric} | {method} | {zs} | " + " | ".join(
                 cell(dm[dm["setting"] == s]) for s in TRAINING_ORDER) + " |")
     return "\n".join(lines)
-
-
 
 
 def cost_table(df) -> str:

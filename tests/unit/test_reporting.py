@@ -3,16 +3,35 @@
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fedlab.experiment.profiles import load_profile
 from fedlab.experiment.store import ResultStore, RunResult
-from fedlab.reporting import claims, figures, frames, readme, tables
+from fedlab.core.metrics import bootstrap_ci
+from fedlab.reporting import claims, figures, frames, readme, tables, verdicts
 
 SMOKE = load_profile("smoke")
 
 
-def _write(store, cfg, acc, lo, hi, *, worst=None, kwh=1e-3, bytes_total=0, rounds=()):
+N_ROWS = 200
+GOLDS = np.random.default_rng(7).choice(3, N_ROWS, p=[0.3, 0.4, 0.3])
+
+
+def _preds(correct_rows, *, wrong_as=lambda g: (g + 1) % 3, client=None):
+    """Per-row predictions over the fixture's rows: right where ``correct_rows``, otherwise ``wrong_as``."""
+    out = []
+    for i, g in enumerate(GOLDS):
+        pred = int(g) if i in correct_rows else int(wrong_as(g))
+        row = {"id": f"r{i:03d}", "group": "all", "gold": int(g), "pred": pred, "correct": pred == g,
+               "logliks": [0.0 if k == pred else -2.0 for k in range(3)]}
+        if client is not None:
+            row["client"] = client
+        out.append(row)
+    return out
+
+
+def _write(store, cfg, acc, lo, hi, *, worst=None, kwh=1e-3, bytes_total=0, rounds=(), predictions=None):
     cfg = cfg.resolved()
     metrics = {"n": 16, "accuracy": acc, "macro_f1": acc / 2, "accuracy_ci": [lo, hi], "seconds": 1.0}
     if worst is not None:
@@ -23,7 +42,8 @@ def _write(store, cfg, acc, lo, hi, *, worst=None, kwh=1e-3, bytes_total=0, roun
                        model={"trainable_parameters": 1000, "adapter_bytes": 4000}, timings={"wall_s": 10.0},
                        budget={"optimizer_steps": 8}, data={"offline_resplit": False}, rounds=list(rounds),
                        partition={"sizes": [5, 7]},
-                       per_client=[{"client": 0, "accuracy": 0.5}, {"client": 1, "accuracy": 0.7}])
+                       per_client=[{"client": 0, "accuracy": 0.5}, {"client": 1, "accuracy": 0.7}],
+                       predictions=predictions)
     return store.save(cfg, res)
 
 
@@ -36,12 +56,18 @@ def fixture_results(tmp_path, monkeypatch, fedlab_data_dir):
     store = ResultStore()
     curve = [{"round": 1, "eval": {"accuracy": 0.4, "accuracy_ci": [0.3, 0.5]}},
              {"round": 2, "eval": {"accuracy": 0.6, "accuracy_ci": [0.5, 0.7]}}]
-    _write(store, SMOKE.zeroshot("fpb"), 0.20, 0.10, 0.30)
-    for method, fed_acc, kwh in (("lora", 0.60, 2e-3), ("qlora", 0.58, 1e-3)):
-        _write(store, SMOKE.config("fpb", "federated", method), fed_acc, fed_acc - 0.1, fed_acc + 0.1,
-               kwh=kwh, bytes_total=10_000, rounds=curve)
-        _write(store, SMOKE.config("fpb", "centralized", method), 0.62, 0.52, 0.72, rounds=curve)
-        _write(store, SMOKE.config("fpb", "isolated", method), 0.45, 0.45, 0.45, worst=0.30)
+    _write(store, SMOKE.zeroshot("fpb"), 0.20, 0.10, 0.30, predictions=_preds(set(range(40)), wrong_as=lambda g: 0))
+    # centralized right on rows 0..129; federated LoRA the same but wrong on 16 more of them (significant,
+    # yet the two marginal CIs overlap); federated QLoRA equal to centralized but for 2 rows each way
+    cen = set(range(130))
+    fed = {"lora": cen - set(range(114, 130)), "qlora": (cen - {0, 1}) | {130, 131}}
+    isolated = [set(range(0, 90)), set(range(40, 120))]
+    for method, kwh, nbytes in (("lora", 2e-3, 10_000), ("qlora", 1e-3, 10_000)):
+        _write(store, SMOKE.config("fpb", "federated", method), 0.6, 0.5, 0.7, kwh=kwh, bytes_total=nbytes,
+               rounds=curve, predictions=_preds(fed[method]))
+        _write(store, SMOKE.config("fpb", "centralized", method), 0.65, 0.58, 0.72, rounds=curve, predictions=_preds(cen))
+        _write(store, SMOKE.config("fpb", "isolated", method), 0.45, 0.45, 0.45, worst=0.30,
+               predictions=[row for k, rows in enumerate(isolated) for row in _preds(rows, client=k)])
     return store
 
 
@@ -56,12 +82,9 @@ def test_frame_finds_the_profile_cells_by_hash(fixture_results):
 def test_tables_and_claims_from_the_frame(fixture_results):
     df = frames.results_frame(SMOKE)
     main = tables.main_table(df)
-    assert "| fpb | lora | 0.200 [0.100, 0.300] | 0.450 / 0.300 | 0.600 [0.500, 0.700] | 0.620 [0.520, 0.720] |" in main
+    assert main.count("| fpb | macro_f1 | lora |") == 1 and "(collapsed)" not in main.split("qlora")[0]
+    assert df[df["setting"] == "zeroshot"]["metric"].tolist() == ["macro_f1"]
     assert "| fpb | qlora |" in tables.cost_table(df)
-    verdicts = {(c["claim"][0], c["method"]): c["verdict"] for c in claims.check_claims(df)}
-    assert verdicts[("1", "lora")] == "supported" and verdicts[("2", "lora")] == "supported"
-    assert verdicts[("3", "qlora")] == "supported"  # less energy, 0.02 accuracy lost
-    assert "**supported**" in claims.claims_markdown(claims.check_claims(df))
     fed = frames.result_for(SMOKE.config("fpb", "federated", "lora"))
     assert tables.communication_table(fed)["bytes_total"] == 10_000
 
@@ -97,3 +120,41 @@ def test_the_committed_readme_shows_the_generated_blocks():
         begin, end = f"<!-- begin:{name} -->\n", f"<!-- end:{name} -->"
         block = text.split(begin, 1)[1].split(end, 1)[0].rstrip("\n")
         assert block == readme.BLOCKS[name](), f"README block {name} is stale: run `fedlab tables --readme`"
+
+
+def test_overlapping_cis_with_a_significant_paired_difference_are_not_equivalent(fixture_results):
+    fed, cen = (frames.result_for(SMOKE.config("fpb", s, "lora")) for s in ("federated", "centralized"))
+    golds = [p["gold"] for p in fed.load_predictions()]
+    ci_fed = bootstrap_ci(golds, [p["pred"] for p in fed.load_predictions()], 3, seed=0)["macro_f1_ci"]
+    ci_cen = bootstrap_ci(golds, [p["pred"] for p in cen.load_predictions()], 3, seed=0)["macro_f1_ci"]
+    assert ci_fed[1] >= ci_cen[0], "the fixture's marginal CIs must overlap"
+
+    v = verdicts.profile_verdicts(SMOKE)
+    lora = next(c for c in v["comparisons"] if c["method"] == "lora" and c["family"] == verdicts.FAMILIES[0])
+    assert lora["discordant"] == (0, 16) and lora["mcnemar_p"] < 0.001
+    assert lora["ci"][1] < 0 and lora["verdict"] == "not equivalent"
+    qlora = next(c for c in v["comparisons"] if c["method"] == "qlora" and c["family"] == verdicts.FAMILIES[0])
+    assert qlora["verdict"] == "equivalent" and abs(qlora["effect"]) < 0.03
+
+    found = {(c["claim"][0], c["method"]): c for c in claims.check_claims(v)}
+    assert found[("1", "lora")]["verdict"] == "not supported" and found[("1", "lora")]["test"] == "not equivalent"
+    assert found[("1", "qlora")]["verdict"] == "supported"
+    # federated (114 right rows) vs isolated clients (90 and 80): better than their mean
+    assert found[("2", "lora")]["test"] == "better"
+    # claim 3: QLoRA is non-inferior to LoRA, but costs no fewer bytes and has no repeats for energy/memory
+    q3 = found[("3", "qlora")]
+    assert q3["test"] == "non-inferior" and q3["cheaper_in"] == [] and q3["verdict"] == "not supported"
+    assert "undecided" in q3["evidence"] and "bytes: equal" in q3["evidence"]
+    table = verdicts.verdict_markdown(v)
+    assert "**not equivalent**" in table and "**equivalent**" in table
+
+
+def test_floors_calibrate_a_zero_shot_model_that_always_answers_one_class(fixture_results):
+    v = verdicts.profile_verdicts(SMOKE)
+    fpb = v["floors"]["fpb"]
+    assert fpb["metric"] == "macro_f1" and fpb["raw_prediction_shares"][0] > 0.8
+    assert fpb["majority_class"] == pytest.approx(verdicts.stats.metric_value(
+        "macro_f1", GOLDS, np.full(N_ROWS, np.bincount(GOLDS).argmax()), 3))
+    assert "calibrated" in fpb and "| fpb | macro_f1 |" in verdicts.floors_markdown(v)
+    path = verdicts.write_verdicts(SMOKE)
+    assert path.name == "smoke.json" and '"not equivalent"' in path.read_text()

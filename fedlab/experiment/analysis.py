@@ -1,0 +1,46 @@
+"""How a profile's results are judged, fixed in the profile before any number is seen."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from fedlab.errors import ConfigError, did_you_mean
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """The pre-registered analysis of a profile (the ``analysis:`` block of its YAML).
+
+    Attributes:
+        margin: equivalence margin on the primary metric (macro-F1 for sentiment, accuracy for
+            multiple choice): federated and centralized are *equivalent* when the 90 % CI of their
+            paired difference lies inside ``[-margin, margin]`` (TOST at ``alpha``).
+        alpha: significance level of every test, after Holm correction across the profile's cells.
+        n_boot: paired bootstrap resamples of the evaluation rows.
+        seed: seed of the resampling.
+    """
+
+    margin: float = 0.03
+    alpha: float = 0.05
+    n_boot: int = 2000
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "Analysis":
+        data = dict(data or {})
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(data) - set(names))
+        if unknown:
+            raise ConfigError(f"Unknown analysis setting(s) {unknown}. {did_you_mean(unknown[0], names)}")
+        out = cls(**data)
+        if not 0 < out.margin < 1:
+            raise ConfigError(f"analysis.margin must be in (0, 1), got {out.margin}. Fix: e.g. 0.03 (three points of macro-F1).")
+        if not 0 < out.alpha < 0.5:
+            raise ConfigError(f"analysis.alpha must be in (0, 0.5), got {out.alpha}. Fix: e.g. 0.05.")
+        if out.n_boot < 200:
+            raise ConfigError(f"analysis.n_boot must be at least 200, got {out.n_boot}. Fix: e.g. 2000.")
+        return out
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)

@@ -1,0 +1,302 @@
+"""The study's verdicts: paired tests on the same evaluation rows, decided by the profile's analysis block.
+
+For each (dataset, method) of a profile, from the per-row predictions stored beside the results:
+
+* federated vs centralized: paired bootstrap effect and CI on the primary metric, exact McNemar on
+  per-row correctness, TOST against the profile's margin -> equivalent / not equivalent / inconclusive;
+* federated vs isolated: one-sided paired test against the mean of the isolated clients and against
+  each isolated client -> better / not better;
+* Holm correction within each family of tests across the cells of the profile.
+
+Floors beside them: the raw zero-shot score, a cross-fitted class-bias-calibrated zero-shot score
+(from the stored option log-likelihoods), and the majority-class predictor; and the share of rows
+each system puts in its most frequent class, so that a collapse to one label is flagged.
+
+:func:`write_verdicts` stores all of it as one JSON file per profile (``results/verdicts/``), which
+the README and ``05_summary`` read. Nothing here trains.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import ttest_ind
+
+from fedlab import paths
+from fedlab.core import stats
+from fedlab.data import DATASETS
+from fedlab.experiment.profiles import Profile
+from fedlab.experiment.store import ResultStore, RunResult
+from fedlab.io import write_json
+
+from .frames import result_for
+
+#: the families Holm corrects within (each across all cells of a profile)
+FAMILIES = ("federated vs centralized", "federated vs isolated (mean)", "federated vs isolated (client)",
+            "method vs LoRA (federated)")
+#: the method cheaper methods are compared with (claim 3)
+REFERENCE_METHOD = "lora"
+VERDICTS_SCHEMA = 1
+
+
+def _rows(result: RunResult) -> dict[str, dict]:
+    """Predictions by row id (isolated runs: one dict per client under key ``client``)."""
+    return {p["id"]: p for p in result.load_predictions()}
+
+
+def _isolated_clients(result: RunResult) -> dict[int, dict[str, dict]]:
+    by_client: dict[int, dict[str, dict]] = defaultdict(dict)
+    for p in result.load_predictions():
+        by_client[int(p.get("client", 0))][p["id"]] = p
+    return dict(sorted(by_client.items()))
+
+
+def _align(*tables: dict[str, dict]) -> tuple[list[str], np.ndarray]:
+    """The row ids every table has (sorted) and their gold labels; a table missing rows is an error."""
+    ids = sorted(set.intersection(*(set(t) for t in tables)))
+    sizes = {len(t) for t in tables}
+    if len(sizes) > 1 or len(ids) != sizes.pop():
+        raise ValueError("paired tests need every system evaluated on the same rows; the result files "
+                         "differ in their evaluation rows (different max_eval or split?). Rerun with one config.")
+    golds = np.array([tables[0][i]["gold"] for i in ids], dtype=int)
+    return ids, golds
+
+
+def _preds(table: dict[str, dict], ids: list[str]) -> np.ndarray:
+    return np.array([table[i]["pred"] for i in ids], dtype=int)
+
+
+def runs(profile: Profile, dataset: str, method: str, setting: str, store: ResultStore | None = None) -> list[RunResult]:
+    """The finished runs of one cell, one per seed of the profile (an empty list if any seed is missing)."""
+    seeds = profile.grid.get("seeds") or [profile.defaults.get("seed", 0)]
+    found = [result_for(profile.config(dataset, setting, method, seed=s), store) for s in seeds]
+    return [r for r in found if r is not None] if all(r is not None for r in found) else []
+
+
+def floors(result: RunResult, n_labels: int, metric: str, *, seed: int = 0) -> dict:
+    """Raw, calibrated and majority-class floors of a zero-shot result on its own rows."""
+    table = _rows(result)
+    ids, golds = _align(table)
+    raw = _preds(table, ids)
+    out = {"metric": metric, "n_rows": len(ids), "raw": stats.metric_value(metric, golds, raw, n_labels),
+           "raw_prediction_shares": stats.prediction_shares(raw, n_labels)}
+    majority = np.full_like(golds, np.bincount(golds, minlength=n_labels).argmax())
+    out["majority_class"] = stats.metric_value(metric, golds, majority, n_labels)
+    if all("logliks" in table[i] for i in ids):
+        cal = stats.calibrated_predictions([table[i]["logliks"] for i in ids], golds, metric=metric, seed=seed)
+        out["calibrated"] = stats.metric_value(metric, golds, cal, n_labels)
+        out["calibrated_prediction_shares"] = stats.prediction_shares(cal, n_labels)
+        out["calibration"] = "cross-fitted per-class bias on the option log-likelihoods (5 folds, fitted to the metric)"
+    return out
+
+
+def _system(runs_: list[RunResult], ids, n_labels) -> dict:
+    preds = np.stack([_preds(_rows(r), ids) for r in runs_])
+    shares = [stats.prediction_shares(p, n_labels) for p in preds]
+    return {"preds": preds, "shares": shares, "collapsed": any(stats.collapsed(s) for s in shares),
+            "hashes": [r.config_hash for r in runs_]}
+
+
+def cell_comparisons(profile: Profile, dataset: str, method: str, store: ResultStore | None = None) -> list[dict]:
+    """The unadjusted paired comparisons of one (dataset, method) cell (empty if a setting is missing)."""
+    spec = DATASETS[dataset]
+    n_labels, metric, a = len(spec.label_names), spec.primary_metric, profile.analysis
+    fed, cen, iso = (runs(profile, dataset, method, s, store) for s in ("federated", "centralized", "isolated"))
+    if not fed:
+        return []
+    tables = [_rows(r) for r in fed + cen]
+    iso_clients = [_isolated_clients(r) for r in iso]
+    for clients in iso_clients:
+        tables += list(clients.values())
+    ids, golds = _align(*tables)
+    f = _system(fed, ids, n_labels)
+    base = {"dataset": dataset, "method": method, "metric": metric, "n_rows": len(ids), "n_seeds": len(fed),
+            "federated_collapsed": f["collapsed"], "federated_prediction_shares": f["shares"],
+            "federated": stats.metric_value(metric, golds, f["preds"][0], n_labels) if len(fed) == 1 else
+            float(np.mean([stats.metric_value(metric, golds, p, n_labels) for p in f["preds"]])),
+            "federated_hashes": f["hashes"]}
+    kw = dict(metric=metric, n_boot=a.n_boot, seed=a.seed, alpha=a.alpha)
+    out = []
+    if cen:
+        c = _system(cen, ids, n_labels)
+        comp = stats.paired_comparison(golds, f["preds"], c["preds"], n_labels, margin=a.margin, **kw)
+        out.append(dict(base, family=FAMILIES[0], other="centralized", other_hashes=c["hashes"],
+                        other_score=float(np.mean([stats.metric_value(metric, golds, p, n_labels) for p in c["preds"]])),
+                        other_collapsed=c["collapsed"], other_prediction_shares=c["shares"], **comp.to_dict()))
+    if iso:
+        n_clients = min(len(c) for c in iso_clients)
+        # per client k: (seeds, rows) predictions of isolated client k
+        per_client = [np.stack([_preds(c[k], ids) for c in iso_clients]) for k in range(n_clients)]
+        hashes = [r.config_hash for r in iso]
+        mean_preds = np.concatenate(per_client)  # the mean over clients (and seeds) of the metric
+        comp = stats.paired_comparison(golds, f["preds"], mean_preds, n_labels, **kw)
+        out.append(dict(base, family=FAMILIES[1], other="isolated (mean of clients)", other_hashes=hashes,
+                        other_score=float(np.mean([stats.metric_value(metric, golds, p, n_labels) for p in mean_preds])),
+                        other_collapsed=False, other_prediction_shares=None, **comp.to_dict()))
+        for k, preds in enumerate(per_client):
+            comp = stats.paired_comparison(golds, f["preds"], preds, n_labels, **kw)
+            shares = [stats.prediction_shares(p, n_labels) for p in preds]
+            out.append(dict(base, family=FAMILIES[2], other=f"isolated client {k}", other_hashes=hashes,
+                            other_score=float(np.mean([stats.metric_value(metric, golds, p, n_labels) for p in preds])),
+                            other_collapsed=any(stats.collapsed(s) for s in shares), other_prediction_shares=shares,
+                            **comp.to_dict()))
+    return out
+
+
+def method_comparison(profile: Profile, dataset: str, method: str, store: ResultStore | None = None) -> list[dict]:
+    """Federated ``method`` vs federated LoRA on the same rows (non-inferiority at the profile's margin)."""
+    spec = DATASETS[dataset]
+    n_labels, metric, a = len(spec.label_names), spec.primary_metric, profile.analysis
+    other, ref = (runs(profile, dataset, m, "federated", store) for m in (method, REFERENCE_METHOD))
+    if method == REFERENCE_METHOD or not other or not ref:
+        return []
+    ids, golds = _align(*[_rows(r) for r in other + ref])
+    o, r = _system(other, ids, n_labels), _system(ref, ids, n_labels)
+    comp = stats.paired_comparison(golds, o["preds"], r["preds"], n_labels, metric=metric, margin=a.margin,
+                                   n_boot=a.n_boot, seed=a.seed, alpha=a.alpha)
+    score = lambda preds: float(np.mean([stats.metric_value(metric, golds, p, n_labels) for p in preds]))  # noqa: E731
+    return [{"dataset": dataset, "method": method, "metric": metric, "n_rows": len(ids), "n_seeds": len(other),
+             "family": FAMILIES[3], "other": f"{REFERENCE_METHOD} (federated)", "federated": score(o["preds"]),
+             "federated_collapsed": o["collapsed"], "federated_prediction_shares": o["shares"],
+             "federated_hashes": o["hashes"], "other_score": score(r["preds"]), "other_collapsed": r["collapsed"],
+             "other_prediction_shares": r["shares"], "other_hashes": r["hashes"], **comp.to_dict(),
+             "costs": cost_comparison(other, ref)}]
+
+
+#: costs compared in claim 3; bytes are exact (counted), the others are measurements that vary run to run
+COSTS = {"bytes": lambda r: r.communication.get("bytes_total"),
+         "energy_kwh": lambda r: (r.energy.get("total") or {}).get("kwh"),
+         "peak_memory_mb": lambda r: r.peak_memory_mb}
+#: repeats a measured cost needs before it is compared
+MIN_REPEATS = 3
+
+
+def cost_comparison(runs_a: list[RunResult], runs_b: list[RunResult]) -> dict:
+    """Each cost of ``a`` vs ``b`` separately: lower / equal / higher, or why it cannot be decided.
+
+    Bytes are counted exactly, so one run decides them. Energy and memory are measurements on a shared
+    machine: they are compared only with at least :data:`MIN_REPEATS` runs on each side (a Welch
+    t-test on the repeats); with fewer, the comparison is reported as undecided.
+    """
+    out = {}
+    for name, get in COSTS.items():
+        va = [v for v in map(get, runs_a) if v is not None]
+        vb = [v for v in map(get, runs_b) if v is not None]
+        entry = {"a": va, "b": vb}
+        if not va or not vb:
+            entry["verdict"] = "not measured"
+        elif name == "bytes":
+            entry["verdict"] = "lower" if va[0] < vb[0] else "higher" if va[0] > vb[0] else "equal"
+        elif min(len(va), len(vb)) < MIN_REPEATS:
+            entry["verdict"] = f"undecided (needs >= {MIN_REPEATS} repeats per side, has {min(len(va), len(vb))})"
+        else:
+            test = ttest_ind(va, vb, equal_var=False)
+            entry["p"] = float(test.pvalue)
+            entry["verdict"] = ("equal within noise" if test.pvalue >= 0.05 else
+                                "lower" if np.mean(va) < np.mean(vb) else "higher")
+        out[name] = entry
+    return out
+
+
+def decide(comparisons: list[dict], alpha: float) -> list[dict]:
+    """Holm-adjust each family across cells and attach the verdicts."""
+    out = [dict(c) for c in comparisons]
+    for family in FAMILIES:
+        members = [c for c in out if c["family"] == family]
+        if not members:
+            continue
+        if family == FAMILIES[0]:
+            for c, p_diff, p_tost in zip(members, stats.holm([c["p_two_sided"] for c in members], alpha),
+                                         stats.holm([c["p_tost"] for c in members], alpha)):
+                c.update(p_two_sided_holm=p_diff, p_tost_holm=p_tost,
+                         verdict=stats.equivalence_verdict(p_tost, p_diff, alpha))
+        elif family == FAMILIES[3]:
+            for c, p in zip(members, stats.holm([c["p_noninferior"] for c in members], alpha)):
+                c.update(p_noninferior_holm=p, verdict=stats.noninferiority_verdict(p, c["ci"][1], c["margin"], alpha))
+        else:
+            for c, p in zip(members, stats.holm([c["p_greater"] for c in members], alpha)):
+                c.update(p_greater_holm=p, verdict=stats.superiority_verdict(p, alpha))
+    return out
+
+
+def profile_verdicts(profile: Profile, store: ResultStore | None = None) -> dict:
+    """Every verdict and floor of a profile, as one JSON-ready dict."""
+    comparisons, floor_rows = [], {}
+    for dataset in profile.grid["datasets"]:
+        spec = DATASETS[dataset]
+        zs = result_for(profile.zeroshot(dataset), store)
+        if zs is not None:
+            floor_rows[dataset] = floors(zs, len(spec.label_names), spec.primary_metric, seed=profile.analysis.seed)
+        for method in profile.grid["methods"]:
+            comparisons += cell_comparisons(profile, dataset, method, store)
+            comparisons += method_comparison(profile, dataset, method, store)
+    return {"schema_version": VERDICTS_SCHEMA, "profile": profile.name, "analysis": profile.analysis.to_dict(),
+            "floors": floor_rows, "comparisons": decide(comparisons, profile.analysis.alpha)}
+
+
+def verdicts_path(profile: Profile) -> Path:
+    return paths.results_dir() / "verdicts" / f"{profile.name}.json"
+
+
+def write_verdicts(profile: Profile, store: ResultStore | None = None) -> Path:
+    path = verdicts_path(profile)
+    write_json(path, profile_verdicts(profile, store))
+    return path
+
+
+# ----------------------------------------------------------------------------- markdown
+def _fmt_p(p) -> str:
+    if p is None or (isinstance(p, float) and np.isnan(p)):
+        return "-"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def verdict_markdown(verdicts: dict, families=FAMILIES[:2]) -> str:
+    """One row per comparison: effect, its CI, the tests, the verdict (and a flag for collapsed systems)."""
+    rows = [c for c in verdicts["comparisons"] if c["family"] in families]
+    if not rows:
+        return "(no paired results to test yet)"
+    a = verdicts["analysis"]
+    lines = ["| dataset | method | comparison | metric | federated | other | effect [95 % CI] | "
+             "test (Holm) | verdict |", "|---|---|---|---|---|---|---|---|---|"]
+    for c in rows:
+        if c["family"] == FAMILIES[0]:
+            test = (f"TOST ±{a['margin']:g}: p={_fmt_p(c['p_tost_holm'])}; difference: p={_fmt_p(c['p_two_sided_holm'])}"
+                    + (f"; McNemar p={_fmt_p(c['mcnemar_p'])}" if c.get("mcnemar_p") is not None else ""))
+        elif c["family"] == FAMILIES[3]:
+            test = f"non-inferiority at -{a['margin']:g}: p={_fmt_p(c['p_noninferior_holm'])}"
+        else:
+            test = f"one-sided paired bootstrap: p={_fmt_p(c['p_greater_holm'])}"
+        flag = " (collapsed)" if c["federated_collapsed"] else ""
+        other_flag = " (collapsed)" if c.get("other_collapsed") else ""
+        lines.append(f"| {c['dataset']} | {c['method']} | {c['family']} | {c['metric']} | {c['federated']:.3f}{flag} | "
+                     f"{c['other_score']:.3f}{other_flag} | {c['effect']:+.3f} [{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}] | "
+                     f"{test} | **{c['verdict']}** |")
+    return "\n".join(lines)
+
+
+def floors_markdown(verdicts: dict) -> str:
+    if not verdicts["floors"]:
+        return "(no zero-shot results yet)"
+    lines = ["| dataset | metric | zero-shot (raw) | zero-shot (calibrated) | majority class | raw zero-shot's most frequent answer |",
+             "|---|---|---|---|---|---|"]
+    for dataset, f in verdicts["floors"].items():
+        cal = f"{f['calibrated']:.3f}" if "calibrated" in f else "-"
+        names = DATASETS[dataset].label_names
+        shares = f["raw_prediction_shares"]
+        top = int(np.argmax(shares))
+        lines.append(f"| {dataset} | {f['metric']} | {f['raw']:.3f} | {cal} | {f['majority_class']:.3f} | "
+                     f"{names[top]} ({shares[top]:.0%} of rows) |")
+    return "\n".join(lines)
+
+
+def client_verdict_counts(verdicts: dict) -> dict[tuple[str, str], tuple[int, int]]:
+    """(dataset, method) -> (isolated clients federated beats significantly, isolated clients)."""
+    out: dict = {}
+    for c in verdicts["comparisons"]:
+        if c["family"] == FAMILIES[2]:
+            won, total = out.get((c["dataset"], c["method"]), (0, 0))
+            out[(c["dataset"], c["method"])] = (won + (c["verdict"] == stats.BETTER), total + 1)
+    return out
