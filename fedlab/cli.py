@@ -1,4 +1,4 @@
-"""The ``fedlab`` command line: run, grid, deploy, zero-shot, prepare, generate, reproduce, figures, tables.
+"""The ``fedlab`` command line: run, grid, deploy, zero-shot, prepare, generate, reproduce, figures, tables, sweep-lr.
 
     fedlab prepare                                   # convert the embedded model, write split manifests
     fedlab run --dataset fpb --method qlora --setting federated --clients 4 --rounds 3 \\
@@ -10,6 +10,7 @@
     fedlab reproduce --profile quick                 # execute all notebooks, render reports/
     fedlab figures --profile quick                   # remake figures + README tables from results
     fedlab tables [--readme]                         # tables from result files only
+    fedlab sweep-lr --dataset fpb --method lora      # choose the learning rate on the validation split
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from fedlab.experiment.config import SETTINGS, Faults, RunConfig
 from fedlab.experiment.generate import generate_from_result
 from fedlab.experiment.profiles import load_profile
 from fedlab.experiment.store import RunResult, migrate_store
+from fedlab.experiment.sweep import DEFAULT_LRS, lr_sweep, sweep_path
 from fedlab.fl.deployment.run import deploy_run
 from fedlab.reporting.readme import BLOCKS, update_readme
 
@@ -116,6 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     p_tab.add_argument("--readme", action="store_true")
     p_tab.add_argument("--blocks", nargs="*", default=None, help=f"README blocks to update (default all): {', '.join(BLOCKS)}")
 
+    p_sw = sub.add_parser("sweep-lr", help="choose a learning rate on the validation split (centralized runs, recorded)")
+    p_sw.add_argument("--profile", default="quick")
+    p_sw.add_argument("--dataset", required=True)
+    p_sw.add_argument("--method", required=True)
+    p_sw.add_argument("--lrs", nargs="+", type=float, default=list(DEFAULT_LRS))
+    p_sw.add_argument("--force", action="store_true")
+
     p_mig = sub.add_parser("migrate-results", help="rewrite result files of an older schema (same runs, new config names)")
     p_mig.add_argument("--root", default=None, help="results folder (default: $FEDLAB_RESULTS_DIR or results/)")
 
@@ -135,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "grid":
             prof = load_profile(args.profile)
             cells = [prof.zeroshot(d, **_overrides(args)) for d in prof.grid["datasets"]]
-            cells += [prof.config(c.dataset, c.setting, c.method, **_overrides(args)) for c in prof.cells()]
+            cells += [prof.config(c.dataset, c.setting, c.method, **{"seed": c.seed, **_overrides(args)}) for c in prof.cells()]
             for i, cfg in enumerate(cells, 1):
                 print(f"[{i}/{len(cells)}] {cfg.setting} {cfg.dataset} {cfg.method}", flush=True)
                 print(summary_line(run(cfg, force=args.force, resources=prof.resources)), flush=True)
@@ -159,6 +168,13 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "figures":
             for path in study.make_figures(args.profile):
                 print(path)
+        elif args.command == "sweep-lr":
+            prof = load_profile(args.profile)
+            record = lr_sweep(prof, args.dataset, args.method, args.lrs, force=args.force)
+            for c in record["candidates"]:
+                print(f"lr {c['lr']:g}: validation {record['metric']} {c['score']:.3f} (n={c['n_validation']})")
+            print(f"chosen lr {record['chosen_lr']:g}: {sweep_path(prof, args.dataset, args.method)}\n"
+                  f"pin it in the profile: grid.method_overrides.{args.method}.lr: {record['chosen_lr']:g}")
         elif args.command == "migrate-results":
             for old, new in migrate_store(args.root):
                 print(f"{old} -> {new.name}")

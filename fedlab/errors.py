@@ -7,6 +7,7 @@ counts and reports what it skipped.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 
 
@@ -32,3 +33,13 @@ def did_you_mean(name: str, choices) -> str:
     close = difflib.get_close_matches(str(name), choices, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     return f"Valid names: {', '.join(choices)}.{hint}"
+
+
+def dataclass_from_mapping(cls, data: dict | None, what: str):
+    """``cls(**data)`` for a settings dataclass, with unknown keys named in a ConfigError (and a guess)."""
+    data = dict(data or {})
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ConfigError(f"Unknown {what} setting(s) {unknown}. {did_you_mean(unknown[0], names)}")
+    return cls(**data)

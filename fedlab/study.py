@@ -9,6 +9,7 @@ not rerun, unless ``force``.
 from __future__ import annotations
 
 import html
+import json
 import time
 from pathlib import Path
 
@@ -75,8 +76,9 @@ def run_cell(profile_name: str, domain: str, method: str, *, force: bool = False
     for dataset in datasets_for(profile, domain):
         cell = {"zeroshot": run(profile.zeroshot(dataset), force=force, progress=progress)}
         for setting in profile.grid["settings"]:
-            cell[setting] = run(profile.config(dataset, setting, method), force=force, progress=progress,
-                                resources=profile.resources)
+            runs = [run(profile.config(dataset, setting, method, seed=seed), force=force, progress=progress,
+                        resources=profile.resources) for seed in profile.seeds]
+            cell[setting] = runs[0]  # the first seed is shown per cell; the verdicts use every seed
         out[dataset] = cell
     return out
 
@@ -169,14 +171,14 @@ def reproduce(profile_name: str = "quick", *, force: bool = False, out: Path | N
     return out / "index.html"
 
 
-def summary_figures(profile_name: str) -> list[Path]:
+def summary_figures(profile_name: str, verdicts: dict | None = None) -> list[Path]:
     """The study's summary figures from existing results only (no training)."""
     profile = load_profile(profile_name)
     results = profile_results(profile)
     if not results:
         return []
     df = frame(results)
-    figures.baselines(df, save=f"{profile.name}_baselines")
+    figures.baselines(df, floors=(verdicts or profile_verdicts(profile))["floors"], save=f"{profile.name}_baselines")
     figures.energy_and_bytes(df, save=f"{profile.name}_energy_bytes")
     figures.energy_phases(results, save=f"{profile.name}_energy_phases")
     return [figures.figures_dir() / f"{profile.name}_{n}.png" for n in ("baselines", "energy_bytes", "energy_phases")]
@@ -185,8 +187,9 @@ def summary_figures(profile_name: str) -> list[Path]:
 def make_figures(profile_name: str = "quick") -> list[Path]:
     """``make figures``: the summary figures, the profile's verdict file and, for the README's profile,
     the README's tables."""
-    written = summary_figures(profile_name)
-    written.append(write_verdicts(load_profile(profile_name)))
+    profile = load_profile(profile_name)
+    path = write_verdicts(profile)
+    written = summary_figures(profile_name, verdicts=json.loads(path.read_text())) + [path]
     if load_profile(profile_name).name == README_PROFILE:
         update_readme()
     return written

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from fedlab.errors import ConfigError, did_you_mean
 
 from .metrics import compute_metrics
+from .stats import probability_scores
 from .prompts import LETTERS, completions, encode, prompt_text, task_of, uses_letters
 
 EVALUATORS = ("loglik", "generate")
@@ -64,7 +65,7 @@ def _forward_tail(model, seqs, pad_id, keep):
 
 
 def option_logliks(model, tokenizer, records, *, batch_size=8, max_length=512, progress=False, shortcut=True,
-                   system_prompt=None):
+                   system_prompt=None, truncation="middle"):
     """Summed log-likelihood of each option's answer tokens, shape ``(n_examples, n_options)``.
 
     With ``shortcut`` (default) and single-token options, one pass per example scores all options;
@@ -74,7 +75,7 @@ def option_logliks(model, tokenizer, records, *, batch_size=8, max_length=512, p
     """
     import torch
 
-    encoded = [encode(r, tokenizer, max_length, system_prompt) for r in records]
+    encoded = [encode(r, tokenizer, max_length, system_prompt, truncation) for r in records]
     n_opt = max(len(e.option_ids) for e in encoded)
     scores = np.full((len(encoded), n_opt), -np.inf)
     single = shortcut and all(len(o) == 1 for e in encoded for o in e.option_ids)
@@ -134,11 +135,11 @@ def parse_answer(text: str, record) -> int:
 
 
 def generate_answers(model, tokenizer, records, *, batch_size=8, max_new_tokens=16, max_length=512, progress=False,
-                     system_prompt=None):
+                     system_prompt=None, truncation="middle"):
     """Greedy answers for each record. Returns ``(texts, n_truncated)``."""
     import torch
 
-    encoded = [encode(r, tokenizer, max_length, system_prompt) for r in records]
+    encoded = [encode(r, tokenizer, max_length, system_prompt, truncation) for r in records]
     order = sorted(range(len(encoded)), key=lambda k: len(encoded[k].prompt_ids))
     texts = [""] * len(encoded)
     device = next(model.parameters()).device
@@ -173,6 +174,7 @@ def evaluate(
     seed: int = 0,
     progress: bool = False,
     system_prompt: str | None = None,
+    truncation: str = "middle",
 ) -> EvalResult:
     """Score ``records`` with one evaluator; returns metrics and per-example predictions."""
     if evaluator not in EVALUATORS:
@@ -185,14 +187,14 @@ def evaluate(
     if evaluator == "loglik":
         scores, n_trunc = option_logliks(
             model, tokenizer, records, batch_size=batch_size, max_length=max_length, progress=progress,
-            system_prompt=system_prompt,
+            system_prompt=system_prompt, truncation=truncation,
         )
         preds = scores.argmax(axis=1).tolist()
         outputs = [None] * len(records)
     else:
         outputs, n_trunc = generate_answers(
             model, tokenizer, records, batch_size=batch_size, max_new_tokens=max_new_tokens,
-            max_length=max_length, progress=progress, system_prompt=system_prompt,
+            max_length=max_length, progress=progress, system_prompt=system_prompt, truncation=truncation,
         )
         preds = [parse_answer(t, r) for t, r in zip(outputs, records)]
         scores = None
@@ -200,7 +202,10 @@ def evaluate(
     if was_training:
         model.train()
     options = records[0].options
-    metrics = compute_metrics([r.label for r in records], preds, options, n_boot=n_boot, seed=seed)
+    golds = [r.label for r in records]
+    metrics = compute_metrics(golds, preds, options, n_boot=n_boot, seed=seed)
+    if scores is not None:  # continuous scores: they move when the model learns even if the argmax does not
+        metrics.update(probability_scores(scores[:, : len(options)], golds))
     metrics.update(
         evaluator=evaluator, seconds=seconds, examples_per_s=len(records) / seconds, truncated=n_trunc
     )
@@ -215,11 +220,12 @@ def evaluate(
     return EvalResult(metrics, predictions)
 
 
-def generate_text(model, tokenizer, records, *, max_new_tokens=48, max_length=512, system_prompt=None) -> list[dict]:
+def generate_text(model, tokenizer, records, *, max_new_tokens=48, max_length=512, system_prompt=None,
+                  truncation="middle") -> list[dict]:
     """Free-form answers to held-out prompts, to show what a (fine-tuned) model says."""
     texts, _ = generate_answers(
         model, tokenizer, records, batch_size=4, max_new_tokens=max_new_tokens, max_length=max_length,
-        system_prompt=system_prompt,
+        system_prompt=system_prompt, truncation=truncation,
     )
     return [
         {"id": r.id, "prompt": prompt_text(r, tokenizer, system_prompt=system_prompt), "gold": r.label_text, "output": t}

@@ -41,6 +41,7 @@ def compute_metrics(golds, preds, options, *, n_boot=1000, seed=0) -> dict:
         "confusion_matrix": cm[:n].tolist(),
         "confusion_labels": list(options) + (["<invalid>"] if invalid else []),
         "majority_class_accuracy": float(np.bincount(golds, minlength=n).max() / len(golds)),
+        "prediction_shares": [float(np.mean(np.asarray(preds) == k)) for k in labels],
     }
     if n_boot:
         out.update(bootstrap_ci(golds, preds, n, n_boot=n_boot, seed=seed))

@@ -114,7 +114,13 @@ class Encoded:
     truncated: bool
 
 
-def encode(record, tokenizer, max_length: int = 512, system_prompt: str | None = None) -> Encoded:
+#: how an input too long for ``max_length`` is shortened: "middle" keeps its opening and its final
+#: sentence (a vignette's question) and cuts the middle; "end" (results before schema 4) cuts the end
+TRUNCATIONS = ("middle", "end")
+
+
+def encode(record, tokenizer, max_length: int = 512, system_prompt: str | None = None,
+           truncation: str = "middle") -> Encoded:
     """Tokenize prompt and options; if too long, shorten the input text (never the instruction or options)."""
     prefix = completion_prefix(tokenizer)
     option_ids = [
@@ -126,14 +132,34 @@ def encode(record, tokenizer, max_length: int = 512, system_prompt: str | None =
     ids = tokenizer(prompt_text(record, tokenizer, system_prompt=system_prompt), add_special_tokens=False)["input_ids"]
     truncated = len(ids) > budget
     if truncated:
-        text_ids = tokenizer(record.text, add_special_tokens=False)["input_ids"]
-        keep = max(len(text_ids) - (len(ids) - budget) - 8, 16)
-        short = tokenizer.decode(text_ids[:keep]) + " ..."
+        if truncation == "middle":
+            short = shorten_middle(record.text, tokenizer, len(ids) - budget + 8)
+        else:
+            text_ids = tokenizer(record.text, add_special_tokens=False)["input_ids"]
+            short = tokenizer.decode(text_ids[: max(len(text_ids) - (len(ids) - budget) - 8, 16)]) + " ..."
         ids = tokenizer(prompt_text(record, tokenizer, short, system_prompt), add_special_tokens=False)["input_ids"]
         ids = ids[-budget:]
     if add_bos:
         ids = [tokenizer.bos_token_id] + ids
     return Encoded(ids, option_ids, record.label, truncated)
+
+
+def final_sentence(text: str) -> str:
+    """The last sentence of ``text`` (a clinical vignette ends with its question)."""
+    body = text.rstrip()
+    cut = max(body.rfind(". ", 0, len(body) - 1), body.rfind("\n", 0, len(body) - 1))
+    return body[cut + 1:].strip() if cut >= 0 else body
+
+
+def shorten_middle(text: str, tokenizer, drop: int, *, min_head: int = 16) -> str:
+    """``text`` with about ``drop`` tokens cut from its middle: the opening and the final sentence
+    (the question of a vignette) stay, the middle of the story goes ("..." marks the cut)."""
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    keep = max(len(ids) - drop, min_head + 8)
+    tail = tokenizer(" " + final_sentence(text), add_special_tokens=False)["input_ids"]
+    n_tail = min(len(tail), keep - min_head)
+    n_head = keep - n_tail
+    return tokenizer.decode(ids[:n_head]).rstrip() + " ... " + tokenizer.decode(tail[len(tail) - n_tail:]).strip()
 
 
 def training_ids(enc: Encoded, tokenizer) -> tuple[list[int], list[int]]:

@@ -144,6 +144,7 @@ def train_local(
     on_step_end=None,
     system_prompt: str | None = None,
     group_by_length: bool = True,
+    truncation: str = "middle",
 ) -> TrainStats:
     """Train the trainable (adapter) parameters of ``model`` for ``steps`` optimizer steps.
 
@@ -158,7 +159,7 @@ def train_local(
     if not records:
         raise ValueError("train_local needs at least one training record")
     total_steps = total_steps or steps
-    encoded = [training_ids(encode(r, tokenizer, max_length, system_prompt), tokenizer) for r in records]
+    encoded = [training_ids(encode(r, tokenizer, max_length, system_prompt, truncation), tokenizer) for r in records]
     per_step = batch_size * grad_accum
     order = data_order(len(encoded), steps * per_step, seed)
     if group_by_length:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from fedlab.errors import ConfigError, did_you_mean
+from fedlab.errors import ConfigError, dataclass_from_mapping
 
 
 @dataclass(frozen=True)
@@ -28,12 +28,7 @@ class Analysis:
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "Analysis":
-        data = dict(data or {})
-        names = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(data) - set(names))
-        if unknown:
-            raise ConfigError(f"Unknown analysis setting(s) {unknown}. {did_you_mean(unknown[0], names)}")
-        out = cls(**data)
+        out = dataclass_from_mapping(cls, data, "analysis")
         if not 0 < out.margin < 1:
             raise ConfigError(f"analysis.margin must be in (0, 1), got {out.margin}. Fix: e.g. 0.03 (three points of macro-F1).")
         if not 0 < out.alpha < 0.5:

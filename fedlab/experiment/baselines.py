@@ -12,13 +12,14 @@ from fedlab.core.evaluate import evaluate, generate_text
 from fedlab.core.models import load_model
 from fedlab.core.peft_methods import adapter_hash, adapter_state, load_adapter_state, load_for_method
 from fedlab.core.train import train_local
+from fedlab.data import DATASETS
 
 from .config import RunConfig
 from .rundata import RunData
 from .store import RunResult
 
 #: what the held-out evaluation of a round keeps (the full metrics are in the final result)
-EVAL_SUMMARY_KEYS = ("accuracy", "macro_f1", "accuracy_ci", "macro_f1_ci")
+EVAL_SUMMARY_KEYS = ("accuracy", "macro_f1", "accuracy_ci", "macro_f1_ci", "gold_logprob", "brier", "prediction_shares")
 NO_TRAFFIC = {"bytes_up": 0, "bytes_down": 0, "bytes_total": 0,
               "note": "no adapter traffic; pooling the raw data is what federated training avoids"}
 
@@ -31,18 +32,19 @@ def evaluate_held_out(model, tokenizer, cfg: RunConfig, rows, *, n_boot: int | N
     """The run's evaluator on ``rows`` with the run's batch size, length and bootstrap settings."""
     return evaluate(model, tokenizer, rows, evaluator=cfg.evaluator, batch_size=cfg.eval_batch_size,
                     max_length=cfg.max_length, n_boot=cfg.n_boot if n_boot is None else n_boot,
-                    seed=cfg.seed, progress=progress, system_prompt=cfg.system_prompt)
+                    seed=cfg.seed, progress=progress, system_prompt=cfg.system_prompt, truncation=cfg.truncation)
 
 
 def sample_generations(model, tokenizer, cfg: RunConfig, rows) -> list[dict]:
     """What the trained adapter answers to the first held-out prompts (greedy)."""
-    return generate_text(model, tokenizer, rows[:3], max_length=cfg.max_length, system_prompt=cfg.system_prompt)
+    return generate_text(model, tokenizer, rows[:3], max_length=cfg.max_length, system_prompt=cfg.system_prompt,
+                         truncation=cfg.truncation)
 
 
 def train_kwargs(cfg: RunConfig) -> dict:
     return dict(batch_size=cfg.batch_size, grad_accum=cfg.grad_accum, lr=cfg.lr, warmup_steps=cfg.warmup_steps,
                 schedule=cfg.schedule, max_length=cfg.max_length, system_prompt=cfg.system_prompt,
-                group_by_length=cfg.group_by_length)
+                group_by_length=cfg.group_by_length, truncation=cfg.truncation)
 
 
 def zeroshot(cfg: RunConfig, *, progress: bool = True, **_) -> RunResult:
@@ -84,7 +86,10 @@ def centralized(cfg: RunConfig, *, progress: bool = True, **_) -> RunResult:
         meter.end(TRAIN)
         with meter.phase(EVALUATION):
             last["eval"] = evaluate_held_out(model, tokenizer, cfg, data.eval_rows)
-        history.append({"round": k // chunk, "step": k, "eval": eval_summary(last["eval"].metrics)})
+        # the adapter's hash at each checkpoint: with the continuous scores in the eval summary, a frozen
+        # evaluation (same numbers while the adapter changes, or an adapter that never changes) is visible
+        history.append({"round": k // chunk, "step": k, "eval": eval_summary(last["eval"].metrics),
+                        "adapter_hash": adapter_hash(adapter_state(model))})
         if progress:
             print(f"[fedlab] centralized step {k}/{cfg.federated_steps}: eval acc {last['eval'].metrics['accuracy']:.3f}", flush=True)
         meter.begin(TRAIN)
@@ -101,7 +106,7 @@ def centralized(cfg: RunConfig, *, progress: bool = True, **_) -> RunResult:
         cfg, data=data.data_info, partition=data.partition_info, model=minfo, communication=dict(NO_TRAFFIC),
         energy=meter.stop(), timings={"wall_s": round(time.perf_counter() - t_start, 2)},
         n_train=len(pooled), rounds=history, train=stats.to_dict(), metrics=final.metrics,
-        predictions=final.predictions, budget={"optimizer_steps": stats.steps, "examples": stats.examples},
+        predictions=final.predictions, budget={"optimizer_steps": stats.steps, "examples": stats.examples, "tokens": stats.tokens},
         adapter_hash=adapter_hash(adapter_state(model)), generations=sample_generations(model, tokenizer, cfg, data.eval_rows),
         adapter=model,
     )
@@ -113,12 +118,32 @@ def isolated(cfg: RunConfig, *, progress: bool = True, **_) -> RunResult:
     data, model, tokenizer, minfo, meter = _prepare_training(cfg)
     init = adapter_state(model)
     per_client, predictions = [], []
+    stop_early = cfg.early_stopping and bool(data.validation_rows)
+    metric = DATASETS[cfg.dataset].primary_metric
     for pid, rows in enumerate(data.clients):
         load_adapter_state(model, init)
-        with meter.phase(TRAIN):
-            stats = train_local(model, tokenizer, rows, steps=cfg.isolated_steps, total_steps=cfg.isolated_steps,
-                                seed=[cfg.seed, pid, 2_000_003], progress=progress, desc=f"isolated client {pid}",
-                                **train_kwargs(cfg))
+        checks: list[dict] = []
+        best: dict = {}
+
+        def at_step(k: int) -> None:
+            """Early stopping: score the adapter on the validation split every local_steps steps, keep the best."""
+            if not stop_early or (k % cfg.local_steps and k != cfg.isolated_steps):
+                return
+            meter.end(TRAIN)
+            with meter.phase(EVALUATION):
+                score = evaluate_held_out(model, tokenizer, cfg, data.validation_rows, n_boot=0).metrics[metric]
+            checks.append({"step": k, metric: score})
+            if not best or score > best["score"]:
+                best.update(score=score, step=k, state=adapter_state(model))  # numpy copies
+            meter.begin(TRAIN)
+
+        meter.begin(TRAIN)
+        stats = train_local(model, tokenizer, rows, steps=cfg.isolated_steps, total_steps=cfg.isolated_steps,
+                            seed=[cfg.seed, pid, 2_000_003], progress=progress, desc=f"isolated client {pid}",
+                            on_step_end=at_step, **train_kwargs(cfg))
+        meter.end(TRAIN)
+        if best:
+            load_adapter_state(model, best["state"])
         with meter.phase(EVALUATION):
             ev = evaluate_held_out(model, tokenizer, cfg, data.eval_rows)
             own = evaluate_held_out(model, tokenizer, cfg, data.client_eval_rows(pid), n_boot=0)
@@ -128,6 +153,9 @@ def isolated(cfg: RunConfig, *, progress: bool = True, **_) -> RunResult:
             "client": pid, "n_train": len(rows), "train": stats.to_dict(),
             "metrics": {k: v for k, v in ev.metrics.items() if k != "confusion_labels"},
             "own_data_accuracy": own.metrics["accuracy"],
+            "own_data": {k: own.metrics[k] for k in ("n", "accuracy", "macro_f1")},
+            "early_stopping": {"validation_metric": metric, "checks": checks, "kept_step": best.get("step")}
+            if stop_early else None,
         })
         predictions += [dict(p, client=pid) for p in ev.predictions]
     accs = [c["metrics"]["accuracy"] for c in per_client]
@@ -145,5 +173,6 @@ def isolated(cfg: RunConfig, *, progress: bool = True, **_) -> RunResult:
         },
         budget={"optimizer_steps": sum(c["train"]["steps"] for c in per_client),
                 "examples": sum(c["train"]["examples"] for c in per_client),
+                "tokens": sum(c["train"]["tokens"] for c in per_client),
                 "per_client_steps": cfg.isolated_steps},
     )

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from fedlab.core.evaluate import EVALUATORS
 from fedlab.core.models import check_name, resolve_dtype
 from fedlab.core.peft_methods import method_params
+from fedlab.core.prompts import TRUNCATIONS
 from fedlab.core.train import SCHEDULES
 from fedlab.data import DATASETS, resolve_source
 from fedlab.data.partition import parse_partition
@@ -35,10 +36,14 @@ STRATEGY_DEFAULTS = {
 }
 STRATEGIES = tuple(STRATEGY_DEFAULTS)
 
+#: what a run can be evaluated on
+EVAL_ON = ("eval", "validation")
+
 #: the fields a zero-shot result depends on (training fields do not change it)
 ZEROSHOT_FIELDS = (
     "dataset", "setting", "model", "dtype", "source", "seed", "eval_fraction", "max_eval",
-    "evaluator", "max_length", "eval_batch_size", "n_boot", "system_prompt",
+    "evaluator", "max_length", "eval_batch_size", "n_boot", "system_prompt", "split_seed", "truncation",
+    "val_size", "eval_on",
 )
 
 
@@ -93,8 +98,17 @@ class RunConfig:
     model: str = "smollm2-135m"
     dtype: str = "auto"
     source: str = "auto"
+    #: seeds the partition draw, adapter initialisation, data order, client sampling and bootstrap;
+    #: a profile's ``grid.seeds`` repeats each training cell over several of these
     seed: int = 0
+    #: seeds the train / eval split only, so that every seed of a profile is evaluated on the same rows
+    split_seed: int = 0
     eval_fraction: float = 0.25
+    #: rows carved (seeded by split_seed) from the training pool as a validation split: never trained
+    #: on, never the eval set; used to choose the learning rate (``fedlab sweep-lr``)
+    val_size: int = 100
+    #: what the run's held-out metrics are measured on: the eval split, or the validation split (a sweep)
+    eval_on: str = "eval"
     max_eval: int | None = None  # evaluate on the first N rows of the fixed eval split (None = all)
     evaluator: str = "loglik"
     max_length: int = 512
@@ -103,6 +117,8 @@ class RunConfig:
     #: the chat template's system turn, the same in training and evaluation: "" = an empty one
     #: (no default persona text in every example), None = the template's own default
     system_prompt: str | None = ""
+    #: how an input longer than max_length is shortened (see fedlab.core.prompts.TRUNCATIONS)
+    truncation: str = "middle"
     # --- training (federated, centralized, isolated)
     method: str = "lora"
     method_params: dict = field(default_factory=dict)
@@ -119,9 +135,15 @@ class RunConfig:
     lr: float = 1e-3
     warmup_steps: int = 0
     schedule: str = "cosine"
-    max_client_eval: int = 64  # rows of each client's own data for the final per-client evaluation
+    max_client_eval: int = 64  # rows of each client's own test rows for the final per-client evaluation
+    #: share of each client's partition held out as its own test rows (never trained on); 0 = none, in
+    #: which case "own data" is a sample of the client's training rows (results before schema 4)
+    client_test_fraction: float = 0.2
     energy_country: str = "USA"
     group_by_length: bool = True  # batch examples of similar length together (less padding)
+    #: isolated clients keep the adapter of their best checkpoint on the validation split (checked every
+    #: local_steps steps); needs val_size > 0
+    early_stopping: bool = True
     faults: Faults = field(default_factory=Faults)
 
     def validate(self) -> "RunConfig":
@@ -138,6 +160,12 @@ class RunConfig:
         for name in ("max_length", "eval_batch_size"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}.")
+        if self.truncation not in TRUNCATIONS:
+            raise ConfigError(f"Unknown truncation {self.truncation!r}. {did_you_mean(self.truncation, TRUNCATIONS)}")
+        if self.eval_on not in EVAL_ON:
+            raise ConfigError(f"eval_on must be one of {EVAL_ON}, got {self.eval_on!r}.")
+        if self.val_size < 0 or (self.eval_on == "validation" and self.val_size == 0):
+            raise ConfigError(f"val_size must be >= 0 (and > 0 to evaluate on the validation split), got {self.val_size}.")
         if self.n_boot < 0:
             raise ConfigError(f"n_boot must be >= 0, got {self.n_boot}.")
         if self.setting == "zeroshot":
@@ -149,6 +177,8 @@ class RunConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}. Fix: e.g. --{name.replace('_', '-')} 3.")
+        if not 0 <= self.client_test_fraction <= 0.5:
+            raise ConfigError(f"client_test_fraction must be in [0, 0.5], got {self.client_test_fraction}. Fix: e.g. 0.2.")
         if not 0 < self.fraction <= 1:
             raise ConfigError(f"fraction must be in (0, 1], got {self.fraction}. Fix: e.g. 0.5 samples half the clients.")
         if not self.lr > 0:

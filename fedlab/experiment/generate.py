@@ -47,4 +47,4 @@ def generate_from_result(result_path: str | Path, n: int = 3, max_new_tokens: in
     cfg = RunConfig.from_dict(result.config)
     model, tokenizer = load_adapted(cfg, path.parent / result.adapter_dir)
     return generate_text(model, tokenizer, RunData(cfg).eval_rows[:n], max_new_tokens=max_new_tokens,
-                         max_length=cfg.max_length, system_prompt=cfg.system_prompt)
+                         max_length=cfg.max_length, system_prompt=cfg.system_prompt, truncation=cfg.truncation)

@@ -22,7 +22,7 @@ from .config import SETTINGS, TRAINING_SETTINGS, RunConfig
 from .resources import Resources
 
 PROFILE_DIR = paths.PROFILES_DIR
-GRID_KEYS = {"datasets", "methods", "settings", "dataset_overrides"}
+GRID_KEYS = {"datasets", "methods", "settings", "dataset_overrides", "method_overrides", "seeds"}
 #: overrides whose None is a value (the template's default system turn), not "not given"
 NULLABLE = ("system_prompt",)
 
@@ -39,8 +39,11 @@ class Profile:
 
     def config(self, dataset: str, setting: str, method: str = "lora", **overrides) -> RunConfig:
         """The run config of one grid cell: profile defaults, the dataset's own overrides (``grid.
-        dataset_overrides``), then the cell, then explicit overrides."""
+        dataset_overrides``), the method's (``grid.method_overrides``, e.g. the learning rate a
+        ``fedlab sweep-lr`` chose), then the cell, then explicit overrides."""
         data = dict(self.defaults, **(self.grid.get("dataset_overrides") or {}).get(dataset, {}))
+        if setting != "zeroshot":
+            data.update((self.grid.get("method_overrides") or {}).get(method, {}))
         data.update(dataset=dataset, setting=setting, method=method)
         data.update({k: v for k, v in overrides.items() if v is not None or k in NULLABLE})
         return RunConfig.from_dict(data).validate()
@@ -48,10 +51,16 @@ class Profile:
     def zeroshot(self, dataset: str, **overrides) -> RunConfig:
         return self.config(dataset, "zeroshot", **overrides)
 
+    @property
+    def seeds(self) -> list[int]:
+        """The seeds each training cell is repeated with (``grid.seeds``; default: the one ``seed``)."""
+        return list(self.grid.get("seeds") or [self.defaults.get("seed", 0)])
+
     def cells(self) -> list[RunConfig]:
-        """Every training cell of the grid (dataset x method x setting)."""
+        """Every training run of the grid (dataset x method x setting x seed)."""
         g = self.grid
-        return [self.config(d, s, m) for d in g["datasets"] for m in g["methods"] for s in g["settings"]]
+        return [self.config(d, s, m, seed=seed) for d in g["datasets"] for m in g["methods"] for s in g["settings"]
+                for seed in self.seeds]
 
 
 def profile_names() -> list[str]:
@@ -90,10 +99,15 @@ def load_profile(name_or_path: str) -> Profile:
     grid.setdefault("datasets", [name for name in DATASETS if name in MAIN_DATASETS])
     grid.setdefault("methods", list(METHODS))
     grid.setdefault("settings", list(TRAINING_SETTINGS))
-    for name, extra in (grid.get("dataset_overrides") or {}).items():
-        bad = sorted(set(extra) - fields) if isinstance(extra, dict) else ["(not a mapping)"]
-        if bad:
-            raise ConfigError(f"Profile {path}: dataset_overrides.{name} has unknown setting(s) {bad}.")
+    for key in ("dataset_overrides", "method_overrides"):
+        for name, extra in (grid.get(key) or {}).items():
+            bad = sorted(set(extra) - fields) if isinstance(extra, dict) else ["(not a mapping)"]
+            if bad:
+                raise ConfigError(f"Profile {path}: {key}.{name} has unknown setting(s) {bad}.")
+    seeds = grid.get("seeds")
+    if seeds is not None and (not isinstance(seeds, list) or not seeds or not all(isinstance(x, int) for x in seeds)
+                              or len(set(seeds)) != len(seeds)):
+        raise ConfigError(f"Profile {path}: grid.seeds must be a list of distinct integers, e.g. [0, 1, 2]; got {seeds!r}.")
     for s in grid["settings"]:
         if s not in SETTINGS:
             raise ConfigError(f"Profile {path}: unknown setting {s!r} in grid. {did_you_mean(s, SETTINGS)}")

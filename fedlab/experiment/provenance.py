@@ -93,3 +93,16 @@ def run_manifest(dtype: str | None = None) -> dict:
         "offline": {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")},
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+#: a run that starts while other processes keep more than this share of the CPU busy is flagged: its
+#: energy and wall time were measured on a shared machine
+SHARED_CPU_PERCENT = 25.0
+
+
+def machine_load(interval: float = 0.5) -> dict:
+    """How busy the CPU is *before* a run starts (system-wide, over ``interval`` seconds), so that runs
+    whose energy and time were measured while something else used the machine can be flagged."""
+    busy = psutil.cpu_percent(interval=interval)
+    return {"cpu_busy_percent": busy, "load_avg_1m": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(),
+            "shared": busy > SHARED_CPU_PERCENT}

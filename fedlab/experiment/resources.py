@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
-from fedlab.errors import ConfigError, did_you_mean
+from fedlab.errors import ConfigError, dataclass_from_mapping
 
 
 @dataclass(frozen=True)
@@ -24,12 +23,7 @@ class Resources:
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "Resources":
-        data = dict(data or {})
-        names = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(data) - set(names))
-        if unknown:
-            raise ConfigError(f"Unknown resource setting(s) {unknown}. {did_you_mean(unknown[0], names)}")
-        out = cls(**data)
+        out = dataclass_from_mapping(cls, data, "resource")
         if not 0 < out.client_gpus <= 1:
             raise ConfigError(f"client_gpus must be in (0, 1], got {out.client_gpus}. Fix: e.g. 0.5 for two clients per GPU.")
         if out.client_cpus is not None and out.client_cpus < 1:

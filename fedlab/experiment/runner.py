@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from fedlab.core.memory import PeakRSS
 from fedlab.errors import ConfigError
 
 from . import baselines
 from .config import RunConfig
 from .hooks import NO_HOOKS, RunHooks
+from .provenance import machine_load
 from .resources import DEFAULT_RESOURCES, Resources
 from .store import ResultStore, RunResult
 
@@ -48,7 +50,18 @@ def run(config: RunConfig | dict, *, force: bool = False, store: ResultStore | N
         )
     if force:
         store.clear_checkpoint(cfg)
-    result = store.save(cfg, executor(cfg, store=store, hooks=hooks, progress=progress, resources=resources))
+    load = machine_load()
+    with PeakRSS() as mem:
+        result = executor(cfg, store=store, hooks=hooks, progress=progress, resources=resources)
+    result.timings = dict(result.timings or {}, load_at_start=load)
+    # the process that trains: this one for the baselines; the Ray workers (their peak while training,
+    # reported per client and round) for a federated run, whose driver peak is kept beside it
+    workers = [c.get("peak_rss_mb") for h in result.rounds or [] for c in h.get("clients", [])]
+    workers = [w for w in workers if w]
+    result.memory = {"driver_peak_mb": mem.peak_mb, "train_process": "client workers" if workers else "this process",
+                     "train_process_peak_mb": max(workers) if workers else mem.peak_mb}
+    result.peak_memory_mb = result.memory["train_process_peak_mb"]
+    result = store.save(cfg, result)
     if result.ok:  # written: the checkpoint (federated runs) has served its purpose
         store.clear_checkpoint(cfg)
     return result

@@ -26,7 +26,7 @@ from fedlab.io import write_json, write_jsonl
 from .config import RunConfig, config_hash
 from .provenance import run_manifest
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class RunStatus(str, Enum):
@@ -62,6 +62,8 @@ class RunResult:
     engine: str = "in-process"  # "simulation" / "deployment" for federated runs
     deployment: dict = field(default_factory=dict)  # Deployment Engine run id, status, timings
     peak_memory_mb: float | None = None
+    #: peak resident memory while the run trained: the training process's and the driver's (see fedlab.core.memory)
+    memory: dict = field(default_factory=dict)
     manifest: dict = field(default_factory=dict)
     predictions_file: str | None = None
     adapter_dir: str | None = None
@@ -182,7 +184,8 @@ class ResultStore:
             result.adapter.save_pretrained(self.adapter_dir(cfg))
             result.adapter_dir = self.adapter_dir(cfg).name
         result.schema_version = SCHEMA_VERSION
-        result.peak_memory_mb = round(peak_rss_mb(), 1)
+        if result.peak_memory_mb is None:  # the runner measures the training process; else this process's high
+            result.peak_memory_mb = round(peak_rss_mb(), 1)
         result.manifest = run_manifest(cfg.dtype)
         write_json(self.path(cfg), result.to_json())
         result.path, result.cached = path, False
@@ -194,6 +197,10 @@ class ResultStore:
 #   1 -> 2: no `extra`; fault injection under `faults`
 #   2 -> 3: `system_prompt` (those runs used the chat template's default: None) and
 #           `group_by_length` (those runs drew batches in plain seeded order: False)
+#   3 -> 4: `split_seed` (the split was drawn with `seed`), `truncation` (long inputs lost their end)
+#           `client_test_fraction` (0: clients trained on all their rows; "own data" was training rows)
+#           `val_size` (0: no validation split carved from the training pool) and `early_stopping`
+#           (False: isolated clients kept their last adapter)
 def upgrade_config(config: dict, schema: int) -> RunConfig:
     """The config a result of ``schema`` belongs to today (same run, same numbers)."""
     old = dict(config)
@@ -205,6 +212,14 @@ def upgrade_config(config: dict, schema: int) -> RunConfig:
         old.setdefault("system_prompt", None)
         if old.get("setting") != "zeroshot":
             old.setdefault("group_by_length", False)
+    if schema < 4:
+        old.setdefault("split_seed", old.get("seed", 0))  # the one seed also drew the split
+        old.setdefault("truncation", "end")  # long inputs lost their end
+        old.setdefault("val_size", 0)  # no validation split: the whole pool was partitioned
+        old.setdefault("eval_on", "eval")
+        if old.get("setting") != "zeroshot":
+            old.setdefault("client_test_fraction", 0.0)  # clients trained on all their rows
+            old.setdefault("early_stopping", False)  # isolated clients kept their last adapter
     return RunConfig.from_dict(old)
 
 

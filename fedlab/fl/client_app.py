@@ -15,6 +15,7 @@ from flwr.app import Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from fedlab.core.energy import EVALUATION, TRAIN, EnergyMeter
+from fedlab.core.memory import PeakRSS
 from fedlab.core.peft_methods import adapter_state, load_adapter_state, load_for_method
 from fedlab.core.train import train_local
 from fedlab.experiment.baselines import evaluate_held_out, train_kwargs
@@ -96,7 +97,7 @@ def train(msg: Message, context: Context) -> Message:
     st = worker_state(cfg)
     load_adapter_state(st.model, arrays_to_dict(msg.content["arrays"]))
     data = st.work.clients[pid]
-    with st.meter.phase(TRAIN) as energy:
+    with st.meter.phase(TRAIN) as energy, PeakRSS() as mem:
         stats = train_local(
             st.model, st.tokenizer, data, steps=cfg.local_steps, total_steps=cfg.rounds * cfg.local_steps,
             step_offset=(rnd - 1) * cfg.local_steps, seed=[cfg.seed, rnd, pid],
@@ -112,6 +113,8 @@ def train(msg: Message, context: Context) -> Message:
             "losses": stats.losses,
             "steps": stats.steps,
             "examples-trained": stats.examples,
+            "tokens-trained": stats.tokens,
+            "peak-rss-mb": mem.peak_mb,
             "train-seconds": stats.seconds,
             "torch-threads": torch.get_num_threads(),
             **_energy_metrics("energy", energy),

@@ -18,7 +18,7 @@ from fedlab import paths
 from fedlab.core.energy import PHASES
 from fedlab.core.peft_methods import METHODS
 from fedlab.core.prompts import completions
-from fedlab.data import MAIN_DATASETS, load_splits
+from fedlab.data import DATASETS, MAIN_DATASETS, load_splits
 from fedlab.data.partition import partition_records
 from fedlab.experiment.config import SETTINGS, TRAINING_SETTINGS
 
@@ -82,27 +82,39 @@ def partition_heatmaps(dataset: str, specs, n_clients: int, seed: int = 0, save:
 
 
 def learning_curves(results: list, zeroshot=None, save: str | None = None):
-    """Held-out accuracy per round (federated) / per round-equivalent budget (centralized)."""
+    """The primary metric per round (federated) / per round-equivalent budget (centralized), and where
+    recorded the mean log-probability of the gold option, which moves even when the argmax does not."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    c = results[0].config
+    metric = DATASETS[c["dataset"]].primary_metric
+    continuous = any("gold_logprob" in h.get("eval", {}) for r in results for h in r.rounds)
+    fig, axes = plt.subplots(1, 2 if continuous else 1, figsize=(11 if continuous else 6, 4), squeeze=False)
+    ax = axes[0][0]
     for r in results:
         s = r.setting
         if s == "isolated":
-            ax.axhline(r.metrics["accuracy"], color=SETTING_COLORS[s], ls="--", label="isolated (mean of clients)")
+            ax.axhline(r.metrics[metric], color=SETTING_COLORS[s], ls="--", label="isolated (mean of clients)")
             continue
         rounds = [h["round"] for h in r.rounds]
-        acc = [h["eval"]["accuracy"] for h in r.rounds]
-        lo = [h["eval"].get("accuracy_ci", [a, a])[0] for h, a in zip(r.rounds, acc)]
-        hi = [h["eval"].get("accuracy_ci", [a, a])[1] for h, a in zip(r.rounds, acc)]
-        ax.plot(rounds, acc, "o-", color=SETTING_COLORS[s], label=s)
+        val = [h["eval"][metric] for h in r.rounds]
+        lo = [h["eval"].get(f"{metric}_ci", [a, a])[0] for h, a in zip(r.rounds, val)]
+        hi = [h["eval"].get(f"{metric}_ci", [a, a])[1] for h, a in zip(r.rounds, val)]
+        ax.plot(rounds, val, "o-", color=SETTING_COLORS[s], label=s)
         ax.fill_between(rounds, lo, hi, color=SETTING_COLORS[s], alpha=0.15)
+        if continuous and any("gold_logprob" in h["eval"] for h in r.rounds):
+            axes[0][1].plot(rounds, [h["eval"].get("gold_logprob", np.nan) for h in r.rounds], "o-",
+                            color=SETTING_COLORS[s], label=s)
     if zeroshot is not None:
-        ax.axhline(zeroshot.metrics["accuracy"], color=SETTING_COLORS["zeroshot"], ls=":", label="zero-shot")
+        ax.axhline(zeroshot.metrics[metric], color=SETTING_COLORS["zeroshot"], ls=":", label="zero-shot (raw)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    c = results[0].config
-    ax.set(xlabel="round (equal optimizer steps across settings)", ylabel="held-out accuracy",
+    ax.set(xlabel="round (equal optimizer steps across settings)", ylabel=f"held-out {metric}",
            title=f"{c['dataset']} · {c['method']}")
     ax.legend(fontsize=8)
+    if continuous:
+        axes[0][1].xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes[0][1].set(xlabel="round", ylabel="mean log p(gold option)", title="continuous score")
+        axes[0][1].legend(fontsize=8)
+        fig.tight_layout()
     return _save(fig, save)
 
 
@@ -121,56 +133,62 @@ def per_client(result, save: str | None = None):
     return _save(fig, save)
 
 
-def baselines(df, save: str | None = None):
-    """Accuracy with 95 % CIs per dataset x method x setting; zero-shot as the floor."""
+def baselines(df, floors: dict | None = None, save: str | None = None):
+    """The primary metric with 95 % CIs per dataset x method x setting (isolated: mean, bar to the worst
+    client); the raw zero-shot score, and where given (``floors`` from the verdicts) the calibrated
+    zero-shot and majority-class floors as lines. Hatched bars: collapsed to one class."""
     plt = _plt()
     datasets = list(df["dataset"].unique())
     fig, axes = plt.subplots(1, len(datasets), figsize=(6.5 * len(datasets), 4), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
         d = df[df["dataset"] == dataset]
+        metric = d["metric"].iloc[0]
         methods = [m for m in d["method"].unique() if m != "none"]
         settings = TRAINING_ORDER
         width = 0.8 / len(settings)
         for j, s in enumerate(settings):
-            vals, errs = [], [[], []]
-            for m in methods:
+            for i, m in enumerate(methods):
                 sub = d[(d["method"] == m) & (d["setting"] == s)]
                 if sub.empty:
-                    vals.append(np.nan); errs[0].append(0); errs[1].append(0)
                     continue
                 r = sub.iloc[0]
-                vals.append(r["accuracy"])
-                lo, hi = (r["acc_lo"], r["acc_hi"]) if r["acc_lo"] == r["acc_lo"] and r["acc_lo"] is not None else (r["accuracy"], r["accuracy"])
-                if s == "isolated" and r["accuracy_worst"] is not None:
-                    lo = r["accuracy_worst"]
-                errs[0].append(max(0, r["accuracy"] - lo)); errs[1].append(max(0, hi - r["accuracy"]))
-            x = np.arange(len(methods)) + (j - 1) * width
-            ax.bar(x, vals, width, yerr=errs, capsize=3, color=SETTING_COLORS[s], label=s)
+                has_ci = r["score_lo"] is not None and r["score_lo"] == r["score_lo"]
+                lo, hi = (r["score_lo"], r["score_hi"]) if has_ci else (r["score"], r["score"])
+                if s == "isolated" and r["score_worst"] is not None and r["score_worst"] == r["score_worst"]:
+                    lo = r["score_worst"]
+                ax.bar(i + (j - 1) * width, r["score"], width, yerr=[[max(0, r["score"] - lo)], [max(0, hi - r["score"])]],
+                       capsize=3, color=SETTING_COLORS[s], label=s if i == 0 else None,
+                       hatch="//" if r["collapsed"] else None, edgecolor="k" if r["collapsed"] else None)
         zs = d[d["setting"] == "zeroshot"]
         if not zs.empty:
-            ax.axhline(zs.iloc[0]["accuracy"], color=SETTING_COLORS["zeroshot"], ls=":", label="zero-shot")
+            ax.axhline(zs.iloc[0]["score"], color=SETTING_COLORS["zeroshot"], ls=":", label="zero-shot (raw)")
+        floor = (floors or {}).get(dataset) or {}
+        if "calibrated" in floor:
+            ax.axhline(floor["calibrated"], color=SETTING_COLORS["zeroshot"], ls="--", label="zero-shot (calibrated)")
+        if "majority_class" in floor:
+            ax.axhline(floor["majority_class"], color="0.5", ls="-.", lw=1, label="majority class")
         ax.set_xticks(np.arange(len(methods)), methods)
-        ax.set(title=dataset, ylabel="held-out accuracy", ylim=(0, 1))
-        ax.legend(fontsize=8, loc="upper left")
+        ax.set(title=f"{dataset} (hatched: collapsed to one class)", ylabel=f"held-out {metric}", ylim=(0, 1))
+        ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     return _save(fig, save)
 
 
 def energy_and_bytes(df, save: str | None = None):
-    """Accuracy vs energy (all training settings) and accuracy vs bytes sent (federated)."""
+    """The primary metric vs energy (all training settings) and vs bytes sent (federated)."""
     plt = _plt()
     train = df[df["setting"].isin(TRAINING_SETTINGS)]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4))
     markers = METHOD_MARKERS
     for _, r in train.iterrows():
-        a1.scatter(1000 * r["kwh"], r["accuracy"], color=SETTING_COLORS[r["setting"]], marker=markers.get(r["method"], "x"), s=50)
-        a1.annotate(r["dataset"], (1000 * r["kwh"], r["accuracy"]), fontsize=7, alpha=0.7)
+        a1.scatter(1000 * r["kwh"], r["score"], color=SETTING_COLORS[r["setting"]], marker=markers.get(r["method"], "x"), s=50)
+        a1.annotate(f"{r['dataset']} ({r['metric']})", (1000 * r["kwh"], r["score"]), fontsize=7, alpha=0.7)
         if r["setting"] == "federated":
-            a2.scatter(r["bytes_total"] / 2**20, r["accuracy"], marker=markers.get(r["method"], "x"), s=50,
+            a2.scatter(r["bytes_total"] / 2**20, r["score"], marker=markers.get(r["method"], "x"), s=50,
                        color=SETTING_COLORS["federated"])
-            a2.annotate(f"{r['dataset']} {r['method']}", (r["bytes_total"] / 2**20, r["accuracy"]), fontsize=7)
-    a1.set(xlabel="energy (Wh, CodeCarbon)", ylabel="held-out accuracy", title="accuracy vs energy")
-    a2.set(xlabel="MiB sent (adapters, all rounds, both ways)", ylabel="held-out accuracy", title="federated: accuracy vs bytes")
+            a2.annotate(f"{r['dataset']} {r['method']}", (r["bytes_total"] / 2**20, r["score"]), fontsize=7)
+    a1.set(xlabel="energy (Wh, CodeCarbon)", ylabel="primary metric (macro-F1 / accuracy)", title="score vs energy")
+    a2.set(xlabel="MiB sent (adapters, all rounds, both ways)", ylabel="primary metric", title="federated: score vs bytes")
     handles = [Line2D([], [], color=c, marker="o", ls="", label=s) for s, c in SETTING_COLORS.items() if s != "zeroshot"]
     handles += [Line2D([], [], color="k", marker=m, ls="", label=k) for k, m in markers.items()]
     a1.legend(handles=handles, fontsize=8)

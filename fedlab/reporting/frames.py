@@ -10,6 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from fedlab.core import stats
+from fedlab.core.energy import TRAIN
 from fedlab.data import DATASETS
 from fedlab.experiment.config import RunConfig
 from fedlab.experiment.profiles import Profile
@@ -41,19 +42,23 @@ def results_frame(profile: Profile, store: ResultStore | None = None) -> pd.Data
 def row(result: RunResult) -> dict:
     """One flat row per result: what the tables and figures need."""
     c, m = result.config, result.metrics
+    energy, comm, model = result.energy, result.communication, result.model
     ci = m.get("accuracy_ci") or [None, None]
     spec = DATASETS.get(c["dataset"])
     metric = spec.primary_metric if spec else "accuracy"
     score_ci = m.get(f"{metric}_ci") or [None, None]
     clients = [pc["metrics"][metric] for pc in result.per_client or [] if metric in (pc.get("metrics") or {})]
     shares = prediction_shares_of(m)
-    energy, comm, model = result.energy, result.communication, result.model
+    steps, tokens = result.budget.get("optimizer_steps"), train_tokens(result)
+    train_kwh = ((energy.get("phases") or {}).get(TRAIN) or {}).get("kwh")
+    load = (result.timings or {}).get("load_at_start") or {}
     return {
         "dataset": c["dataset"],
         "domain": DATASETS[c["dataset"]].domain if c["dataset"] in DATASETS else "?",
         "method": c.get("method", "none") if c["setting"] != "zeroshot" else "none",
         "setting": c["setting"],
         "model": c["model"],
+        "seed": c.get("seed", 0),
         "n_eval": m["n"],
         "accuracy": m["accuracy"],
         "acc_lo": ci[0],
@@ -74,12 +79,30 @@ def row(result: RunResult) -> dict:
         "bytes_total": comm.get("bytes_total"),
         "trainable_parameters": model.get("trainable_parameters"),
         "adapter_bytes": model.get("adapter_bytes"),
-        "peak_memory_mb": result.peak_memory_mb,
+        "peak_memory_mb": (result.memory or {}).get("train_process_peak_mb", result.peak_memory_mb),
+        "memory_measured": bool((result.memory or {}).get("train_process_peak_mb")),
         "wall_s": result.timings.get("wall_s") or result.timings.get("eval_s"),
         "optimizer_steps": result.budget.get("optimizer_steps"),
+        "train_tokens": tokens,
+        # training energy per optimizer step and per 1000 training tokens (the client_train phase)
+        "wh_per_step": 1000 * train_kwh / steps if train_kwh is not None and steps else None,
+        "wh_per_1k_tokens": 1e6 * train_kwh / tokens if train_kwh is not None and tokens else None,
+        "cpu_busy_at_start": load.get("cpu_busy_percent"),
+        "shared_cpu": load.get("shared"),
         "offline_resplit": result.data.get("offline_resplit"),
         "path": str(result.path) if result.path else None,
     }
+
+
+def train_tokens(result: RunResult) -> int | None:
+    """Training tokens of a run (its budget; older results: summed from the training records)."""
+    if result.budget.get("tokens"):
+        return result.budget["tokens"]
+    if result.train:
+        return result.train.get("tokens")
+    if result.per_client and all("train" in pc for pc in result.per_client):
+        return sum(pc["train"].get("tokens", 0) for pc in result.per_client) or None
+    return None
 
 
 def prediction_shares_of(metrics: dict) -> list[float]:

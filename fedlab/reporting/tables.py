@@ -22,7 +22,8 @@ def main_table(df) -> str:
     """Markdown: the primary metric [95 % CI] per dataset x method x setting (zero-shot as the floor).
 
     Macro-F1 for the sentiment sets, accuracy for multiple choice; "(collapsed)" marks a system that
-    answers one class for at least 90 % of the rows.
+    answers one class for at least 90 % of the rows. With several seeds, a cell shows the mean over
+    seeds and their range (the paired CIs over seeds and rows are in the verdict table).
     """
     if df.empty:
         return "(no results yet)"
@@ -32,6 +33,10 @@ def main_table(df) -> str:
     def cell(sub):
         if sub.empty:
             return "–"
+        if len(sub) > 1:
+            flag = " (collapsed in some seeds)" if sub["collapsed"].any() else ""
+            return (f"{sub['score'].mean():.3f} ({len(sub)} seeds: {sub['score'].min():.3f}-{sub['score'].max():.3f})"
+                    f"{flag}")
         r = sub.iloc[0]
         flag = " (collapsed)" if r["collapsed"] else ""
         if r["setting"] == "isolated":
@@ -52,18 +57,31 @@ def main_table(df) -> str:
 
 
 def cost_table(df) -> str:
-    """Markdown: what each method costs in the federated setting (bytes, energy, memory, time)."""
+    """Markdown: what each method costs in the federated setting (bytes, energy, memory, time).
+
+    Training energy is also given per optimizer step and per 1000 training tokens; "shared" marks a run
+    that started while other processes kept the CPU busy (its energy and time are not its own), and
+    "?" a result from before that was recorded. Peak memory is the training process's
+    (``memory.train_process_peak_mb``) where recorded, else the saving process's lifetime high ("*").
+    """
     fed = df[df["setting"] == "federated"]
     if fed.empty:
         return "(no federated results yet)"
-    lines = ["| dataset | method | trainable params | bytes sent (all rounds, both ways) | energy (Wh) | CO2e (g) | peak memory (MB) | wall (s) |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| dataset | method | trainable params | bytes sent (all rounds, both ways) | energy (Wh) | train Wh / step | "
+             "train Wh / 1k tokens | CO2e (g) | peak memory (MB) | wall (s) | CPU at start |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+
+    def num(value, fmt):
+        return "-" if value is None or value != value else format(value, fmt)
+
     for _, r in fed.iterrows():
+        memory = f"{r['peak_memory_mb']:.0f}" + ("" if r["memory_measured"] else "*")
+        shared = "?" if r["shared_cpu"] is None or r["shared_cpu"] != r["shared_cpu"] else (
+            f"shared ({r['cpu_busy_at_start']:.0f} % busy)" if r["shared_cpu"] else "idle")
         lines.append(f"| {r['dataset']} | {r['method']} | {int(r['trainable_parameters']):,} | {int(r['bytes_total']):,} | "
-                     f"{1000 * r['kwh']:.3f} | {1000 * r['kg_co2e']:.3f} | {r['peak_memory_mb']:.0f} | {r['wall_s']:.0f} |")
+                     f"{1000 * r['kwh']:.3f} | {num(r['wh_per_step'], '.4f')} | {num(r['wh_per_1k_tokens'], '.4f')} | "
+                     f"{1000 * r['kg_co2e']:.3f} | {memory} | {r['wall_s']:.0f} | {shared} |")
     return "\n".join(lines)
-
-
 
 
 def data_overview(data_dir=None) -> pd.DataFrame:
@@ -106,11 +124,19 @@ def zeroshot_table(store: ResultStore | None = None) -> str:
     return head + "\n" + "\n".join(rows) if rows else head
 
 
+NO_BENCH = "(no benchmark result yet: run `make bench`)"
+
+
+def _bench(path: Path | None, name: str) -> dict | None:
+    """A benchmark's JSON result (``bench/results/NAME`` unless ``path``), or None if it has not run."""
+    path = Path(path or paths.bench_dir() / name)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def bench_evaluators_table(path: Path | None = None) -> str:
-    path = Path(path or paths.bench_dir() / "evaluators.json")
-    if not path.is_file():
-        return "(no benchmark result yet: run `make bench`)"
-    b = json.loads(path.read_text())
+    b = _bench(path, "evaluators.json")
+    if b is None:
+        return NO_BENCH
     lines = ["| evaluator | examples/s | accuracy | invalid answers |", "|---|---|---|---|"]
     for name, v in b["results"].items():
         lines.append(f"| {name} | {v['examples_per_s']:.2f} | {v['accuracy']:.3f} | {v['invalid_rate']:.1%} |")
@@ -125,10 +151,9 @@ def bench_evaluators_table(path: Path | None = None) -> str:
 
 
 def bench_federated_table(path: Path | None = None) -> str:
-    path = Path(path or paths.bench_dir() / "federated.json")
-    if not path.is_file():
-        return "(no benchmark result yet: run `make bench`)"
-    b = json.loads(path.read_text())
+    b = _bench(path, "federated.json")
+    if b is None:
+        return NO_BENCH
     m = b["simulation_memory"]
     hw = b["manifest"]["hardware"]
     lines = ["| measure | value | goal |", "|---|---|---|"]
@@ -158,10 +183,9 @@ def bench_federated_table(path: Path | None = None) -> str:
 
 
 def bench_train_table(path: Path | None = None) -> str:
-    path = Path(path or paths.bench_dir() / "train.json")
-    if not path.is_file():
-        return "(no benchmark result yet: run `make bench`)"
-    b = json.loads(path.read_text())
+    b = _bench(path, "train.json")
+    if b is None:
+        return NO_BENCH
     s, hw = b["settings"], b["manifest"]["hardware"]
     lines = ["| loop | tokens/s | padded tokens/s | needed GFLOP/s | MFU | MFU (6N convention) |", "|---|---|---|---|---|---|"]
     for name, r in b["results"].items():

@@ -70,8 +70,7 @@ def _preds(table: dict[str, dict], ids: list[str]) -> np.ndarray:
 
 def runs(profile: Profile, dataset: str, method: str, setting: str, store: ResultStore | None = None) -> list[RunResult]:
     """The finished runs of one cell, one per seed of the profile (an empty list if any seed is missing)."""
-    seeds = profile.grid.get("seeds") or [profile.defaults.get("seed", 0)]
-    found = [result_for(profile.config(dataset, setting, method, seed=s), store) for s in seeds]
+    found = [result_for(profile.config(dataset, setting, method, seed=s), store) for s in profile.seeds]
     return [r for r in found if r is not None] if all(r is not None for r in found) else []
 
 
@@ -193,8 +192,10 @@ def cost_comparison(runs_a: list[RunResult], runs_b: list[RunResult]) -> dict:
             entry["verdict"] = f"undecided (needs >= {MIN_REPEATS} repeats per side, has {min(len(va), len(vb))})"
         else:
             test = ttest_ind(va, vb, equal_var=False)
-            entry["p"] = float(test.pvalue)
-            entry["verdict"] = ("equal within noise" if test.pvalue >= 0.05 else
+            ci = test.confidence_interval(0.95)
+            entry.update(p=float(test.pvalue), difference=float(np.mean(va) - np.mean(vb)),
+                         difference_ci=[float(ci.low), float(ci.high)], test="Welch t-test on the repeats")
+            entry["verdict"] = ("no detectable difference" if test.pvalue >= 0.05 else
                                 "lower" if np.mean(va) < np.mean(vb) else "higher")
         out[name] = entry
     return out

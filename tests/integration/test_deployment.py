@@ -38,27 +38,19 @@ def fed_app():
     return APP_DIR
 
 
-def test_two_supernodes_insecure(results, tmp_path):
+def test_two_supernodes_over_tls_with_self_signed_certificates(results, tmp_path):
+    """The whole path of `fedlab deploy --tls`: certificates, SuperLink, two SuperNodes, `flwr run`, result.
+    (The insecure path is what the killed-node and stop tests below run.)"""
     cfg = RunConfig(**TINY)
-    result = deploy_run(cfg, timeout=600, workdir=tmp_path / "fed")
+    result = deploy_run(cfg, tls=True, timeout=600, workdir=tmp_path / "fed")
     _check(result, cfg)
+    assert next((tmp_path / "fed").rglob("certs/ca.pem")).read_text().startswith("-----BEGIN CERTIFICATE-----")
     for h in result.rounds:
         assert sorted(c["client"] for c in h["clients"]) == [0, 1] and h["failures"] == []
         assert all(c["bytes_up"] > 0 for c in h["clients"])
     assert {c["client"] for c in result.per_client} == {0, 1}
     _no_leftovers(result.deployment["federation_tag"])
-    assert deploy_run(cfg, timeout=600, workdir=tmp_path / "fed").cached is True
-
-
-def test_tls_with_self_signed_certificates(results, tmp_path):
-    cfg = RunConfig(**dict(TINY, rounds=1))
-    with LocalFederation(2, tls=True, workdir=tmp_path / "fed", env={"FEDLAB_CLIENT_THREADS": "1"}) as fed:
-        assert fed.certs["ca"].read_text().startswith("-----BEGIN CERTIFICATE-----")
-        out = fed.run(fed_app(), cfg.resolved().to_dict(), timeout=600, checkpoint_dir=tmp_path / "ckpt")
-        tag = fed.tag
-    assert out["status"] == "finished:completed", out["log"][-2000:]
-    _no_leftovers(tag)
-    _check(ResultStore.read(next((results / "deployment" / "federated").glob("*.json"))), cfg)
+    assert deploy_run(cfg, tls=True, timeout=600, workdir=tmp_path / "fed").cached is True
 
 
 def test_a_supernode_killed_mid_run_does_not_hang_the_run(results, tmp_path):

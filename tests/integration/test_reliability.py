@@ -11,6 +11,7 @@ import pytest
 
 from fedlab.errors import ConfigError, DataError, FedlabError
 from fedlab.experiment.config import Faults, RunConfig
+from fedlab.experiment.profiles import load_profile
 from fedlab.experiment.store import ResultStore
 from fedlab.study import run
 
@@ -44,10 +45,10 @@ def _cli(results, *extra):
 
 def test_killed_run_resumes_to_the_same_result(results, tmp_path):
     args, env = _cli(results)
-    # uninterrupted reference, in another results folder
-    ref_env = dict(env, FEDLAB_RESULTS_DIR=str(tmp_path / "reference"))
-    subprocess.run(args, env=ref_env, check=True, timeout=600, capture_output=True)
-    reference = ResultStore.read(next((tmp_path / "reference" / "federated").glob("*.json")))
+    # the uninterrupted reference: the same config, run in this process (on the test session's Ray)
+    # into another results folder; seeded runs give the same adapters in any process
+    cfg = load_profile("smoke").config("fpb", "federated", "lora", rounds=3, local_steps=6, clients=2)
+    reference = run(cfg, store=ResultStore(tmp_path / "reference"), progress=False)
 
     proc = subprocess.Popen(args, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300

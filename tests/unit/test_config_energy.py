@@ -71,3 +71,65 @@ def test_energy_phases_are_measured_and_merged():
     assert summary["phases"][PHASES[0]]["count"] == 1 and summary["mode"]["cpu"]
     both = merge(summary, summary)
     assert both["total"]["count"] == 2 and both["phases"][PHASES[0]]["seconds"] == pytest.approx(2 * train["seconds"])
+
+
+def test_peak_memory_is_measured_while_the_block_runs():
+    import numpy as np
+
+    from fedlab.core.memory import PeakRSS
+
+    with PeakRSS(interval=0.01) as before:
+        pass
+    with PeakRSS(interval=0.01) as mem:
+        block = np.ones(300 * 2**20 // 8)  # 300 MiB, touched
+        block.sum()
+        del block
+    assert mem.peak_mb >= before.peak_mb + 250
+
+
+def test_machine_load_is_recorded_with_a_shared_flag():
+    from fedlab.experiment.provenance import SHARED_CPU_PERCENT, machine_load
+
+    load = machine_load(interval=0.1)
+    assert 0 <= load["cpu_busy_percent"] <= 100 and load["cpus"] >= 1
+    assert load["shared"] == (load["cpu_busy_percent"] > SHARED_CPU_PERCENT)
+
+
+def test_a_seeds_axis_repeats_every_training_cell_on_the_same_eval_rows(tmp_path, fedlab_data_dir, monkeypatch):
+    from fedlab.experiment.rundata import RunData
+
+    monkeypatch.setenv("FEDLAB_DATA_DIR", str(fedlab_data_dir))
+    base = (paths.PROFILES_DIR / "smoke.yaml").read_text()
+    path = tmp_path / "seeded.yaml"
+    path.write_text(base.replace("grid:\n", "grid:\n  seeds: [0, 1, 2]\n", 1))
+    seeded, smoke = load_profile(str(path)), load_profile("smoke")
+    assert seeded.seeds == [0, 1, 2] and len(seeded.cells()) == 3 * len(smoke.cells())
+    runs = [c for c in seeded.cells() if c.dataset == "fpb" and c.method == "lora" and c.setting == "federated"]
+    assert [c.seed for c in runs] == [0, 1, 2] and len({c.hash() for c in runs}) == 3
+    data = [RunData(c.resolved()) for c in runs]
+    assert len({tuple(r.id for r in d.eval_rows) for d in data}) == 1  # the same eval rows for every seed
+    assert len({d.partition_info["partition_hash"] for d in data}) == 3  # a new partition draw per seed
+    path.write_text(base.replace("grid:\n", "grid:\n  seeds: [0, 0]\n", 1))
+    with pytest.raises(ConfigError, match="distinct integers"):
+        load_profile(str(path))
+
+
+def test_clients_hold_out_their_own_test_rows(fedlab_data_dir, monkeypatch):
+    from fedlab.experiment.config import RunConfig
+    from fedlab.experiment.rundata import RunData
+
+    monkeypatch.setenv("FEDLAB_DATA_DIR", str(fedlab_data_dir))
+    cfg = RunConfig(dataset="fpb", setting="federated", clients=3, partition="iid", source="local", max_client_eval=1000)
+    data = RunData(cfg)
+    info = data.partition_info
+    for pid in range(3):
+        train = {r.id for r in data.clients[pid]}
+        test = {r.id for r in data.client_eval_rows(pid)}
+        assert test and not train & test, "own test rows are never trained on"
+        assert len(train) + len(test) == info["sizes"][pid] and len(test) == info["test_sizes"][pid]
+        assert abs(len(test) / info["sizes"][pid] - 0.2) < 0.01
+    old = RunData(RunConfig(**{**cfg.__dict__, "client_test_fraction": 0.0, "max_client_eval": 8}))
+    assert old.partition_info["test_sizes"] == [0, 0, 0]  # results before schema 4: own data = training rows
+    assert {r.id for r in old.client_eval_rows(0)} <= {r.id for r in old.clients[0]}
+    with pytest.raises(ConfigError, match="client_test_fraction"):
+        RunConfig(dataset="fpb", setting="federated", client_test_fraction=0.7).validate()

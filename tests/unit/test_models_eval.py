@@ -106,6 +106,18 @@ def test_long_inputs_are_shortened_not_the_options(tiny):
     assert "D. delta" in tok.decode(enc.prompt_ids)
 
 
+def test_a_long_vignette_loses_its_middle_not_its_question(tiny):
+    _, tok, _ = tiny
+    story = "A 54-year-old man presents with chest pain. " + "He reports a long history of symptoms. " * 200
+    long = medqa(9, story + "Which of the following is the most likely diagnosis?", ["alpha", "beta", "gamma", "delta"], 0)
+    enc = encode(long, tok, max_length=256, system_prompt="")
+    text = tok.decode(enc.prompt_ids)
+    assert enc.truncated and len(enc.prompt_ids) + 2 <= 256
+    assert "Answer the following medical" in text and "A 54-year-old man presents" in text  # the opening stays
+    assert "Which of the following is the most likely diagnosis?" in text and " ... " in text
+    assert text.index("most likely diagnosis") < text.index("A. alpha")
+
+
 # ----------------------------------------------------------------------------- evaluators
 def _naive_logliks(model, tok, record):
     enc = encode(record, tok)

@@ -137,3 +137,33 @@ def test_resume_with_a_changed_config_is_refused(tmp_path):
     assert Checkpoint(tmp_path, "a" * 64).load()[0] == 1
     with pytest.raises(FedlabError, match="belongs to another config.*delete the folder"):
         Checkpoint(tmp_path, "b" * 64).load()
+
+
+@pytest.mark.parametrize("method", ["qlora", "lora"])
+def test_a_frozen_evaluation_cannot_pass_unnoticed(results, method):
+    """Each centralized checkpoint has its own adapter hash, and the evaluation sees the change: the
+    mean log-probability of the gold option moves between checkpoints (it is continuous, so it moves
+    even where accuracy does not)."""
+    res = run(RunConfig(**dict(TINY, setting="centralized", method=method, clients=2, rounds=3, max_eval=16,
+                               n_boot=0)), progress=False)
+    hashes = [h["adapter_hash"] for h in res.rounds]
+    scores = [h["eval"]["gold_logprob"] for h in res.rounds]
+    assert len(hashes) == 3 and len(set(hashes)) == 3, hashes
+    assert len(set(scores)) == 3, scores
+    assert res.rounds[-1]["adapter_hash"] == res.adapter_hash
+    assert sum(res.rounds[-1]["eval"]["prediction_shares"]) == pytest.approx(1.0)
+
+
+def test_isolated_clients_stop_early_on_the_validation_split(results):
+    cfg = RunConfig(**dict(TINY, setting="isolated", clients=2, rounds=3, max_eval=8, n_boot=0, val_size=40))
+    res = run(cfg, progress=False)
+    for client in res.per_client:
+        stop = client["early_stopping"]
+        checks = stop["checks"]
+        assert [c["step"] for c in checks] == [2, 4, 6]  # every local_steps steps, on the validation rows
+        best = max(checks, key=lambda c: c["macro_f1"])["macro_f1"]
+        assert stop["kept_step"] in [c["step"] for c in checks if c["macro_f1"] == best]
+        assert client["own_data"]["n"] >= 1
+    off = run(RunConfig(**dict(TINY, setting="isolated", clients=2, rounds=3, max_eval=8, n_boot=0, val_size=40,
+                                early_stopping=False)), progress=False)
+    assert all(c["early_stopping"] is None for c in off.per_client)

@@ -54,8 +54,8 @@ def fixture_results(tmp_path, monkeypatch, fedlab_data_dir):
     monkeypatch.setenv("FEDLAB_RESULTS_DIR", str(tmp_path / "results"))
     monkeypatch.setenv("FEDLAB_FIGURES_DIR", str(tmp_path / "figures"))
     store = ResultStore()
-    curve = [{"round": 1, "eval": {"accuracy": 0.4, "accuracy_ci": [0.3, 0.5]}},
-             {"round": 2, "eval": {"accuracy": 0.6, "accuracy_ci": [0.5, 0.7]}}]
+    curve = [{"round": 1, "eval": {"accuracy": 0.4, "accuracy_ci": [0.3, 0.5], "macro_f1": 0.3, "gold_logprob": -1.2}},
+             {"round": 2, "eval": {"accuracy": 0.6, "accuracy_ci": [0.5, 0.7], "macro_f1": 0.5, "gold_logprob": -0.9}}]
     _write(store, SMOKE.zeroshot("fpb"), 0.20, 0.10, 0.30, predictions=_preds(set(range(40)), wrong_as=lambda g: 0))
     # centralized right on rows 0..129; federated LoRA the same but wrong on 16 more of them (significant,
     # yet the two marginal CIs overlap); federated QLoRA equal to centralized but for 2 rows each way
@@ -84,7 +84,8 @@ def test_tables_and_claims_from_the_frame(fixture_results):
     main = tables.main_table(df)
     assert main.count("| fpb | macro_f1 | lora |") == 1 and "(collapsed)" not in main.split("qlora")[0]
     assert df[df["setting"] == "zeroshot"]["metric"].tolist() == ["macro_f1"]
-    assert "| fpb | qlora |" in tables.cost_table(df)
+    costs = tables.cost_table(df)
+    assert "| fpb | qlora |" in costs and "train Wh / step" in costs
     fed = frames.result_for(SMOKE.config("fpb", "federated", "lora"))
     assert tables.communication_table(fed)["bytes_total"] == 10_000
 
@@ -92,7 +93,7 @@ def test_tables_and_claims_from_the_frame(fixture_results):
 def test_figures_are_drawn_from_results(fixture_results, tmp_path):
     df = frames.results_frame(SMOKE)
     results = frames.profile_results(SMOKE)
-    figures.baselines(df, save="t_baselines")
+    figures.baselines(df, floors=verdicts.profile_verdicts(SMOKE)["floors"], save="t_baselines")
     figures.energy_and_bytes(df, save="t_energy")
     figures.energy_phases(results, save="t_phases")
     fed = frames.result_for(SMOKE.config("fpb", "federated", "lora"))
@@ -158,3 +159,19 @@ def test_floors_calibrate_a_zero_shot_model_that_always_answers_one_class(fixtur
     assert "calibrated" in fpb and "| fpb | macro_f1 |" in verdicts.floors_markdown(v)
     path = verdicts.write_verdicts(SMOKE)
     assert path.name == "smoke.json" and '"not equivalent"' in path.read_text()
+
+
+def test_each_cost_is_compared_on_its_own_with_repeats():
+    from types import SimpleNamespace
+
+    def run_(kwh, nbytes, mb):
+        return SimpleNamespace(communication={"bytes_total": nbytes}, energy={"total": {"kwh": kwh}}, peak_memory_mb=mb)
+
+    cheap = [run_(1.0, 10, 100), run_(1.1, 10, 103), run_(0.9, 10, 97)]
+    dear = [run_(2.0, 20, 101), run_(2.1, 20, 99), run_(1.9, 20, 100)]
+    costs = verdicts.cost_comparison(cheap, dear)
+    assert costs["bytes"]["verdict"] == "lower"
+    assert costs["energy_kwh"]["verdict"] == "lower" and costs["energy_kwh"]["difference_ci"][1] < 0
+    assert costs["peak_memory_mb"]["verdict"] == "no detectable difference"
+    once = verdicts.cost_comparison(cheap[:1], dear[:1])
+    assert once["bytes"]["verdict"] == "lower" and once["energy_kwh"]["verdict"].startswith("undecided")

@@ -76,3 +76,26 @@ def test_cli_runs_and_reports_errors(results, capsys):
     assert "Unknown dataset" in capsys.readouterr().err
     assert main(["run", "--dataset", "fpb", "--model", "./missing-model"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_learning_rate_sweep_scores_on_the_validation_split_only(results):
+    import json as _json
+
+    from fedlab.experiment.profiles import load_profile
+    from fedlab.experiment.rundata import RunData
+    from fedlab.experiment.sweep import lr_sweep, sweep_path
+
+    smoke = load_profile("smoke")
+    record = lr_sweep(smoke, "fpb", "lora", [1e-3, 1e-2], progress=False)
+    assert [c["lr"] for c in record["candidates"]] == [1e-3, 1e-2]
+    best = max(record["candidates"], key=lambda c: (c["score"], -c["lr"]))
+    assert record["chosen_lr"] == best["lr"] and record["metric"] == "macro_f1"
+    assert _json.loads(sweep_path(smoke, "fpb", "lora").read_text())["chosen_lr"] == best["lr"]
+    data = RunData(smoke.config("fpb", "centralized", "lora", eval_on="validation").resolved())
+    val = {r.id for r in data.validation_rows}
+    assert val and {r.id for r in data.eval_rows} <= val  # scored on validation rows ...
+    assert not val & {r.id for r in data.splits.eval}  # ... which are not the eval set ...
+    assert not val & {r.id for rows in data.clients for r in rows}  # ... and never trained on
+    assert record["candidates"][0]["n_validation"] == len(data.eval_rows)
+    # a second sweep reuses the cached runs
+    assert lr_sweep(smoke, "fpb", "lora", [1e-3, 1e-2], progress=False)["candidates"] == record["candidates"]

@@ -7,7 +7,7 @@ import pytest
 
 from fedlab.experiment.config import Faults, RunConfig
 from fedlab.experiment.hooks import RunHooks
-from fedlab.experiment.store import SCHEMA_VERSION, ResultStore, RunResult, RunStatus, migrate_result, migrate_store
+from fedlab.experiment.store import SCHEMA_VERSION, ResultStore, RunResult, RunStatus, migrate_result, migrate_store, upgrade_config
 
 from tests.conftest import TINY_FAULTS
 
@@ -64,8 +64,10 @@ def test_hooks_and_faults_in_the_config():
 
 
 def test_schema_1_files_migrate_to_the_same_run(tmp_path):
-    cfg = _cfg(setting="centralized", system_prompt=None, group_by_length=False).resolved()
-    drop = ("faults", "system_prompt", "group_by_length")
+    cfg = _cfg(setting="centralized", system_prompt=None, group_by_length=False, split_seed=0, truncation="end",
+               client_test_fraction=0.0, val_size=0).resolved()
+    drop = ("faults", "system_prompt", "group_by_length", "split_seed", "truncation", "client_test_fraction",
+            "val_size", "eval_on")
     old_config = {k: v for k, v in cfg.to_dict().items() if k not in drop} | {"extra": {}, "fail_clients": []}
     old = {"status": "success", "config": old_config, "config_hash": "0" * 64, "schema_version": 1,
            "metrics": {"accuracy": 0.25}, "predictions_file": "old.predictions.jsonl"}
@@ -83,7 +85,16 @@ def test_schema_1_files_migrate_to_the_same_run(tmp_path):
     assert new_cfg.hash() == cfg.hash() and new["schema_version"] == SCHEMA_VERSION
 
 
-def test_committed_reference_results_are_schema_2_and_readable():
+def test_schema_3_results_keep_their_split_truncation_and_training_rows():
+    old = _cfg(setting="federated", seed=2).resolved().to_dict()
+    for key in ("split_seed", "truncation", "client_test_fraction", "val_size", "eval_on"):
+        old.pop(key)
+    new = upgrade_config(old, 3)
+    assert (new.split_seed, new.truncation, new.client_test_fraction, new.val_size, new.eval_on) == (2, "end", 0.0, 0, "eval")
+    assert RunConfig(dataset="fpb").split_seed == 0 and RunConfig(dataset="fpb").truncation == "middle"
+
+
+def test_committed_reference_results_are_current_and_readable():
     files = sorted((REPO / "results").glob("*/*.json"))
     assert files, "the quick profile's reference results are committed"
     for path in files:
