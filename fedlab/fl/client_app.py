@@ -113,7 +113,7 @@ def train(msg: Message, context: Context) -> Message:
             "losses": stats.losses,
             "steps": stats.steps,
             "examples-trained": stats.examples,
-            "tokens-trained": stats.tokens,
+            "positions-trained": stats.tokens,  # real (non-padding) input positions
             "peak-rss-mb": mem.peak_mb,
             "train-seconds": stats.seconds,
             "torch-threads": torch.get_num_threads(),

@@ -122,7 +122,7 @@ class _Federation:
                 "client": pid, "num_examples": int(m["num-examples"]), "train_loss": m["train-loss"],
                 "first_loss": m["first-loss"], "last_loss": m["last-loss"], "losses": m["losses"],
                 "steps": int(m["steps"]), "examples_trained": int(m["examples-trained"]),
-                "tokens_trained": int(m.get("tokens-trained", 0)), "peak_rss_mb": m.get("peak-rss-mb"),
+                "tokens_trained": int(m.get("positions-trained", 0)), "peak_rss_mb": m.get("peak-rss-mb"),
                 "train_seconds": m["train-seconds"], "torch_threads": int(m["torch-threads"]),
                 "bytes_up": int(reply.content["arrays"].count_bytes()), "bytes_down": int(down[pid]),
                 "energy": energy,

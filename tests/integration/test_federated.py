@@ -106,7 +106,8 @@ def test_centralized_and_isolated_have_matched_budgets(federated):
     iso = run(dict(base, setting="isolated"), progress=False)
     assert cen.budget["optimizer_steps"] == fed.budget["optimizer_steps"] == cfg.federated_steps
     assert cen.budget["examples"] == fed.budget["examples"]
-    assert cen.n_train == sum(fed.partition["sizes"])
+    # the pooled training rows: every client's partition minus its own held-out test rows
+    assert cen.n_train == sum(fed.partition["train_sizes"]) == sum(fed.partition["sizes"]) - sum(fed.partition["test_sizes"])
     assert [h["round"] for h in cen.rounds] == [1, 2]
     per_client_fed = {c: sum(cl["steps"] for h in fed.rounds for cl in h["clients"] if cl["client"] == c) for c in (0, 1)}
     assert all(c["train"]["steps"] == per_client_fed[c["client"]] for c in iso.per_client)
@@ -126,7 +127,9 @@ def test_short_federated_run_on_the_embedded_model(env):
     res = run(cfg, progress=False)
     assert res.status == "success" and res.model["name"] == "smollm2-135m"
     assert res.rounds[0]["clients"][0]["train_loss"] < 5  # a pretrained LM, not a random one
-    assert res.partition["group_histograms"] == [{"headline": 381}, {"post": 498}]
+    # natural groups of the training pool (the 100-row validation split is carved out first)
+    assert res.partition["group_histograms"] == [{"headline": 338}, {"post": 441}]
+    assert res.partition["test_sizes"] == [68, 88]
 
 
 @pytest.mark.parametrize("strategy", ["fedprox", "fedadam", "fedyogi", "fedavgm"])
