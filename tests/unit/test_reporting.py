@@ -175,3 +175,16 @@ def test_each_cost_is_compared_on_its_own_with_repeats():
     assert costs["peak_memory_mb"]["verdict"] == "no detectable difference"
     once = verdicts.cost_comparison(cheap[:1], dear[:1])
     assert once["bytes"]["verdict"] == "lower" and once["energy_kwh"]["verdict"].startswith("undecided")
+
+
+def test_the_committed_verdicts_are_those_of_the_committed_results(fedlab_data_dir, monkeypatch):
+    """results/verdicts/quick.json is what `make figures` makes from the committed result files."""
+    import json as _json
+
+    monkeypatch.setenv("FEDLAB_DATA_DIR", str(fedlab_data_dir))
+    path = Path(__file__).resolve().parents[2] / "results" / "verdicts" / "quick.json"
+    committed = _json.loads(path.read_text())
+    fresh = _json.loads(_json.dumps(verdicts.profile_verdicts(load_profile("quick"))))
+    assert [(c["dataset"], c["method"], c["family"], c["other"], c["verdict"]) for c in committed["comparisons"]] == \
+        [(c["dataset"], c["method"], c["family"], c["other"], c["verdict"]) for c in fresh["comparisons"]]
+    assert committed["floors"] == fresh["floors"]

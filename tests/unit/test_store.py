@@ -95,7 +95,8 @@ def test_schema_3_results_keep_their_split_truncation_and_training_rows():
 
 
 def test_committed_reference_results_are_current_and_readable():
-    files = sorted((REPO / "results").glob("*/*.json"))
+    # every run result (the verdicts and sweep records beside them are derived files, not runs)
+    files = sorted(p for p in (REPO / "results").glob("*/*.json") if p.parent.name not in ("verdicts", "sweeps"))
     assert files, "the quick profile's reference results are committed"
     for path in files:
         res = ResultStore.read(path)
