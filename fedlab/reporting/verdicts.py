@@ -42,7 +42,7 @@ VERDICTS_SCHEMA = 1
 
 
 def _rows(result: RunResult) -> dict[str, dict]:
-    """Predictions by row id (isolated runs: one dict per client under key ``client``)."""
+    """Predictions by row id (for isolated runs, whose rows repeat per client, see :func:`_isolated_clients`)."""
     return {p["id"]: p for p in result.load_predictions()}
 
 
