@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     p_sw.add_argument("--profile", default="quick")
     p_sw.add_argument("--dataset", required=True)
     p_sw.add_argument("--method", required=True)
+    p_sw.add_argument("--model", default=None, help="backbone (default: the profile's first)")
     p_sw.add_argument("--lrs", nargs="+", type=float, default=list(DEFAULT_LRS))
     p_sw.add_argument("--force", action="store_true")
 
@@ -143,15 +144,21 @@ def main(argv: list[str] | None = None) -> int:
             print(f"deployment: {result.deployment or 'cached'}  result: {result.path}")
         elif args.command == "grid":
             prof = load_profile(args.profile)
-            cells = [prof.zeroshot(d, **_overrides(args)) for d in prof.grid["datasets"]]
-            cells += [prof.config(c.dataset, c.setting, c.method, **{"seed": c.seed, **_overrides(args)}) for c in prof.cells()]
+            cells = [prof.zeroshot(c.dataset, **{"model": c.model, **_overrides(args)}) for c in prof.zeroshots()]
+            cells += [prof.config(c.dataset, c.setting, c.method, **{"seed": c.seed, "model": c.model, **_overrides(args)})
+                      for c in prof.cells()]
             for i, cfg in enumerate(cells, 1):
-                print(f"[{i}/{len(cells)}] {cfg.setting} {cfg.dataset} {cfg.method}", flush=True)
+                print(f"[{i}/{len(cells)}] {cfg.model} {cfg.setting} {cfg.dataset} {cfg.method} seed {cfg.seed}", flush=True)
                 print(summary_line(run(cfg, force=args.force, resources=prof.resources)), flush=True)
         elif args.command == "zeroshot":
             prof = load_profile(args.profile) if args.profile else None
-            for name in args.datasets or (prof.grid["datasets"] if prof else MAIN_DATASETS):
-                cfg = prof.zeroshot(name, **_overrides(args)) if prof else RunConfig(dataset=name, setting="zeroshot", **_overrides(args))
+            names = args.datasets or (prof.grid["datasets"] if prof else MAIN_DATASETS)
+            if prof:
+                models = [args.model] if args.model else prof.models
+                cfgs = [prof.zeroshot(n, **{**_overrides(args), "model": m}) for m in models for n in names]
+            else:
+                cfgs = [RunConfig(dataset=n, setting="zeroshot", **_overrides(args)) for n in names]
+            for cfg in cfgs:
                 print(summary_line(run(cfg, force=args.force)), flush=True)
         elif args.command == "prepare":
             print(f"embedded model: {embedded_dir()}")
@@ -170,11 +177,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(path)
         elif args.command == "sweep-lr":
             prof = load_profile(args.profile)
-            record = lr_sweep(prof, args.dataset, args.method, args.lrs, force=args.force)
+            record = lr_sweep(prof, args.dataset, args.method, args.lrs, force=args.force, model=args.model)
             for c in record["candidates"]:
                 print(f"lr {c['lr']:g}: validation {record['metric']} {c['score']:.3f} (n={c['n_validation']})")
-            print(f"chosen lr {record['chosen_lr']:g}: {sweep_path(prof, args.dataset, args.method)}\n"
-                  f"pin it in the profile: grid.method_overrides.{args.method}.lr: {record['chosen_lr']:g}")
+            print(f"chosen lr {record['chosen_lr']:g}: {sweep_path(prof, args.dataset, args.method, record['model'])}\n"
+                  f"pin it in the profile: grid.method_overrides.{args.method}.lr: {record['chosen_lr']:g} "
+                  f"(or, for this backbone only, grid.method_overrides.{record['model']}/{args.method}.lr)")
         elif args.command == "migrate-results":
             for old, new in migrate_store(args.root):
                 print(f"{old} -> {new.name}")

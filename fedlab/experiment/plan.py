@@ -133,4 +133,4 @@ def plan_grid(configs: list[RunConfig], *, force: bool = False, store: ResultSto
 
 def profile_configs(profile: Profile) -> list[RunConfig]:
     """Every run of a profile's grid: the zero-shot floors, then the training cells."""
-    return [profile.zeroshot(d) for d in profile.grid["datasets"]] + list(profile.cells())
+    return profile.zeroshots() + list(profile.cells())

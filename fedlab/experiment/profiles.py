@@ -1,4 +1,4 @@
-"""Profiles: one YAML file per study scale (smoke, quick, paper) with run defaults and the grid.
+"""Profiles: one YAML file per study scale (smoke, quick, quick-v1, full, paper) with run defaults and the grid.
 
 Each file in ``fedlab/configs/profiles/`` (shipped with the package) opens with a header that says how to run it and what it costs.
 A profile name or a path to such a file is accepted wherever a profile is.
@@ -22,7 +22,10 @@ from .config import SETTINGS, TRAINING_SETTINGS, RunConfig
 from .resources import Resources
 
 PROFILE_DIR = paths.PROFILES_DIR
-GRID_KEYS = {"datasets", "methods", "settings", "dataset_overrides", "method_overrides", "seeds"}
+GRID_KEYS = {"models", "datasets", "methods", "settings", "model_overrides", "dataset_overrides", "method_overrides",
+             "seeds", "exclude"}
+#: the fields an ``exclude`` entry may match on
+EXCLUDE_KEYS = {"model", "dataset", "method", "setting"}
 #: overrides whose None is a value (the template's default system turn), not "not given"
 NULLABLE = ("system_prompt",)
 
@@ -38,12 +41,18 @@ class Profile:
     analysis: Analysis = Analysis()
 
     def config(self, dataset: str, setting: str, method: str = "lora", **overrides) -> RunConfig:
-        """The run config of one grid cell: profile defaults, the dataset's own overrides (``grid.
-        dataset_overrides``), the method's (``grid.method_overrides``, e.g. the learning rate a
-        ``fedlab sweep-lr`` chose), then the cell, then explicit overrides."""
-        data = dict(self.defaults, **(self.grid.get("dataset_overrides") or {}).get(dataset, {}))
+        """The run config of one grid cell: profile defaults, the backbone's own overrides (``grid.
+        model_overrides``, keyed by the ``model`` override or the default backbone), the dataset's
+        (``grid.dataset_overrides``), the method's (``grid.method_overrides``, e.g. the learning rate a
+        ``fedlab sweep-lr`` chose; a key ``<backbone>/<method>`` applies to that backbone only), then the
+        cell, then explicit overrides."""
+        model = overrides.get("model") or self.defaults.get("model", RunConfig.model)
+        data = dict(self.defaults, **(self.grid.get("model_overrides") or {}).get(model, {}))
+        data.update((self.grid.get("dataset_overrides") or {}).get(dataset, {}))
         if setting != "zeroshot":
-            data.update((self.grid.get("method_overrides") or {}).get(method, {}))
+            by_method = self.grid.get("method_overrides") or {}
+            data.update(by_method.get(method, {}))
+            data.update(by_method.get(f"{model}/{method}", {}))  # a backbone's own pin wins
         data.update(dataset=dataset, setting=setting, method=method)
         data.update({k: v for k, v in overrides.items() if v is not None or k in NULLABLE})
         return RunConfig.from_dict(data).validate()
@@ -52,15 +61,29 @@ class Profile:
         return self.config(dataset, "zeroshot", **overrides)
 
     @property
+    def models(self) -> list[str]:
+        """The backbones of the grid (``grid.models``; default: the one ``model`` of the defaults)."""
+        return list(self.grid.get("models") or [self.defaults.get("model", RunConfig.model)])
+
+    def zeroshots(self) -> list[RunConfig]:
+        """The zero-shot floor of every (backbone, dataset) of the grid."""
+        return [self.zeroshot(d, model=m) for m in self.models for d in self.grid["datasets"]]
+
+    @property
     def seeds(self) -> list[int]:
         """The seeds each training cell is repeated with (``grid.seeds``; default: the one ``seed``)."""
         return list(self.grid.get("seeds") or [self.defaults.get("seed", 0)])
 
     def cells(self) -> list[RunConfig]:
-        """Every training run of the grid (dataset x method x setting x seed)."""
+        """Every training run of the grid (backbone x dataset x method x setting x seed)."""
         g = self.grid
-        return [self.config(d, s, m, seed=seed) for d in g["datasets"] for m in g["methods"] for s in g["settings"]
-                for seed in self.seeds]
+        return [self.config(d, s, m, seed=seed, model=model) for model in self.models for d in g["datasets"]
+                for m in g["methods"] for s in g["settings"] for seed in self.seeds
+                if not self.excluded(model=model, dataset=d, method=m, setting=s)]
+
+    def excluded(self, **cell) -> bool:
+        """True when ``grid.exclude`` leaves this cell out (an entry matches when all its fields do)."""
+        return any(all(cell.get(k) == v for k, v in rule.items()) for rule in self.grid.get("exclude") or [])
 
 
 def profile_names() -> list[str]:
@@ -99,7 +122,16 @@ def load_profile(name_or_path: str) -> Profile:
     grid.setdefault("datasets", [name for name in DATASETS if name in MAIN_DATASETS])
     grid.setdefault("methods", list(METHODS))
     grid.setdefault("settings", list(TRAINING_SETTINGS))
-    for key in ("dataset_overrides", "method_overrides"):
+    models = grid.get("models")
+    if models is not None and (not isinstance(models, list) or not models or not all(isinstance(x, str) for x in models)
+                               or len(set(models)) != len(models)):
+        raise ConfigError(f"Profile {path}: grid.models must be a list of distinct backbone names, e.g. "
+                          f"[smollm2-135m, gemma3-270m]; got {models!r}.")
+    exclude = grid.get("exclude") or []
+    if not isinstance(exclude, list) or not all(isinstance(e, dict) and e and set(e) <= EXCLUDE_KEYS for e in exclude):
+        raise ConfigError(f"Profile {path}: grid.exclude must be a list of mappings over {sorted(EXCLUDE_KEYS)}, e.g. "
+                          f"[{{model: mistralai/Mistral-7B-v0.3, method: lora}}]; got {exclude!r}.")
+    for key in ("model_overrides", "dataset_overrides", "method_overrides"):
         for name, extra in (grid.get(key) or {}).items():
             bad = sorted(set(extra) - fields) if isinstance(extra, dict) else ["(not a mapping)"]
             if bad:
@@ -113,6 +145,6 @@ def load_profile(name_or_path: str) -> Profile:
             raise ConfigError(f"Profile {path}: unknown setting {s!r} in grid. {did_you_mean(s, SETTINGS)}")
     profile = Profile(path.stem, str(data.get("description", "")), dict(data["defaults"]), grid, path,
                       Resources.from_dict(data.get("resources")), Analysis.from_dict(data.get("analysis")))
-    for cfg in [profile.zeroshot(d) for d in grid["datasets"]] + profile.cells():
+    for cfg in profile.zeroshots() + profile.cells():
         cfg.validate()
     return profile

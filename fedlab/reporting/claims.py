@@ -32,17 +32,17 @@ def _collapse_note(c: dict) -> str:
 
 
 def check_claims(verdicts: dict) -> list[dict]:
-    """Each claim for each (dataset, method), with its evidence and verdict."""
+    """Each claim for each (backbone, dataset, method), with its evidence and verdict."""
     out = []
     clients = client_verdict_counts(verdicts)
     for c in verdicts["comparisons"]:
-        cell = {"dataset": c["dataset"], "method": c["method"]}
+        cell = {"model": c.get("model", "-"), "dataset": c["dataset"], "method": c["method"]}
         if c["family"] == FAMILIES[0]:
             out.append(dict(cell, claim="1 federated comes close to centralized", test=c["verdict"],
                             evidence=f"{_effect(c)}, margin ±{c['margin']:g}{_collapse_note(c)}",
                             verdict=SUPPORTED if c["verdict"] == "equivalent" else NOT_SUPPORTED))
         elif c["family"] == FAMILIES[1]:
-            won, total = clients.get((c["dataset"], c["method"]), (0, 0))
+            won, total = clients.get((c.get("model", "-"), c["dataset"], c["method"]), (0, 0))
             out.append(dict(cell, claim="2 federated beats isolated training", test=c["verdict"],
                             evidence=(f"{_effect(c)} vs the isolated clients' mean; significantly better than "
                                       f"{won} of {total} single clients{_collapse_note(c)}"),
@@ -61,7 +61,8 @@ def check_claims(verdicts: dict) -> list[dict]:
 def claims_markdown(claims: list[dict]) -> str:
     if not claims:
         return "(no results to check the claims against yet)"
-    lines = ["| claim | dataset | method | our numbers (effect [95 % CI]) | test | verdict |", "|---|---|---|---|---|---|"]
+    lines = ["| claim | backbone | dataset | method | our numbers (effect [95 % CI]) | test | verdict |",
+             "|---|---|---|---|---|---|---|"]
     for c in claims:
-        lines.append(f"| {c['claim']} | {c['dataset']} | {c['method']} | {c['evidence']} | {c['test']} | **{c['verdict']}** |")
+        lines.append(f"| {c['claim']} | {c['model']} | {c['dataset']} | {c['method']} | {c['evidence']} | {c['test']} | **{c['verdict']}** |")
     return "\n".join(lines)

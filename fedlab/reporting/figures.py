@@ -134,14 +134,20 @@ def per_client(result, save: str | None = None):
 
 
 def baselines(df, floors: dict | None = None, save: str | None = None):
-    """The primary metric with 95 % CIs per dataset x method x setting (isolated: mean, bar to the worst
-    client); the raw zero-shot score, and where given (``floors`` from the verdicts) the calibrated
-    zero-shot and majority-class floors as lines. Hatched bars: collapsed to one class."""
+    """The primary metric per backbone x dataset (one panel each) x method x setting: the mean over
+    seeds with each seed as a dot; with one seed, its 95 % CI (isolated: bar down to the worst client).
+    The raw zero-shot score, and where given (``floors`` from the verdicts, keyed ``<backbone>/<dataset>``)
+    the calibrated zero-shot and majority-class floors as lines. Hatched bars: collapsed to one class
+    (in any seed)."""
     plt = _plt()
-    datasets = list(df["dataset"].unique())
-    fig, axes = plt.subplots(1, len(datasets), figsize=(6.5 * len(datasets), 4), squeeze=False)
-    for ax, dataset in zip(axes[0], datasets):
-        d = df[df["dataset"] == dataset]
+    panels = list(df.groupby(["model", "dataset"], sort=False).groups)
+    cols = min(4, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4 * rows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, (model, dataset) in zip(axes.flat, panels):
+        d = df[(df["model"] == model) & (df["dataset"] == dataset)]
         metric = d["metric"].iloc[0]
         methods = [m for m in d["method"].unique() if m != "none"]
         settings = TRAINING_ORDER
@@ -151,24 +157,33 @@ def baselines(df, floors: dict | None = None, save: str | None = None):
                 sub = d[(d["method"] == m) & (d["setting"] == s)]
                 if sub.empty:
                     continue
-                r = sub.iloc[0]
-                has_ci = r["score_lo"] is not None and r["score_lo"] == r["score_lo"]
-                lo, hi = (r["score_lo"], r["score_hi"]) if has_ci else (r["score"], r["score"])
-                if s == "isolated" and r["score_worst"] is not None and r["score_worst"] == r["score_worst"]:
-                    lo = r["score_worst"]
-                ax.bar(i + (j - 1) * width, r["score"], width, yerr=[[max(0, r["score"] - lo)], [max(0, hi - r["score"])]],
-                       capsize=3, color=SETTING_COLORS[s], label=s if i == 0 else None,
-                       hatch="//" if r["collapsed"] else None, edgecolor="k" if r["collapsed"] else None)
+                x, score = i + (j - 1) * width, float(sub["score"].mean())
+                lo = hi = score
+                if len(sub) == 1:
+                    r = sub.iloc[0]
+                    if r["score_lo"] is not None and r["score_lo"] == r["score_lo"]:
+                        lo, hi = r["score_lo"], r["score_hi"]
+                    if s == "isolated" and r["score_worst"] is not None and r["score_worst"] == r["score_worst"]:
+                        lo = r["score_worst"]
+                collapsed = bool(sub["collapsed"].any())
+                ax.bar(x, score, width, yerr=[[max(0, score - lo)], [max(0, hi - score)]], capsize=3,
+                       color=SETTING_COLORS[s], label=s if i == 0 else None,
+                       hatch="//" if collapsed else None, edgecolor="k" if collapsed else None)
+                if len(sub) > 1:
+                    ax.scatter([x] * len(sub), sub["score"], s=9, color="k", zorder=3)
         zs = d[d["setting"] == "zeroshot"]
         if not zs.empty:
             ax.axhline(zs.iloc[0]["score"], color=SETTING_COLORS["zeroshot"], ls=":", label="zero-shot (raw)")
-        floor = (floors or {}).get(dataset) or {}
+        floor = (floors or {}).get(f"{model}/{dataset}") or {}
         if "calibrated" in floor:
             ax.axhline(floor["calibrated"], color=SETTING_COLORS["zeroshot"], ls="--", label="zero-shot (calibrated)")
         if "majority_class" in floor:
             ax.axhline(floor["majority_class"], color="0.5", ls="-.", lw=1, label="majority class")
         ax.set_xticks(np.arange(len(methods)), methods)
-        ax.set(title=f"{dataset} (hatched: collapsed to one class)", ylabel=f"held-out {metric}", ylim=(0, 1))
+        seeds = d.loc[d["setting"] != "zeroshot", "seed"].nunique()
+        ax.set(title=f"{model}: {dataset}", ylabel=f"held-out {metric}", ylim=(0, 1))
+        ax.text(0.99, 0.98, f"{seeds} seed(s); dots: seeds; hatched: collapsed", transform=ax.transAxes,
+                ha="right", va="top", fontsize=7)
         ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     return _save(fig, save)
@@ -182,11 +197,11 @@ def energy_and_bytes(df, save: str | None = None):
     markers = METHOD_MARKERS
     for _, r in train.iterrows():
         a1.scatter(1000 * r["kwh"], r["score"], color=SETTING_COLORS[r["setting"]], marker=markers.get(r["method"], "x"), s=50)
-        a1.annotate(f"{r['dataset']} ({r['metric']})", (1000 * r["kwh"], r["score"]), fontsize=7, alpha=0.7)
+        a1.annotate(f"{r['dataset']} ({r['metric']}, {r['model']})", (1000 * r["kwh"], r["score"]), fontsize=6, alpha=0.6)
         if r["setting"] == "federated":
             a2.scatter(r["bytes_total"] / 2**20, r["score"], marker=markers.get(r["method"], "x"), s=50,
                        color=SETTING_COLORS["federated"])
-            a2.annotate(f"{r['dataset']} {r['method']}", (r["bytes_total"] / 2**20, r["score"]), fontsize=7)
+            a2.annotate(f"{r['dataset']} {r['method']} ({r['model']})", (r["bytes_total"] / 2**20, r["score"]), fontsize=6)
     a1.set(xlabel="energy (Wh, CodeCarbon)", ylabel="primary metric (macro-F1 / accuracy)", title="score vs energy")
     a2.set(xlabel="MiB sent (adapters, all rounds, both ways)", ylabel="primary metric", title="federated: score vs bytes")
     handles = [Line2D([], [], color=c, marker="o", ls="", label=s) for s, c in SETTING_COLORS.items() if s != "zeroshot"]
@@ -196,25 +211,27 @@ def energy_and_bytes(df, save: str | None = None):
     return _save(fig, save)
 
 
-def energy_phases(results: list, save: str | None = None):
-    """Energy per phase (client training, aggregation, evaluation) per run."""
+def energy_phases(results: list, save: str | None = None, by=("model", "dataset", "method", "setting")):
+    """Energy per phase (client training, aggregation, evaluation), averaged over the runs that share the
+    ``by`` fields (by default over seeds; the summary averages over datasets too)."""
     plt = _plt()
     phases = PHASES
-    labels, stacks = [], {p: [] for p in phases}
+    groups: dict[tuple, list] = {}
     for r in results:
         c = r.config
         if c["setting"] == "zeroshot":
             continue
-        labels.append(f"{c['dataset']}\n{c['method']}\n{c['setting'][:4]}")
-        for p in phases:
-            stacks[p].append(1000 * r.energy["phases"].get(p, {}).get("kwh", 0.0))
-    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(labels)), 4))
+        key = tuple(c.get(k, "-") for k in by)
+        groups.setdefault(key, []).append([1000 * r.energy["phases"].get(p, {}).get("kwh", 0.0) for p in phases])
+    labels = ["\n".join(str(v)[:12] for v in key) + (f"\n(n={len(v)})" if len(v) > 1 else "") for key, v in groups.items()]
+    means = np.array([np.mean(v, axis=0) for v in groups.values()]).reshape(len(groups), len(phases))
+    fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(labels)), 4.5))
     bottom = np.zeros(len(labels))
-    for p in phases:
-        ax.bar(labels, stacks[p], bottom=bottom, label=p)
-        bottom += np.array(stacks[p])
-    ax.set(ylabel="energy (Wh)", title="energy per phase (CodeCarbon, CPU-load estimate where no RAPL)")
-    ax.tick_params(axis="x", labelsize=7)
+    for k, p in enumerate(phases):
+        ax.bar(labels, means[:, k], bottom=bottom, label=p)
+        bottom += means[:, k]
+    ax.set(ylabel="energy (Wh, mean over runs)", title="energy per phase (CodeCarbon, CPU-load estimate where no RAPL)")
+    ax.tick_params(axis="x", labelsize=6)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, save)

@@ -30,7 +30,7 @@ def profile_results(profile: Profile, *, include_zeroshot: bool = True, store: R
     """The finished results of a profile's grid (zero-shot floors first)."""
     cells = list(profile.cells())
     if include_zeroshot:
-        cells = [profile.zeroshot(d) for d in profile.grid["datasets"]] + cells
+        cells = profile.zeroshots() + cells
     return [r for r in (result_for(c, store) for c in cells) if r is not None]
 
 
@@ -117,9 +117,9 @@ def prediction_shares_of(metrics: dict) -> list[float]:
 
 
 def frame(results: list[RunResult]) -> pd.DataFrame:
-    """One row per result, sorted by domain, dataset, method and setting (zero-shot first)."""
+    """One row per result, sorted by backbone, domain, dataset, method, setting (zero-shot first) and seed."""
     df = pd.DataFrame([row(r) for r in results])
     if not df.empty:
         df["setting"] = pd.Categorical(df["setting"], list(SETTING_ORDER), ordered=True)
-        df = df.sort_values(["domain", "dataset", "method", "setting"]).reset_index(drop=True)
+        df = df.sort_values(["model", "domain", "dataset", "method", "setting", "seed"], kind="stable").reset_index(drop=True)
     return df

@@ -35,13 +35,13 @@ def layout_tree() -> str:
         if init.parent != root:
             rel = init.parent.relative_to(root)
             entries.append((f"{'  ' * len(rel.parts)}{rel.name}/", _summary(init)))
-    entries.append(("  configs/profiles/", "the profiles (smoke, quick, paper) as YAML, shipped with the package"))
+    entries.append(("  configs/profiles/", "the profiles (smoke, quick, quick-v1, full, paper) as YAML, shipped with the package"))
     width = max(len(name) for name, _ in entries) + 2
     return "\n".join(["```"] + [f"{name:{width}s}{summary}".rstrip() for name, summary in entries] + ["```"])
 
 
 #: the profile whose results the README reports
-README_PROFILE = "quick"
+README_PROFILE = "quick-v1"
 
 
 def _frame():

@@ -27,8 +27,8 @@ def main_table(df) -> str:
     """
     if df.empty:
         return "(no results yet)"
-    lines = ["| dataset | metric | method | zero-shot | isolated (mean / worst client) | federated | centralized |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| backbone | dataset | metric | method | zero-shot | isolated (mean / worst client) | federated | centralized |",
+             "|---|---|---|---|---|---|---|---|"]
 
     def cell(sub):
         if sub.empty:
@@ -45,13 +45,12 @@ def main_table(df) -> str:
         ci = f" [{r['score_lo']:.3f}, {r['score_hi']:.3f}]" if r["score_lo"] is not None and r["score_lo"] == r["score_lo"] else ""
         return f"{r['score']:.3f}{ci}{flag}"
 
-    for dataset in df["dataset"].unique():
-        d = df[df["dataset"] == dataset]
+    for (model, dataset), d in df.groupby(["model", "dataset"], sort=False):
         zs = cell(d[d["setting"] == "zeroshot"])
         metric = d["metric"].iloc[0]
         for method in [m for m in d["method"].unique() if m != "none"]:
             dm = d[d["method"] == method]
-            lines.append(f"| {dataset} | {metric} | {method} | {zs} | " + " | ".join(
+            lines.append(f"| {model} | {dataset} | {metric} | {method} | {zs} | " + " | ".join(
                 cell(dm[dm["setting"] == s]) for s in TRAINING_ORDER) + " |")
     return "\n".join(lines)
 
@@ -67,9 +66,9 @@ def cost_table(df) -> str:
     fed = df[df["setting"] == "federated"]
     if fed.empty:
         return "(no federated results yet)"
-    lines = ["| dataset | method | trainable params | bytes sent (all rounds, both ways) | energy (Wh) | train Wh / step | "
+    lines = ["| backbone | dataset | method | seed | trainable params | bytes sent (all rounds, both ways) | energy (Wh) | train Wh / step | "
              "train Wh / 1k tokens | CO2e (g) | peak memory (MB) | wall (s) | CPU at start |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def num(value, fmt):
         return "-" if value is None or value != value else format(value, fmt)
@@ -78,7 +77,7 @@ def cost_table(df) -> str:
         memory = f"{r['peak_memory_mb']:.0f}" + ("" if r["memory_measured"] else "*")
         shared = "?" if r["shared_cpu"] is None or r["shared_cpu"] != r["shared_cpu"] else (
             f"shared ({r['cpu_busy_at_start']:.0f} % busy)" if r["shared_cpu"] else "idle")
-        lines.append(f"| {r['dataset']} | {r['method']} | {int(r['trainable_parameters']):,} | {int(r['bytes_total']):,} | "
+        lines.append(f"| {r['model']} | {r['dataset']} | {r['method']} | {r['seed']} | {int(r['trainable_parameters']):,} | {int(r['bytes_total']):,} | "
                      f"{1000 * r['kwh']:.3f} | {num(r['wh_per_step'], '.4f')} | {num(r['wh_per_1k_tokens'], '.4f')} | "
                      f"{1000 * r['kg_co2e']:.3f} | {memory} | {r['wall_s']:.0f} | {shared} |")
     return "\n".join(lines)
@@ -225,13 +224,13 @@ def partition_table(profile: Profile, dataset: str) -> tuple[pd.DataFrame, str]:
 
 def cell_table(df: pd.DataFrame) -> pd.DataFrame:
     """The headline columns of a (dataset, method) cell."""
-    return df[["dataset", "method", "setting", "accuracy", "acc_lo", "acc_hi", "macro_f1", "optimizer_steps",
+    return df[["model", "dataset", "method", "setting", "seed", "accuracy", "acc_lo", "acc_hi", "macro_f1", "optimizer_steps",
                "kwh", "bytes_total", "wall_s"]]
 
 
 def results_table(df: pd.DataFrame) -> pd.DataFrame:
     """Accuracy with CIs, macro-F1 and the worst isolated client of every result."""
-    return df[["dataset", "method", "setting", "accuracy", "acc_lo", "acc_hi", "macro_f1", "accuracy_worst",
+    return df[["model", "dataset", "method", "setting", "seed", "accuracy", "acc_lo", "acc_hi", "macro_f1", "accuracy_worst",
                "n_eval", "offline_resplit"]]
 
 
@@ -259,8 +258,8 @@ def generations_table(result: RunResult) -> pd.DataFrame:
 
 
 def costs_by_setting(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean energy, CO2e, peak memory and wall time per method and setting."""
-    return df.groupby(["method", "setting"], observed=True)[["kwh", "kg_co2e", "peak_memory_mb", "wall_s"]].mean()
+    """Mean energy, CO2e, peak memory and wall time per backbone, method and setting (over datasets and seeds)."""
+    return df.groupby(["model", "method", "setting"], observed=True)[["kwh", "kg_co2e", "peak_memory_mb", "wall_s"]].mean()
 
 
 def energy_modes(df: pd.DataFrame) -> str:

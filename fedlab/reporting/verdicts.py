@@ -1,6 +1,6 @@
 """The study's verdicts: paired tests on the same evaluation rows, decided by the profile's analysis block.
 
-For each (dataset, method) of a profile, from the per-row predictions stored beside the results:
+For each (backbone, dataset, method) of a profile, from the per-row predictions stored beside the results:
 
 * federated vs centralized: paired bootstrap effect and CI on the primary metric, exact McNemar on
   per-row correctness, TOST against the profile's margin -> equivalent / not equivalent / inconclusive;
@@ -38,7 +38,7 @@ FAMILIES = ("federated vs centralized", "federated vs isolated (mean)", "federat
             "method vs LoRA (federated)")
 #: the method cheaper methods are compared with (claim 3)
 REFERENCE_METHOD = "lora"
-VERDICTS_SCHEMA = 1
+VERDICTS_SCHEMA = 2  # 2: a backbone per comparison; floors keyed '<backbone>/<dataset>'
 
 
 def _rows(result: RunResult) -> dict[str, dict]:
@@ -68,9 +68,16 @@ def _preds(table: dict[str, dict], ids: list[str]) -> np.ndarray:
     return np.array([table[i]["pred"] for i in ids], dtype=int)
 
 
-def runs(profile: Profile, dataset: str, method: str, setting: str, store: ResultStore | None = None) -> list[RunResult]:
+def floor_key(model: str, dataset: str) -> str:
+    """Key of a (backbone, dataset) floor in a verdict file."""
+    return f"{model}/{dataset}"
+
+
+def runs(profile: Profile, dataset: str, method: str, setting: str, store: ResultStore | None = None,
+         model: str | None = None) -> list[RunResult]:
     """The finished runs of one cell, one per seed of the profile (an empty list if any seed is missing)."""
-    found = [result_for(profile.config(dataset, setting, method, seed=s), store) for s in profile.seeds]
+    model = model or profile.models[0]
+    found = [result_for(profile.config(dataset, setting, method, seed=s, model=model), store) for s in profile.seeds]
     return [r for r in found if r is not None] if all(r is not None for r in found) else []
 
 
@@ -98,11 +105,13 @@ def _system(runs_: list[RunResult], ids, n_labels) -> dict:
             "hashes": [r.config_hash for r in runs_]}
 
 
-def cell_comparisons(profile: Profile, dataset: str, method: str, store: ResultStore | None = None) -> list[dict]:
-    """The unadjusted paired comparisons of one (dataset, method) cell (empty if a setting is missing)."""
+def cell_comparisons(profile: Profile, dataset: str, method: str, store: ResultStore | None = None,
+                     model: str | None = None) -> list[dict]:
+    """The unadjusted paired comparisons of one (backbone, dataset, method) cell (empty if a setting is missing)."""
     spec = DATASETS[dataset]
+    model = model or profile.models[0]
     n_labels, metric, a = len(spec.label_names), spec.primary_metric, profile.analysis
-    fed, cen, iso = (runs(profile, dataset, method, s, store) for s in ("federated", "centralized", "isolated"))
+    fed, cen, iso = (runs(profile, dataset, method, s, store, model) for s in ("federated", "centralized", "isolated"))
     if not fed:
         return []
     tables = [_rows(r) for r in fed + cen]
@@ -111,7 +120,7 @@ def cell_comparisons(profile: Profile, dataset: str, method: str, store: ResultS
         tables += list(clients.values())
     ids, golds = _align(*tables)
     f = _system(fed, ids, n_labels)
-    base = {"dataset": dataset, "method": method, "metric": metric, "n_rows": len(ids), "n_seeds": len(fed),
+    base = {"model": model, "dataset": dataset, "method": method, "metric": metric, "n_rows": len(ids), "n_seeds": len(fed),
             "federated_collapsed": f["collapsed"], "federated_prediction_shares": f["shares"],
             "federated": stats.metric_value(metric, golds, f["preds"][0], n_labels) if len(fed) == 1 else
             float(np.mean([stats.metric_value(metric, golds, p, n_labels) for p in f["preds"]])),
@@ -144,11 +153,13 @@ def cell_comparisons(profile: Profile, dataset: str, method: str, store: ResultS
     return out
 
 
-def method_comparison(profile: Profile, dataset: str, method: str, store: ResultStore | None = None) -> list[dict]:
+def method_comparison(profile: Profile, dataset: str, method: str, store: ResultStore | None = None,
+                      model: str | None = None) -> list[dict]:
     """Federated ``method`` vs federated LoRA on the same rows (non-inferiority at the profile's margin)."""
     spec = DATASETS[dataset]
+    model = model or profile.models[0]
     n_labels, metric, a = len(spec.label_names), spec.primary_metric, profile.analysis
-    other, ref = (runs(profile, dataset, m, "federated", store) for m in (method, REFERENCE_METHOD))
+    other, ref = (runs(profile, dataset, m, "federated", store, model) for m in (method, REFERENCE_METHOD))
     if method == REFERENCE_METHOD or not other or not ref:
         return []
     ids, golds = _align(*[_rows(r) for r in other + ref])
@@ -156,7 +167,7 @@ def method_comparison(profile: Profile, dataset: str, method: str, store: Result
     comp = stats.paired_comparison(golds, o["preds"], r["preds"], n_labels, metric=metric, margin=a.margin,
                                    n_boot=a.n_boot, seed=a.seed, alpha=a.alpha)
     score = lambda preds: float(np.mean([stats.metric_value(metric, golds, p, n_labels) for p in preds]))  # noqa: E731
-    return [{"dataset": dataset, "method": method, "metric": metric, "n_rows": len(ids), "n_seeds": len(other),
+    return [{"model": model, "dataset": dataset, "method": method, "metric": metric, "n_rows": len(ids), "n_seeds": len(other),
              "family": FAMILIES[3], "other": f"{REFERENCE_METHOD} (federated)", "federated": score(o["preds"]),
              "federated_collapsed": o["collapsed"], "federated_prediction_shares": o["shares"],
              "federated_hashes": o["hashes"], "other_score": score(r["preds"]), "other_collapsed": r["collapsed"],
@@ -225,14 +236,17 @@ def decide(comparisons: list[dict], alpha: float) -> list[dict]:
 def profile_verdicts(profile: Profile, store: ResultStore | None = None) -> dict:
     """Every verdict and floor of a profile, as one JSON-ready dict."""
     comparisons, floor_rows = [], {}
-    for dataset in profile.grid["datasets"]:
-        spec = DATASETS[dataset]
-        zs = result_for(profile.zeroshot(dataset), store)
-        if zs is not None:
-            floor_rows[dataset] = floors(zs, len(spec.label_names), spec.primary_metric, seed=profile.analysis.seed)
-        for method in profile.grid["methods"]:
-            comparisons += cell_comparisons(profile, dataset, method, store)
-            comparisons += method_comparison(profile, dataset, method, store)
+    for model in profile.models:
+        for dataset in profile.grid["datasets"]:
+            spec = DATASETS[dataset]
+            zs = result_for(profile.zeroshot(dataset, model=model), store)
+            if zs is not None:
+                floor_rows[floor_key(model, dataset)] = dict(
+                    floors(zs, len(spec.label_names), spec.primary_metric, seed=profile.analysis.seed),
+                    model=model, dataset=dataset)
+            for method in profile.grid["methods"]:
+                comparisons += cell_comparisons(profile, dataset, method, store, model)
+                comparisons += method_comparison(profile, dataset, method, store, model)
     return {"schema_version": VERDICTS_SCHEMA, "profile": profile.name, "analysis": profile.analysis.to_dict(),
             "floors": floor_rows, "comparisons": decide(comparisons, profile.analysis.alpha)}
 
@@ -260,8 +274,8 @@ def verdict_markdown(verdicts: dict, families=FAMILIES[:2]) -> str:
     if not rows:
         return "(no paired results to test yet)"
     a = verdicts["analysis"]
-    lines = ["| dataset | method | comparison | metric | federated | other | effect [95 % CI] | "
-             "test (Holm) | verdict |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| backbone | dataset | method | comparison | metric | federated | other | effect [95 % CI] | "
+             "test (Holm) | verdict |", "|---|---|---|---|---|---|---|---|---|---|"]
     for c in rows:
         if c["family"] == FAMILIES[0]:
             test = (f"TOST ±{a['margin']:g}: p={_fmt_p(c['p_tost_holm'])}; difference: p={_fmt_p(c['p_two_sided_holm'])}"
@@ -272,7 +286,7 @@ def verdict_markdown(verdicts: dict, families=FAMILIES[:2]) -> str:
             test = f"one-sided paired bootstrap: p={_fmt_p(c['p_greater_holm'])}"
         flag = " (collapsed)" if c["federated_collapsed"] else ""
         other_flag = " (collapsed)" if c.get("other_collapsed") else ""
-        lines.append(f"| {c['dataset']} | {c['method']} | {c['family']} | {c['metric']} | {c['federated']:.3f}{flag} | "
+        lines.append(f"| {c.get('model', '-')} | {c['dataset']} | {c['method']} | {c['family']} | {c['metric']} | {c['federated']:.3f}{flag} | "
                      f"{c['other_score']:.3f}{other_flag} | {c['effect']:+.3f} [{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}] | "
                      f"{test} | **{c['verdict']}** |")
     return "\n".join(lines)
@@ -281,23 +295,25 @@ def verdict_markdown(verdicts: dict, families=FAMILIES[:2]) -> str:
 def floors_markdown(verdicts: dict) -> str:
     if not verdicts["floors"]:
         return "(no zero-shot results yet)"
-    lines = ["| dataset | metric | zero-shot (raw) | zero-shot (calibrated) | majority class | raw zero-shot's most frequent answer |",
-             "|---|---|---|---|---|---|"]
-    for dataset, f in verdicts["floors"].items():
+    lines = ["| backbone | dataset | metric | zero-shot (raw) | zero-shot (calibrated) | majority class | "
+             "raw zero-shot's most frequent answer |", "|---|---|---|---|---|---|---|"]
+    for f in verdicts["floors"].values():
+        dataset = f["dataset"]
         cal = f"{f['calibrated']:.3f}" if "calibrated" in f else "-"
         names = DATASETS[dataset].label_names
         shares = f["raw_prediction_shares"]
         top = int(np.argmax(shares))
-        lines.append(f"| {dataset} | {f['metric']} | {f['raw']:.3f} | {cal} | {f['majority_class']:.3f} | "
+        lines.append(f"| {f['model']} | {dataset} | {f['metric']} | {f['raw']:.3f} | {cal} | {f['majority_class']:.3f} | "
                      f"{names[top]} ({shares[top]:.0%} of rows) |")
     return "\n".join(lines)
 
 
-def client_verdict_counts(verdicts: dict) -> dict[tuple[str, str], tuple[int, int]]:
-    """(dataset, method) -> (isolated clients federated beats significantly, isolated clients)."""
+def client_verdict_counts(verdicts: dict) -> dict[tuple[str, str, str], tuple[int, int]]:
+    """(backbone, dataset, method) -> (isolated clients federated beats significantly, isolated clients)."""
     out: dict = {}
     for c in verdicts["comparisons"]:
         if c["family"] == FAMILIES[2]:
-            won, total = out.get((c["dataset"], c["method"]), (0, 0))
-            out[(c["dataset"], c["method"])] = (won + (c["verdict"] == stats.BETTER), total + 1)
+            key = (c.get("model", "-"), c["dataset"], c["method"])
+            won, total = out.get(key, (0, 0))
+            out[key] = (won + (c["verdict"] == stats.BETTER), total + 1)
     return out

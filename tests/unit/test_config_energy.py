@@ -95,6 +95,31 @@ def test_machine_load_is_recorded_with_a_shared_flag():
     assert load["shared"] == (load["cpu_busy_percent"] > SHARED_CPU_PERCENT)
 
 
+def test_a_models_axis_gives_every_backbone_its_cells_floors_and_own_overrides(tmp_path):
+    base = (paths.PROFILES_DIR / "smoke.yaml").read_text()
+    path = tmp_path / "two.yaml"
+    other = str(tmp_path / "other-model")
+    (tmp_path / "other-model").mkdir()
+    (tmp_path / "other-model" / "config.json").write_text("{}")
+    path.write_text(base.replace("grid:\n", f"grid:\n  models: [tiny-random, {other}]\n"
+                                 f"  model_overrides: {{{other}: {{batch_size: 1}}}}\n"
+                                 f"  method_overrides: {{{other}/ia3: {{lr: 0.5}}, ia3: {{lr: 0.25}}}}\n"
+                                 f"  exclude: [{{model: {other}, method: qlora}}]\n", 1))
+    two, smoke = load_profile(str(path)), load_profile("smoke")
+    assert two.models == ["tiny-random", other]
+    assert [c.model for c in two.zeroshots()] == ["tiny-random"] * 2 + [other] * 2
+    cells = two.cells()
+    assert len(cells) == len(smoke.cells()) + len(smoke.cells()) * 2 // 3  # the second backbone without qlora
+    mine = [c for c in cells if c.model == other]
+    assert {c.batch_size for c in mine} == {1} and {c.method for c in mine} == {"lora", "ia3"}
+    assert {c.lr for c in mine if c.method == "ia3"} == {0.5}  # the backbone's own pin wins
+    assert {c.lr for c in cells if c.model == "tiny-random" and c.method == "ia3"} == {0.25}
+    assert {c.batch_size for c in cells if c.model == "tiny-random"} == {smoke.defaults["batch_size"]}
+    path.write_text(base.replace("grid:\n", "grid:\n  exclude: [{backbone: x}]\n", 1))
+    with pytest.raises(ConfigError, match="grid.exclude"):
+        load_profile(str(path))
+
+
 def test_a_seeds_axis_repeats_every_training_cell_on_the_same_eval_rows(tmp_path, fedlab_data_dir, monkeypatch):
     from fedlab.experiment.rundata import RunData
 

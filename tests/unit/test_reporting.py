@@ -152,11 +152,11 @@ def test_overlapping_cis_with_a_significant_paired_difference_are_not_equivalent
 
 def test_floors_calibrate_a_zero_shot_model_that_always_answers_one_class(fixture_results):
     v = verdicts.profile_verdicts(SMOKE)
-    fpb = v["floors"]["fpb"]
+    fpb = v["floors"]["tiny-random/fpb"]
     assert fpb["metric"] == "macro_f1" and fpb["raw_prediction_shares"][0] > 0.8
     assert fpb["majority_class"] == pytest.approx(verdicts.stats.metric_value(
         "macro_f1", GOLDS, np.full(N_ROWS, np.bincount(GOLDS).argmax()), 3))
-    assert "calibrated" in fpb and "| fpb | macro_f1 |" in verdicts.floors_markdown(v)
+    assert "calibrated" in fpb and "| tiny-random | fpb | macro_f1 |" in verdicts.floors_markdown(v)
     path = verdicts.write_verdicts(SMOKE)
     assert path.name == "smoke.json" and '"not equivalent"' in path.read_text()
 
@@ -182,9 +182,10 @@ def test_the_committed_verdicts_are_those_of_the_committed_results(fedlab_data_d
     import json as _json
 
     monkeypatch.setenv("FEDLAB_DATA_DIR", str(fedlab_data_dir))
-    path = Path(__file__).resolve().parents[2] / "results" / "verdicts" / "quick.json"
+    path = Path(__file__).resolve().parents[2] / "results" / "verdicts" / "quick-v1.json"
     committed = _json.loads(path.read_text())
-    fresh = _json.loads(_json.dumps(verdicts.profile_verdicts(load_profile("quick"))))
-    assert [(c["dataset"], c["method"], c["family"], c["other"], c["verdict"]) for c in committed["comparisons"]] == \
-        [(c["dataset"], c["method"], c["family"], c["other"], c["verdict"]) for c in fresh["comparisons"]]
+    fresh = _json.loads(_json.dumps(verdicts.profile_verdicts(load_profile("quick-v1"))))
+    key = ("model", "dataset", "method", "family", "other", "verdict")
+    assert [tuple(c.get(k) for k in key) for c in committed["comparisons"]] == \
+        [tuple(c.get(k) for k in key) for c in fresh["comparisons"]]
     assert committed["floors"] == fresh["floors"]

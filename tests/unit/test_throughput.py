@@ -93,5 +93,5 @@ def test_the_plan_says_what_is_reused_and_trained(tmp_path, monkeypatch, fedlab_
     text = plan.describe()
     assert f"0 finished runs are reused (same config hash), {len(configs)} will be trained" in text
     committed = ResultStore(Path(__file__).resolve().parents[2] / "results")
-    quick = plan_grid(profile_configs(load_profile("quick")), store=committed)
+    quick = plan_grid(profile_configs(load_profile("quick-v1")), store=committed)
     assert not quick.train, "the committed quick results are found on any CPU (dtype pinned in the profile)"
