@@ -22,7 +22,7 @@ import sys
 from fedlab import study
 from fedlab.core.models import embedded_dir
 from fedlab.data import MAIN_DATASETS, load_splits
-from fedlab.errors import FedlabError
+from fedlab.errors import ConfigError, FedlabError
 from fedlab.experiment.config import SETTINGS, Faults, RunConfig
 from fedlab.experiment.generate import generate_from_result
 from fedlab.experiment.profiles import load_profile
@@ -72,13 +72,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fedlab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p_run = sub.add_parser("run", help="run one cell of the grid")
-    p_run.add_argument("--dataset", required=True)
+    p_run = sub.add_parser("run", help="run one cell of the grid, on a built-in dataset or on your own file (--data)")
+    p_run.add_argument("--dataset", default=None, help="a built-in dataset (fpb, fiqa_sa, medqa, medmcqa, pubmedqa)")
+    data = p_run.add_argument_group("your own data (instead of --dataset)")
+    data.add_argument("--data", default=None, help="a CSV, JSONL or Parquet file")
+    data.add_argument("--text-col", default=None, help="classification: the input text column")
+    data.add_argument("--label-col", default=None, help="classification: the label column (label set read from the data)")
+    data.add_argument("--question-col", default=None, help="multiple choice: the question column")
+    data.add_argument("--option-cols", nargs="+", default=(), help="multiple choice: one column per option, in order")
+    data.add_argument("--options-col", default=None, help="multiple choice: one column holding the list of options")
+    data.add_argument("--answer-col", default=None, help="multiple choice: the answer (letter, 0-based index or option text)")
+    data.add_argument("--client-col", default=None, help="each distinct value is one client (a natural partition)")
+    data.add_argument("--domain", default="custom", help="finance | healthcare | custom (default)")
     p_run.add_argument("--setting", default="federated", help=" | ".join(SETTINGS))
     p_run.add_argument("--method", default="lora", help="lora | qlora | ia3")
     _add_overrides(p_run)
 
     p_grid = sub.add_parser("grid", help="every cell of a profile's grid, zero-shot included")
+    p_grid.add_argument("--only-models", nargs="+", default=None, help="run the cells of these backbones only")
     _add_overrides(p_grid)
 
     p_dep = sub.add_parser("deploy", help="run one federated cell on Flower's Deployment Engine (local SuperLink + SuperNodes)")
@@ -134,7 +145,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             prof = load_profile(args.profile)
-            cfg = prof.config(args.dataset, args.setting, args.method, **_overrides(args))
+            overrides = _overrides(args)
+            if args.data:
+                dataset, extra = study.your_data(args.data, text_col=args.text_col, label_col=args.label_col,
+                                                 question_col=args.question_col, option_cols=args.option_cols,
+                                                 options_col=args.options_col, answer_col=args.answer_col,
+                                                 client_col=args.client_col, domain=args.domain)
+                print(f"your data: {args.data} -> dataset {dataset} ({extra.pop('summary')})")
+                overrides = {**extra, **overrides}
+            elif args.dataset:
+                dataset = args.dataset
+            else:
+                raise ConfigError("Give --dataset NAME (a built-in dataset) or --data PATH (your own file).")
+            cfg = prof.config(dataset, args.setting, args.method, **overrides)
             print(summary_line(run(cfg, force=args.force, resources=prof.resources)))
         elif args.command == "deploy":
             prof = load_profile(args.profile)
@@ -144,9 +167,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"deployment: {result.deployment or 'cached'}  result: {result.path}")
         elif args.command == "grid":
             prof = load_profile(args.profile)
-            cells = [prof.zeroshot(c.dataset, **{"model": c.model, **_overrides(args)}) for c in prof.zeroshots()]
+            keep = set(args.only_models or prof.models)
+            unknown = keep - set(prof.models)
+            if unknown:
+                raise ConfigError(f"--only-models {sorted(unknown)} are not backbones of profile {prof.name!r}: {prof.models}.")
+            cells = [prof.zeroshot(c.dataset, **{"model": c.model, **_overrides(args)}) for c in prof.zeroshots() if c.model in keep]
             cells += [prof.config(c.dataset, c.setting, c.method, **{"seed": c.seed, "model": c.model, **_overrides(args)})
-                      for c in prof.cells()]
+                      for c in prof.cells() if c.model in keep]
             for i, cfg in enumerate(cells, 1):
                 print(f"[{i}/{len(cells)}] {cfg.model} {cfg.setting} {cfg.dataset} {cfg.method} seed {cfg.seed}", flush=True)
                 print(summary_line(run(cfg, force=args.force, resources=prof.resources)), flush=True)

@@ -21,7 +21,8 @@ from tqdm.auto import tqdm
 
 from fedlab import fl, paths  # noqa: F401  (fl registers the federated executor with the runner)
 from fedlab.core.models import EMBEDDED, embedded_dir
-from fedlab.data import domains
+from fedlab.data import DATASETS, domains, register_user_data
+from fedlab.data.user import UserData
 from fedlab.errors import ConfigError
 from fedlab.experiment import runner
 from fedlab.experiment.config import RunConfig
@@ -33,7 +34,7 @@ from fedlab.experiment.store import ResultStore, RunResult
 from fedlab.reporting import figures
 from fedlab.reporting.frames import frame, profile_results, results_frame
 from fedlab.reporting.readme import README_PROFILE, update_readme
-from fedlab.reporting.verdicts import profile_verdicts, write_verdicts
+from fedlab.reporting.verdicts import compare_settings, decide, profile_verdicts, write_verdicts
 
 PEFT_NOTEBOOK = "02_peft_domain.ipynb"
 ORDER = ("00_data.ipynb", "01_partitions.ipynb", PEFT_NOTEBOOK, "03_baselines.ipynb", "04_energy.ipynb", "05_summary.ipynb")
@@ -83,6 +84,57 @@ def run_cell(profile_name: str, domain: str, method: str, *, force: bool = False
                 cell[setting] = runs[0]  # the first seed is shown per cell; the verdicts use every seed
             out[f"{dataset}_{model.replace('/', '--')}"] = cell
     return out
+
+
+def your_data(path: str, *, text_col: str | None = None, label_col: str | None = None, question_col: str | None = None,
+              option_cols=(), options_col: str | None = None, answer_col: str | None = None,
+              client_col: str | None = None, domain: str = "custom") -> tuple[str, dict]:
+    """Register a user's CSV/JSONL/Parquet file as a dataset (see :mod:`fedlab.data.user`).
+
+    Returns its registry name (``user-<hash>``) and the run settings it implies: with ``client_col``,
+    a natural partition with one client per distinct value. ``summary`` (a line of what was read) is
+    included for display and is not a run setting.
+    """
+    if isinstance(option_cols, str):  # "A B C D" or "A,B,C,D" (a notebook parameter is a literal string)
+        option_cols = option_cols.replace(",", " ").split()
+    user = UserData(path=str(path), text_col=text_col, label_col=label_col, question_col=question_col,
+                    option_cols=tuple(option_cols or ()), options_col=options_col, answer_col=answer_col,
+                    client_col=client_col, domain=domain).check()
+    name = register_user_data(user)
+    read = DATASETS[name].user["read"]
+    extra: dict = {}
+    what = (f"classification into {read['labels']}" if read["kind"] == "classification"
+            else f"{len(DATASETS[name].label_names)}-option multiple choice")
+    if client_col:
+        extra.update(partition="natural", clients=len(read["sites"]))
+        what += f"; {len(read['sites'])} sites from column {client_col!r}: {read['sites']}"
+    extra["summary"] = f"{read['n_rows_read']} rows, {what}"
+    return name, extra
+
+
+def run_your_data(profile_name: str, path: str, method: str = "lora", *, force: bool = False, progress: bool = True,
+                  **columns) -> dict[str, RunResult]:
+    """Zero-shot and every training setting of the profile on a user's file (one backbone: the profile's
+    first), with the same result files, tables and verdicts as a built-in dataset."""
+    profile = load_profile(profile_name)
+    dataset, extra = your_data(path, **columns)
+    print(f"{path} -> {dataset}: {extra.pop('summary')}")
+    cell = {"zeroshot": run(profile.zeroshot(dataset), force=force, progress=progress)}
+    for setting in profile.grid["settings"]:
+        cell[setting] = run(profile.config(dataset, setting, method, **extra), force=force, progress=progress,
+                            resources=profile.resources)
+    return cell
+
+
+def your_data_verdicts(profile_name: str, cell: dict[str, RunResult]) -> dict:
+    """Paired tests and verdicts of a :func:`run_your_data` cell (federated vs centralized and isolated), with
+    the profile's analysis block, as the built-in datasets get them."""
+    profile = load_profile(profile_name)
+    fed = cell["federated"].config
+    comps = compare_settings([cell["federated"]], [cell["centralized"]] if "centralized" in cell else [],
+                             [cell["isolated"]] if "isolated" in cell else [], profile.analysis,
+                             dataset=fed["dataset"], method=fed["method"], model=fed["model"])
+    return {"analysis": profile.analysis.to_dict(), "floors": {}, "comparisons": decide(comps, profile.analysis.alpha)}
 
 
 def cell_frame(results: dict[str, dict[str, RunResult]]) -> pd.DataFrame:

@@ -24,6 +24,8 @@ INSTRUCTIONS = {
         "Answer the following medical multiple-choice question. "
         "Reply with the letter of the correct option only."
     ),
+    # a user's own multiple-choice file, whatever its field
+    "mcq_any": "Answer the following multiple-choice question. Reply with the letter of the correct option only.",
 }
 
 
@@ -32,6 +34,8 @@ TASKS = {
     "sentiment3": "3-way sentiment (answer: negative, neutral or positive)",
     "mcq4": "4-option multiple choice (answer: A-D)",
     "mcq3": "3-option multiple choice (answer: A-C)",
+    "label": "classification into the record's own label words (a user's file, fedlab.data.user)",
+    **{f"mcq{k}": f"{k}-option multiple choice (a user's file)" for k in (2, 5, 6, 7, 8)},
 }
 
 
@@ -47,10 +51,10 @@ def task_of(record) -> str:
 def instruction_for(record) -> str:
     task = task_of(record)
     if uses_letters(task):
-        return INSTRUCTIONS["mcq"]
+        return INSTRUCTIONS["mcq"] if getattr(record, "domain", "healthcare") == "healthcare" else INSTRUCTIONS["mcq_any"]
     if task.startswith("sentiment"):
         return INSTRUCTIONS["sentiment"]
-    return f"Answer with one word: {', '.join(record.options[:-1])} or {record.options[-1]}."
+    return f"Classify this text. Answer with one of: {', '.join(record.options[:-1])} or {record.options[-1]}."
 
 
 def user_text(record, text: str | None = None) -> str:

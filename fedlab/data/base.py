@@ -71,12 +71,14 @@ class DatasetSpec:
     load_hub: Callable[[], list[Record]] = field(repr=False)
     hub_row_to_record: Callable[..., Record] = field(repr=False)
     in_study: bool = True  # one of the study's four benchmarks (False: an extra, e.g. PubMedQA)
+    user: dict | None = None  # a user's own file (fedlab.data.user): path, SHA-256, columns, labels, sites
 
     @property
     def primary_metric(self) -> str:
         """What verdicts are decided on: macro-F1 for sentiment (imbalanced classes, where a model that
-        always answers the majority class scores a high accuracy), accuracy for multiple choice."""
-        return "macro_f1" if self.task.startswith("sentiment") else "accuracy"
+        always answers the majority class scores a high accuracy) and any classification by label word,
+        accuracy for multiple choice."""
+        return "accuracy" if self.task.startswith("mcq") else "macro_f1"
 
 
 def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:

@@ -14,9 +14,10 @@ from typing import Any
 from fedlab.core.prompts import LETTERS, TASKS
 from fedlab.errors import DataError
 
-DOMAINS = ("finance", "healthcare")
+DOMAINS = ("finance", "healthcare", "custom")  # custom: a user's own file (fedlab.data.user)
 SENTIMENT_OPTIONS = ("negative", "neutral", "positive")
 MCQ_LETTERS = tuple(LETTERS[:4])
+MCQ_MAX_OPTIONS = len(LETTERS)
 
 _ID_SEPARATOR = "\x1f"  # ASCII unit separator: never part of the hashed texts
 

@@ -14,13 +14,27 @@ from .datasets import fiqa_sa, fpb, medmcqa, medqa, pubmedqa
 from .base import DatasetSpec, dataset_folder, file_sha256, require_data_dir, resolve_data_dir
 from .records import Record
 
-DATASETS: Mapping[str, DatasetSpec] = MappingProxyType(
-    {module.SPEC.name: module.SPEC for module in (fpb, fiqa_sa, medqa, medmcqa, pubmedqa)}
-)
-"""Registry: dataset name -> :class:`~fedlab.data.base.DatasetSpec` (read-only)."""
+_REGISTRY: dict[str, DatasetSpec] = {module.SPEC.name: module.SPEC for module in (fpb, fiqa_sa, medqa, medmcqa, pubmedqa)}
+DATASETS: Mapping[str, DatasetSpec] = MappingProxyType(_REGISTRY)
+"""Registry: dataset name -> :class:`~fedlab.data.base.DatasetSpec` (read-only; a user's file joins it
+through :func:`register_user_data`)."""
 
 MAIN_DATASETS: tuple[str, ...] = tuple(name for name, spec in DATASETS.items() if spec.in_study)
 """The study's benchmarks, in registry order (PubMedQA is an extra)."""
+
+
+def register_user_data(user) -> str:
+    """Register a user's file (a :class:`fedlab.data.user.UserData` or its dict) as dataset ``user-<hash>``.
+
+    Idempotent: the file is read and checked once per process. Returns the registry name.
+    """
+    from .user import UserData, user_spec
+
+    user = user if isinstance(user, UserData) else UserData.from_dict(user)
+    name = user.name
+    if name not in _REGISTRY:
+        _REGISTRY[name] = user_spec(user)
+    return name
 
 
 def domains() -> dict[str, list[str]]:
@@ -126,8 +140,11 @@ def load_records(
             or a hub loading failure; the message says how to fix it.
     """
     spec = get_spec(name)
-    source = resolve_source(source, data_dir)
-    if source == "local":
+    source = "local" if spec.user else resolve_source(source, data_dir)
+    if spec.user:  # a user's own file: read when it was registered
+        raw = spec.load_local(None)
+        provenance = {"files": {spec.user["path"]: spec.user["sha256"]}}
+    elif source == "local":
         folder = dataset_folder(require_data_dir(data_dir), spec)
         raw = spec.load_local(folder)
         provenance: dict[str, Any] = {

@@ -171,6 +171,13 @@ def load_splits(
             f"{where}: {len(overlap)} ids are in both train and eval; this is a bug in fedlab.data "
             "(duplicates should have been dropped), please report it."
         )
+    if spec.user:
+        only_eval = sorted({r.label_text for r in held_out} - {r.label_text for r in train})
+        if only_eval:
+            raise DataError(
+                f"{where}: label(s) {only_eval} of {spec.user['path']} occur only in the eval split (too few rows "
+                f"to train on them). Fix: add rows with these labels, or remove them from the file."
+            )
     offline_resplit = source == "local" and spec.offline_resplit_note is not None
     current_hash = split_hash(train_ids, eval_ids)
     info = {

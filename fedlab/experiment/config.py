@@ -18,7 +18,7 @@ from fedlab.core.models import check_name, resolve_dtype
 from fedlab.core.peft_methods import method_params
 from fedlab.core.prompts import TRUNCATIONS
 from fedlab.core.train import SCHEDULES
-from fedlab.data import DATASETS, resolve_source
+from fedlab.data import DATASETS, register_user_data, resolve_source
 from fedlab.data.partition import parse_partition
 from fedlab.errors import ConfigError, did_you_mean
 
@@ -43,7 +43,7 @@ EVAL_ON = ("eval", "validation")
 ZEROSHOT_FIELDS = (
     "dataset", "setting", "model", "dtype", "source", "seed", "eval_fraction", "max_eval",
     "evaluator", "max_length", "eval_batch_size", "n_boot", "system_prompt", "split_seed", "truncation",
-    "val_size", "eval_on",
+    "val_size", "eval_on", "data",
 )
 
 
@@ -95,6 +95,9 @@ class RunConfig:
 
     dataset: str
     setting: str = "zeroshot"
+    #: a user's own file (``fedlab.data.user.UserData`` as a dict: path, SHA-256, columns); then
+    #: ``dataset`` is its ``user-<hash>`` name. The path is not part of the hash, the content is.
+    data: dict | None = None
     model: str = "smollm2-135m"
     dtype: str = "auto"
     source: str = "auto"
@@ -147,6 +150,11 @@ class RunConfig:
     faults: Faults = field(default_factory=Faults)
 
     def validate(self) -> "RunConfig":
+        if self.data is not None:
+            name = register_user_data(self.data)
+            if name != self.dataset:
+                raise ConfigError(f"dataset {self.dataset!r} does not match its data file (registered as {name!r}). "
+                                  f"Fix: let fedlab name it (fedlab run --data PATH ...).")
         if self.dataset not in DATASETS:
             raise ConfigError(f"Unknown dataset {self.dataset!r}. {did_you_mean(self.dataset, DATASETS)}")
         if self.setting not in SETTINGS:
@@ -218,19 +226,25 @@ class RunConfig:
         """Pin ``auto`` values (dtype, data source) to what this machine uses."""
         check_name(self.model)
         return dataclasses.replace(
-            self.validate(), dtype=resolve_dtype(self.dtype), source=resolve_source(self.source)
+            self.validate(), dtype=resolve_dtype(self.dtype),
+            source="local" if self.data is not None else resolve_source(self.source),
         )
 
     def to_dict(self) -> dict:
         """The fields this run's result depends on (zero-shot runs ignore the training fields)."""
         data = dataclasses.asdict(self)
         data["faults"] = self.faults.to_dict()
+        if data["data"] is None:  # the built-in datasets: absent, so their configs (and hashes) are unchanged
+            del data["data"]
         if self.setting == "zeroshot":
-            return {k: data[k] for k in ZEROSHOT_FIELDS}
+            return {k: data[k] for k in ZEROSHOT_FIELDS if k in data}
         return data
 
     def hash(self) -> str:
-        return config_hash(self.to_dict())
+        data = self.to_dict()
+        if data.get("data"):  # a user's file is identified by its content (SHA-256), not by where it lies
+            data["data"] = {k: v for k, v in data["data"].items() if k != "path"}
+        return config_hash(data)
 
     def stem(self) -> str:
         """File stem of the result: readable fields plus a short hash (no timestamps)."""
@@ -250,6 +264,8 @@ class RunConfig:
                 f"Fix: remove or rename them."
             )
         data = dict(data)
+        if data.get("data"):  # a user's file: registered in this process too (e.g. a Ray worker, a SuperNode)
+            register_user_data(data["data"])
         if not isinstance(data.get("faults", Faults()), Faults):
             data["faults"] = Faults.from_dict(data["faults"])
         return cls(**data)

@@ -15,6 +15,7 @@ import yaml
 from fedlab import paths
 from fedlab.core.peft_methods import METHODS
 from fedlab.data import DATASETS, MAIN_DATASETS
+from fedlab.data.user import user_data_of
 from fedlab.errors import ConfigError, did_you_mean
 
 from .analysis import Analysis
@@ -47,6 +48,9 @@ class Profile:
         ``fedlab sweep-lr`` chose; a key ``<backbone>/<method>`` applies to that backbone only), then the
         cell, then explicit overrides."""
         model = overrides.get("model") or self.defaults.get("model", RunConfig.model)
+        spec = DATASETS.get(dataset)
+        if spec is not None and spec.user and "data" not in overrides:  # a registered user file carries its data
+            overrides = dict(overrides, data=user_data_of(spec))
         data = dict(self.defaults, **(self.grid.get("model_overrides") or {}).get(model, {}))
         data.update((self.grid.get("dataset_overrides") or {}).get(dataset, {}))
         if setting != "zeroshot":

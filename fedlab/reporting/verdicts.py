@@ -108,10 +108,17 @@ def _system(runs_: list[RunResult], ids, n_labels) -> dict:
 def cell_comparisons(profile: Profile, dataset: str, method: str, store: ResultStore | None = None,
                      model: str | None = None) -> list[dict]:
     """The unadjusted paired comparisons of one (backbone, dataset, method) cell (empty if a setting is missing)."""
-    spec = DATASETS[dataset]
     model = model or profile.models[0]
-    n_labels, metric, a = len(spec.label_names), spec.primary_metric, profile.analysis
     fed, cen, iso = (runs(profile, dataset, method, s, store, model) for s in ("federated", "centralized", "isolated"))
+    return compare_settings(fed, cen, iso, profile.analysis, dataset=dataset, method=method, model=model)
+
+
+def compare_settings(fed: list[RunResult], cen: list[RunResult], iso: list[RunResult], a, *, dataset: str,
+                     method: str, model: str) -> list[dict]:
+    """The unadjusted paired comparisons of federated runs (one per seed) with centralized and isolated
+    runs of the same seeds, under the analysis block ``a`` (see :func:`decide` for the verdicts)."""
+    spec = DATASETS[dataset]
+    n_labels, metric = len(spec.label_names), spec.primary_metric
     if not fed:
         return []
     tables = [_rows(r) for r in fed + cen]
