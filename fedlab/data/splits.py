@@ -201,7 +201,9 @@ def load_splits(
         "provenance": loaded["provenance"],
         "split_hash": current_hash,
     }
-    folder = Path(splits_dir) if splits_dir is not None else paths.splits_dir()
+    # a user's file keeps its manifest beside its results, not among the committed built-in manifests
+    folder = Path(splits_dir) if splits_dir is not None else (
+        paths.results_dir() / "splits" if spec.user else paths.splits_dir())
     path = folder / manifest_name(spec.name, source, seed, eval_fraction)
     if path.exists():
         _check_manifest(path, train_ids, eval_ids, current_hash)
