@@ -49,6 +49,10 @@ def _add_overrides(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="quick", help="smoke | quick | paper | path to a profile YAML")
     for name, typ in OVERRIDES.items():
         p.add_argument("--" + FLAG_NAMES.get(name, name.replace("_", "-")), type=typ, default=None, dest=name)
+    p.add_argument("--dp-noise", type=float, default=None, help="differential privacy: Gaussian noise multiplier")
+    p.add_argument("--dp-clip", type=float, default=None, help="differential privacy: fixed clipping norm of each update")
+    p.add_argument("--dp-side", default=None, help="where updates are clipped: server (default) | client")
+    p.add_argument("--dp-delta", type=float, default=None, help="delta at which epsilon is reported (default 1e-5)")
     p.add_argument("--force", action="store_true", help="rerun even if a finished result exists")
 
 
@@ -56,6 +60,9 @@ def _overrides(args) -> dict:
     out = {k: getattr(args, k) for k in OVERRIDES if getattr(args, k) is not None}
     if str(out.get("system_prompt", "")).lower() in ("none", "null", "default"):
         out["system_prompt"] = None
+    dp = {k: getattr(args, f"dp_{k}", None) for k in ("noise", "clip", "side", "delta")}
+    if any(v is not None for v in dp.values()):
+        out["dp"] = {k: v for k, v in dp.items() if v is not None}
     return out
 
 

@@ -37,7 +37,8 @@ from fedlab.reporting.readme import README_PROFILE, update_readme
 from fedlab.reporting.verdicts import compare_settings, decide, profile_verdicts, write_verdicts
 
 PEFT_NOTEBOOK = "02_peft_domain.ipynb"
-ORDER = ("00_data.ipynb", "01_partitions.ipynb", PEFT_NOTEBOOK, "03_baselines.ipynb", "04_energy.ipynb", "05_summary.ipynb")
+ORDER = ("00_data.ipynb", "01_partitions.ipynb", PEFT_NOTEBOOK, "03_baselines.ipynb", "04_energy.ipynb", "05_summary.ipynb",
+         "07_aggregation_privacy.ipynb")
 
 
 def run(config: RunConfig | dict, *, force: bool = False, store: ResultStore | None = None, progress: bool = True,
@@ -135,6 +136,23 @@ def your_data_verdicts(profile_name: str, cell: dict[str, RunResult]) -> dict:
                              [cell["isolated"]] if "isolated" in cell else [], profile.analysis,
                              dataset=fed["dataset"], method=fed["method"], model=fed["model"])
     return {"analysis": profile.analysis.to_dict(), "floors": {}, "comparisons": decide(comps, profile.analysis.alpha)}
+
+
+#: the aggregation study of notebook 07: FedAvg against the LoRA-aware strategies, and FedAvg under DP
+AGGREGATION_STRATEGIES = ("fedavg", "ffa-lora", "fedsa-lora", "fedex-lora")
+DP_NOISES = (0.3, 1.0, 3.0)
+
+
+def aggregation_runs(profile_name: str, dataset: str = "fpb", method: str = "lora", *,
+                     strategies=AGGREGATION_STRATEGIES, dp_noises=DP_NOISES, dp_clip: float = 1.0,
+                     force: bool = False, progress: bool = True) -> list[RunResult]:
+    """Federated runs of one (dataset, method) cell of a profile (its first backbone and seed) with each
+    strategy, then FedAvg with differential privacy at each noise multiplier (server-side clipping)."""
+    profile = load_profile(profile_name)
+    configs = [profile.config(dataset, "federated", method, strategy=s) for s in strategies]
+    configs += [profile.config(dataset, "federated", method, dp={"noise": float(z), "clip": float(dp_clip)})
+                for z in dp_noises]
+    return [run(c, force=force, progress=progress, resources=profile.resources) for c in configs]
 
 
 def cell_frame(results: dict[str, dict[str, RunResult]]) -> pd.DataFrame:

@@ -33,11 +33,18 @@ STRATEGY_DEFAULTS = {
     "fedadam": {"eta": 1e-2, "eta_l": 1e-2, "beta_1": 0.9, "beta_2": 0.99, "tau": 1e-3},
     "fedyogi": {"eta": 1e-2, "eta_l": 1e-2, "beta_1": 0.9, "beta_2": 0.99, "tau": 1e-3},
     "fedavgm": {"server_learning_rate": 1.0, "server_momentum": 0.9},
+    # LoRA-aware aggregation (fedlab.fl.lora_aggregation), each on Flower's FedAvg
+    "ffa-lora": {},
+    "fedsa-lora": {},
+    "fedex-lora": {},
 }
 STRATEGIES = tuple(STRATEGY_DEFAULTS)
 
 #: what a run can be evaluated on
 EVAL_ON = ("eval", "validation")
+#: differential privacy (Flower's fixed-clipping wrappers): the keys of ``RunConfig.dp`` and their defaults
+DP_DEFAULTS = {"noise": 1.0, "clip": 1.0, "side": "server", "delta": 1e-5}
+DP_SIDES = ("server", "client")
 
 #: the fields a zero-shot result depends on (training fields do not change it)
 ZEROSHOT_FIELDS = (
@@ -148,6 +155,10 @@ class RunConfig:
     #: local_steps steps); needs val_size > 0
     early_stopping: bool = True
     faults: Faults = field(default_factory=Faults)
+    #: differential privacy on the clients' adapter updates (None = off): Gaussian noise multiplier,
+    #: fixed clipping norm, where clipping happens (Flower's server- or client-side wrapper) and the
+    #: delta at which epsilon is reported per round (Flower's RDP accountant). See DP_DEFAULTS.
+    dp: dict | None = None
 
     def validate(self) -> "RunConfig":
         if self.data is not None:
@@ -198,10 +209,41 @@ class RunConfig:
             )
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"Unknown schedule {self.schedule!r}. {did_you_mean(self.schedule, SCHEDULES)}")
+        from fedlab.core.peft_methods import get_method
+        from fedlab.core.lora_aggregation import check_strategy
+
+        spec = get_method(self.method)
+        check_strategy(self.strategy, self.method, spec.peft_type, spec.quantization)
+        if self.dp is not None:
+            self.dp_settings()
         bad = [c for c in self.faults.fail_clients if not 0 <= int(c) < self.clients]
         if bad:
             raise ConfigError(f"fail_clients {bad} are not client ids 0..{self.clients - 1}.")
         return self
+
+    def dp_settings(self) -> dict:
+        """The DP settings with defaults filled in, validated (ConfigError naming the fix)."""
+        unknown = sorted(set(self.dp or {}) - set(DP_DEFAULTS))
+        if unknown:
+            raise ConfigError(f"Unknown dp setting(s) {unknown}; valid: {sorted(DP_DEFAULTS)}.")
+        dp = dict(DP_DEFAULTS, **(self.dp or {}))
+        if not dp["noise"] > 0 or not dp["clip"] > 0:
+            raise ConfigError(f"dp needs a noise multiplier > 0 and a clipping norm > 0, got noise={dp['noise']}, "
+                              f"clip={dp['clip']}. Fix: e.g. --dp-noise 1.0 --dp-clip 1.0.")
+        if dp["side"] not in DP_SIDES:
+            raise ConfigError(f"dp side must be one of {DP_SIDES}, got {dp['side']!r}.")
+        if not 0 < dp["delta"] < 1:
+            raise ConfigError(f"dp delta must be in (0, 1), got {dp['delta']}. Fix: e.g. 1e-5.")
+        if self.strategy == "fedex-lora":
+            raise ConfigError("fedex-lora changes the base weights beside the adapter, which the DP wrappers do not "
+                              "clip or noise. Fix: use DP with fedavg or ffa-lora.")
+        if self.strategy not in ("fedavg", "ffa-lora"):
+            raise ConfigError(f"Flower's privacy accountant needs uniform FedAvg aggregation; {self.strategy} is not. "
+                              f"Fix: --strategy fedavg or ffa-lora with DP.")
+        if self.fraction < 1:
+            raise ConfigError("DP accounting here assumes every client takes part in every round (no sampling "
+                              "amplification). Fix: --fraction 1.")
+        return dp
 
     # --- budgets: the same optimizer steps and examples for every setting
     @property
@@ -234,8 +276,9 @@ class RunConfig:
         """The fields this run's result depends on (zero-shot runs ignore the training fields)."""
         data = dataclasses.asdict(self)
         data["faults"] = self.faults.to_dict()
-        if data["data"] is None:  # the built-in datasets: absent, so their configs (and hashes) are unchanged
-            del data["data"]
+        for name in ("data", "dp"):  # absent when unused, so older configs (and hashes) are unchanged
+            if data[name] is None:
+                del data[name]
         if self.setting == "zeroshot":
             return {k: data[k] for k in ZEROSHOT_FIELDS if k in data}
         return data

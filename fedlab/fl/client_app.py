@@ -11,9 +11,12 @@ import json
 import os
 from types import SimpleNamespace
 
-from flwr.app import Context, Message, MetricRecord, RecordDict
+from flwr.app import Context, Message, MessageType, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
+from flwr.clientapp.mod import fixedclipping_mod
+from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
+from fedlab.core import lora_aggregation as lora
 from fedlab.core.energy import EVALUATION, TRAIN, EnergyMeter
 from fedlab.core.memory import PeakRSS
 from fedlab.core.peft_methods import adapter_state, load_adapter_state, load_for_method
@@ -24,7 +27,18 @@ from fedlab.experiment.rundata import RunData
 
 from .codec import arrays_to_dict, dict_to_arrays
 
-app = ClientApp()
+
+
+def dp_clipping_when_asked(msg: Message, context: Context, call_next) -> Message:
+    """Flower's ``fixedclipping_mod`` on the training messages of a run with client-side DP (the server's
+    ``DifferentialPrivacyClientSideFixedClipping`` sends the clipping norm); other messages pass."""
+    if msg.metadata.message_type == MessageType.TRAIN and "config" in msg.content \
+            and KEY_CLIPPING_NORM in msg.content["config"]:
+        return fixedclipping_mod(msg, context, call_next)
+    return call_next(msg, context)
+
+
+app = ClientApp(mods=[dp_clipping_when_asked])
 
 #: this worker's backbone (one at a time) and the state of the run it serves (one at a time)
 _MODEL: dict[str, tuple] = {}
@@ -57,13 +71,21 @@ def worker_state(cfg: RunConfig) -> SimpleNamespace:
             old.meter.stop()
         _RUN.clear()
         mkey = json.dumps([cfg.model, cfg.method, cfg.dtype, cfg.method_params], sort_keys=True)
+        if cfg.strategy in lora.LORA_STRATEGIES:
+            # FFA-LoRA's frozen A is the run's seeded initialisation; FedEx-LoRA changes base weights in place:
+            # either way this model belongs to this run only
+            mkey += key
         if mkey not in _MODEL:
             _MODEL.clear()
             _use_all_cores()
             _MODEL[mkey] = load_for_method(cfg.model, cfg.method, cfg.dtype, cfg.method_params, seed=cfg.seed)[:2]
         model, tokenizer = _MODEL[mkey]
+        for name, param in model.named_parameters():
+            if name.endswith(lora.A_SUFFIX.replace(".weight", ".default.weight")) and cfg.strategy == "ffa-lora":
+                param.requires_grad_(False)  # FFA-LoRA trains B only
         state = SimpleNamespace(model=model, tokenizer=tokenizer, work=RunData(cfg),
-                                meter=EnergyMeter(cfg.energy_country).start())
+                                meter=EnergyMeter(cfg.energy_country).start(), applied={},
+                                initial=adapter_state(model) if cfg.strategy == "fedsa-lora" else None)
         _RUN[key] = state
     return state
 
@@ -74,6 +96,25 @@ def _use_all_cores() -> None:
 
     cores = int(os.environ.get("FEDLAB_CLIENT_THREADS", 0)) or len(os.sched_getaffinity(0))
     torch.set_num_threads(max(1, cores))
+
+
+#: where a FedSA-LoRA client keeps its own B between rounds (the node's Flower state)
+FEDSA_STATE = "fedsa-own-b"
+
+
+def receive(st: SimpleNamespace, msg: Message, context: Context) -> None:
+    """Load what the server sent into this worker's model: the exchanged adapter arrays (the rest, e.g.
+    FFA-LoRA's frozen A, stays as initialised; FedSA-LoRA's B is this client's own, from its node
+    state) and FedEx-LoRA's cumulative base-weight residual."""
+    received = arrays_to_dict(msg.content["arrays"])
+    base = adapter_state(st.model)
+    if st.initial is not None:  # FedSA-LoRA: this client's B (its initial B before its first round)
+        own = arrays_to_dict(context.state[FEDSA_STATE]) if FEDSA_STATE in context.state else {
+            k: v for k, v in st.initial.items() if k.endswith(lora.B_SUFFIX)}
+        base.update(own)
+    load_adapter_state(st.model, dict(base, **received))
+    if "fedex-residual" in msg.content:
+        st.applied = lora.apply_residuals(st.model, arrays_to_dict(msg.content["fedex-residual"]), st.applied)
 
 
 def partition_id(context: Context) -> int:
@@ -95,7 +136,7 @@ def train(msg: Message, context: Context) -> Message:
     if pid in cfg.faults.fail_clients:
         raise RuntimeError(f"injected fault: client {pid} fails in round {rnd} (fail_clients={list(cfg.faults.fail_clients)})")
     st = worker_state(cfg)
-    load_adapter_state(st.model, arrays_to_dict(msg.content["arrays"]))
+    receive(st, msg, context)
     data = st.work.clients[pid]
     with st.meter.phase(TRAIN) as energy, PeakRSS() as mem:
         stats = train_local(
@@ -117,10 +158,15 @@ def train(msg: Message, context: Context) -> Message:
             "peak-rss-mb": mem.peak_mb,
             "train-seconds": stats.seconds,
             "torch-threads": torch.get_num_threads(),
+            "dp-weight": 1,  # DP runs average with equal weights (Flower's accountant requires them)
             **_energy_metrics("energy", energy),
         }
     )
-    reply = RecordDict({"arrays": dict_to_arrays(adapter_state(st.model)), "metrics": metrics})
+    state = adapter_state(st.model)
+    sent = {k: state[k] for k in lora.sent_keys(cfg.strategy, state)}
+    if cfg.strategy == "fedsa-lora":  # B stays here, in the node's state, for the next round
+        context.state[FEDSA_STATE] = dict_to_arrays({k: v for k, v in state.items() if k.endswith(lora.B_SUFFIX)})
+    reply = RecordDict({"arrays": dict_to_arrays(sent), "metrics": metrics})
     return Message(reply, reply_to=msg)
 
 
@@ -130,16 +176,22 @@ def evaluate(msg: Message, context: Context) -> Message:
     pid = partition_id(context)
     cfg = run_config_from(msg, context)
     st = worker_state(cfg)
-    load_adapter_state(st.model, arrays_to_dict(msg.content["arrays"]))
+    receive(st, msg, context)
     rows = st.work.client_eval_rows(pid)
+    shared = {}
     with st.meter.phase(EVALUATION) as energy:
         m = evaluate_held_out(st.model, st.tokenizer, cfg, rows, n_boot=0).metrics
+        if cfg.strategy == "fedsa-lora":  # a personalised model: this client scores the shared eval set too
+            ev = evaluate_held_out(st.model, st.tokenizer, cfg, st.work.eval_rows, n_boot=0)
+            shared = {"eval-preds": [int(p["pred"]) for p in ev.predictions], "eval-accuracy": ev.metrics["accuracy"],
+                      "eval-macro-f1": ev.metrics["macro_f1"]}
     metrics = MetricRecord(
         {
             "num-examples": len(rows),
             "partition-id": pid,
             "accuracy": m["accuracy"],
             "macro-f1": m["macro_f1"],
+            **shared,
             **_energy_metrics("energy", energy),
         }
     )

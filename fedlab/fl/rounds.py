@@ -19,7 +19,8 @@ from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
 from fedlab.core.energy import AGGREGATION, EVALUATION, TRAIN, EnergyMeter, merge
-from fedlab.core.peft_methods import adapter_hash, adapter_nbytes, adapter_state, load_adapter_state, load_for_method
+from fedlab.core.peft_methods import (adapter_hash, adapter_nbytes, adapter_state, load_adapter_state, load_for_method,
+                                      method_params)
 from fedlab.errors import FedlabError
 from fedlab.experiment.baselines import eval_summary, evaluate_held_out, sample_generations
 from fedlab.experiment.config import RunConfig
@@ -27,9 +28,14 @@ from fedlab.experiment.hooks import NO_HOOKS, RunHooks
 from fedlab.experiment.rundata import RunData
 from fedlab.experiment.store import RunResult, RunStatus
 
+from fedlab.core import lora_aggregation as lora
+
 from .checkpoint import Checkpoint
-from .codec import dict_to_arrays, to_float32
-from .strategies import Offered, make_strategy, restore_strategy, sample_clients
+from .codec import arrays_to_dict, dict_to_arrays, to_float32
+from .strategies import Offered, make_strategy, privacy_spent, restore_strategy, sample_clients
+
+#: the message record that carries FedEx-LoRA's cumulative base-weight residuals beside the adapter
+RESIDUAL_RECORD = "fedex-residual"
 
 #: seconds a round waits for client replies; a node that died is reported by Flower within ~60 s,
 #: a client that hangs is given up on after this (and recorded as failed)
@@ -100,13 +106,21 @@ class _Federation:
 
         return sorted(((which(r), r) for r in replies), key=lambda pr: pr[0])
 
-    def train_round(self, rnd: int, strategy, arrays: dict, hooks: RunHooks):
-        """One round of client training and aggregation: ``(new global arrays, round record)``."""
+    def train_round(self, rnd: int, strategy, arrays: dict, hooks: RunHooks, residual: dict | None = None):
+        """One round of client training and aggregation: ``(new global arrays, round record)``.
+
+        Only the arrays the strategy exchanges travel (FFA-LoRA: B); FedEx-LoRA's cumulative residuals
+        ride along in a record of their own (and are counted in the bytes sent)."""
         cfg, t0 = self.cfg, time.perf_counter()
         chosen = sample_clients(cfg, rnd)
         offered = Offered(self.grid, [self.node_of[p] for p in chosen])
-        msgs = list(strategy.configure_train(rnd, dict_to_arrays(arrays), ConfigRecord({"run-config": self.run_conf}), offered))
-        down = {self.pid_of[m.metadata.dst_node_id]: m.content["arrays"].count_bytes() for m in msgs}
+        sent = {k: arrays[k] for k in lora.sent_keys(cfg.strategy, arrays)}
+        msgs = list(strategy.configure_train(rnd, dict_to_arrays(sent), ConfigRecord({"run-config": self.run_conf}), offered))
+        if residual:
+            for m in msgs:
+                m.content[RESIDUAL_RECORD] = dict_to_arrays(residual)
+        down = {self.pid_of[m.metadata.dst_node_id]: sum(r.count_bytes() for r in m.content.array_records.values())
+                for m in msgs}
         answered = self.exchange(msgs)
         if hooks.spy is not None:
             hooks.spy.append({"round": rnd, "sent": msgs, "received": [r for _, r in answered]})
@@ -145,10 +159,14 @@ class _Federation:
             "bytes_up": sum(c["bytes_up"] for c in clients), "bytes_down": sum(down.values()), "t0": t0,
         }
 
-    def evaluate_clients(self, arrays: dict, hooks: RunHooks) -> list[dict]:
+    def evaluate_clients(self, arrays: dict, hooks: RunHooks, residual: dict | None = None) -> list[dict]:
         """The final global adapter on every client's own data (Flower federated evaluation)."""
-        msgs = [Message(RecordDict({"arrays": dict_to_arrays(arrays), "config": ConfigRecord({"run-config": self.run_conf})}),
-                        dst_node_id=self.node_of[p], message_type=MessageType.EVALUATE) for p in range(self.cfg.clients)]
+        sent = {k: arrays[k] for k in lora.sent_keys(self.cfg.strategy, arrays)}
+        content = {"arrays": dict_to_arrays(sent), "config": ConfigRecord({"run-config": self.run_conf})}
+        if residual:
+            content[RESIDUAL_RECORD] = dict_to_arrays(residual)
+        msgs = [Message(RecordDict(dict(content)), dst_node_id=self.node_of[p], message_type=MessageType.EVALUATE)
+                for p in range(self.cfg.clients)]
         per_client = []
         for pid, reply in self.exchange(msgs):
             if reply.has_error():
@@ -156,7 +174,11 @@ class _Federation:
                 continue
             m = _scalars(reply.content["metrics"])
             self.client_energy[EVALUATION].append(_energy(m))
-            per_client.append({"client": pid, "n": int(m["num-examples"]), "accuracy": m["accuracy"], "macro_f1": m["macro-f1"]})
+            entry = {"client": pid, "n": int(m["num-examples"]), "accuracy": m["accuracy"], "macro_f1": m["macro-f1"]}
+            if "eval-preds" in m:  # a personalised model (FedSA-LoRA) scored on the shared eval set
+                entry["shared_eval"] = {"accuracy": m["eval-accuracy"], "macro_f1": m["eval-macro-f1"],
+                                        "preds": [int(p) for p in m["eval-preds"]]}
+            per_client.append(entry)
         if hooks.spy is not None:
             hooks.spy.append({"round": "final-evaluate", "sent": msgs, "received": []})
         return per_client
@@ -164,6 +186,25 @@ class _Federation:
     def clients_energy(self) -> dict:
         return {"phases": {name: {k: sum(e[k] for e in items) for k in ENERGY_KEYS}
                            for name, items in self.client_energy.items() if items}}
+
+
+def personalised_metrics(per_client: list[dict], eval_rows: list, cfg: RunConfig) -> tuple[dict, list[dict]]:
+    """FedSA-LoRA's held-out metrics: each client's personalised model on the shared eval set, averaged
+    over clients (like the isolated baseline); predictions carry their client."""
+    from fedlab.core.metrics import compute_metrics
+
+    scored = [c for c in per_client if "shared_eval" in c]
+    if not scored:
+        raise FedlabError("no client returned its evaluation on the shared eval set (fedsa-lora); see per_client errors")
+    options = eval_rows[0].options
+    per = [compute_metrics([r.label for r in eval_rows], c["shared_eval"]["preds"], options, n_boot=0) for c in scored]
+    accs, f1s = [m["accuracy"] for m in per], [m["macro_f1"] for m in per]
+    predictions = [{"id": r.id, "group": r.group, "gold": r.label, "pred": p, "correct": p == r.label, "client": c["client"]}
+                   for c in scored for r, p in zip(eval_rows, c["shared_eval"]["preds"])]
+    metrics = {"n": len(eval_rows), "accuracy": float(np.mean(accs)), "macro_f1": float(np.mean(f1s)),
+               "accuracy_worst": float(np.min(accs)), "accuracy_best": float(np.max(accs)),
+               "aggregate": "mean over the clients' personalised models (global A, own B) on the shared eval set"}
+    return metrics, predictions
 
 
 def _communication(history: list, arrays: dict, n_parameters: int) -> dict:
@@ -203,21 +244,44 @@ def run_server(grid: Grid, cfg: RunConfig, *, ckpt_dir: Path | None = None, hook
     for h in history:
         fed.client_energy[TRAIN] += [c["energy"] for c in h["clients"]]
 
+    scaling = lora.lora_scaling(method_params(cfg.method, cfg.method_params))
+    fedex = cfg.strategy == "fedex-lora"
+    personal = cfg.strategy == "fedsa-lora"
+    applied: dict = {}
+    if fedex and getattr(strategy, "fedex_residual", None):  # resumed: the server model gets its residual back
+        applied = lora.apply_residuals(model, strategy.fedex_residual, applied)
     ev = None
     for rnd in range(start_round, cfg.rounds + 1):
-        ok, record = fed.train_round(rnd, strategy, arrays, hooks)
+        residual = getattr(strategy, "fedex_residual", None) if fedex else None
+        ok, record = fed.train_round(rnd, strategy, arrays, hooks, residual=residual)
         with meter.phase(AGGREGATION):
+            replies = [dict(arrays, **arrays_to_dict(r.content["arrays"])) for r in ok]
+            weights = [r.content["metrics"]["num-examples"] for r in ok]
+            # what averaging A and B separately misses (0 for FFA-LoRA, whose A is shared, and for IA3)
+            # (FedSA-LoRA: the B factors never reach the server, so there is nothing to measure)
+            record["aggregation_error"] = None if personal else lora.aggregation_error(replies, weights, scaling)
             new, _ = strategy.aggregate_train(rnd, ok)
-            arrays = to_float32(new)
-        with meter.phase(EVALUATION):
-            load_adapter_state(model, arrays)
-            ev = evaluate_held_out(model, tokenizer, cfg, eval_rows)
+            arrays = dict(arrays, **to_float32(new))
+            if fedex:
+                increment = lora.residuals(replies, weights, scaling)
+                total = {k: (getattr(strategy, "fedex_residual", None) or {}).get(k, 0.0) + v for k, v in increment.items()}
+                strategy.fedex_residual = {k: np.asarray(v, np.float32) for k, v in total.items()}
+                applied = lora.apply_residuals(model, strategy.fedex_residual, applied)
+            record["privacy"] = privacy_spent(strategy)
+        if personal:  # FedSA-LoRA: no global model to score (each client's B is its own); see the final evaluation
+            summary = None
+        else:
+            with meter.phase(EVALUATION):
+                load_adapter_state(model, arrays)
+                ev = evaluate_held_out(model, tokenizer, cfg, eval_rows)
+            summary = eval_summary(ev.metrics)
         t0 = record.pop("t0")
-        record.update(eval=eval_summary(ev.metrics), wall_s=round(time.perf_counter() - t0, 2), adapter_hash=adapter_hash(arrays))
+        record.update(eval=summary, wall_s=round(time.perf_counter() - t0, 2), adapter_hash=adapter_hash(arrays))
         history.append({k: record[k] for k in ("round", "sampled", "eval", "train_loss", "clients", "failures",
-                                               "bytes_up", "bytes_down", "wall_s", "adapter_hash")})
+                                               "bytes_up", "bytes_down", "wall_s", "adapter_hash", "aggregation_error",
+                                               "privacy")})
         if progress:
-            print(f"[fedlab] round {rnd}/{cfg.rounds}: eval acc {ev.metrics['accuracy']:.3f}, "
+            print(f"[fedlab] round {rnd}/{cfg.rounds}: eval acc {ev.metrics['accuracy'] if summary else float('nan'):.3f}, "
                   f"train loss {record['train_loss']:.3f}, {len(record['failures'])} failed, "
                   f"{record['wall_s']:.0f} s", flush=True)
         if ckpt is not None:
@@ -227,12 +291,17 @@ def run_server(grid: Grid, cfg: RunConfig, *, ckpt_dir: Path | None = None, hook
 
     t_final = time.perf_counter()
     load_adapter_state(model, arrays)
-    final = ev if ev is not None else evaluate_held_out(model, tokenizer, cfg, eval_rows)
-    per_client = fed.evaluate_clients(arrays, hooks)
+    per_client = fed.evaluate_clients(arrays, hooks, residual=getattr(strategy, "fedex_residual", None) if fedex else None)
     accs = [c["accuracy"] for c in per_client if "accuracy" in c]
+    if personal:
+        metrics, predictions = personalised_metrics(per_client, eval_rows, cfg)
+    else:
+        final = ev if ev is not None else evaluate_held_out(model, tokenizer, cfg, eval_rows)
+        metrics, predictions = final.metrics, final.predictions
 
     t_gen = time.perf_counter()
-    generations = sample_generations(model, tokenizer, cfg, eval_rows)
+    # a personalised run has no one global model to generate with
+    generations = [] if personal else sample_generations(model, tokenizer, cfg, eval_rows)
     t_end = time.perf_counter()
     server_energy = meter.stop()
     clients_energy = fed.clients_energy()
@@ -243,8 +312,8 @@ def run_server(grid: Grid, cfg: RunConfig, *, ckpt_dir: Path | None = None, hook
         partition=data.partition_info,
         model=minfo,
         rounds=history,
-        metrics=final.metrics,
-        predictions=final.predictions,
+        metrics=metrics,
+        predictions=predictions,
         per_client=per_client,
         per_client_summary={"mean": float(np.mean(accs)), "worst": float(np.min(accs)), "best": float(np.max(accs))} if accs else {},
         communication=_communication(history, arrays, minfo["n_parameters"]),

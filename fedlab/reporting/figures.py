@@ -92,8 +92,8 @@ def learning_curves(results: list, zeroshot=None, save: str | None = None):
     ax = axes[0][0]
     for r in results:
         s = r.setting
-        if s == "isolated":
-            ax.axhline(r.metrics[metric], color=SETTING_COLORS[s], ls="--", label="isolated (mean of clients)")
+        if s == "isolated" or not all(h.get("eval") for h in r.rounds):  # isolated; a personalised (FedSA) run
+            ax.axhline(r.metrics[metric], color=SETTING_COLORS[s], ls="--", label=f"{s} (mean of clients)")
             continue
         rounds = [h["round"] for h in r.rounds]
         val = [h["eval"][metric] for h in r.rounds]
@@ -232,6 +232,33 @@ def energy_phases(results: list, save: str | None = None, by=("model", "dataset"
         bottom += means[:, k]
     ax.set(ylabel="energy (Wh, mean over runs)", title="energy per phase (CodeCarbon, CPU-load estimate where no RAPL)")
     ax.tick_params(axis="x", labelsize=6)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, save)
+
+
+def accuracy_vs_epsilon(results: list, save: str | None = None):
+    """The primary metric of FedAvg runs against the epsilon they spent (DP runs), with the run without DP
+    as a line: what privacy costs in accuracy."""
+    plt = _plt()
+    fedavg = [r for r in results if r.config.get("strategy") == "fedavg"]
+    private = sorted((r for r in fedavg if r.config.get("dp")), key=lambda r: r.rounds[-1]["privacy"]["epsilon"])
+    plain = [r for r in fedavg if not r.config.get("dp")]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    if not fedavg:
+        return _save(fig, save)
+    metric = DATASETS[fedavg[0].config["dataset"]].primary_metric
+    if private:
+        eps = [r.rounds[-1]["privacy"]["epsilon"] for r in private]
+        ax.plot(eps, [r.metrics[metric] for r in private], "o-", color=SETTING_COLORS["federated"], label="FedAvg + DP")
+        for r, e in zip(private, eps):
+            ax.annotate(f"noise {r.config['dp']['noise']:g}", (e, r.metrics[metric]), fontsize=7)
+        ax.set_xscale("log")
+    for r in plain:
+        ax.axhline(r.metrics[metric], color="k", ls="--", lw=1, label="FedAvg, no DP")
+    delta = private[0].rounds[-1]["privacy"]["delta"] if private else None
+    ax.set(xlabel=f"epsilon spent after the last round (delta {delta:g})" if delta else "epsilon",
+           ylabel=f"held-out {metric}", title="accuracy vs privacy (Flower DP, RDP accountant)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, save)

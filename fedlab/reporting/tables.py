@@ -222,6 +222,30 @@ def partition_table(profile: Profile, dataset: str) -> tuple[pd.DataFrame, str]:
     return table, info["partition_hash"]
 
 
+def aggregation_table(results: list[RunResult]) -> str:
+    """Markdown: each federated strategy / DP setting with its primary metric [95 % CI], bytes, the mean
+    relative aggregation error of its rounds and the epsilon spent (at the run's delta) after the last round."""
+    if not results:
+        return "(no runs yet)"
+    lines = ["| backbone | dataset | method | strategy | DP noise / clip | epsilon (delta) | metric | score [95 % CI] | "
+             "bytes sent | aggregation error (mean relative) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        c, m = r.config, r.metrics
+        metric = DATASETS[c["dataset"]].primary_metric if c["dataset"] in DATASETS else "accuracy"
+        ci = m.get(f"{metric}_ci")
+        score = f"{m[metric]:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else " (mean of clients)")
+        dp = c.get("dp")
+        dp_text = f"{dp.get('noise')} / {dp.get('clip')}" if dp else "-"
+        last = (r.rounds[-1].get("privacy") if r.rounds else None) or {}
+        eps = f"{last['epsilon']:.1f} ({last['delta']:g})" if last else "-"
+        errors = [h["aggregation_error"]["relative"] for h in r.rounds if h.get("aggregation_error")]
+        err = f"{sum(errors) / len(errors):.4f}" if errors else "- (B stays local)"
+        lines.append(f"| {c['model']} | {c['dataset']} | {c['method']} | {c['strategy']} | "
+                     f"{dp_text} | "
+                     f"{eps} | {metric} | {score} | {r.communication['bytes_total']:,} | {err} |")
+    return "\n".join(lines)
+
+
 def cell_table(df: pd.DataFrame) -> pd.DataFrame:
     """The headline columns of a (dataset, method) cell."""
     return df[["model", "dataset", "method", "setting", "seed", "accuracy", "acc_lo", "acc_hi", "macro_f1", "optimizer_steps",
@@ -243,7 +267,7 @@ def isolated_clients_table(iso: RunResult) -> pd.DataFrame:
 def rounds_table(fed: RunResult) -> pd.DataFrame:
     """Per federated round: sampled clients, failures, training loss, eval accuracy, bytes, time."""
     return pd.DataFrame([{"round": h["round"], "clients": h["sampled"], "failed": len(h["failures"]),
-                          "train loss": h["train_loss"], "eval acc": h["eval"]["accuracy"], "bytes up": h["bytes_up"],
+                          "train loss": h["train_loss"], "eval acc": (h["eval"] or {}).get("accuracy"), "bytes up": h["bytes_up"],
                           "bytes down": h["bytes_down"], "wall s": h["wall_s"]} for h in fed.rounds])
 
 

@@ -146,3 +146,46 @@ def test_flower_strategies_and_seeded_partial_sampling(strategy, env):
     hashes = [h["adapter_hash"] for h in res.rounds]
     assert len(set(hashes)) == 2  # the server update moved the adapter each round
     assert all(c["bytes_up"] > 0 for h in res.rounds for c in h["clients"])
+
+
+# ----------------------------------------------------------------------------- LoRA-aware strategies and DP
+def test_ffa_lora_with_client_side_dp_and_fedex_lora_in_simulation(env):
+    """FFA-LoRA sends B only (both ways) and its aggregation is exact; client-side DP clips on the
+    clients (Flower's mod), spends more epsilon each round and changes the adapter; FedEx-LoRA sends
+    its residual beside the adapter; plain FedAvg logs a non-zero aggregation error."""
+    plain = run(RunConfig(setting="federated", **BASE).resolved(), progress=False)
+    assert all(h["aggregation_error"]["relative"] > 0 for h in plain.rounds) and all(h["privacy"] is None for h in plain.rounds)
+
+    spy: list = []
+    cfg = RunConfig(setting="federated", **dict(BASE, strategy="ffa-lora", dp={"noise": 0.5, "clip": 0.1, "side": "client"}))
+    ffa = run(cfg.resolved(), hooks=RunHooks(spy=spy), progress=False)
+    for exchange in spy[:-1]:  # the training rounds
+        for msg in list(exchange["sent"]) + list(exchange["received"]):
+            keys = set(msg.content["arrays"].keys())
+            assert keys and all(k.endswith(".lora_B.weight") for k in keys)
+    assert all(h["aggregation_error"]["absolute"] == pytest.approx(0, abs=1e-9) for h in ffa.rounds)
+    eps = [h["privacy"]["epsilon"] for h in ffa.rounds]
+    assert all(b > a > 0 for a, b in zip(eps, eps[1:])) and ffa.rounds[0]["privacy"]["delta"] == 1e-5
+    assert ffa.communication["bytes_total"] < 0.6 * plain.communication["bytes_total"]
+    no_dp = run(RunConfig(setting="federated", **dict(BASE, strategy="ffa-lora")).resolved(), progress=False)
+    assert no_dp.adapter_hash != ffa.adapter_hash  # clipping and noise changed the aggregate
+
+    spy = []
+    fedex = run(RunConfig(setting="federated", **dict(BASE, strategy="fedex-lora")).resolved(), hooks=RunHooks(spy=spy),
+                progress=False)
+    second = spy[1]["sent"][0].content
+    assert "fedex-residual" in second and len(second["fedex-residual"].keys()) == len(
+        [k for k in second["arrays"].keys() if k.endswith(".lora_A.weight")])
+    assert fedex.communication["bytes_down"] > plain.communication["bytes_down"]  # the residual travels too
+
+    spy = []
+    fedsa = run(RunConfig(setting="federated", **dict(BASE, strategy="fedsa-lora")).resolved(), hooks=RunHooks(spy=spy),
+                progress=False)
+    for exchange in spy:  # B never leaves a client, in training or in the final evaluation
+        for msg in list(exchange["sent"]) + list(exchange["received"]):
+            if "arrays" in msg.content:
+                assert not any(k.endswith(".lora_B.weight") for k in msg.content["arrays"].keys())
+    assert all(h["eval"] is None and h["aggregation_error"] is None for h in fedsa.rounds)
+    shared = [c["shared_eval"]["accuracy"] for c in fedsa.per_client]
+    assert len(shared) == BASE["clients"] and fedsa.metrics["accuracy"] == pytest.approx(np.mean(shared))
+    assert {p["client"] for p in fedsa.load_predictions()} == set(range(BASE["clients"]))

@@ -3,7 +3,7 @@
 import json
 
 from fedlab.experiment.profiles import load_profile
-from fedlab.study import executions, profile_domains, reproduce
+from fedlab.study import AGGREGATION_STRATEGIES, DP_NOISES, executions, profile_domains, reproduce
 
 
 def test_make_reproduce_executes_every_notebook_in_the_smoke_profile(tmp_path, monkeypatch, fedlab_data_dir):
@@ -13,7 +13,7 @@ def test_make_reproduce_executes_every_notebook_in_the_smoke_profile(tmp_path, m
     index = reproduce("smoke", out=tmp_path / "reports")
     stems = [stem for _, _, stem in executions("smoke")]
     profile = load_profile("smoke")
-    assert len(stems) == 5 + len(profile_domains(profile)) * len(profile.grid["methods"])  # + PEFT per (domain, method)
+    assert len(stems) == 6 + len(profile_domains(profile)) * len(profile.grid["methods"])  # + PEFT per (domain, method)
     for stem in stems:
         assert (tmp_path / "reports" / f"{stem}.html").stat().st_size > 10_000
         assert f'href="{stem}.html"' in index.read_text()
@@ -28,7 +28,8 @@ def test_make_reproduce_executes_every_notebook_in_the_smoke_profile(tmp_path, m
             if setting != "zeroshot":
                 assert {"energy", "communication", "budget", "partition"} <= set(data)
             n_results += 1
-    assert n_results == len(profile.grid["datasets"]) * (1 + 3 * 3)
+    assert n_results == len(profile.grid["datasets"]) * (1 + 3 * 3) + len(AGGREGATION_STRATEGIES) - 1 + len(DP_NOISES)
     for name in ("smoke_baselines", "smoke_energy_bytes", "smoke_energy_phases", "data_label_balance",
-                 "partitions_fpb", "smoke_fpb_lora_curves", "smoke_medqa_ia3_per_client"):
+                 "partitions_fpb", "smoke_fpb_tiny-random_lora_curves", "smoke_medqa_tiny-random_ia3_per_client",
+                 "smoke_fpb_lora_accuracy_vs_epsilon"):
         assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 5_000, name

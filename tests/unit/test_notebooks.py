@@ -17,7 +17,8 @@ def code_cells(path):
 def test_the_numbered_notebooks_exist():
     names = [p.name for p in NOTEBOOKS]
     assert names == ["00_data.ipynb", "01_partitions.ipynb", "02_peft_domain.ipynb",
-                     "03_baselines.ipynb", "04_energy.ipynb", "05_summary.ipynb", "06_your_data.ipynb"]
+                     "03_baselines.ipynb", "04_energy.ipynb", "05_summary.ipynb", "06_your_data.ipynb",
+                     "07_aggregation_privacy.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -1,0 +1,133 @@
+"""LoRA-aware federated aggregation: what plain FedAvg gets wrong about LoRA, and three fixes.
+
+A LoRA adapter changes a weight by ``s * B @ A`` (``s = lora_alpha / r``). FedAvg averages ``A`` and
+``B`` separately, and ``mean(B) @ mean(A)`` is not ``mean(B_i @ A_i)``: the *aggregation error*
+``|| s (mean(B_i A_i) - mean(B) mean(A)) ||_F`` (summed over the adapted modules) is logged every round
+of every LoRA run, so the study shows what exact aggregation fixes. The strategies, on top of Flower's
+FedAvg (the Message API), differ in what travels and what the server does after averaging:
+
+* ``ffa-lora`` (Sun et al., 2024): every ``A`` stays at its initialisation, drawn from the run's
+  shared seed on every node, and is frozen; clients train and send only ``B`` (half the bytes of
+  LoRA at equal rank). With ``A`` shared, averaging ``B`` is exact.
+* ``fedsa-lora`` (Guo et al., 2025): ``A`` is shared and averaged, ``B`` stays with each client
+  (kept in the node's Flower state across rounds) and never travels: a personalised model, evaluated
+  per client.
+* ``fedex-lora`` (Singhal et al., 2025): average ``A`` and ``B``, then fold the residual
+  ``s (mean(B_i A_i) - mean(B) mean(A))`` into the frozen base weight of each adapted layer, on the
+  server and on every client (the cumulative residual is sent with the adapter), so the global model
+  is exactly the average of the clients' updated models. Needs a full-precision base: refused for
+  QLoRA's 4-bit base. IA3 scales activations linearly, so its FedAvg is already exact (error 0).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fedlab.errors import ConfigError
+
+#: the LoRA-aware strategies (each runs Flower's FedAvg for the averaging itself)
+LORA_STRATEGIES = ("ffa-lora", "fedsa-lora", "fedex-lora")
+A_SUFFIX, B_SUFFIX = ".lora_A.weight", ".lora_B.weight"
+#: prefix of the arrays that carry FedEx-LoRA's cumulative base-weight residuals
+RESIDUAL_PREFIX = "fedex-residual::"
+
+
+def lora_pairs(keys) -> list[tuple[str, str, str]]:
+    """``(module prefix, A key, B key)`` of every LoRA-adapted module among adapter array names."""
+    keys = set(keys)
+    return [(k[: -len(A_SUFFIX)], k, k[: -len(A_SUFFIX)] + B_SUFFIX) for k in sorted(keys)
+            if k.endswith(A_SUFFIX) and k[: -len(A_SUFFIX)] + B_SUFFIX in keys]
+
+
+def base_weight_name(prefix: str) -> str:
+    """The frozen base weight (a peft ``base_layer``) of an adapted module, as in ``model.named_parameters()``."""
+    return prefix + ".base_layer.weight"
+
+
+def lora_scaling(method_params: dict) -> float:
+    return float(method_params.get("lora_alpha", 1)) / float(method_params.get("r", 1))
+
+
+def _weighted(arrays: list[dict], weights) -> tuple[list[dict], np.ndarray]:
+    w = np.asarray(weights, dtype=np.float64)
+    if not len(arrays) or w.sum() <= 0:
+        raise ValueError("aggregation needs at least one client reply with a positive weight")
+    return arrays, w / w.sum()
+
+
+def residuals(arrays: list[dict], weights, scaling: float) -> dict[str, np.ndarray]:
+    """Per adapted module: ``s (sum_i w_i B_i A_i - (sum_i w_i B_i)(sum_i w_i A_i))`` (weights normalised)."""
+    arrays, w = _weighted(arrays, weights)
+    out = {}
+    for prefix, a_key, b_key in lora_pairs(arrays[0]):
+        mean_product = sum(wi * (np.asarray(x[b_key], np.float64) @ np.asarray(x[a_key], np.float64))
+                           for wi, x in zip(w, arrays))
+        mean_a = sum(wi * np.asarray(x[a_key], np.float64) for wi, x in zip(w, arrays))
+        mean_b = sum(wi * np.asarray(x[b_key], np.float64) for wi, x in zip(w, arrays))
+        out[prefix] = scaling * (mean_product - mean_b @ mean_a)
+    return out
+
+
+def aggregation_error(arrays: list[dict], weights, scaling: float) -> dict:
+    """How far averaging A and B separately is from averaging the updates: the Frobenius norm of the
+    residuals over all adapted modules, absolute and relative to ``|| s mean(B_i A_i) ||_F``."""
+    arrays, w = _weighted(arrays, weights)
+    pairs = lora_pairs(arrays[0])
+    if not pairs:  # IA3: the update is linear in the vectors, averaging is exact
+        return {"absolute": 0.0, "relative": 0.0, "modules": 0}
+    res = residuals(arrays, w, scaling)
+    total = sum(float(np.sum(r * r)) for r in res.values())
+    update = 0.0
+    for _, a_key, b_key in pairs:
+        m = scaling * sum(wi * (np.asarray(x[b_key], np.float64) @ np.asarray(x[a_key], np.float64))
+                          for wi, x in zip(w, arrays))
+        update += float(np.sum(m * m))
+    return {"absolute": float(np.sqrt(total)), "relative": float(np.sqrt(total) / np.sqrt(update)) if update > 0 else 0.0,
+            "modules": len(pairs)}
+
+
+def check_strategy(strategy: str, method: str, peft_type: str, quantization: str | None) -> None:
+    """Refuse combinations that cannot work, with the fix."""
+    if strategy not in LORA_STRATEGIES:
+        return
+    if strategy in ("ffa-lora", "fedsa-lora") and peft_type != "LORA":
+        raise ConfigError(f"--strategy {strategy} splits a LoRA adapter into A and B; {method} has no such factors. "
+                          f"Fix: use --method lora or qlora, or --strategy fedavg for {method}.")
+    if strategy == "fedex-lora" and quantization is not None:
+        raise ConfigError(f"--strategy fedex-lora folds a residual into the base weights, which {method}'s "
+                          f"{quantization} base cannot hold exactly. Fix: use --method lora or ia3 with fedex-lora, or "
+                          f"--strategy ffa-lora for {method}.")
+
+
+def sent_keys(strategy: str, keys) -> list[str]:
+    """The adapter arrays that travel (both ways) under ``strategy``."""
+    keys = sorted(keys)
+    if strategy == "ffa-lora":
+        return [k for k in keys if not k.endswith(A_SUFFIX)]
+    if strategy == "fedsa-lora":
+        return [k for k in keys if not k.endswith(B_SUFFIX)]
+    return keys
+
+
+def frozen_keys(strategy: str, keys) -> list[str]:
+    """Adapter arrays a client must not train under ``strategy`` (FFA-LoRA's A)."""
+    return [k for k in sorted(keys) if k.endswith(A_SUFFIX)] if strategy == "ffa-lora" else []
+
+
+def apply_residuals(model, residual: dict[str, np.ndarray], applied: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Bring the base weights of ``model`` from the ``applied`` cumulative residuals to ``residual``
+    (both keyed by module prefix); returns the new applied state. Idempotent for a repeated message."""
+    import torch
+
+    params = dict(model.named_parameters())
+    out = dict(applied)
+    for prefix, total in residual.items():
+        name = base_weight_name(prefix)
+        if name not in params:
+            raise ConfigError(f"fedex-lora: no base weight for adapted module {prefix!r} in this model.")
+        delta = np.asarray(total, np.float64) - applied.get(prefix, 0.0)
+        param = params[name]
+        with torch.no_grad():
+            param.add_(torch.as_tensor(delta, dtype=param.dtype, device=param.device))
+        out[prefix] = np.asarray(total, np.float64)
+    return out
