@@ -28,7 +28,7 @@ from fedlab.experiment import runner
 from fedlab.experiment.config import RunConfig
 from fedlab.experiment.hooks import NO_HOOKS, RunHooks
 from fedlab.experiment.plan import Plan, plan_grid, profile_configs
-from fedlab.experiment.profiles import Profile, load_profile
+from fedlab.experiment.profiles import AGGREGATION_STRATEGIES, DP_NOISES, Profile, load_profile  # noqa: F401
 from fedlab.experiment.resources import DEFAULT_RESOURCES, Resources
 from fedlab.experiment.store import ResultStore, RunResult
 from fedlab.reporting import figures
@@ -138,20 +138,13 @@ def your_data_verdicts(profile_name: str, cell: dict[str, RunResult]) -> dict:
     return {"analysis": profile.analysis.to_dict(), "floors": {}, "comparisons": decide(comps, profile.analysis.alpha)}
 
 
-#: the aggregation study of notebook 07: FedAvg against the LoRA-aware strategies, and FedAvg under DP
-AGGREGATION_STRATEGIES = ("fedavg", "ffa-lora", "fedsa-lora", "fedex-lora")
-DP_NOISES = (0.3, 1.0, 3.0)
-
-
 def aggregation_runs(profile_name: str, dataset: str = "fpb", method: str = "lora", *,
                      strategies=AGGREGATION_STRATEGIES, dp_noises=DP_NOISES, dp_clip: float = 1.0,
                      force: bool = False, progress: bool = True) -> list[RunResult]:
     """Federated runs of one (dataset, method) cell of a profile (its first backbone and seed) with each
     strategy, then FedAvg with differential privacy at each noise multiplier (server-side clipping)."""
     profile = load_profile(profile_name)
-    configs = [profile.config(dataset, "federated", method, strategy=s) for s in strategies]
-    configs += [profile.config(dataset, "federated", method, dp={"noise": float(z), "clip": float(dp_clip)})
-                for z in dp_noises]
+    configs = profile.aggregation_configs(dataset, method, strategies=strategies, dp_noises=dp_noises, dp_clip=dp_clip)
     return [run(c, force=force, progress=progress, resources=profile.resources) for c in configs]
 
 

@@ -13,6 +13,7 @@ from fedlab.errors import ConfigError, DataError, did_you_mean
 from .datasets import fiqa_sa, fpb, medmcqa, medqa, pubmedqa
 from .base import DatasetSpec, dataset_folder, file_sha256, require_data_dir, resolve_data_dir
 from .records import Record
+from .user import UserData, user_spec
 
 _REGISTRY: dict[str, DatasetSpec] = {module.SPEC.name: module.SPEC for module in (fpb, fiqa_sa, medqa, medmcqa, pubmedqa)}
 DATASETS: Mapping[str, DatasetSpec] = MappingProxyType(_REGISTRY)
@@ -28,8 +29,6 @@ def register_user_data(user) -> str:
 
     Idempotent: the file is read and checked once per process. Returns the registry name.
     """
-    from .user import UserData, user_spec
-
     user = user if isinstance(user, UserData) else UserData.from_dict(user)
     name = user.name
     if name not in _REGISTRY:

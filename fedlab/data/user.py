@@ -207,8 +207,6 @@ def load_user_records(user: UserData) -> tuple[list[Record], dict]:
 
 def user_spec(user: UserData) -> DatasetSpec:
     """A registry entry for a user file (loaded from the file whatever the data source says)."""
-    from .base import DatasetSpec as Spec
-
     user = user.check()
     records, info = load_user_records(user)
     first = records[0]
@@ -217,7 +215,7 @@ def user_spec(user: UserData) -> DatasetSpec:
     def no_hub():
         raise DataError(f"Dataset {user.name} is a local file ({user.path}); it has no hub copy.")
 
-    return Spec(
+    return DatasetSpec(
         name=user.name, domain=user.domain, task=first.task,
         options=first.options if user.kind == "classification" else None,
         label_names=first.options if user.kind == "classification" else letters,

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 from fedlab.core.evaluate import EVALUATORS
 from fedlab.core.models import check_name, resolve_dtype
-from fedlab.core.peft_methods import method_params
+from fedlab.core.lora_aggregation import check_strategy
+from fedlab.core.peft_methods import get_method, method_params
 from fedlab.core.prompts import TRUNCATIONS
 from fedlab.core.train import SCHEDULES
 from fedlab.data import DATASETS, register_user_data, resolve_source
@@ -209,9 +210,6 @@ class RunConfig:
             )
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"Unknown schedule {self.schedule!r}. {did_you_mean(self.schedule, SCHEDULES)}")
-        from fedlab.core.peft_methods import get_method
-        from fedlab.core.lora_aggregation import check_strategy
-
         spec = get_method(self.method)
         check_strategy(self.strategy, self.method, spec.peft_type, spec.quantization)
         if self.dp is not None:

@@ -20,6 +20,10 @@ from fedlab.errors import ConfigError, did_you_mean
 
 from .analysis import Analysis
 from .config import SETTINGS, TRAINING_SETTINGS, RunConfig
+
+#: the aggregation study of notebook 07: FedAvg against the LoRA-aware strategies, and FedAvg under DP
+AGGREGATION_STRATEGIES = ("fedavg", "ffa-lora", "fedsa-lora", "fedex-lora")
+DP_NOISES = (0.3, 1.0, 3.0)
 from .resources import Resources
 
 PROFILE_DIR = paths.PROFILES_DIR
@@ -84,6 +88,14 @@ class Profile:
         return [self.config(d, s, m, seed=seed, model=model) for model in self.models for d in g["datasets"]
                 for m in g["methods"] for s in g["settings"] for seed in self.seeds
                 if not self.excluded(model=model, dataset=d, method=m, setting=s)]
+
+    def aggregation_configs(self, dataset: str = "fpb", method: str = "lora", *, strategies=AGGREGATION_STRATEGIES,
+                            dp_noises=DP_NOISES, dp_clip: float = 1.0) -> list[RunConfig]:
+        """The aggregation study of one federated cell (first backbone, first seed): each strategy, then
+        FedAvg with server-side DP at each noise multiplier (notebook 07)."""
+        out = [self.config(dataset, "federated", method, strategy=s) for s in strategies]
+        return out + [self.config(dataset, "federated", method, dp={"noise": float(z), "clip": float(dp_clip)})
+                      for z in dp_noises]
 
     def excluded(self, **cell) -> bool:
         """True when ``grid.exclude`` leaves this cell out (an entry matches when all its fields do)."""

@@ -19,6 +19,7 @@ from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
 from fedlab.core.energy import AGGREGATION, EVALUATION, TRAIN, EnergyMeter, merge
+from fedlab.core.metrics import compute_metrics
 from fedlab.core.peft_methods import (adapter_hash, adapter_nbytes, adapter_state, load_adapter_state, load_for_method,
                                       method_params)
 from fedlab.errors import FedlabError
@@ -191,8 +192,6 @@ class _Federation:
 def personalised_metrics(per_client: list[dict], eval_rows: list, cfg: RunConfig) -> tuple[dict, list[dict]]:
     """FedSA-LoRA's held-out metrics: each client's personalised model on the shared eval set, averaged
     over clients (like the isolated baseline); predictions carry their client."""
-    from fedlab.core.metrics import compute_metrics
-
     scored = [c for c in per_client if "shared_eval" in c]
     if not scored:
         raise FedlabError("no client returned its evaluation on the shared eval set (fedsa-lora); see per_client errors")

@@ -12,10 +12,10 @@ from fedlab import paths
 from fedlab.experiment.profiles import load_profile
 
 from .claims import check_claims, claims_markdown
-from .frames import results_frame
+from .frames import result_for, results_frame
 from .verdicts import floors_markdown, profile_verdicts, verdict_markdown
-from .tables import (backbones_table, bench_evaluators_table, bench_federated_table, bench_train_table, cost_table,
-                     main_table, zeroshot_table)
+from .tables import (aggregation_table, backbones_table, bench_evaluators_table, bench_federated_table,
+                     bench_throughput_table, bench_train_table, cost_table, main_table, zeroshot_table)
 
 
 def _summary(path: Path) -> str:
@@ -64,7 +64,11 @@ BLOCKS = {
     "bench-evaluators": bench_evaluators_table,
     "bench-federated": bench_federated_table,
     "bench-train": bench_train_table,
+    "bench-throughput": bench_throughput_table,
     "backbones": backbones_table,
+    # the aggregation study (notebook 07) of the quick profile, from its result files
+    "aggregation": lambda: aggregation_table([r for c in load_profile("quick").aggregation_configs()
+                                              if (r := result_for(c)) is not None]),
     "layout": layout_tree,
 }
 

@@ -132,6 +132,20 @@ def _bench(path: Path | None, name: str) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def bench_throughput_table(path: Path | None = None) -> str:
+    """bench/bench_throughput.py: seconds per training step and per eval row per backbone, dataset, method."""
+    b = _bench(path, "throughput.json")
+    if b is None:
+        return NO_BENCH
+    lines = ["| backbone | dataset | method | dtype | s / step (batch 4) | training tokens/s | s / eval row |",
+             "|---|---|---|---|---|---|---|"]
+    for r in b["rows"]:
+        lines.append(f"| {r['model']} | {r['dataset']} | {r['method']} | {r['dtype']} | {r['seconds_per_step']:.2f} | "
+                     f"{r['train_tokens_per_s']:.0f} | {r['seconds_per_eval_row']:.3f} |")
+    cpu = (b.get("manifest") or {}).get("hardware", {}).get("cpu") or "this machine's CPU"
+    return "\n".join(lines) + f"\n\nMeasured on {cpu}, 2 threads, max_length 384, one process after a warm-up step."
+
+
 def bench_evaluators_table(path: Path | None = None) -> str:
     b = _bench(path, "evaluators.json")
     if b is None:

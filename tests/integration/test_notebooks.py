@@ -3,7 +3,8 @@
 import json
 
 from fedlab.experiment.profiles import load_profile
-from fedlab.study import AGGREGATION_STRATEGIES, DP_NOISES, executions, profile_domains, reproduce
+from fedlab.experiment.profiles import AGGREGATION_STRATEGIES, DP_NOISES
+from fedlab.study import executions, profile_domains, reproduce
 
 
 def test_make_reproduce_executes_every_notebook_in_the_smoke_profile(tmp_path, monkeypatch, fedlab_data_dir):
