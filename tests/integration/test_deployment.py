@@ -83,3 +83,16 @@ def test_stop_kills_everything_even_mid_round(results, tmp_path):
     assert all(p.poll() is not None for p in [fed.superlink, *fed.nodes])
     with pytest.raises(ProcessLookupError):
         os.kill(fed.superlink.pid, 0)
+
+
+def test_fedsa_lora_keeps_each_clients_b_on_its_supernode(results, tmp_path):
+    """FedSA-LoRA on real SuperNodes: B lives in each node's Flower state across rounds and never
+    travels; each client's personalised model is scored on the shared eval set. (FFA-LoRA with
+    client-side DP and FedEx-LoRA use the same ServerApp/ClientApp code and are tested in simulation.)"""
+    cfg = RunConfig(**dict(TINY, strategy="fedsa-lora"))
+    result = deploy_run(cfg, timeout=600, workdir=tmp_path / "fed")
+    _check(result, cfg)
+    assert all(h["eval"] is None and h["aggregation_error"] is None for h in result.rounds)
+    assert {c["client"] for c in result.per_client} == {0, 1} and all("shared_eval" in c for c in result.per_client)
+    assert result.metrics["accuracy"] == pytest.approx(sum(c["shared_eval"]["accuracy"] for c in result.per_client) / 2)
+    _no_leftovers(result.deployment["federation_tag"])
