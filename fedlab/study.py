@@ -37,6 +37,7 @@ from fedlab.reporting.readme import README_PROFILE, update_readme
 from fedlab.reporting.verdicts import compare_settings, decide, profile_verdicts, write_verdicts
 
 PEFT_NOTEBOOK = "02_peft_domain.ipynb"
+AGGREGATION_NOTEBOOK = "07_aggregation_privacy.ipynb"
 ORDER = ("00_data.ipynb", "01_partitions.ipynb", PEFT_NOTEBOOK, "03_baselines.ipynb", "04_energy.ipynb", "05_summary.ipynb",
          "07_aggregation_privacy.ipynb")
 
@@ -138,8 +139,8 @@ def your_data_verdicts(profile_name: str, cell: dict[str, RunResult]) -> dict:
     return {"analysis": profile.analysis.to_dict(), "floors": {}, "comparisons": decide(comps, profile.analysis.alpha)}
 
 
-def aggregation_runs(profile_name: str, dataset: str = "fpb", method: str = "lora", *,
-                     strategies=AGGREGATION_STRATEGIES, dp_noises=DP_NOISES, dp_clip: float = 1.0,
+def aggregation_runs(profile_name: str, dataset: str | None = None, method: str | None = None, *,
+                     strategies=AGGREGATION_STRATEGIES, dp_noises=DP_NOISES, dp_clip: float | None = None,
                      force: bool = False, progress: bool = True) -> list[RunResult]:
     """Federated runs of one (dataset, method) cell of a profile (its first backbone and seed) with each
     strategy, then FedAvg with differential privacy at each noise multiplier (server-side clipping)."""
@@ -177,6 +178,8 @@ def executions(profile_name: str) -> list[tuple[str, dict, str]]:
     profile = load_profile(profile_name)
     runs = []
     for nb in ORDER:
+        if nb == AGGREGATION_NOTEBOOK and profile.aggregation is None:
+            continue  # the profile has no aggregation study (e.g. quick-v1, whose runs predate it)
         if nb == PEFT_NOTEBOOK:
             for domain in profile_domains(profile):
                 for method in profile.grid["methods"]:

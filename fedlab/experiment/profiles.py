@@ -28,7 +28,7 @@ from .resources import Resources
 
 PROFILE_DIR = paths.PROFILES_DIR
 GRID_KEYS = {"models", "datasets", "methods", "settings", "model_overrides", "dataset_overrides", "method_overrides",
-             "seeds", "exclude"}
+             "seeds", "exclude", "aggregation"}
 #: the fields an ``exclude`` entry may match on
 EXCLUDE_KEYS = {"model", "dataset", "method", "setting"}
 #: overrides whose None is a value (the template's default system turn), not "not given"
@@ -89,10 +89,21 @@ class Profile:
                 for m in g["methods"] for s in g["settings"] for seed in self.seeds
                 if not self.excluded(model=model, dataset=d, method=m, setting=s)]
 
-    def aggregation_configs(self, dataset: str = "fpb", method: str = "lora", *, strategies=AGGREGATION_STRATEGIES,
-                            dp_noises=DP_NOISES, dp_clip: float = 1.0) -> list[RunConfig]:
+    @property
+    def aggregation(self) -> dict | None:
+        """The profile's aggregation study (``grid.aggregation``: dataset, method, dp_clip), or None when the
+        profile has none (then ``make reproduce`` skips notebook 07)."""
+        spec = self.grid.get("aggregation")
+        return None if spec is None else {"dataset": "fpb", "method": "lora", "dp_clip": 1.0, **spec}
+
+    def aggregation_configs(self, dataset: str | None = None, method: str | None = None, *,
+                            strategies=AGGREGATION_STRATEGIES, dp_noises=DP_NOISES,
+                            dp_clip: float | None = None) -> list[RunConfig]:
         """The aggregation study of one federated cell (first backbone, first seed): each strategy, then
-        FedAvg with server-side DP at each noise multiplier (notebook 07)."""
+        FedAvg with server-side DP at each noise multiplier (notebook 07). Defaults: ``grid.aggregation``."""
+        spec = self.aggregation or {"dataset": "fpb", "method": "lora", "dp_clip": 1.0}
+        dataset, method = dataset or spec["dataset"], method or spec["method"]
+        dp_clip = spec["dp_clip"] if dp_clip is None else dp_clip
         out = [self.config(dataset, "federated", method, strategy=s) for s in strategies]
         return out + [self.config(dataset, "federated", method, dp={"noise": float(z), "clip": float(dp_clip)})
                       for z in dp_noises]
@@ -143,6 +154,10 @@ def load_profile(name_or_path: str) -> Profile:
                                or len(set(models)) != len(models)):
         raise ConfigError(f"Profile {path}: grid.models must be a list of distinct backbone names, e.g. "
                           f"[smollm2-135m, gemma3-270m]; got {models!r}.")
+    agg = grid.get("aggregation")
+    if agg is not None and (not isinstance(agg, dict) or set(agg) - {"dataset", "method", "dp_clip"}):
+        raise ConfigError(f"Profile {path}: grid.aggregation must be a mapping with dataset, method and dp_clip, "
+                          f"e.g. {{dataset: fpb, method: lora, dp_clip: 1.0}}; got {agg!r}.")
     exclude = grid.get("exclude") or []
     if not isinstance(exclude, list) or not all(isinstance(e, dict) and e and set(e) <= EXCLUDE_KEYS for e in exclude):
         raise ConfigError(f"Profile {path}: grid.exclude must be a list of mappings over {sorted(EXCLUDE_KEYS)}, e.g. "
