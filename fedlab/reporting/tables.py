@@ -253,7 +253,8 @@ def aggregation_table(results: list[RunResult]) -> str:
         last = (r.rounds[-1].get("privacy") if r.rounds else None) or {}
         eps = f"{last['epsilon']:.1f} ({last['delta']:g})" if last else "-"
         errors = [h["aggregation_error"]["relative"] for h in r.rounds if h.get("aggregation_error")]
-        err = f"{sum(errors) / len(errors):.4f}" if errors else "- (B stays local)"
+        err = (f"{sum(errors) / len(errors):.4f}" if errors else "- (B stays local)" if c["strategy"] == "fedsa-lora"
+               else "- (not recorded: run made before the error was logged)")
         lines.append(f"| {c['model']} | {c['dataset']} | {c['method']} | {c['strategy']} | "
                      f"{dp_text} | "
                      f"{eps} | {metric} | {score} | {r.communication['bytes_total']:,} | {err} |")
