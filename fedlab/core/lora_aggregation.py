@@ -55,8 +55,9 @@ def _weighted(arrays: list[dict], weights) -> tuple[list[dict], np.ndarray]:
     return arrays, w / w.sum()
 
 
-def residuals(arrays: list[dict], weights, scaling: float) -> dict[str, np.ndarray]:
-    """Per adapted module: ``s (sum_i w_i B_i A_i - (sum_i w_i B_i)(sum_i w_i A_i))`` (weights normalised)."""
+def _updates(arrays: list[dict], weights, scaling: float) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per adapted module: the averaged update ``s mean(B_i A_i)`` and the residual
+    ``s (mean(B_i A_i) - mean(B) mean(A))`` (weights normalised)."""
     arrays, w = _weighted(arrays, weights)
     out = {}
     for prefix, a_key, b_key in lora_pairs(arrays[0]):
@@ -64,26 +65,25 @@ def residuals(arrays: list[dict], weights, scaling: float) -> dict[str, np.ndarr
                            for wi, x in zip(w, arrays))
         mean_a = sum(wi * np.asarray(x[a_key], np.float64) for wi, x in zip(w, arrays))
         mean_b = sum(wi * np.asarray(x[b_key], np.float64) for wi, x in zip(w, arrays))
-        out[prefix] = scaling * (mean_product - mean_b @ mean_a)
+        out[prefix] = (scaling * mean_product, scaling * (mean_product - mean_b @ mean_a))
     return out
+
+
+def residuals(arrays: list[dict], weights, scaling: float) -> dict[str, np.ndarray]:
+    """Per adapted module: ``s (sum_i w_i B_i A_i - (sum_i w_i B_i)(sum_i w_i A_i))`` (weights normalised)."""
+    return {prefix: res for prefix, (_, res) in _updates(arrays, weights, scaling).items()}
 
 
 def aggregation_error(arrays: list[dict], weights, scaling: float) -> dict:
     """How far averaging A and B separately is from averaging the updates: the Frobenius norm of the
     residuals over all adapted modules, absolute and relative to ``|| s mean(B_i A_i) ||_F``."""
-    arrays, w = _weighted(arrays, weights)
-    pairs = lora_pairs(arrays[0])
-    if not pairs:  # IA3: the update is linear in the vectors, averaging is exact
+    updates = _updates(arrays, weights, scaling)
+    if not updates:  # IA3: the update is linear in the vectors, averaging is exact
         return {"absolute": 0.0, "relative": 0.0, "modules": 0}
-    res = residuals(arrays, w, scaling)
-    total = sum(float(np.sum(r * r)) for r in res.values())
-    update = 0.0
-    for _, a_key, b_key in pairs:
-        m = scaling * sum(wi * (np.asarray(x[b_key], np.float64) @ np.asarray(x[a_key], np.float64))
-                          for wi, x in zip(w, arrays))
-        update += float(np.sum(m * m))
+    total = sum(float(np.sum(res * res)) for _, res in updates.values())
+    update = sum(float(np.sum(m * m)) for m, _ in updates.values())
     return {"absolute": float(np.sqrt(total)), "relative": float(np.sqrt(total) / np.sqrt(update)) if update > 0 else 0.0,
-            "modules": len(pairs)}
+            "modules": len(updates)}
 
 
 def check_strategy(strategy: str, method: str, peft_type: str, quantization: str | None) -> None:
@@ -109,9 +109,16 @@ def sent_keys(strategy: str, keys) -> list[str]:
     return keys
 
 
-def frozen_keys(strategy: str, keys) -> list[str]:
-    """Adapter arrays a client must not train under ``strategy`` (FFA-LoRA's A)."""
-    return [k for k in sorted(keys) if k.endswith(A_SUFFIX)] if strategy == "ffa-lora" else []
+def freeze_for(strategy: str, model) -> list[str]:
+    """Stop training what ``strategy`` keeps fixed on a client (FFA-LoRA: every LoRA ``A``, which must stay
+    at the shared seeded initialisation); returns the frozen parameter names."""
+    frozen = []
+    if strategy == "ffa-lora":
+        for name, param in model.named_parameters():
+            if ".lora_A." in name:
+                param.requires_grad_(False)
+                frozen.append(name)
+    return frozen
 
 
 def apply_residuals(model, residual: dict[str, np.ndarray], applied: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -108,11 +108,14 @@ def load_for_method(model_name: str, method: str, dtype: str = "auto", overrides
 
 
 def adapter_state(model) -> "OrderedDict[str, np.ndarray]":
-    """The adapter tensors only (peft's state dict), as float32 numpy arrays in a fixed order."""
+    """The adapter tensors only (peft's state dict), as float32 numpy arrays in a fixed order.
+
+    The arrays are copies: on a float32 CPU model ``.numpy()`` would share memory with the live
+    parameters, and a snapshot (a FedSA client's initial B, a checkpoint) would move with training."""
     from peft import get_peft_model_state_dict
 
     state = get_peft_model_state_dict(model)
-    return OrderedDict((k, state[k].detach().float().cpu().numpy()) for k in sorted(state))
+    return OrderedDict((k, state[k].detach().float().cpu().numpy().copy()) for k in sorted(state))
 
 
 def load_adapter_state(model, arrays: dict) -> None:

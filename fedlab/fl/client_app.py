@@ -80,9 +80,7 @@ def worker_state(cfg: RunConfig) -> SimpleNamespace:
             _use_all_cores()
             _MODEL[mkey] = load_for_method(cfg.model, cfg.method, cfg.dtype, cfg.method_params, seed=cfg.seed)[:2]
         model, tokenizer = _MODEL[mkey]
-        for name, param in model.named_parameters():
-            if name.endswith(lora.A_SUFFIX.replace(".weight", ".default.weight")) and cfg.strategy == "ffa-lora":
-                param.requires_grad_(False)  # FFA-LoRA trains B only
+        lora.freeze_for(cfg.strategy, model)  # FFA-LoRA trains B only
         state = SimpleNamespace(model=model, tokenizer=tokenizer, work=RunData(cfg),
                                 meter=EnergyMeter(cfg.energy_country).start(), applied={},
                                 initial=adapter_state(model) if cfg.strategy == "fedsa-lora" else None)
