@@ -20,6 +20,9 @@ DATASETS: Mapping[str, DatasetSpec] = MappingProxyType(_REGISTRY)
 """Registry: dataset name -> :class:`~fedlab.data.base.DatasetSpec` (read-only; a user's file joins it
 through :func:`register_user_data`)."""
 
+BUILTIN_DATASETS: tuple[str, ...] = tuple(_REGISTRY)
+"""The datasets fedlab ships a loader for (users' files registered later are not among them)."""
+
 MAIN_DATASETS: tuple[str, ...] = tuple(name for name, spec in DATASETS.items() if spec.in_study)
 """The study's benchmarks, in registry order (PubMedQA is an extra)."""
 
