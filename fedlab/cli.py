@@ -45,6 +45,16 @@ OVERRIDES = {
 FLAG_NAMES = {"faults": "fail-clients"}
 
 
+def _grid_subset(option: str, chosen: list[str] | None, available: list[str], profile: str) -> list[str]:
+    """The values of one grid axis that ``fedlab grid`` runs: all of the profile's, or those chosen (in that order)."""
+    if not chosen:
+        return list(available)
+    unknown = [v for v in chosen if v not in available]
+    if unknown:
+        raise ConfigError(f"{option} {unknown} are not in profile {profile!r}: choose from {list(available)}.")
+    return list(dict.fromkeys(chosen))
+
+
 def _add_overrides(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="quick", help="smoke | quick | paper | path to a profile YAML")
     for name, typ in OVERRIDES.items():
@@ -97,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
 
     p_grid = sub.add_parser("grid", help="every cell of a profile's grid, zero-shot included")
     p_grid.add_argument("--only-models", nargs="+", default=None, help="run the cells of these backbones only")
+    p_grid.add_argument("--only-datasets", nargs="+", default=None,
+                        help="run the cells of these datasets only, in the order given")
+    p_grid.add_argument("--only-methods", nargs="+", default=None, help="run the cells of these PEFT methods only")
     _add_overrides(p_grid)
 
     p_dep = sub.add_parser("deploy", help="run one federated cell on Flower's Deployment Engine (local SuperLink + SuperNodes)")
@@ -174,13 +187,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"deployment: {result.deployment or 'cached'}  result: {result.path}")
         elif args.command == "grid":
             prof = load_profile(args.profile)
-            keep = set(args.only_models or prof.models)
-            unknown = keep - set(prof.models)
-            if unknown:
-                raise ConfigError(f"--only-models {sorted(unknown)} are not backbones of profile {prof.name!r}: {prof.models}.")
-            cells = [prof.zeroshot(c.dataset, **{"model": c.model, **_overrides(args)}) for c in prof.zeroshots() if c.model in keep]
+            models = _grid_subset("--only-models", args.only_models, prof.models, prof.name)
+            datasets = _grid_subset("--only-datasets", args.only_datasets, prof.grid["datasets"], prof.name)
+            methods = _grid_subset("--only-methods", args.only_methods, prof.grid["methods"], prof.name)
+            cells = [prof.zeroshot(c.dataset, **{"model": c.model, **_overrides(args)}) for c in prof.zeroshots()
+                     if c.model in models and c.dataset in datasets]
             cells += [prof.config(c.dataset, c.setting, c.method, **{"seed": c.seed, "model": c.model, **_overrides(args)})
-                      for c in prof.cells() if c.model in keep]
+                      for c in prof.cells() if c.model in models and c.dataset in datasets and c.method in methods]
+            cells.sort(key=lambda c: (c.setting != "zeroshot", models.index(c.model), datasets.index(c.dataset)))
             for i, cfg in enumerate(cells, 1):
                 print(f"[{i}/{len(cells)}] {cfg.model} {cfg.setting} {cfg.dataset} {cfg.method} seed {cfg.seed}", flush=True)
                 print(summary_line(run(cfg, force=args.force, resources=prof.resources)), flush=True)

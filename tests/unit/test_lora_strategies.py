@@ -130,14 +130,29 @@ def test_an_ffa_client_trains_b_and_leaves_the_shared_a_untouched(tiny):
     assert lora.freeze_for("fedavg", model) == []
 
 
-def test_notebook_07_runs_only_for_profiles_with_an_aggregation_cell_and_grid_filters_backbones(capsys):
+def test_notebook_07_runs_only_for_profiles_with_an_aggregation_cell_and_grid_filters_backbones(capsys, monkeypatch):
+    import fedlab.cli
+    import fedlab.study
     from fedlab.cli import main
     from fedlab.study import AGGREGATION_NOTEBOOK, executions
 
     assert AGGREGATION_NOTEBOOK in [nb for nb, _, _ in executions("smoke")]
     assert AGGREGATION_NOTEBOOK not in [nb for nb, _, _ in executions("quick-v1")]  # its runs predate the study
     assert main(["grid", "--profile", "smoke", "--only-models", "gemma3-270m"]) != 0
-    assert "not backbones of profile 'smoke'" in capsys.readouterr().err
+    assert "--only-models ['gemma3-270m'] are not in profile 'smoke'" in capsys.readouterr().err
+    assert main(["grid", "--profile", "quick", "--only-datasets", "pubmedqa"]) != 0
+    assert "choose from ['fpb', 'medqa', 'fiqa_sa', 'medmcqa']" in capsys.readouterr().err
+
+    ran = []
+    monkeypatch.setattr(fedlab.study, "run", lambda cfg, **kw: ran.append(cfg))
+    monkeypatch.setattr(fedlab.cli, "summary_line", lambda result: "")
+    argv = ["grid", "--profile", "quick", "--only-models", "smollm2-135m", "--only-datasets", "fiqa_sa", "fpb",
+            "--only-methods", "ia3"]
+    assert main(argv) == 0
+    # the floors first, then the chosen datasets in the order given; 2 datasets x 3 settings x 3 seeds
+    assert [(c.setting, c.dataset) for c in ran[:2]] == [("zeroshot", "fiqa_sa"), ("zeroshot", "fpb")]
+    assert len(ran) == 2 + 2 * 3 * 3 and {c.method for c in ran[2:]} == {"ia3"} and {c.model for c in ran} == {"smollm2-135m"}
+    assert [c.dataset for c in ran[2:]] == ["fiqa_sa"] * 9 + ["fpb"] * 9
 
 
 def test_adapter_state_is_a_snapshot_not_a_view_of_the_live_parameters(tiny):
