@@ -117,9 +117,13 @@ def prediction_shares_of(metrics: dict) -> list[float]:
 
 
 def frame(results: list[RunResult]) -> pd.DataFrame:
-    """One row per result, sorted by backbone, domain, dataset, method, setting (zero-shot first) and seed."""
+    """One row per result, sorted by backbone, domain, dataset (registry order: FPB before FiQA-SA, MedQA
+    before MedMCQA), method, setting (zero-shot first) and seed."""
     df = pd.DataFrame([row(r) for r in results])
     if not df.empty:
         df["setting"] = pd.Categorical(df["setting"], list(SETTING_ORDER), ordered=True)
-        df = df.sort_values(["model", "domain", "dataset", "method", "setting", "seed"], kind="stable").reset_index(drop=True)
+        order = {name: i for i, name in enumerate(DATASETS)}
+        df["_dataset_order"] = df["dataset"].map(lambda d: order.get(d, len(order)))
+        df = (df.sort_values(["model", "domain", "_dataset_order", "dataset", "method", "setting", "seed"], kind="stable")
+              .drop(columns="_dataset_order").reset_index(drop=True))
     return df
