@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import threading
+import time
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -106,3 +108,78 @@ def machine_load(interval: float = 0.5) -> dict:
     busy = psutil.cpu_percent(interval=interval)
     return {"cpu_busy_percent": busy, "load_avg_1m": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(),
             "shared": busy > SHARED_CPU_PERCENT}
+
+
+def measured_on_shared_cpu(timings: dict | None) -> bool | None:
+    """Whether a run's energy and wall time were measured while other processes used the CPU: from the
+    CPU other processes took during the run where recorded (``timings.contention``), else from the
+    load at its start; None for results older than both."""
+    contention = (timings or {}).get("contention") or {}
+    if "shared" in contention:
+        return bool(contention["shared"])
+    return ((timings or {}).get("load_at_start") or {}).get("shared")
+
+
+def others_cpu_percent(system_busy_s: float, own_busy_s: float, wall_s: float, cpus: int) -> float:
+    """Share of the machine's CPU capacity (``wall_s`` x ``cpus``) that processes other than the run's
+    own used during it, in percent: system-wide busy CPU seconds minus the run's process tree's."""
+    capacity = max(wall_s, 1e-9) * max(cpus, 1)
+    return round(min(100.0, max(0.0, 100.0 * (system_busy_s - own_busy_s) / capacity)), 1)
+
+
+class Contention:
+    """``with Contention() as c: ...`` then ``c.result``: how much of the CPU *other* processes used while
+    the block ran, so that energy and wall time measured on a shared machine are flagged however briefly
+    the sharing started (the load at the start alone misses a test suite started mid-run).
+
+    A background thread samples the CPU time of this process and of every descendant (Ray's raylet
+    and workers, a SuperNode) every ``interval`` s; others = system-wide busy CPU seconds minus that.
+    A descendant that exits between two samples loses its last ``interval`` seconds to "others", a
+    small overcount (a few CPU seconds per run)."""
+
+    def __init__(self, interval: float = 2.0):
+        self.interval = interval
+        self.result: dict = {}
+        self._seen: dict[tuple[int, float], tuple[float, float]] = {}  # (pid, create_time) -> (first, last)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @staticmethod
+    def _busy(times) -> float:
+        return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+    def _sample(self) -> None:
+        me = psutil.Process()
+        for proc in [me, *me.children(recursive=True)]:
+            try:
+                with proc.oneshot():
+                    key, t = (proc.pid, proc.create_time()), proc.cpu_times()
+            except psutil.Error:
+                continue
+            used = t.user + t.system
+            first = self._seen.get(key, (0.0 if key[1] >= self._start_epoch else used, used))[0]
+            self._seen[key] = (first, used)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def __enter__(self) -> "Contention":
+        self._start_epoch, self._t0 = time.time(), time.monotonic()
+        self._sys0 = self._busy(psutil.cpu_times())
+        self._sample()
+        self._thread = threading.Thread(target=self._loop, name="fedlab-contention", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._sample()
+        wall = time.monotonic() - self._t0
+        system = self._busy(psutil.cpu_times()) - self._sys0
+        own = sum(last - first for first, last in self._seen.values())
+        others = others_cpu_percent(system, own, wall, os.cpu_count() or 1)
+        self.result = {"others_cpu_percent": others, "own_cpu_s": round(own, 1), "system_busy_cpu_s": round(system, 1),
+                       "wall_s": round(wall, 1), "cpus": os.cpu_count(), "shared": others > SHARED_CPU_PERCENT}

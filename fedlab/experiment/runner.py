@@ -17,7 +17,7 @@ from fedlab.errors import ConfigError
 from . import baselines
 from .config import RunConfig
 from .hooks import NO_HOOKS, RunHooks
-from .provenance import machine_load
+from .provenance import Contention, machine_load
 from .resources import DEFAULT_RESOURCES, Resources
 from .store import ResultStore, RunResult
 
@@ -51,9 +51,10 @@ def run(config: RunConfig | dict, *, force: bool = False, store: ResultStore | N
     if force:
         store.clear_checkpoint(cfg)
     load = machine_load()
-    with PeakRSS() as mem:
+    with PeakRSS() as mem, Contention() as contention:
         result = executor(cfg, store=store, hooks=hooks, progress=progress, resources=resources)
-    result.timings = dict(result.timings or {}, load_at_start=load)
+    # the load before the run, and how much CPU other processes took during it (flags a shared machine)
+    result.timings = dict(result.timings or {}, load_at_start=load, contention=contention.result)
     # the process that trains: this one for the baselines; the Ray workers (their peak while training,
     # reported per client and round) for a federated run, whose driver peak is kept beside it
     workers = [c.get("peak_rss_mb") for h in result.rounds or [] for c in h.get("clients", [])]

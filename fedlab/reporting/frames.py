@@ -14,6 +14,7 @@ from fedlab.core.energy import TRAIN
 from fedlab.data import DATASETS
 from fedlab.experiment.config import RunConfig
 from fedlab.experiment.profiles import Profile
+from fedlab.experiment.provenance import measured_on_shared_cpu
 from fedlab.experiment.store import ResultStore, RunResult
 
 #: settings in the order tables and figures show them: the floor, alone, together, pooled
@@ -88,7 +89,8 @@ def row(result: RunResult) -> dict:
         "wh_per_step": 1000 * train_kwh / steps if train_kwh is not None and steps else None,
         "wh_per_1k_tokens": 1e6 * train_kwh / tokens if train_kwh is not None and tokens else None,
         "cpu_busy_at_start": load.get("cpu_busy_percent"),
-        "shared_cpu": load.get("shared"),
+        "others_cpu_percent": ((result.timings or {}).get("contention") or {}).get("others_cpu_percent"),
+        "shared_cpu": measured_on_shared_cpu(result.timings),
         "offline_resplit": result.data.get("offline_resplit"),
         "path": str(result.path) if result.path else None,
     }

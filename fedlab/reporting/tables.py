@@ -59,15 +59,16 @@ def cost_table(df) -> str:
     """Markdown: what each method costs in the federated setting (bytes, energy, memory, time).
 
     Training energy is also given per optimizer step and per 1000 training tokens; "shared" marks a run
-    that started while other processes kept the CPU busy (its energy and time are not its own), and
-    "?" a result from before that was recorded. Peak memory is the training process's
+    during which other processes used more than a quarter of the CPU (its energy and time are not its
+    own; older results: one that started while the CPU was busy), and "?" a result from before either
+    was recorded. Peak memory is the training process's
     (``memory.train_process_peak_mb``) where recorded, else the saving process's lifetime high ("*").
     """
     fed = df[df["setting"] == "federated"]
     if fed.empty:
         return "(no federated results yet)"
     lines = ["| backbone | dataset | method | seed | trainable params | bytes sent (all rounds, both ways) | energy (Wh) | train Wh / step | "
-             "train Wh / 1k tokens | CO2e (g) | peak memory (MB) | wall (s) | CPU at start |",
+             "train Wh / 1k tokens | CO2e (g) | peak memory (MB) | wall (s) | CPU used by others |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def num(value, fmt):
@@ -76,7 +77,11 @@ def cost_table(df) -> str:
     for _, r in fed.iterrows():
         memory = f"{r['peak_memory_mb']:.0f}" + ("" if r["memory_measured"] else "*")
         shared = "?" if r["shared_cpu"] is None or r["shared_cpu"] != r["shared_cpu"] else (
-            f"shared ({r['cpu_busy_at_start']:.0f} % busy)" if r["shared_cpu"] else "idle")
+            "shared" if r["shared_cpu"] else "idle")
+        if shared != "?":
+            during = r.get("others_cpu_percent")
+            shared += (f" ({during:.0f} % during)" if during is not None and during == during
+                       else f" ({r['cpu_busy_at_start']:.0f} % at start)")
         lines.append(f"| {r['model']} | {r['dataset']} | {r['method']} | {r['seed']} | {int(r['trainable_parameters']):,} | {int(r['bytes_total']):,} | "
                      f"{1000 * r['kwh']:.3f} | {num(r['wh_per_step'], '.4f')} | {num(r['wh_per_1k_tokens'], '.4f')} | "
                      f"{1000 * r['kg_co2e']:.3f} | {memory} | {r['wall_s']:.0f} | {shared} |")

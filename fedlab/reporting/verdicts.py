@@ -28,6 +28,7 @@ from fedlab import paths
 from fedlab.core import stats
 from fedlab.data import DATASETS
 from fedlab.experiment.profiles import Profile
+from fedlab.experiment.provenance import measured_on_shared_cpu
 from fedlab.experiment.store import ResultStore, RunResult
 from fedlab.io import write_json
 
@@ -193,21 +194,31 @@ MIN_REPEATS = 3
 def cost_comparison(runs_a: list[RunResult], runs_b: list[RunResult]) -> dict:
     """Each cost of ``a`` vs ``b`` separately: lower / equal / higher, or why it cannot be decided.
 
-    Bytes are counted exactly, so one run decides them. Energy and memory are measurements on a shared
-    machine: they are compared only with at least :data:`MIN_REPEATS` runs on each side (a Welch
-    t-test on the repeats); with fewer, the comparison is reported as undecided.
+    Bytes are counted exactly, so one run decides them. Energy and memory are measurements: they are
+    compared only with at least :data:`MIN_REPEATS` runs on each side (a Welch t-test on the repeats);
+    with fewer, the comparison is reported as undecided. Energy is compared only on runs measured on an
+    idle CPU: a run during which other processes used the CPU (:func:`measured_on_shared_cpu`) is left
+    out of it and counted in ``excluded_shared``.
     """
     out = {}
     for name, get in COSTS.items():
-        va = [v for v in map(get, runs_a) if v is not None]
-        vb = [v for v in map(get, runs_b) if v is not None]
+        sides = [runs_a, runs_b]
+        excluded = 0
+        if name == "energy_kwh":
+            idle = [[r for r in runs if not measured_on_shared_cpu(getattr(r, "timings", None))] for runs in sides]
+            excluded = sum(len(runs) - len(kept) for runs, kept in zip(sides, idle))
+            sides = idle
+        va, vb = ([v for v in map(get, runs) if v is not None] for runs in sides)
         entry = {"a": va, "b": vb}
+        if excluded:
+            entry["excluded_shared"] = excluded
         if not va or not vb:
-            entry["verdict"] = "not measured"
+            entry["verdict"] = "not measured" if not excluded else "undecided (all runs of a side shared the CPU)"
         elif name == "bytes":
             entry["verdict"] = "lower" if va[0] < vb[0] else "higher" if va[0] > vb[0] else "equal"
         elif min(len(va), len(vb)) < MIN_REPEATS:
-            entry["verdict"] = f"undecided (needs >= {MIN_REPEATS} repeats per side, has {min(len(va), len(vb))})"
+            why = f", {excluded} measured on a shared CPU left out" if excluded else ""
+            entry["verdict"] = f"undecided (needs >= {MIN_REPEATS} repeats per side, has {min(len(va), len(vb))}{why})"
         else:
             test = ttest_ind(va, vb, equal_var=False)
             ci = test.confidence_interval(0.95)

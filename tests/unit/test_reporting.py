@@ -175,6 +175,38 @@ def test_each_cost_is_compared_on_its_own_with_repeats():
     assert costs["peak_memory_mb"]["verdict"] == "no detectable difference"
     once = verdicts.cost_comparison(cheap[:1], dear[:1])
     assert once["bytes"]["verdict"] == "lower" and once["energy_kwh"]["verdict"].startswith("undecided")
+    # a run measured while other processes used the CPU is left out of the energy comparison only
+    dear[0].timings = {"contention": {"shared": True, "others_cpu_percent": 60.0}}
+    dear[1].timings = {"load_at_start": {"shared": True}}  # an older result: only the load at its start
+    costs = verdicts.cost_comparison(cheap, dear)
+    assert costs["energy_kwh"]["excluded_shared"] == 2 and costs["energy_kwh"]["b"] == [1.9]
+    assert costs["energy_kwh"]["verdict"] == "undecided (needs >= 3 repeats per side, has 1, 2 measured on a shared CPU left out)"
+    assert costs["peak_memory_mb"]["b"] == [101, 99, 100] and costs["bytes"]["verdict"] == "lower"
+
+
+def test_contention_counts_the_cpu_of_other_processes_not_of_the_run_itself():
+    import subprocess
+    import sys
+    import time
+
+    from fedlab.experiment.provenance import Contention, measured_on_shared_cpu, others_cpu_percent
+
+    assert others_cpu_percent(system_busy_s=30.0, own_busy_s=10.0, wall_s=20.0, cpus=2) == 50.0
+    assert others_cpu_percent(system_busy_s=5.0, own_busy_s=9.0, wall_s=20.0, cpus=2) == 0.0
+    # CPU burnt by this process and by a child it waits for is its own, not another process's (the child
+    # idles before it exits so that a sample sees all its CPU time)
+    with Contention(interval=0.2) as c:
+        child = subprocess.Popen([sys.executable, "-c", "import time; t = time.process_time()\nwhile time.process_time() - t < 1.0: pass\ntime.sleep(0.6)"])
+        t0 = time.process_time()
+        while time.process_time() - t0 < 1.0:
+            pass
+        child.wait()
+    r = c.result
+    assert r["own_cpu_s"] >= 1.8 and r["system_busy_cpu_s"] >= r["own_cpu_s"] - 0.5
+    assert set(r) == {"others_cpu_percent", "own_cpu_s", "system_busy_cpu_s", "wall_s", "cpus", "shared"}
+    assert measured_on_shared_cpu({"contention": r}) is r["shared"]
+    assert measured_on_shared_cpu({"contention": {"shared": False}, "load_at_start": {"shared": True}}) is False
+    assert measured_on_shared_cpu({}) is None
 
 
 def test_the_committed_verdicts_are_those_of_the_committed_results(fedlab_data_dir, monkeypatch):
