@@ -4,7 +4,8 @@ Each candidate learning rate trains the *centralized* setting with the profile's
 on the validation split carved from the training pool (``RunConfig.val_size``; never the eval set).
 The runs are ordinary cached results (``eval_on: validation`` keeps them apart from the study's), and
 the sweep writes ``results/sweeps/<profile>/<backbone>-<dataset>-<method>.json`` with every candidate, its
-score and the chosen rate, which a profile then pins under ``grid.method_overrides.<method>.lr``.
+score and the chosen rate, which a profile then pins under ``grid.method_overrides.<backbone>/<method>.lr``
+(the record's ``pin``).
 """
 
 from __future__ import annotations
@@ -52,6 +53,6 @@ def lr_sweep(profile: Profile, dataset: str, method: str, lrs=DEFAULT_LRS, *, fo
     record = {"profile": profile.name, "model": model, "dataset": dataset, "method": method, "setting": "centralized",
               "metric": metric, "rule": "highest validation score; ties go to the smaller learning rate",
               "candidates": candidates, "chosen_lr": best["lr"],
-              "pin": {"grid": {"method_overrides": {method: {"lr": best["lr"]}}}}}
+              "pin": {"grid": {"method_overrides": {f"{model}/{method}": {"lr": best["lr"]}}}}}
     write_json(sweep_path(profile, dataset, method, model), record)
     return record

@@ -90,6 +90,7 @@ def test_a_learning_rate_sweep_scores_on_the_validation_split_only(results):
     assert [c["lr"] for c in record["candidates"]] == [1e-3, 1e-2]
     best = max(record["candidates"], key=lambda c: (c["score"], -c["lr"]))
     assert record["chosen_lr"] == best["lr"] and record["metric"] == "macro_f1"
+    assert record["pin"] == {"grid": {"method_overrides": {f"{record['model']}/lora": {"lr": best["lr"]}}}}
     assert _json.loads(sweep_path(smoke, "fpb", "lora").read_text())["chosen_lr"] == best["lr"]
     data = RunData(smoke.config("fpb", "centralized", "lora", eval_on="validation").resolved())
     val = {r.id for r in data.validation_rows}
