@@ -44,10 +44,23 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip()
 
 
+#: folders of the checkout that hold what runs *write* (results, figures, reports, benchmark JSON, split
+#: manifests): a change there does not change the code behind a result, so it does not make a run dirty
+OUTPUT_FOLDERS = ("results", "figures", "reports", "bench/results", "data/splits")
+
+
 def git_info() -> dict:
+    """The commit, and whether tracked files other than outputs differ from it (``dirty_paths``: which).
+
+    A grid that overwrites a committed result (``--force``) or a sweep record must not mark the runs
+    that follow as made from uncommitted code."""
     sha = _git("rev-parse", "HEAD")
-    status = _git("status", "--porcelain", "--untracked-files=no")
-    return {"git_sha": sha, "git_dirty": bool(status) if status is not None else None}
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                  *(f":(exclude){folder}" for folder in OUTPUT_FOLDERS))
+    info = {"git_sha": sha, "git_dirty": bool(status) if status is not None else None}
+    if status:
+        info["dirty_paths"] = [line.split(None, 1)[1] for line in status.splitlines()][:20]
+    return info
 
 
 def package_versions() -> dict:

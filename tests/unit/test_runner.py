@@ -100,3 +100,29 @@ def test_a_learning_rate_sweep_scores_on_the_validation_split_only(results):
     assert record["candidates"][0]["n_validation"] == len(data.eval_rows)
     # a second sweep reuses the cached runs
     assert lr_sweep(smoke, "fpb", "lora", [1e-3, 1e-2], progress=False)["candidates"] == record["candidates"]
+
+
+def test_a_changed_result_file_does_not_make_the_code_dirty(tmp_path, monkeypatch):
+    """Overwriting a committed result (a forced rerun, a sweep record) leaves later runs clean; a
+    changed source file does not."""
+    import subprocess
+
+    from fedlab.experiment.provenance import git_info
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "results" / "run.json").write_text("{}\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "start")
+    monkeypatch.setenv("FEDLAB_HOME", str(tmp_path))
+    assert git_info()["git_dirty"] is False
+    (tmp_path / "results" / "run.json").write_text('{"rerun": true}\n')
+    assert git_info()["git_dirty"] is False
+    (tmp_path / "code.py").write_text("x = 2\n")
+    info = git_info()
+    assert info["git_dirty"] is True and info["dirty_paths"] == ["code.py"]
