@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
-import threading
 import time
 from datetime import datetime, timezone
 from importlib import metadata
@@ -14,6 +13,7 @@ from pathlib import Path
 import psutil
 
 from fedlab import paths
+from fedlab.core.memory import PeriodicSampler
 
 PACKAGES = (
     "fedlab-study",
@@ -140,7 +140,7 @@ def others_cpu_percent(system_busy_s: float, own_busy_s: float, wall_s: float, c
     return round(min(100.0, max(0.0, 100.0 * (system_busy_s - own_busy_s) / capacity)), 1)
 
 
-class Contention:
+class Contention(PeriodicSampler):
     """``with Contention() as c: ...`` then ``c.result``: how much of the CPU *other* processes used while
     the block ran, so that energy and wall time measured on a shared machine are flagged however briefly
     the sharing started (the load at the start alone misses a test suite started mid-run).
@@ -150,16 +150,20 @@ class Contention:
     A descendant that exits between two samples loses its last ``interval`` seconds to "others", a
     small overcount (a few CPU seconds per run)."""
 
+    thread_name = "fedlab-contention"
+
     def __init__(self, interval: float = 2.0):
-        self.interval = interval
+        super().__init__(interval)
         self.result: dict = {}
         self._seen: dict[tuple[int, float], tuple[float, float]] = {}  # (pid, create_time) -> (first, last)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     @staticmethod
     def _busy(times) -> float:
         return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+    def _begin(self) -> None:
+        self._start_epoch, self._t0 = time.time(), time.monotonic()
+        self._sys0 = self._busy(psutil.cpu_times())
 
     def _sample(self) -> None:
         me = psutil.Process()
@@ -173,23 +177,7 @@ class Contention:
             first = self._seen.get(key, (0.0 if key[1] >= self._start_epoch else used, used))[0]
             self._seen[key] = (first, used)
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            self._sample()
-
-    def __enter__(self) -> "Contention":
-        self._start_epoch, self._t0 = time.time(), time.monotonic()
-        self._sys0 = self._busy(psutil.cpu_times())
-        self._sample()
-        self._thread = threading.Thread(target=self._loop, name="fedlab-contention", daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        self._sample()
+    def _finish(self) -> None:
         wall = time.monotonic() - self._t0
         system = self._busy(psutil.cpu_times()) - self._sys0
         own = sum(last - first for first, last in self._seen.values())
