@@ -221,3 +221,12 @@ def test_the_committed_verdicts_are_those_of_the_committed_results(fedlab_data_d
     assert [tuple(c.get(k) for k in key) for c in committed["comparisons"]] == \
         [tuple(c.get(k) for k in key) for c in fresh["comparisons"]]
     assert committed["floors"] == fresh["floors"]
+
+
+def test_frames_list_datasets_in_registry_order_not_alphabetically(tmp_path, monkeypatch, fedlab_data_dir):
+    """FPB before FiQA-SA and MedQA before MedMCQA, as the registry (and the study) lists them."""
+    monkeypatch.setenv("FEDLAB_RESULTS_DIR", str(tmp_path / "results"))
+    store = ResultStore()
+    results = [_write(store, SMOKE.config(d, "federated", "lora"), 0.5, 0.4, 0.6)
+               for d in ("medmcqa", "fiqa_sa", "medqa", "fpb")]
+    assert list(frames.frame(results)["dataset"]) == ["fpb", "fiqa_sa", "medqa", "medmcqa"]
