@@ -83,12 +83,53 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+#: instruction-set extensions that decide which kernels torch (oneDNN) and bitsandbytes run on a CPU, and
+#: so the rounding of every result and the speed of bf16: two CPUs sold under the same name (a VM's "AMD
+#: EPYC") with different extensions give different adapters, and the same CPU gives identical ones
+ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16")
+
+
+def cpu_signature(cpuinfo: str | None = None) -> str | None:
+    """The CPU as the kernels see it: vendor, family/model/stepping and :data:`ISA_FLAGS` present, e.g.
+    ``AuthenticAMD 25/17/1 avx2 avx512f avx512_bf16 avx512_vnni``. Energy and time are compared only
+    between runs with the same signature; None where /proc/cpuinfo cannot be read."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return None
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        if not line.strip():
+            break  # the first processor is enough: every core of a VM is the same
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    if "vendor_id" not in fields:
+        return None
+    flags = set(fields.get("flags", "").split())
+    ident = "/".join(fields.get(k, "?") for k in ("cpu family", "model", "stepping"))
+    return " ".join([fields["vendor_id"], ident, *(f for f in ISA_FLAGS if f in flags)])
+
+
+def cpu_label(signature: str | None) -> str:
+    """A table's short name for a :func:`cpu_signature`: ``AMD 25/17/1 avx512 bf16``; "?" where not recorded."""
+    if not signature:
+        return "?"
+    vendor, ident, *flags = signature.split()
+    vendor = {"AuthenticAMD": "AMD", "GenuineIntel": "Intel"}.get(vendor, vendor)
+    features = [name for name, present in (("avx512", "avx512f" in flags),
+                                           ("bf16", "avx512_bf16" in flags or "amx_bf16" in flags),
+                                           ("amx", "amx_tile" in flags)) if present]
+    return " ".join([vendor, ident, *features])
+
+
 def hardware() -> dict:
     import torch
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {
         "cpu": cpu_model(),
+        "cpu_signature": cpu_signature(),
         "cpu_cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
@@ -162,8 +203,18 @@ class Contention(PeriodicSampler):
         return sum(times) - times.idle - getattr(times, "iowait", 0.0)
 
     def _begin(self) -> None:
-        self._start_epoch, self._t0 = time.time(), time.monotonic()
+        self._t0 = time.monotonic()
         self._sys0 = self._busy(psutil.cpu_times())
+        # the processes of the tree at the start count from their CPU time then; any other one is new and
+        # counts from zero (psutil's create_time rests on a boot time rounded to the second, too coarse to
+        # tell a child born in the run's first second from one that was there before)
+        self._existing = set()
+        me = psutil.Process()
+        for proc in [me, *me.children(recursive=True)]:
+            try:
+                self._existing.add((proc.pid, proc.create_time()))
+            except psutil.Error:
+                continue
 
     def _sample(self) -> None:
         me = psutil.Process()
@@ -174,7 +225,7 @@ class Contention(PeriodicSampler):
             except psutil.Error:
                 continue
             used = t.user + t.system
-            first = self._seen.get(key, (0.0 if key[1] >= self._start_epoch else used, used))[0]
+            first = self._seen.get(key, (used if key in self._existing else 0.0, used))[0]
             self._seen[key] = (first, used)
 
     def _finish(self) -> None:

@@ -14,7 +14,7 @@ from fedlab.core.energy import TRAIN
 from fedlab.data import DATASETS
 from fedlab.experiment.config import RunConfig
 from fedlab.experiment.profiles import Profile
-from fedlab.experiment.provenance import measured_on_shared_cpu
+from fedlab.experiment.provenance import cpu_label, measured_on_shared_cpu
 from fedlab.experiment.store import ResultStore, RunResult
 
 #: settings in the order tables and figures show them: the floor, alone, together, pooled
@@ -91,6 +91,7 @@ def row(result: RunResult) -> dict:
         "cpu_busy_at_start": load.get("cpu_busy_percent"),
         "others_cpu_percent": ((result.timings or {}).get("contention") or {}).get("others_cpu_percent"),
         "shared_cpu": measured_on_shared_cpu(result.timings),
+        "cpu": cpu_label(((result.manifest or {}).get("hardware") or {}).get("cpu_signature")),
         "offline_resplit": result.data.get("offline_resplit"),
         "path": str(result.path) if result.path else None,
     }

@@ -61,15 +61,16 @@ def cost_table(df) -> str:
     Training energy is also given per optimizer step and per 1000 training tokens; "shared" marks a run
     during which other processes used more than a quarter of the CPU (its energy and time are not its
     own; older results: one that started while the CPU was busy), and "?" a result from before either
-    was recorded. Peak memory is the training process's
+    was recorded. "CPU" is the processor as its kernels see it (family/model/stepping and the AVX-512, bf16
+    and AMX extensions; "?": not recorded): energy and time are comparable only within one. Peak memory is the training process's
     (``memory.train_process_peak_mb``) where recorded, else the saving process's lifetime high ("*").
     """
     fed = df[df["setting"] == "federated"]
     if fed.empty:
         return "(no federated results yet)"
     lines = ["| backbone | dataset | method | seed | trainable params | bytes sent (all rounds, both ways) | energy (Wh) | train Wh / step | "
-             "train Wh / 1k tokens | CO2e (g) | peak memory (MB) | wall (s) | CPU used by others |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "train Wh / 1k tokens | CO2e (g) | peak memory (MB) | wall (s) | CPU | CPU used by others |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def num(value, fmt):
         return "-" if value is None or value != value else format(value, fmt)
@@ -84,7 +85,7 @@ def cost_table(df) -> str:
                        else f" ({r['cpu_busy_at_start']:.0f} % at start)")
         lines.append(f"| {r['model']} | {r['dataset']} | {r['method']} | {r['seed']} | {int(r['trainable_parameters']):,} | {int(r['bytes_total']):,} | "
                      f"{1000 * r['kwh']:.3f} | {num(r['wh_per_step'], '.4f')} | {num(r['wh_per_1k_tokens'], '.4f')} | "
-                     f"{1000 * r['kg_co2e']:.3f} | {memory} | {r['wall_s']:.0f} | {shared} |")
+                     f"{1000 * r['kg_co2e']:.3f} | {memory} | {r['wall_s']:.0f} | {r.get('cpu', '?')} | {shared} |")
     return "\n".join(lines)
 
 

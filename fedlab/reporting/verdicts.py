@@ -191,6 +191,30 @@ COSTS = {"bytes": lambda r: r.communication.get("bytes_total"),
 MIN_REPEATS = 3
 
 
+#: how :func:`same_cpu` names runs whose manifest predates ``hardware.cpu_signature``
+CPU_NOT_RECORDED = "not recorded"
+
+
+def cpu_of(run: RunResult) -> str:
+    return ((getattr(run, "manifest", None) or {}).get("hardware") or {}).get("cpu_signature") or CPU_NOT_RECORDED
+
+
+def same_cpu(sides: list[list[RunResult]]) -> tuple[list[list[RunResult]], str | None, int]:
+    """The runs of both sides made on one CPU (:func:`fedlab.experiment.provenance.cpu_signature`): the
+    CPU with the most runs on its thinner side. Energy measured on different CPUs is not comparable (the
+    same step took half the time on one of this project's machines as on another), so the others are
+    left out; returns the kept sides, the CPU and how many runs were left out."""
+    cpus = {cpu_of(r) for runs in sides for r in runs}
+    if not cpus:
+        return sides, None, 0
+    def support(cpu):
+        counts = [sum(cpu_of(r) == cpu for r in runs) for runs in sides]
+        return min(counts), sum(counts), cpu != CPU_NOT_RECORDED, cpu
+    cpu = max(cpus, key=support)
+    kept = [[r for r in runs if cpu_of(r) == cpu] for runs in sides]
+    return kept, cpu, sum(len(runs) - len(k) for runs, k in zip(sides, kept))
+
+
 def cost_comparison(runs_a: list[RunResult], runs_b: list[RunResult]) -> dict:
     """Each cost of ``a`` vs ``b`` separately: lower / equal / higher, or why it cannot be decided.
 
@@ -198,18 +222,22 @@ def cost_comparison(runs_a: list[RunResult], runs_b: list[RunResult]) -> dict:
     compared only with at least :data:`MIN_REPEATS` runs on each side (a Welch t-test on the repeats);
     with fewer, the comparison is reported as undecided. Energy is compared only on runs measured on an
     idle CPU: a run during which other processes used the CPU (:func:`measured_on_shared_cpu`) is left
-    out of it and counted in ``excluded_shared``.
+    out of it and counted in ``excluded_shared``, and only between runs made on one CPU (:func:`same_cpu`;
+    the others are counted in ``excluded_other_cpu``).
     """
     out = {}
     for name, get in COSTS.items():
         sides = [runs_a, runs_b]
         excluded = 0
+        entry = {}
         if name == "energy_kwh":
             idle = [[r for r in runs if not measured_on_shared_cpu(getattr(r, "timings", None))] for runs in sides]
             excluded = sum(len(runs) - len(kept) for runs, kept in zip(sides, idle))
-            sides = idle
+            sides, entry["cpu"], other_cpu = same_cpu(idle)
+            if other_cpu:
+                entry["excluded_other_cpu"] = other_cpu
         va, vb = ([v for v in map(get, runs) if v is not None] for runs in sides)
-        entry = {"a": va, "b": vb}
+        entry.update(a=va, b=vb)
         if excluded:
             entry["excluded_shared"] = excluded
         if not va or not vb:
@@ -218,6 +246,8 @@ def cost_comparison(runs_a: list[RunResult], runs_b: list[RunResult]) -> dict:
             entry["verdict"] = "lower" if va[0] < vb[0] else "higher" if va[0] > vb[0] else "equal"
         elif min(len(va), len(vb)) < MIN_REPEATS:
             why = f", {excluded} measured on a shared CPU left out" if excluded else ""
+            if entry.get("excluded_other_cpu"):
+                why += f", {entry['excluded_other_cpu']} made on another CPU left out"
             entry["verdict"] = f"undecided (needs >= {MIN_REPEATS} repeats per side, has {min(len(va), len(vb))}{why})"
         else:
             test = ttest_ind(va, vb, equal_var=False)

@@ -1,11 +1,17 @@
 """Reporting from small fixture result files: frames, tables, claims, figures and README blocks."""
 
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from fedlab.experiment import provenance
+from fedlab.experiment.provenance import Contention, measured_on_shared_cpu, others_cpu_percent
 from fedlab.experiment.profiles import load_profile
 from fedlab.experiment.store import ResultStore, RunResult
 from fedlab.core.metrics import bootstrap_ci
@@ -162,8 +168,6 @@ def test_floors_calibrate_a_zero_shot_model_that_always_answers_one_class(fixtur
 
 
 def test_each_cost_is_compared_on_its_own_with_repeats():
-    from types import SimpleNamespace
-
     def run_(kwh, nbytes, mb):
         return SimpleNamespace(communication={"bytes_total": nbytes}, energy={"total": {"kwh": kwh}}, peak_memory_mb=mb)
 
@@ -184,13 +188,32 @@ def test_each_cost_is_compared_on_its_own_with_repeats():
     assert costs["peak_memory_mb"]["b"] == [101, 99, 100] and costs["bytes"]["verdict"] == "lower"
 
 
+def test_energy_is_compared_only_between_runs_made_on_one_cpu():
+    def run_(kwh, cpu):
+        hardware = {"cpu": "AMD EPYC", **({"cpu_signature": cpu} if cpu else {})}
+        return SimpleNamespace(communication={"bytes_total": 10}, energy={"total": {"kwh": kwh}}, peak_memory_mb=100,
+                               manifest={"hardware": hardware})
+
+    zen4, zen3 = "AuthenticAMD 25/17/1 avx2 avx512f", "AuthenticAMD 25/1/1 avx2"
+    # a is cheaper than b on each CPU, but a's runs on the slower CPU would make it look dearer if pooled
+    a = [run_(1.0, zen4), run_(1.1, zen4), run_(0.9, zen4), run_(3.0, zen3)]
+    b = [run_(2.0, zen4), run_(2.1, zen4), run_(1.9, zen4), run_(None, None)]
+    energy = verdicts.cost_comparison(a, b)["energy_kwh"]
+    assert energy["cpu"] == zen4 and energy["excluded_other_cpu"] == 2
+    assert energy["a"] == [1.0, 1.1, 0.9] and energy["verdict"] == "lower"
+    # too few runs on any one CPU: undecided, and the reason says so
+    energy = verdicts.cost_comparison(a[:2] + a[3:], b[:1] + [run_(2.2, zen3), run_(2.3, zen3)])["energy_kwh"]
+    assert energy["verdict"] == "undecided (needs >= 3 repeats per side, has 1, 3 made on another CPU left out)"
+    # results older than the signature form their own group, used when no recorded CPU has more runs
+    old = verdicts.cost_comparison([run_(v, None) for v in (1.0, 1.1, 0.9)], [run_(v, None) for v in (2.0, 2.1, 1.9)])["energy_kwh"]
+    assert old["cpu"] == verdicts.CPU_NOT_RECORDED and old["verdict"] == "lower"
+    assert provenance.cpu_signature("vendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 143\nstepping\t: 8\n"
+                                    "flags\t\t: fpu avx2 avx512f amx_tile amx_bf16\n\nvendor_id\t: other\n") \
+        == "GenuineIntel 6/143/8 avx2 avx512f amx_tile amx_bf16"
+    assert provenance.cpu_signature("") is None
+
+
 def test_contention_counts_the_cpu_of_other_processes_not_of_the_run_itself():
-    import subprocess
-    import sys
-    import time
-
-    from fedlab.experiment.provenance import Contention, measured_on_shared_cpu, others_cpu_percent
-
     assert others_cpu_percent(system_busy_s=30.0, own_busy_s=10.0, wall_s=20.0, cpus=2) == 50.0
     assert others_cpu_percent(system_busy_s=5.0, own_busy_s=9.0, wall_s=20.0, cpus=2) == 0.0
     # CPU burnt by this process and by a child it waits for is its own, not another process's (the child
