@@ -64,7 +64,9 @@ def compare(rev: str, rel: str) -> dict | None:
         "setting": cfg["setting"], "seed": cfg["seed"], "lr": cfg["lr"], "eval_on": cfg.get("eval_on"),
         "metric": metric, "before": before["metrics"][metric], "after": after["metrics"][metric],
         "same_metric": before["metrics"][metric] == after["metrics"][metric],
-        "same_adapter": before.get("adapter_hash") == after.get("adapter_hash"),
+        # isolated runs keep one adapter per client and record no single hash: None (not comparable)
+        "same_adapter": (before.get("adapter_hash") == after.get("adapter_hash")
+                         if before.get("adapter_hash") and after.get("adapter_hash") else None),
         "rows": len(shared), "same_predictions": sum(rows_before[i] == rows_after[i] for i in shared),
         "cpu_before": cpu(before), "cpu_after": cpu(after),
         "sha_before": before["manifest"].get("git_sha"), "sha_after": after["manifest"].get("git_sha"),
@@ -79,7 +81,9 @@ def summary(runs: list[dict]) -> dict:
         rs = [r for r in runs if r["method"] == method]
         deltas = [abs(r["after"] - r["before"]) for r in rs]
         ratios = [r["wall_ratio_after_over_before"] for r in rs if r["wall_ratio_after_over_before"]]
-        out[method] = {"runs": len(rs), "same_adapter": sum(r["same_adapter"] for r in rs),
+        hashed = [r for r in rs if r["same_adapter"] is not None]
+        out[method] = {"runs": len(rs), "runs_with_adapter_hash": len(hashed),
+                       "same_adapter": sum(r["same_adapter"] for r in hashed),
                        "same_metric": sum(r["same_metric"] for r in rs),
                        "same_predictions_share": sum(r["same_predictions"] for r in rs) / max(1, sum(r["rows"] for r in rs)),
                        "max_abs_metric_change": max(deltas), "mean_abs_metric_change": statistics.fmean(deltas),
@@ -99,7 +103,7 @@ def main() -> None:
         raise SystemExit(f"no result file differs from its version at {args.rev}: rerun some results first")
     write_json(args.out, {"rev": args.rev, "runs": runs, "by_method": summary(runs), "manifest": run_manifest()})
     for method, s in summary(runs).items():
-        print(f"{method}: {s['runs']} runs, identical adapter {s['same_adapter']}, identical metric {s['same_metric']}, "
+        print(f"{method}: {s['runs']} runs, identical adapter {s['same_adapter']} of {s['runs_with_adapter_hash']}, identical metric {s['same_metric']}, "
               f"max |change| {s['max_abs_metric_change']:.3f}, same prediction on {100 * s['same_predictions_share']:.1f} % of rows, "
               f"median wall ratio {s['median_wall_ratio']}")
     print(f"wrote {args.out}")
