@@ -211,6 +211,9 @@ def test_energy_is_compared_only_between_runs_made_on_one_cpu():
                                     "flags\t\t: fpu avx2 avx512f amx_tile amx_bf16\n\nvendor_id\t: other\n") \
         == "GenuineIntel 6/143/8 avx2 avx512f amx_tile amx_bf16"
     assert provenance.cpu_signature("") is None
+    assert provenance.cpu_label("AuthenticAMD 25/17/1 avx2 avx512f avx512_bf16 avx512_vnni") == "AMD 25/17/1 avx512 bf16"
+    assert provenance.cpu_label("GenuineIntel 6/143/8 avx2 avx512f amx_tile amx_bf16") == "Intel 6/143/8 avx512 bf16 amx"
+    assert provenance.cpu_label(None) == "?"
 
 
 def test_contention_counts_the_cpu_of_other_processes_not_of_the_run_itself():
