@@ -4,10 +4,18 @@ The estimate is arithmetic, not a promise: training needs about ``4 N`` FLOPs pe
 and activation gradients of the frozen body, ``N`` its parameters), evaluation ``2 N`` per scored
 token, at the fraction :data:`ASSUMED_MFU` of this machine's measured matmul peak in the run's
 dtype (a CPU without native bf16 runs bf16 roughly 100x slower, and the estimate says so).
+
+Where runs of the grid have already finished on this CPU (same :func:`cpu_signature`, not flagged as
+sharing the CPU), their measured wall times replace the arithmetic: a run to be trained takes the
+median wall time of finished runs of the same backbone, dataset, setting and method; any other run
+the FLOP estimate scaled by the median measured/estimated ratio of the finished runs of the same
+dataset and setting (else of the same setting, else of all). Each estimate says which of the three it is.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import statistics
 from dataclasses import dataclass, field
 
 from fedlab.core.flops import matmul_peak_gflops
@@ -16,8 +24,9 @@ from fedlab.core.prompts import user_text
 
 from .config import RunConfig
 from .profiles import Profile
+from .provenance import cpu_signature, measured_on_shared_cpu
 from .rundata import RunData
-from .store import ResultStore
+from .store import ResultStore, RunResult
 
 #: the share of the matmul peak a training or evaluation step reaches (bench/results/train.json)
 ASSUMED_MFU = 0.5
@@ -34,7 +43,10 @@ class Plan:
     reuse: list[RunConfig] = field(default_factory=list)
     train: list[RunConfig] = field(default_factory=list)
     seconds: dict[str, float | None] = field(default_factory=dict)  # config hash -> estimate
+    source: dict[str, str] = field(default_factory=dict)  # config hash -> "measured" / "calibrated" / "flops"
     peak_gflops: dict[str, float] = field(default_factory=dict)
+    #: median measured/estimated wall time of the runs finished on this CPU, and how many there were
+    calibration: tuple[float, int] | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -50,10 +62,22 @@ class Plan:
             lines.append(f"Estimated training and evaluation time on this machine: {when} "
                          f"(matmul peak {', '.join(f'{k} {v:.0f}' for k, v in self.peak_gflops.items())} GFLOP/s, "
                          f"assumed MFU {ASSUMED_MFU}).")
+            counts = {k: sum(self.source.get(c.hash()) == k for c in self.train) for k in ("measured", "calibrated", "flops")}
+            parts = []
+            if counts["measured"]:
+                parts.append(f"{counts['measured']} from the median wall time of finished runs of the same backbone, "
+                             "dataset, setting and method on this CPU")
+            if counts["calibrated"]:
+                ratio, n = self.calibration
+                parts.append(f"{counts['calibrated']} from the FLOP estimate x the median measured/estimated ratio of "
+                             f"runs finished on this CPU with the same dataset and setting ({ratio:.2f} over all {n})")
+            if counts["flops"]:
+                parts.append(f"{counts['flops']} from the FLOP estimate alone (no run of the grid has finished on this CPU)")
+            lines.append("Estimates: " + "; ".join(parts) + ".")
             for cfg in self.train:
                 s = self.seconds.get(cfg.hash())
                 lines.append(f"  train {cfg.setting:11s} {cfg.dataset:8s} {cfg.method if cfg.setting != 'zeroshot' else '-':5s} "
-                             f"{cfg.model} seed {cfg.seed}: ~{s / 60:.1f} min" if s is not None else
+                             f"{cfg.model} seed {cfg.seed}: ~{s / 60:.1f} min ({self.source[cfg.hash()]})" if s is not None else
                              f"  train {cfg.setting} {cfg.dataset} {cfg.method}: time unknown")
         lines += self.notes
         return "\n".join(lines)
@@ -106,13 +130,37 @@ def estimate_seconds(cfg: RunConfig, peak_gflops: float) -> float | None:
     return (train_tokens * 4 * n_body + eval_flops(evals)) / rate + 15
 
 
-def plan_grid(configs: list[RunConfig], *, force: bool = False, store: ResultStore | None = None) -> Plan:
-    """Which of ``configs`` are reused and which trained, and how long the training will take."""
+def measured_wall_seconds(result: RunResult) -> float | None:
+    """A finished run's wall time: training runs record ``wall_s``, zero-shot runs loading and scoring."""
+    t = result.timings or {}
+    if "wall_s" in t:
+        return float(t["wall_s"])
+    if "eval_s" in t:
+        return float(t["eval_s"]) + float(t.get("model_load_s", 0.0))
+    return None
+
+
+def _shape(cfg: RunConfig) -> tuple:
+    return cfg.model, cfg.dataset, cfg.setting, cfg.method if cfg.setting != "zeroshot" else None, cfg.dtype
+
+
+def plan_grid(configs: list[RunConfig], *, force: bool = False, store: ResultStore | None = None,
+              signature: str | None = None) -> Plan:
+    """Which of ``configs`` are reused and which trained, and how long the training will take
+    (``signature``: this machine's :func:`cpu_signature`, whose finished runs calibrate the estimate)."""
     store = store or ResultStore()
+    signature = signature or cpu_signature()
     out = Plan()
+    finished: list[tuple[RunConfig, float]] = []  # runs of this grid measured on this CPU, alone on it
     for cfg in configs:
         cfg = cfg.resolved()
-        (out.train if force or store.lookup(cfg) is None else out.reuse).append(cfg)
+        found = store.lookup(cfg)
+        (out.train if force or found is None else out.reuse).append(cfg)
+        if found is not None and signature and found.ok:
+            wall = measured_wall_seconds(found)
+            same_cpu = (found.manifest or {}).get("hardware", {}).get("cpu_signature") == signature
+            if wall is not None and same_cpu and measured_on_shared_cpu(found.timings) is False:
+                finished.append((cfg, wall))
     if not out.train:
         return out
     device = resolve_device()
@@ -125,9 +173,35 @@ def plan_grid(configs: list[RunConfig], *, force: bool = False, store: ResultSto
                              "(a different config, kept apart by its hash).")
         else:
             out.peak_gflops[dtype] = matmul_peak_gflops(dtype, seconds=1.0, device=device)
+    estimates: dict[str, float | None] = {}  # the arithmetic does not depend on the seed: once per shape
+
+    def flops_estimate(cfg: RunConfig) -> float | None:
+        key = dataclasses.replace(cfg, seed=0).hash()
+        if key not in estimates:
+            peak = out.peak_gflops.get(cfg.dtype) or out.peak_gflops.get(f"{cfg.dtype} (emulated)")
+            estimates[key] = estimate_seconds(cfg, peak)
+        return estimates[key]
+
+    by_shape: dict[tuple, list[float]] = {}
+    ratios: dict[tuple, list[float]] = {}  # measured/estimated, by (dataset, setting), (setting,) and ()
+    for cfg, wall in finished:
+        by_shape.setdefault(_shape(cfg), []).append(wall)
+        if cfg.dtype in out.peak_gflops and (est := flops_estimate(cfg)):
+            for key in ((cfg.dataset, cfg.setting), (cfg.setting,), ()):
+                ratios.setdefault(key, []).append(wall / est)
+    if () in ratios:
+        out.calibration = (float(statistics.median(ratios[()])), len(ratios[()]))
     for cfg in out.train:
-        peak = out.peak_gflops.get(cfg.dtype) or out.peak_gflops.get(f"{cfg.dtype} (emulated)")
-        out.seconds[cfg.hash()] = estimate_seconds(cfg, peak)
+        key = cfg.hash()
+        if walls := by_shape.get(_shape(cfg)):
+            out.seconds[key], out.source[key] = float(statistics.median(walls)), "measured"
+            continue
+        est = flops_estimate(cfg)
+        nearest = next((ratios[k] for k in ((cfg.dataset, cfg.setting), (cfg.setting,), ()) if k in ratios), None)
+        if est is not None and nearest:
+            out.seconds[key], out.source[key] = est * float(statistics.median(nearest)), "calibrated"
+        else:
+            out.seconds[key], out.source[key] = est, "flops"
     return out
 
 

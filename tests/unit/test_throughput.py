@@ -1,5 +1,7 @@
 """The pieces that make training faster keep its meaning: loss, batches, prompts, plan and resources."""
 
+import dataclasses
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -13,10 +15,10 @@ from fedlab.core.prompts import encode, prompt_text, training_ids
 from fedlab.core.train import answer_loss, collate, data_order, length_grouped
 from fedlab.data import load_splits
 from fedlab.errors import ConfigError
-from fedlab.experiment.plan import plan_grid, profile_configs
+from fedlab.experiment.plan import estimate_seconds, plan_grid, profile_configs
 from fedlab.experiment.profiles import load_profile
 from fedlab.experiment.resources import Resources
-from fedlab.experiment.store import ResultStore
+from fedlab.experiment.store import ResultStore, RunResult
 from fedlab.fl.simulation import backend_config
 
 
@@ -95,3 +97,33 @@ def test_the_plan_says_what_is_reused_and_trained(tmp_path, monkeypatch, fedlab_
     committed = ResultStore(Path(__file__).resolve().parents[2] / "results")
     quick = plan_grid(profile_configs(load_profile("quick-v1")), store=committed)
     assert not quick.train, "the committed quick results are found on any CPU (dtype pinned in the profile)"
+
+
+def test_the_plan_estimates_from_runs_finished_on_this_cpu(tmp_path, monkeypatch, fedlab_data_dir):
+    monkeypatch.setenv("FEDLAB_DATA_DIR", str(fedlab_data_dir))
+    store = ResultStore(tmp_path)
+    cells = [c.resolved() for c in load_profile("smoke").cells() if c.dataset == "fpb" and c.method == "lora"]
+    fed = next(c for c in cells if c.setting == "federated")
+    cen = next(c for c in cells if c.setting == "centralized")
+    other_seed = dataclasses.replace(fed, seed=fed.seed + 1)
+
+    def finish(cfg, wall, signature, shared=False):
+        result = RunResult.of(cfg, timings={"wall_s": wall, "contention": {"shared": shared}},
+                              manifest={"hardware": {"cpu_signature": signature}})
+        store.path(cfg).parent.mkdir(parents=True, exist_ok=True)
+        store.path(cfg).write_text(json.dumps(result.to_json()))
+
+    finish(fed, 100.0, "CPU-A")
+    plan = plan_grid([fed, other_seed, cen], store=store, signature="CPU-A")
+    assert plan.reuse == [fed] and plan.train == [other_seed, cen]
+    assert plan.source[other_seed.hash()] == "measured" and plan.seconds[other_seed.hash()] == 100.0
+    assert plan.source[cen.hash()] == "calibrated"
+    raw = plan_grid([fed, other_seed, cen], store=store, signature="CPU-B")  # finished on another CPU: arithmetic
+    assert {raw.source[c.hash()] for c in raw.train} == {"flops"} and raw.calibration is None
+    ratio, n = plan.calibration
+    assert n == 1 and ratio == pytest.approx(100.0 / estimate_seconds(fed, plan.peak_gflops["fp32"]))
+    assert plan.seconds[cen.hash()] == pytest.approx(ratio * estimate_seconds(cen, plan.peak_gflops["fp32"]))
+    assert "1 from the median wall time of finished runs" in plan.describe()
+    finish(fed, 100.0, "CPU-A", shared=True)  # measured while something else used the CPU: not evidence
+    shared = plan_grid([fed, other_seed, cen], store=store, signature="CPU-A")
+    assert {shared.source[c.hash()] for c in shared.train} == {"flops"}
