@@ -13,6 +13,8 @@ eyeballing two CIs), with the evidence written out.
 
 from __future__ import annotations
 
+from fedlab.data import domain_of
+
 from .verdicts import FAMILIES, client_verdict_counts
 
 SUPPORTED, NOT_SUPPORTED = "supported", "not supported"
@@ -66,3 +68,73 @@ def claims_markdown(claims: list[dict]) -> str:
     for c in claims:
         lines.append(f"| {c['claim']} | {c['model']} | {c['dataset']} | {c['method']} | {c['evidence']} | {c['test']} | **{c['verdict']}** |")
     return "\n".join(lines)
+
+
+#: the words of each family's verdicts, in the order the answer lists them
+_ANSWER_ORDER = {FAMILIES[0]: ("equivalent", "not equivalent", "inconclusive"),
+                 FAMILIES[1]: ("better", "not better"),
+                 FAMILIES[3]: ("non-inferior", "inconclusive", "inferior")}
+_LISTED = {FAMILIES[0]: ("equivalent", "not equivalent"), FAMILIES[1]: ("better",),
+           FAMILIES[3]: ("non-inferior", "inferior")}  # cells named with their effect; others only counted
+
+
+def _cell(c: dict) -> str:
+    return f"{c.get('model', '-')} {c['dataset']} {c['method']} {c['effect']:+.3f} [{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}]"
+
+
+def _count_line(rows: list[dict], family: str) -> str:
+    """``3 cells: *equivalent* 0, *not equivalent* 2 (cell effect [CI]; ...), *inconclusive* 1``."""
+    words = list(_ANSWER_ORDER[family]) + sorted({c["verdict"] for c in rows} - set(_ANSWER_ORDER[family]))
+    parts = []
+    for word in words:
+        hits = [c for c in rows if c["verdict"] == word]
+        if not hits and word != _ANSWER_ORDER[family][0]:  # the finding sought is counted even when 0
+            continue
+        named = f" ({'; '.join(_cell(c) for c in hits)})" if hits and word in _LISTED.get(family, ()) else ""
+        parts.append(f"*{word}* {len(hits)}{named}")
+    return f"{len(rows)} cell{'s' if len(rows) != 1 else ''}: {', '.join(parts)}"
+
+
+def _cost_line(rows: list[dict]) -> str:
+    """How often each cost of the cheaper method came out lower / equal / higher / undecided."""
+    out = []
+    for cost in sorted({k for c in rows for k in c.get("costs", {})}):
+        tally: dict[str, int] = {}
+        for c in rows:
+            if cost in c.get("costs", {}):
+                word = c["costs"][cost]["verdict"].split(" (")[0]
+                tally[word] = tally.get(word, 0) + 1
+        out.append(f"{cost} {', '.join(f'{w} {n}' for w, n in sorted(tally.items()))}")
+    return "; ".join(out)
+
+
+def answer_markdown(verdicts: dict) -> str:
+    """The study's answer per domain, in the verdicts' own words: for each family of comparisons how
+    many (backbone, dataset, method) cells got which verdict, the cells with a definite finding named
+    with their effect and 95 % CI. Nothing here is stronger than the verdict table it counts."""
+    comparisons = verdicts.get("comparisons") or []
+    if not comparisons:
+        return "(no results to answer from yet)"
+    by_domain: dict[str, list[dict]] = {}
+    for c in comparisons:
+        by_domain.setdefault(domain_of(c["dataset"]), []).append(c)
+    lines = []
+    for domain, rows in by_domain.items():
+        datasets = sorted({c["dataset"] for c in rows})
+        models = sorted({c.get("model", "-") for c in rows})
+        lines.append(f"**{domain}** ({', '.join(datasets)}; {', '.join(models)}; cells = backbone x dataset x method)")
+        fed_cen = [c for c in rows if c["family"] == FAMILIES[0]]
+        if fed_cen:
+            collapsed = sum(bool(c["federated_collapsed"]) for c in fed_cen)
+            lines.append(f"- Federated vs centralized (TOST at ±{fed_cen[0]['margin']:g}): {_count_line(fed_cen, FAMILIES[0])}."
+                         + (f" The federated model answers one class for >= 90 % of rows in {collapsed} of "
+                            f"{len(fed_cen)} cells." if collapsed else ""))
+        fed_iso = [c for c in rows if c["family"] == FAMILIES[1]]
+        if fed_iso:
+            lines.append(f"- Federated vs isolated (mean of the clients, one-sided): {_count_line(fed_iso, FAMILIES[1])}.")
+        for method in sorted({c["method"] for c in rows if c["family"] == FAMILIES[3]}):
+            cheap = [c for c in rows if c["family"] == FAMILIES[3] and c["method"] == method]
+            lines.append(f"- {method} vs LoRA, federated (non-inferiority at -{cheap[0]['margin']:g}): "
+                         f"{_count_line(cheap, FAMILIES[3])}; costs vs LoRA: {_cost_line(cheap)}.")
+        lines.append("")
+    return "\n".join(lines).rstrip()

@@ -11,7 +11,7 @@ from pathlib import Path
 from fedlab import paths
 from fedlab.experiment.profiles import load_profile
 
-from .claims import check_claims, claims_markdown
+from .claims import answer_markdown, check_claims, claims_markdown
 from .frames import result_for, results_frame
 from .verdicts import floors_markdown, profile_verdicts, verdict_markdown
 from .tables import (aggregation_table, backbones_table, bench_evaluators_table, bench_federated_table,
@@ -60,6 +60,7 @@ BLOCKS = {
     "results-floors": lambda: floors_markdown(_verdicts()),
     "results-verdicts": lambda: verdict_markdown(_verdicts()),
     "results-claims": lambda: claims_markdown(check_claims(_verdicts())),
+    "results-answer": lambda: answer_markdown(_verdicts()),
     "zeroshot": zeroshot_table,
     "bench-evaluators": bench_evaluators_table,
     "bench-federated": bench_federated_table,

@@ -156,6 +156,21 @@ def test_overlapping_cis_with_a_significant_paired_difference_are_not_equivalent
     assert "**not equivalent**" in table and "**equivalent**" in table
 
 
+def test_the_answer_per_domain_counts_the_verdicts_in_their_own_words(fixture_results):
+    v = verdicts.profile_verdicts(SMOKE)
+    text = claims.answer_markdown(v)
+    lora = next(c for c in v["comparisons"] if c["method"] == "lora" and c["family"] == verdicts.FAMILIES[0])
+    assert text.startswith("**finance** (fpb; tiny-random;")
+    # the significant difference is named with its effect, though the two marginal CIs overlap
+    assert (f"Federated vs centralized (TOST at ±0.03): 2 cells: *equivalent* 1 (tiny-random fpb qlora "
+            in text) and f"*not equivalent* 1 (tiny-random fpb lora {lora['effect']:+.3f} [" in text
+    assert "*inconclusive*" not in text.split("Federated vs isolated")[0]  # a verdict no cell got is not listed
+    assert "Federated vs isolated (mean of the clients, one-sided): 2 cells: *better* 2 (" in text
+    assert "qlora vs LoRA, federated (non-inferiority at -0.03): 1 cell: *non-inferior* 1 (" in text
+    assert "costs vs LoRA: bytes equal 1; energy_kwh undecided 1; peak_memory_mb undecided 1." in text
+    assert claims.answer_markdown({"comparisons": []}) == "(no results to answer from yet)"
+
+
 def test_floors_calibrate_a_zero_shot_model_that_always_answers_one_class(fixture_results):
     v = verdicts.profile_verdicts(SMOKE)
     fpb = v["floors"]["tiny-random/fpb"]
