@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from fedlab import paths
@@ -152,6 +153,7 @@ def baselines(df, floors: dict | None = None, save: str | None = None):
         methods = [m for m in d["method"].unique() if m != "none"]
         settings = TRAINING_ORDER
         width = 0.8 / len(settings)
+        drawn, any_collapsed = [], False  # the legend shows plain colour patches, not the first bar's hatch
         for j, s in enumerate(settings):
             for i, m in enumerate(methods):
                 sub = d[(d["method"] == m) & (d["setting"] == s)]
@@ -166,9 +168,11 @@ def baselines(df, floors: dict | None = None, save: str | None = None):
                     if s == "isolated" and r["score_worst"] is not None and r["score_worst"] == r["score_worst"]:
                         lo = r["score_worst"]
                 collapsed = bool(sub["collapsed"].any())
+                any_collapsed |= collapsed
+                if s not in drawn:
+                    drawn.append(s)
                 ax.bar(x, score, width, yerr=[[max(0, score - lo)], [max(0, hi - score)]], capsize=3,
-                       color=SETTING_COLORS[s], label=s if i == 0 else None,
-                       hatch="//" if collapsed else None, edgecolor="k" if collapsed else None)
+                       color=SETTING_COLORS[s], hatch="//" if collapsed else None, edgecolor="k" if collapsed else None)
                 if len(sub) > 1:
                     ax.scatter([x] * len(sub), sub["score"], s=9, color="k", zorder=3)
         zs = d[d["setting"] == "zeroshot"]
@@ -182,9 +186,12 @@ def baselines(df, floors: dict | None = None, save: str | None = None):
         ax.set_xticks(np.arange(len(methods)), methods)
         seeds = d.loc[d["setting"] != "zeroshot", "seed"].nunique()
         ax.set(title=f"{model}: {dataset}", ylabel=f"held-out {metric}", ylim=(0, 1))
-        ax.text(0.99, 0.98, f"{seeds} seed(s); dots: seeds; hatched: collapsed", transform=ax.transAxes,
-                ha="right", va="top", fontsize=7)
-        ax.legend(fontsize=7, loc="upper left")
+        ax.text(0.99, 0.98, f"{seeds} seed(s); dots: seeds", transform=ax.transAxes, ha="right", va="top", fontsize=7)
+        lines, names = ax.get_legend_handles_labels()
+        patches = [Patch(facecolor=SETTING_COLORS[s], label=s) for s in drawn]
+        if any_collapsed:
+            patches.append(Patch(facecolor="white", edgecolor="k", hatch="//", label="collapsed (>= 90 % one class)"))
+        ax.legend(handles=patches + lines, labels=[h.get_label() for h in patches] + names, fontsize=7, loc="upper left")
     fig.tight_layout()
     return _save(fig, save)
 
