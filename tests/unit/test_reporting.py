@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from fedlab.experiment import provenance
-from fedlab.experiment.provenance import Contention, measured_on_shared_cpu, others_cpu_percent
+from fedlab.experiment.provenance import OTHERS_CPU_LIMIT, Contention, measured_on_shared_cpu, others_cpu_percent
 from fedlab.experiment.profiles import load_profile
 from fedlab.experiment.store import ResultStore, RunResult
 from fedlab.core.metrics import bootstrap_ci
@@ -247,6 +247,9 @@ def test_contention_counts_the_cpu_of_other_processes_not_of_the_run_itself():
     assert set(r) == {"others_cpu_percent", "own_cpu_s", "system_busy_cpu_s", "wall_s", "cpus", "shared"}
     assert measured_on_shared_cpu({"contention": r}) is r["shared"]
     assert measured_on_shared_cpu({"contention": {"shared": False}, "load_at_start": {"shared": True}}) is False
+    # a stored flag is re-judged by today's limit from the stored percentage (the limit was 25 % once)
+    assert measured_on_shared_cpu({"contention": {"shared": False, "others_cpu_percent": OTHERS_CPU_LIMIT + 7}}) is True
+    assert measured_on_shared_cpu({"contention": {"shared": False, "others_cpu_percent": OTHERS_CPU_LIMIT - 3}}) is False
     assert measured_on_shared_cpu({}) is None
 
 
