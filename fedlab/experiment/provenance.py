@@ -157,9 +157,10 @@ def run_manifest(dtype: str | None = None) -> dict:
 SHARED_CPU_PERCENT = 25.0
 #: a run during which other processes used more than this share of the machine's CPU is flagged as
 #: measured on a shared machine. Runs alone on the 2-core machines of this project measured 0-2 %
-#: (background, and the last seconds of exited children counted as others); quick runs during which
-#: others used 10-15 % took about 30 % longer than their idle repeats (the limit was 25 % until
-#: 2026-11-30; results store the percentage, and the flag is re-judged by this limit when read).
+#: (background, and the last seconds of exited children counted as others); four quick runs during
+#: which others used 10-16 %, rerun alone with identical adapters, took 11-33 % less time and 18-31 %
+#: less energy (the limit was 25 % until 2026-11-30; results store the percentage, and the flag is
+#: re-judged by this limit when read).
 OTHERS_CPU_LIMIT = 5.0
 
 
