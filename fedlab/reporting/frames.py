@@ -14,6 +14,7 @@ from fedlab.core.energy import TRAIN
 from fedlab.data import DATASETS
 from fedlab.experiment.config import RunConfig
 from fedlab.experiment.profiles import Profile
+from fedlab.experiment.plan import measured_wall_seconds
 from fedlab.experiment.provenance import cpu_label, measured_on_shared_cpu
 from fedlab.experiment.store import ResultStore, RunResult
 
@@ -82,7 +83,7 @@ def row(result: RunResult) -> dict:
         "adapter_bytes": model.get("adapter_bytes"),
         "peak_memory_mb": (result.memory or {}).get("train_process_peak_mb", result.peak_memory_mb),
         "memory_measured": bool((result.memory or {}).get("train_process_peak_mb")),
-        "wall_s": result.timings.get("wall_s") or result.timings.get("eval_s"),
+        "wall_s": measured_wall_seconds(result),
         "optimizer_steps": result.budget.get("optimizer_steps"),
         "train_tokens": tokens,
         # training energy per optimizer step and per 1000 training tokens (the client_train phase)
