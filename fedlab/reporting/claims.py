@@ -24,12 +24,17 @@ def _effect(c: dict) -> str:
     return f"{c['metric']} {c['federated']:.3f} vs {c['other_score']:.3f}: {c['effect']:+.3f} [{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}]"
 
 
+def _in_seeds(c: dict, side: str) -> str:
+    """" in at least one seed" when a side of the comparison pools several seeds (collapse is judged per seed)."""
+    return " in at least one seed" if (c.get(f"n_seeds_{side}") or c.get("n_seeds") or 1) > 1 else ""
+
+
 def _collapse_note(c: dict) -> str:
     notes = []
     if c["federated_collapsed"]:
-        notes.append("the federated model answers one class for >= 90 % of rows")
+        notes.append(f"the federated model answers one class for >= 90 % of rows{_in_seeds(c, 'a')}")
     if c.get("other_collapsed"):
-        notes.append(f"{c['other']} answers one class for >= 90 % of rows")
+        notes.append(f"{c['other']} answers one class for >= 90 % of rows{_in_seeds(c, 'b')}")
     return f" ({'; '.join(notes)})" if notes else ""
 
 
@@ -127,7 +132,8 @@ def answer_markdown(verdicts: dict) -> str:
         if fed_cen:
             collapsed = sum(bool(c["federated_collapsed"]) for c in fed_cen)
             lines.append(f"- Federated vs centralized (TOST at ±{fed_cen[0]['margin']:g}): {_count_line(fed_cen, FAMILIES[0])}."
-                         + (f" The federated model answers one class for >= 90 % of rows in {collapsed} of "
+                         + (f" The federated model answers one class for >= 90 % of rows"
+                            f"{' in at least one seed' if any(_in_seeds(c, 'a') for c in fed_cen) else ''} in {collapsed} of "
                             f"{len(fed_cen)} cells." if collapsed else ""))
         fed_iso = [c for c in rows if c["family"] == FAMILIES[1]]
         if fed_iso:

@@ -13,6 +13,7 @@ from fedlab.core.models import SUGGESTED_HUB_BACKBONES, backbone_registry
 from fedlab.data import MAIN_DATASETS, DATASETS, load_splits
 from fedlab.data.partition import partition_records
 from fedlab.experiment.profiles import Profile
+from fedlab.experiment.provenance import OTHERS_CPU_LIMIT
 from fedlab.experiment.store import ResultStore, RunResult
 
 from .frames import TRAINING_ORDER
@@ -59,8 +60,8 @@ def cost_table(df) -> str:
     """Markdown: what each method costs in the federated setting (bytes, energy, memory, time).
 
     Training energy is also given per optimizer step and per 1000 training tokens; "shared" marks a run
-    during which other processes used more than a quarter of the CPU (its energy and time are not its
-    own; older results: one that started while the CPU was busy), and "?" a result from before either
+    during which other processes used more than ``OTHERS_CPU_LIMIT`` (5) percent of the CPU (its energy and
+    time are not its own; older results: one that started while the CPU was busy), and "?" a result from before either
     was recorded. "CPU" is the processor as its kernels see it (family/model/stepping and the AVX-512, bf16
     and AMX extensions; "?": not recorded): energy and time are comparable only within one. Peak memory is the training process's
     (``memory.train_process_peak_mb``) where recorded, else the saving process's lifetime high ("*").
@@ -86,6 +87,42 @@ def cost_table(df) -> str:
         lines.append(f"| {r['model']} | {r['dataset']} | {r['method']} | {r['seed']} | {int(r['trainable_parameters']):,} | {int(r['bytes_total']):,} | "
                      f"{1000 * r['kwh']:.3f} | {num(r['wh_per_step'], '.4f')} | {num(r['wh_per_1k_tokens'], '.4f')} | "
                      f"{1000 * r['kg_co2e']:.3f} | {memory} | {r['wall_s']:.0f} | {r.get('cpu', '?')} | {shared} |")
+    return "\n".join(lines)
+
+
+def cost_summary_table(df, setting: str = "federated") -> str:
+    """Markdown: what each method costs in one setting, one line per (backbone, dataset, method) over its seeds.
+
+    Bytes are counted exactly (the same in every seed); energy, training energy per step and wall time
+    are the mean over the seeds with their range; peak memory is the highest of the seeds ("*": some
+    seed recorded only the saving process's lifetime high, not the training process's). "CPU" lists
+    the processors the seeds ran on, and the last column counts the seeds during which other processes
+    used more than OTHERS_CPU_LIMIT percent of the CPU ("?" where that was not recorded). The per-run
+    table is :func:`cost_table`.
+    """
+    sub = df[df["setting"] == setting]
+    if sub.empty:
+        return f"(no {setting} results yet)"
+    lines = [f"| backbone | dataset | method | seeds | trainable params | bytes sent per run | energy (Wh) | "
+             f"train Wh / step | peak memory (MB) | wall (s) | CPU | seeds with > {OTHERS_CPU_LIMIT:.0f} % of the CPU used by others |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+
+    def spread(values, scale, fmt):
+        values = [scale * v for v in values if v is not None and v == v]
+        if not values:
+            return "-"
+        mean = format(sum(values) / len(values), fmt)
+        return mean if len(values) == 1 else f"{mean} ({format(min(values), fmt)}-{format(max(values), fmt)})"
+
+    for (model, dataset, method), d in sub.groupby(["model", "dataset", "method"], sort=False):
+        nbytes = sorted({int(b) for b in d["bytes_total"]})
+        memory = f"{d['peak_memory_mb'].max():.0f}" + ("" if d["memory_measured"].all() else "*")
+        cpus = ", ".join(sorted({str(c) for c in d["cpu"]}))
+        known = [bool(s) for s in d["shared_cpu"] if s is not None and s == s]
+        shared = "?" if not known else f"{sum(known)} of {len(d)}" + ("" if len(known) == len(d) else f" ({len(d) - len(known)} ?)")
+        lines.append(f"| {model} | {dataset} | {method} | {len(d)} | {int(d['trainable_parameters'].iloc[0]):,} | "
+                     f"{' / '.join(f'{b:,}' for b in nbytes)} | {spread(d['kwh'], 1000, '.3f')} | "
+                     f"{spread(d['wh_per_step'], 1, '.4f')} | {memory} | {spread(d['wall_s'], 1, '.0f')} | {cpus} | {shared} |")
     return "\n".join(lines)
 
 

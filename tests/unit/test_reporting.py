@@ -8,6 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from fedlab.experiment import provenance
@@ -94,6 +95,29 @@ def test_tables_and_claims_from_the_frame(fixture_results):
     assert "| fpb | qlora |" in costs and "train Wh / step" in costs
     fed = frames.result_for(SMOKE.config("fpb", "federated", "lora"))
     assert tables.communication_table(fed)["bytes_total"] == 10_000
+
+
+def test_a_collapse_among_several_seeds_is_said_to_be_in_at_least_one_seed():
+    """Collapse is judged per seed; with three seeds pooled, the note must not say the pooled model collapsed."""
+    c = {"federated_collapsed": True, "other_collapsed": False, "other": "centralized", "n_seeds_a": 3, "n_seeds_b": 3}
+    assert claims._collapse_note(c) == " (the federated model answers one class for >= 90 % of rows in at least one seed)"
+    assert claims._collapse_note({**c, "n_seeds_a": 1}) == " (the federated model answers one class for >= 90 % of rows)"
+
+
+def test_the_cost_summary_gives_one_line_per_cell_over_its_seeds():
+    run = {"setting": "federated", "model": "m", "dataset": "fpb", "method": "lora", "trainable_parameters": 460_800,
+           "bytes_total": 44_785_920, "memory_measured": True, "cpu": "AMD 25/17/1"}
+    df = pd.DataFrame([{**run, "seed": 0, "kwh": 1e-3, "wh_per_step": 0.01, "peak_memory_mb": 900.0, "wall_s": 100.0,
+                        "shared_cpu": False},
+                       {**run, "seed": 1, "kwh": 2e-3, "wh_per_step": 0.03, "peak_memory_mb": 950.0, "wall_s": 140.0,
+                        "shared_cpu": True},
+                       {**run, "setting": "centralized", "seed": 0, "kwh": 9e-3, "wh_per_step": 0.1,
+                        "peak_memory_mb": 5000.0, "wall_s": 999.0, "shared_cpu": False}])
+    lines = tables.cost_summary_table(df).splitlines()
+    assert len(lines) == 3  # header, rule, one federated cell: the centralized run is not in it
+    assert lines[2] == ("| m | fpb | lora | 2 | 460,800 | 44,785,920 | 1.500 (1.000-2.000) | 0.0200 (0.0100-0.0300) | "
+                        "950 | 120 (100-140) | AMD 25/17/1 | 1 of 2 |")
+    assert tables.cost_summary_table(df, "isolated") == "(no isolated results yet)"
 
 
 def test_figures_are_drawn_from_results(fixture_results, tmp_path):
