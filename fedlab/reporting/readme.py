@@ -15,7 +15,7 @@ from .claims import answer_markdown, check_claims, claims_markdown
 from .frames import result_for, results_frame
 from .verdicts import floors_markdown, profile_verdicts, verdict_markdown
 from .tables import (aggregation_table, backbones_table, bench_evaluators_table, bench_federated_table,
-                     bench_throughput_table, bench_train_table, cost_table, main_table, zeroshot_table)
+                     bench_throughput_table, bench_train_table, cost_summary_table, main_table, zeroshot_table)
 
 
 def _summary(path: Path) -> str:
@@ -41,7 +41,7 @@ def layout_tree() -> str:
 
 
 #: the profile whose results the README reports
-README_PROFILE = "quick-v1"
+README_PROFILE = "quick"
 
 
 def _frame():
@@ -56,7 +56,7 @@ def _verdicts() -> dict:
 
 BLOCKS = {
     "results-main": lambda: main_table(_frame()),
-    "results-costs": lambda: cost_table(_frame()),
+    "results-costs": lambda: cost_summary_table(_frame()),
     "results-floors": lambda: floors_markdown(_verdicts()),
     "results-verdicts": lambda: verdict_markdown(_verdicts()),
     "results-claims": lambda: claims_markdown(check_claims(_verdicts())),

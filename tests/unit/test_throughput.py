@@ -95,8 +95,9 @@ def test_the_plan_says_what_is_reused_and_trained(tmp_path, monkeypatch, fedlab_
     text = plan.describe()
     assert f"0 finished runs are reused (same config hash), {len(configs)} will be trained" in text
     committed = ResultStore(Path(__file__).resolve().parents[2] / "results")
-    quick = plan_grid(profile_configs(load_profile("quick-v1")), store=committed)
-    assert not quick.train, "the committed quick results are found on any CPU (dtype pinned in the profile)"
+    for name in ("quick-v1", "quick"):
+        quick = plan_grid(profile_configs(load_profile(name)), store=committed)
+        assert not quick.train, f"the committed {name} results are found on any CPU (dtype pinned in the profile)"
 
 
 def test_the_plan_estimates_from_runs_finished_on_this_cpu(tmp_path, monkeypatch, fedlab_data_dir):
