@@ -24,7 +24,8 @@ def main_table(df) -> str:
 
     Macro-F1 for the sentiment sets, accuracy for multiple choice; "(collapsed)" marks a system that
     answers one class for at least 90 % of the rows. With several seeds, a cell shows the mean over
-    seeds and their range (the paired CIs over seeds and rows are in the verdict table).
+    seeds and their range, and for isolated training the worst client's score averaged over the seeds
+    (the paired CIs over seeds and rows are in the verdict table).
     """
     if df.empty:
         return "(no results yet)"
@@ -36,8 +37,10 @@ def main_table(df) -> str:
             return "–"
         if len(sub) > 1:
             flag = " (collapsed in some seeds)" if sub["collapsed"].any() else ""
+            worst = sub["score_worst"].dropna() if sub["setting"].iloc[0] == "isolated" else ()
+            worst = f" / {worst.mean():.3f}" if len(worst) else ""  # the worst client, mean over seeds
             return (f"{sub['score'].mean():.3f} ({len(sub)} seeds: {sub['score'].min():.3f}-{sub['score'].max():.3f})"
-                    f"{flag}")
+                    f"{worst}{flag}")
         r = sub.iloc[0]
         flag = " (collapsed)" if r["collapsed"] else ""
         if r["setting"] == "isolated":

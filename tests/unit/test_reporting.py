@@ -104,6 +104,14 @@ def test_a_collapse_among_several_seeds_is_said_to_be_in_at_least_one_seed():
     assert claims._collapse_note({**c, "n_seeds_a": 1}) == " (the federated model answers one class for >= 90 % of rows)"
 
 
+def test_the_main_table_keeps_the_worst_isolated_client_when_it_pools_seeds():
+    row = {"model": "m", "dataset": "fpb", "metric": "macro_f1", "method": "lora", "collapsed": False}
+    df = pd.DataFrame([{**row, "setting": "isolated", "seed": k, "score": 0.4 + k / 10, "score_worst": 0.2 + k / 10}
+                       for k in (0, 1)] + [{**row, "setting": "federated", "seed": 0, "score": 0.5, "score_worst": None,
+                                            "score_lo": 0.4, "score_hi": 0.6}])
+    assert "| 0.450 (2 seeds: 0.400-0.500) / 0.250 | 0.500 [0.400, 0.600] |" in tables.main_table(df)
+
+
 def test_the_cost_summary_gives_one_line_per_cell_over_its_seeds():
     run = {"setting": "federated", "model": "m", "dataset": "fpb", "method": "lora", "trainable_parameters": 460_800,
            "bytes_total": 44_785_920, "memory_measured": True, "cpu": "AMD 25/17/1"}
