@@ -85,6 +85,35 @@ def summary_line(result: RunResult) -> str:
             f"acc={m['accuracy']:.3f}{ci_text} macroF1={m['macro_f1']:.3f}{flag}")
 
 
+def _curves(args, run) -> None:
+    from fedlab.experiment.curves import budget_from_curve
+    from fedlab.experiment.store import ResultStore
+
+    prof = load_profile(args.profile)
+    if prof.curves is None:
+        raise ConfigError(f"Profile {prof.name!r} has no curves: block. Fix: --profile reference (or add one).")
+    cfgs = prof.curve_configs()
+    for option, attr in (("--only-models", "model"), ("--only-datasets", "dataset"), ("--only-methods", "method")):
+        chosen = getattr(args, option[2:].replace("-", "_"))
+        if chosen:
+            keep = _grid_subset(option, chosen, list(dict.fromkeys(getattr(c, attr) for c in cfgs)), prof.name)
+            cfgs = sorted((c for c in cfgs if getattr(c, attr) in keep), key=lambda c: keep.index(getattr(c, attr)))
+    store = ResultStore()
+    for i, cfg in enumerate(cfgs, 1):
+        label = f"[{i}/{len(cfgs)}] curve {cfg.model} {cfg.dataset} {cfg.method}"
+        result = store.lookup(cfg.resolved()) if args.status else None
+        if args.status and result is None:
+            print(f"{label}: not run yet", flush=True)
+            continue
+        if result is None:
+            print(label, flush=True)
+            result = run(cfg, force=args.force, resources=prof.resources)
+        b = budget_from_curve(result, prof.curves.tolerance)
+        print(f"{label}: budget {b['steps']} steps (validation {b['metric']} {b['score']:.3f}; best {b['best_score']:.3f} "
+              f"at {b['best_step']} of {b['cap']}); held-out {b['metric']} at the best checkpoint "
+              f"{result.metrics[b['metric']]:.3f} (n={result.metrics['n']})", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fedlab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -112,6 +141,13 @@ def main(argv: list[str] | None = None) -> int:
     p_grid.add_argument("--only-methods", nargs="+", default=None, help="run the cells of these PEFT methods only")
     _add_overrides(p_grid)
 
+    p_cur = sub.add_parser("curves", help="the learning curves that set a profile's budgets (cached), and the budgets")
+    p_cur.add_argument("--profile", default="reference", help="a profile with a curves: block (default reference)")
+    p_cur.add_argument("--only-models", nargs="+", default=None, help="these backbones of the curves only")
+    p_cur.add_argument("--only-datasets", nargs="+", default=None, help="these datasets of the curves only")
+    p_cur.add_argument("--only-methods", nargs="+", default=None, help="these methods of the curves only")
+    p_cur.add_argument("--status", action="store_true", help="print the budgets of finished curves; train nothing")
+    p_cur.add_argument("--force", action="store_true", help="rerun a curve even if its result exists")
     p_dep = sub.add_parser("deploy", help="run one federated cell on Flower's Deployment Engine (local SuperLink + SuperNodes)")
     p_dep.add_argument("--dataset", required=True)
     p_dep.add_argument("--method", default="lora")
@@ -198,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
             for i, cfg in enumerate(cells, 1):
                 print(f"[{i}/{len(cells)}] {cfg.model} {cfg.setting} {cfg.dataset} {cfg.method} seed {cfg.seed}", flush=True)
                 print(summary_line(run(cfg, force=args.force, resources=prof.resources)), flush=True)
+        elif args.command == "curves":
+            _curves(args, run)
         elif args.command == "zeroshot":
             prof = load_profile(args.profile) if args.profile else None
             names = args.datasets or (prof.grid["datasets"] if prof else MAIN_DATASETS)

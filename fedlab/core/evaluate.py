@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from fedlab.errors import ConfigError, did_you_mean
 
 from .metrics import compute_metrics
+from .precision import autocast_context
 from .stats import probability_scores
 from .prompts import LETTERS, completions, encode, prompt_text, task_of, uses_letters
 
@@ -175,6 +176,7 @@ def evaluate(
     progress: bool = False,
     system_prompt: str | None = None,
     truncation: str = "middle",
+    autocast: str | None = None,
 ) -> EvalResult:
     """Score ``records`` with one evaluator; returns metrics and per-example predictions."""
     if evaluator not in EVALUATORS:
@@ -184,20 +186,9 @@ def evaluate(
     was_training = model.training
     model.eval()
     start = time.perf_counter()
-    if evaluator == "loglik":
-        scores, n_trunc = option_logliks(
-            model, tokenizer, records, batch_size=batch_size, max_length=max_length, progress=progress,
-            system_prompt=system_prompt, truncation=truncation,
-        )
-        preds = scores.argmax(axis=1).tolist()
-        outputs = [None] * len(records)
-    else:
-        outputs, n_trunc = generate_answers(
-            model, tokenizer, records, batch_size=batch_size, max_new_tokens=max_new_tokens,
-            max_length=max_length, progress=progress, system_prompt=system_prompt, truncation=truncation,
-        )
-        preds = [parse_answer(t, r) for t, r in zip(outputs, records)]
-        scores = None
+    with autocast_context(autocast, model):
+        scores, preds, outputs, n_trunc = _score(model, tokenizer, records, evaluator, batch_size, max_length,
+                                                 max_new_tokens, progress, system_prompt, truncation)
     seconds = time.perf_counter() - start
     if was_training:
         model.train()
@@ -218,6 +209,26 @@ def evaluate(
             row["output"] = outputs[k]
         predictions.append(row)
     return EvalResult(metrics, predictions)
+
+
+def _score(model, tokenizer, records, evaluator, batch_size, max_length, max_new_tokens, progress, system_prompt,
+           truncation):
+    """``(scores or None, predictions, generated texts or Nones, n_truncated)`` of one evaluator."""
+    if evaluator == "loglik":
+        scores, n_trunc = option_logliks(
+            model, tokenizer, records, batch_size=batch_size, max_length=max_length, progress=progress,
+            system_prompt=system_prompt, truncation=truncation,
+        )
+        preds = scores.argmax(axis=1).tolist()
+        outputs = [None] * len(records)
+    else:
+        outputs, n_trunc = generate_answers(
+            model, tokenizer, records, batch_size=batch_size, max_new_tokens=max_new_tokens,
+            max_length=max_length, progress=progress, system_prompt=system_prompt, truncation=truncation,
+        )
+        preds = [parse_answer(t, r) for t, r in zip(outputs, records)]
+        scores = None
+    return scores, preds, outputs, n_trunc
 
 
 def generate_text(model, tokenizer, records, *, max_new_tokens=48, max_length=512, system_prompt=None,

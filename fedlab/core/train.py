@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
+from .precision import autocast_context
 from .prompts import encode, training_ids
 
 
@@ -145,6 +146,7 @@ def train_local(
     system_prompt: str | None = None,
     group_by_length: bool = True,
     truncation: str = "middle",
+    autocast: str | None = None,
 ) -> TrainStats:
     """Train the trainable (adapter) parameters of ``model`` for ``steps`` optimizer steps.
 
@@ -153,6 +155,8 @@ def train_local(
     With ``proximal_mu > 0`` the FedProx term ``mu/2 * ||w - w_start||^2`` is added to the loss.
     ``on_step_end(k)`` is called after optimizer step ``k`` (1-based), e.g. to evaluate periodically.
     ``group_by_length`` batches examples of similar length together (see :func:`length_grouped`).
+    ``autocast`` (e.g. ``"bf16"``) runs the forward under ``torch.autocast`` (see :mod:`.precision`);
+    the trainable parameters and the optimizer state keep their own dtype.
     """
     import torch
 
@@ -184,7 +188,8 @@ def train_local(
         for micro in range(grad_accum):
             lo = k * per_step + micro * batch_size
             ids, mask, labels = collate([encoded[i] for i in order[lo : lo + batch_size]], tokenizer.pad_token_id)
-            task_loss = answer_loss(model, ids.to(device), mask.to(device), labels.to(device))
+            with autocast_context(autocast, model):
+                task_loss = answer_loss(model, ids.to(device), mask.to(device), labels.to(device))
             loss = task_loss / grad_accum
             if anchor is not None:
                 prox = sum(((p - a) ** 2).sum() for p, a in zip(params, anchor))

@@ -32,7 +32,8 @@ def evaluate_held_out(model, tokenizer, cfg: RunConfig, rows, *, n_boot: int | N
     """The run's evaluator on ``rows`` with the run's batch size, length and bootstrap settings."""
     return evaluate(model, tokenizer, rows, evaluator=cfg.evaluator, batch_size=cfg.eval_batch_size,
                     max_length=cfg.max_length, n_boot=cfg.n_boot if n_boot is None else n_boot,
-                    seed=cfg.seed, progress=progress, system_prompt=cfg.system_prompt, truncation=cfg.truncation)
+                    seed=cfg.seed, progress=progress, system_prompt=cfg.system_prompt, truncation=cfg.truncation,
+                    autocast=cfg.autocast)
 
 
 def sample_generations(model, tokenizer, cfg: RunConfig, rows) -> list[dict]:
@@ -44,7 +45,7 @@ def sample_generations(model, tokenizer, cfg: RunConfig, rows) -> list[dict]:
 def train_kwargs(cfg: RunConfig) -> dict:
     return dict(batch_size=cfg.batch_size, grad_accum=cfg.grad_accum, lr=cfg.lr, warmup_steps=cfg.warmup_steps,
                 schedule=cfg.schedule, max_length=cfg.max_length, system_prompt=cfg.system_prompt,
-                group_by_length=cfg.group_by_length, truncation=cfg.truncation)
+                group_by_length=cfg.group_by_length, truncation=cfg.truncation, autocast=cfg.autocast)
 
 
 def zeroshot(cfg: RunConfig, *, progress: bool = True, **_) -> RunResult:
@@ -68,47 +69,74 @@ def _prepare_training(cfg: RunConfig):
 
 
 def centralized(cfg: RunConfig, *, progress: bool = True, **_) -> RunResult:
-    """One model on the union of the clients' data, with the federation's total steps and examples.
+    """One model on the union of the clients' data, with the federation's total steps and examples
+    (or ``steps`` of its own).
 
-    Evaluated every ``clients_per_round * local_steps`` steps, i.e. at the same budget as each
-    federated round, so the learning curves line up.
+    By default evaluated on the held-out set every ``clients_per_round * local_steps`` steps, i.e. at
+    the same budget as each federated round, so the learning curves line up, and compared at its last
+    step. With ``select="validation"`` it is scored every ``eval_every`` steps on the pooled validation
+    split only (its learning curve), keeps the best checkpoint there, and that checkpoint alone is
+    scored on the held-out set.
     """
     t_start = time.perf_counter()
     data, model, tokenizer, minfo, meter = _prepare_training(cfg)
     pooled = [r for rows in data.clients for r in rows]
-    chunk = cfg.clients_per_round * cfg.local_steps
+    steps = cfg.centralized_steps
+    chunk = cfg.eval_every or cfg.clients_per_round * cfg.local_steps
+    select = cfg.select == "validation"
+    metric = DATASETS[cfg.dataset].primary_metric
     history: list[dict] = []
     last: dict = {}
+    best: dict = {}
 
     def at_step(k: int) -> None:
-        if k % chunk:
+        if k % chunk and not (select and k == steps):
             return
         meter.end(TRAIN)
         with meter.phase(EVALUATION):
-            last["eval"] = evaluate_held_out(model, tokenizer, cfg, data.eval_rows)
+            rows = data.validation_rows if select else data.eval_rows
+            last["eval"] = evaluate_held_out(model, tokenizer, cfg, rows, n_boot=0 if select else None)
         # the adapter's hash at each checkpoint: with the continuous scores in the eval summary, a frozen
         # evaluation (same numbers while the adapter changes, or an adapter that never changes) is visible
-        history.append({"round": k // chunk, "step": k, "eval": eval_summary(last["eval"].metrics),
-                        "adapter_hash": adapter_hash(adapter_state(model))})
+        entry = {"round": -(-k // chunk), "step": k, "examples": k * cfg.examples_per_step,
+                 "adapter_hash": adapter_hash(adapter_state(model))}
+        summary = eval_summary(last["eval"].metrics)
+        if select:
+            entry.update(eval=None, validation=summary)
+            if not best or summary[metric] > best["score"]:
+                best.update(score=summary[metric], step=k, state=adapter_state(model))  # numpy copies
+        else:
+            entry["eval"] = summary
+        history.append(entry)
         if progress:
-            print(f"[fedlab] centralized step {k}/{cfg.federated_steps}: eval acc {last['eval'].metrics['accuracy']:.3f}", flush=True)
+            where = "validation" if select else "eval"
+            print(f"[fedlab] centralized step {k}/{steps}: {where} {metric} {summary[metric]:.3f}", flush=True)
         meter.begin(TRAIN)
 
     meter.begin(TRAIN)
-    stats = train_local(model, tokenizer, pooled, steps=cfg.federated_steps, total_steps=cfg.federated_steps,
+    stats = train_local(model, tokenizer, pooled, steps=steps, total_steps=steps,
                         seed=[cfg.seed, 1_000_003], progress=progress, desc="centralized", on_step_end=at_step,
                         **train_kwargs(cfg))
     meter.end(TRAIN)
-    final = last["eval"]
-    for h, start in zip(history, range(0, len(stats.losses), chunk)):
-        h["train_loss"] = float(np.mean(stats.losses[start : start + chunk]))
+    selection = None
+    if select:
+        load_adapter_state(model, best["state"])
+        with meter.phase(EVALUATION):
+            final = evaluate_held_out(model, tokenizer, cfg, data.eval_rows)
+        selection = {"rule": f"best validation {metric}", "on": "pooled validation split",
+                     "n_validation": len(data.validation_rows), "step": best["step"], "score": best["score"]}
+    else:
+        final = last["eval"]
+    starts = [0] + [h["step"] for h in history[:-1]]
+    for h, start in zip(history, starts):
+        h["train_loss"] = float(np.mean(stats.losses[start : h["step"]]))
     return RunResult.of(
         cfg, data=data.data_info, partition=data.partition_info, model=minfo, communication=dict(NO_TRAFFIC),
         energy=meter.stop(), timings={"wall_s": round(time.perf_counter() - t_start, 2)},
         n_train=len(pooled), rounds=history, train=stats.to_dict(), metrics=final.metrics,
         predictions=final.predictions, budget={"optimizer_steps": stats.steps, "examples": stats.examples, "tokens": stats.tokens},
         adapter_hash=adapter_hash(adapter_state(model)), generations=sample_generations(model, tokenizer, cfg, data.eval_rows),
-        adapter=model,
+        adapter=model, selection=selection or {},
     )
 
 
@@ -118,10 +146,12 @@ def isolated(cfg: RunConfig, *, progress: bool = True, **_) -> RunResult:
     data, model, tokenizer, minfo, meter = _prepare_training(cfg)
     init = adapter_state(model)
     per_client, predictions = [], []
-    stop_early = cfg.early_stopping and bool(data.validation_rows)
+    select = cfg.select == "validation"  # each client checks its own validation rows, not the pooled split
+    stop_early = select or (cfg.early_stopping and bool(data.validation_rows))
     metric = DATASETS[cfg.dataset].primary_metric
     for pid, rows in enumerate(data.clients):
         load_adapter_state(model, init)
+        val_rows = data.client_validation_rows(pid) if select else data.validation_rows
         checks: list[dict] = []
         best: dict = {}
 
@@ -131,7 +161,7 @@ def isolated(cfg: RunConfig, *, progress: bool = True, **_) -> RunResult:
                 return
             meter.end(TRAIN)
             with meter.phase(EVALUATION):
-                score = evaluate_held_out(model, tokenizer, cfg, data.validation_rows, n_boot=0).metrics[metric]
+                score = evaluate_held_out(model, tokenizer, cfg, val_rows, n_boot=0).metrics[metric]
             checks.append({"step": k, metric: score})
             if not best or score > best["score"]:
                 best.update(score=score, step=k, state=adapter_state(model))  # numpy copies
@@ -154,7 +184,9 @@ def isolated(cfg: RunConfig, *, progress: bool = True, **_) -> RunResult:
             "metrics": {k: v for k, v in ev.metrics.items() if k != "confusion_labels"},
             "own_data_accuracy": own.metrics["accuracy"],
             "own_data": {k: own.metrics[k] for k in ("n", "accuracy", "macro_f1")},
-            "early_stopping": {"validation_metric": metric, "checks": checks, "kept_step": best.get("step")}
+            "early_stopping": {"validation_metric": metric, "checks": checks, "kept_step": best.get("step"),
+                               "on": "own validation rows" if select else "pooled validation split",
+                               "n_validation": len(val_rows)}
             if stop_early else None,
         })
         predictions += [dict(p, client=pid) for p in ev.predictions]

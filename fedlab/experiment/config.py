@@ -14,7 +14,8 @@ import math
 from dataclasses import dataclass, field
 
 from fedlab.core.evaluate import EVALUATORS
-from fedlab.core.models import check_name, resolve_dtype
+from fedlab.core.models import check_name, resolve_device, resolve_dtype
+from fedlab.core.precision import AUTOCASTS, check_autocast
 from fedlab.core.lora_aggregation import check_strategy
 from fedlab.core.peft_methods import get_method, method_params
 from fedlab.core.prompts import TRUNCATIONS
@@ -51,8 +52,17 @@ DP_SIDES = ("server", "client")
 ZEROSHOT_FIELDS = (
     "dataset", "setting", "model", "dtype", "source", "seed", "eval_fraction", "max_eval",
     "evaluator", "max_length", "eval_batch_size", "n_boot", "system_prompt", "split_seed", "truncation",
-    "val_size", "eval_on", "data",
+    "val_size", "eval_on", "data", "autocast",
 )
+#: optional fields left out of a config's dict (and hash) while they hold their default, so that
+#: results made before a field existed keep their hash
+OPTIONAL_DEFAULTS = {"data": None, "dp": None, "autocast": None, "steps": None, "eval_every": None, "select": None,
+                     "client_val_fraction": 0.0}
+#: how a trained setting picks the checkpoint it is compared at: None = its last one; "validation" = the
+#: best on its own validation data (centralized: the pooled validation split; federated: federated
+#: evaluation on the clients' validation rows; isolated: each client's own validation rows), after which
+#: the held-out set is scored once
+SELECTS = (None, "validation")
 
 
 def config_hash(config: dict) -> str:
@@ -108,6 +118,9 @@ class RunConfig:
     data: dict | None = None
     model: str = "smollm2-135m"
     dtype: str = "auto"
+    #: mixed precision: ``bf16`` runs forward and backward under torch.autocast with the weights in
+    #: ``dtype`` (fp32 master weights); None = off. Refused on a CPU without native bf16 (see core.precision)
+    autocast: str | None = None
     source: str = "auto"
     #: seeds the partition draw, adapter initialisation, data order, client sampling and bootstrap;
     #: a profile's ``grid.seeds`` repeats each training cell over several of these
@@ -155,6 +168,16 @@ class RunConfig:
     #: isolated clients keep the adapter of their best checkpoint on the validation split (checked every
     #: local_steps steps); needs val_size > 0
     early_stopping: bool = True
+    #: centralized optimizer steps (None = the federation's total, ``federated_steps``)
+    steps: int | None = None
+    #: checkpoint spacing: centralized every N optimizer steps, federated every N rounds (None = the
+    #: default: centralized once per federated round's worth of steps, federated every round)
+    eval_every: int | None = None
+    #: checkpoint selection (see SELECTS)
+    select: str | None = None
+    #: share of each client's training rows held out as its own validation rows (never trained on):
+    #: what federated evaluation and an isolated client's early stopping score under select=validation
+    client_val_fraction: float = 0.0
     faults: Faults = field(default_factory=Faults)
     #: differential privacy on the clients' adapter updates (None = off): Gaussian noise multiplier,
     #: fixed clipping norm, where clipping happens (Flower's server- or client-side wrapper) and the
@@ -186,6 +209,8 @@ class RunConfig:
             raise ConfigError(f"eval_on must be one of {EVAL_ON}, got {self.eval_on!r}.")
         if self.val_size < 0 or (self.eval_on == "validation" and self.val_size == 0):
             raise ConfigError(f"val_size must be >= 0 (and > 0 to evaluate on the validation split), got {self.val_size}.")
+        if self.autocast is not None and self.autocast not in AUTOCASTS:
+            raise ConfigError(f"Unknown autocast {self.autocast!r}; valid: {AUTOCASTS} or none (null).")
         if self.n_boot < 0:
             raise ConfigError(f"n_boot must be >= 0, got {self.n_boot}.")
         if self.setting == "zeroshot":
@@ -197,6 +222,24 @@ class RunConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}. Fix: e.g. --{name.replace('_', '-')} 3.")
+        for name in ("steps", "eval_every"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value <= 0):
+                raise ConfigError(f"{name} must be a positive integer or None, got {value!r}.")
+        if self.select not in SELECTS:
+            raise ConfigError(f"select must be one of {SELECTS}, got {self.select!r}. Fix: select=validation or none.")
+        if not 0 <= self.client_val_fraction <= 0.5:
+            raise ConfigError(f"client_val_fraction must be in [0, 0.5], got {self.client_val_fraction}. Fix: e.g. 0.15.")
+        if self.select == "validation":
+            if self.setting == "centralized" and self.val_size <= 0:
+                raise ConfigError("select=validation for a centralized run needs the pooled validation split. "
+                                  "Fix: val_size > 0 (e.g. 300).")
+            if self.setting in ("federated", "isolated") and self.client_val_fraction <= 0:
+                raise ConfigError(f"select=validation for a {self.setting} run needs the clients' own validation "
+                                  f"rows. Fix: client_val_fraction > 0 (e.g. 0.15).")
+            if self.setting == "federated" and self.strategy == "fedsa-lora":
+                raise ConfigError("select=validation picks one global checkpoint; fedsa-lora has none (each client "
+                                  "keeps its own B). Fix: select none with fedsa-lora.")
         if not 0 <= self.client_test_fraction <= 0.5:
             raise ConfigError(f"client_test_fraction must be in [0, 0.5], got {self.client_test_fraction}. Fix: e.g. 0.2.")
         if not 0 < self.fraction <= 1:
@@ -254,6 +297,11 @@ class RunConfig:
         return self.rounds * self.clients_per_round * self.local_steps
 
     @property
+    def centralized_steps(self) -> int:
+        """Optimizer steps of the centralized model: ``steps`` when set, else the federation's total."""
+        return self.steps or self.federated_steps
+
+    @property
     def isolated_steps(self) -> int:
         """Steps one client makes in the federation on average (its budget when alone)."""
         return max(1, round(self.rounds * self.clients_per_round / self.clients)) * self.local_steps
@@ -265,6 +313,7 @@ class RunConfig:
     def resolved(self) -> "RunConfig":
         """Pin ``auto`` values (dtype, data source) to what this machine uses."""
         check_name(self.model)
+        check_autocast(self.autocast, resolve_device())
         return dataclasses.replace(
             self.validate(), dtype=resolve_dtype(self.dtype),
             source="local" if self.data is not None else resolve_source(self.source),
@@ -274,8 +323,8 @@ class RunConfig:
         """The fields this run's result depends on (zero-shot runs ignore the training fields)."""
         data = dataclasses.asdict(self)
         data["faults"] = self.faults.to_dict()
-        for name in ("data", "dp"):  # absent when unused, so older configs (and hashes) are unchanged
-            if data[name] is None:
+        for name, default in OPTIONAL_DEFAULTS.items():  # absent when unused: older hashes are unchanged
+            if data[name] == default:
                 del data[name]
         if self.setting == "zeroshot":
             return {k: data[k] for k in ZEROSHOT_FIELDS if k in data}

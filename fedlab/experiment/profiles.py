@@ -20,6 +20,7 @@ from fedlab.errors import ConfigError, did_you_mean
 
 from .analysis import Analysis
 from .config import SETTINGS, TRAINING_SETTINGS, RunConfig
+from .curves import Curves
 
 #: the aggregation study of notebook 07: FedAvg against the LoRA-aware strategies, and FedAvg under DP
 AGGREGATION_STRATEGIES = ("fedavg", "ffa-lora", "fedsa-lora", "fedex-lora")
@@ -44,6 +45,8 @@ class Profile:
     path: Path
     resources: Resources = Resources()
     analysis: Analysis = Analysis()
+    #: the learning curves that set this profile's budgets (None: budgets are written in the profile)
+    curves: Curves | None = None
 
     def config(self, dataset: str, setting: str, method: str = "lora", **overrides) -> RunConfig:
         """The run config of one grid cell: profile defaults, the backbone's own overrides (``grid.
@@ -108,6 +111,17 @@ class Profile:
         return out + [self.config(dataset, "federated", method, dp={"noise": float(z), "clip": float(dp_clip)})
                       for z in dp_noises]
 
+    def curve_configs(self) -> list[RunConfig]:
+        """The curve runs of the profile's ``curves:`` block: centralized, to the cap, scored on the pooled
+        validation split every ``every`` steps (see :mod:`fedlab.experiment.curves`)."""
+        c = self.curves
+        if c is None:
+            return []
+        return [self.config(d, "centralized", m, model=model, seed=c.seed, steps=c.cap, eval_every=c.every,
+                            select="validation")
+                for model in (c.models or self.models) for d in (c.datasets or self.grid["datasets"])
+                for m in (c.methods or self.grid["methods"])]
+
     def excluded(self, **cell) -> bool:
         """True when ``grid.exclude`` leaves this cell out (an entry matches when all its fields do)."""
         return any(all(cell.get(k) == v for k, v in rule.items()) for rule in self.grid.get("exclude") or [])
@@ -133,9 +147,10 @@ def load_profile(name_or_path: str) -> Profile:
                           f"{getattr(exc, 'problem', exc)}. Fix the file (compare fedlab/configs/profiles/quick.yaml).") from exc
     if not isinstance(data, dict) or not isinstance(data.get("defaults"), dict):
         raise ConfigError(f"Profile {path} needs a 'defaults:' mapping (see fedlab/configs/profiles/quick.yaml).")
-    unknown = sorted(set(data) - {"description", "defaults", "grid", "resources", "analysis"})
+    unknown = sorted(set(data) - {"description", "defaults", "grid", "resources", "analysis", "curves"})
     if unknown:
-        raise ConfigError(f"Profile {path}: unknown top-level keys {unknown}; allowed: description, defaults, grid, resources, analysis.")
+        raise ConfigError(f"Profile {path}: unknown top-level keys {unknown}; allowed: description, defaults, grid, "
+                          f"resources, analysis, curves.")
     fields = {f.name for f in dataclasses.fields(RunConfig)} - {"dataset", "setting", "method"}
     bad = sorted(set(data["defaults"]) - fields)
     if bad:
@@ -175,7 +190,8 @@ def load_profile(name_or_path: str) -> Profile:
         if s not in SETTINGS:
             raise ConfigError(f"Profile {path}: unknown setting {s!r} in grid. {did_you_mean(s, SETTINGS)}")
     profile = Profile(path.stem, str(data.get("description", "")), dict(data["defaults"]), grid, path,
-                      Resources.from_dict(data.get("resources")), Analysis.from_dict(data.get("analysis")))
-    for cfg in profile.zeroshots() + profile.cells():
+                      Resources.from_dict(data.get("resources")), Analysis.from_dict(data.get("analysis")),
+                      Curves.from_dict(data.get("curves")))
+    for cfg in profile.zeroshots() + profile.cells() + profile.curve_configs():
         cfg.validate()
     return profile

@@ -76,15 +76,39 @@ class RunData:
             out.append(([r for i, r in enumerate(rows) if i not in test], [rows[i] for i in sorted(test, key=lambda i: rows[i].id)]))
         return out
 
+    @cached_property
+    def _own_validation(self) -> list[tuple[list, list]]:
+        """Each client's (training rows, own validation rows): a seeded ``client_val_fraction`` of the
+        rows it would train on (at least one, and at least one left to train on) is held out for its
+        checkpoint choice. Without it (0), every training row is trained on and the validation list is empty."""
+        c = self.cfg
+        out = []
+        for pid, (rows, _) in enumerate(self._holdout):
+            if c.client_val_fraction <= 0 or len(rows) < 2:
+                out.append((rows, []))
+                continue
+            n_val = min(max(1, round(c.client_val_fraction * len(rows))), len(rows) - 1)
+            pick = set(np.random.default_rng([c.seed, pid, 5_000_011]).permutation(len(rows))[:n_val].tolist())
+            out.append(([r for i, r in enumerate(rows) if i not in pick],
+                        sorted((r for i, r in enumerate(rows) if i in pick), key=lambda r: r.id)))
+        return out
+
+    def client_validation_rows(self, pid: int) -> list:
+        """Client ``pid``'s own validation rows (empty unless ``client_val_fraction`` > 0)."""
+        return self._own_validation[pid][1]
+
     @property
     def clients(self) -> list[list]:
-        """Each client's training rows (its partition minus its own test rows)."""
-        return [train for train, _ in self._holdout]
+        """Each client's training rows (its partition minus its own test rows and validation rows)."""
+        return [train for train, _ in self._own_validation]
 
     @property
     def partition_info(self) -> dict:
         info = dict(self._partition[1])
-        info["train_sizes"] = [len(train) for train, _ in self._holdout]
+        info["train_sizes"] = [len(train) for train, _ in self._own_validation]
+        if self.cfg.client_val_fraction > 0:
+            info["validation_sizes"] = [len(val) for _, val in self._own_validation]
+            info["client_val_fraction"] = self.cfg.client_val_fraction
         info["test_sizes"] = [len(test) for _, test in self._holdout]
         info["client_test_fraction"] = self.cfg.client_test_fraction
         return info

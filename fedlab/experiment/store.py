@@ -55,6 +55,8 @@ class RunResult:
     energy: dict = field(default_factory=dict)
     energy_by_side: dict = field(default_factory=dict)
     budget: dict = field(default_factory=dict)
+    #: the checkpoint a run is compared at, when chosen on validation data (rule, step or round, score)
+    selection: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
     generations: list = field(default_factory=list)
     adapter_hash: str | None = None

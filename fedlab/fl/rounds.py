@@ -223,6 +223,9 @@ def run_server(grid: Grid, cfg: RunConfig, *, ckpt_dir: Path | None = None, hook
                progress: bool = True, round_timeout: float = DEFAULT_ROUND_TIMEOUT) -> RunResult:
     """All rounds of a federated run; returns its result (the store adds the provenance)."""
     t_start = time.perf_counter()
+    if cfg.select is not None:
+        raise FedlabError("select=validation is not implemented for federated runs yet (federated evaluation on the "
+                          "clients' validation rows). Fix: select none for federated runs.")
     data = RunData(cfg)
     data.partition_info  # an impossible partition is a ConfigError here, before any client is asked
     eval_rows = data.eval_rows

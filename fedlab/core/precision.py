@@ -1,0 +1,46 @@
+"""Mixed precision: ``torch.autocast`` around the forward (and so the backward) of training and scoring.
+
+The weights stay in the run's ``dtype`` (fp32 master weights for an fp32 run); only the matrix
+products inside the autocast region run in the lower precision. On CPUs this pays only where the
+CPU has native bf16 instructions (AVX512-BF16 or AMX): elsewhere PyTorch emulates bf16, about 100x
+slower, so :func:`check_autocast` refuses such a run with a message naming the flags it needs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from fedlab.errors import ConfigError
+
+#: the autocast precisions a run may ask for (None = off, every operation in the weights' dtype)
+AUTOCASTS = ("bf16",)
+#: /proc/cpuinfo flags that give a CPU native bf16 matrix products
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def check_autocast(autocast: str | None, device: str) -> None:
+    """Raise a ConfigError for an autocast this machine cannot run at speed (or at all)."""
+    if autocast is None:
+        return
+    if autocast not in AUTOCASTS:
+        raise ConfigError(f"Unknown autocast {autocast!r}; valid: {AUTOCASTS} or none. Fix: e.g. --set autocast=bf16.")
+    if device == "cpu":
+        from .models import cpu_supports_bf16
+
+        if not cpu_supports_bf16():
+            raise ConfigError(
+                "autocast bf16 needs a CPU with native bf16 instructions (/proc/cpuinfo flag "
+                f"{' or '.join(BF16_CPU_FLAGS)}); this CPU has neither, and emulated bf16 runs about 100x slower "
+                "(days instead of hours). Fix: run this profile on such a CPU (or a GPU), or set autocast to none "
+                "and accept that the result is then a different (fp32) run with its own hash."
+            )
+
+
+def autocast_context(autocast: str | None, model):
+    """The autocast region for ``model``'s device (a no-op context when ``autocast`` is None)."""
+    if autocast is None:
+        return contextlib.nullcontext()
+    import torch
+
+    device = next(model.parameters()).device.type
+    return torch.autocast(device_type=device, dtype={"bf16": torch.bfloat16}[autocast])
