@@ -1,0 +1,124 @@
+"""Learning curves and the budgets they set, checkpoint selection on validation data, autocast policy."""
+
+import numpy as np
+import pytest
+
+from fedlab.core.metrics import compute_metrics, count_matrix, metrics_from_counts
+from fedlab.errors import ConfigError
+from fedlab.experiment.config import RunConfig
+from fedlab.experiment.curves import Curves, budget_from_curve, budgeted_overrides
+from fedlab.experiment.store import RunResult
+
+from tests.conftest import TINY
+
+
+def _curve(scores, every=48, dataset="fpb"):
+    rounds = [{"step": every * (i + 1), "eval": None, "validation": {"macro_f1": s, "accuracy": s}}
+              for i, s in enumerate(scores)]
+    return RunResult(config={"dataset": dataset}, config_hash="x", rounds=rounds)
+
+
+def test_budget_is_the_first_checkpoint_within_tolerance_of_the_best():
+    # the issue's FPB curve: 0.33, 0.65, 0.74, 0.77, 0.79, 0.78
+    b = budget_from_curve(_curve([0.33, 0.65, 0.74, 0.77, 0.79, 0.78]), 0.02)
+    assert (b["steps"], b["best_step"], b["cap"]) == (192, 240, 288)
+    assert b["score"] == 0.77 and b["best_score"] == 0.79 and b["metric"] == "macro_f1"
+    assert budget_from_curve(_curve([0.33, 0.65, 0.74, 0.77, 0.79, 0.78]), 0.0)["steps"] == 240
+    # ties at the best: the earliest
+    assert budget_from_curve(_curve([0.5, 0.6, 0.6]), 0.0)["steps"] == 96
+    # multiple choice: accuracy
+    assert budget_from_curve(_curve([0.2, 0.3], dataset="medqa"), 0.0)["metric"] == "accuracy"
+
+
+def test_a_run_without_validation_checkpoints_is_not_a_curve():
+    with pytest.raises(ConfigError, match="not a curve"):
+        budget_from_curve(RunResult(config={"dataset": "fpb"}, config_hash="x", rounds=[{"step": 4, "eval": {}}]), 0.02)
+
+
+def test_curves_block_is_validated():
+    assert Curves.from_dict(None) is None
+    assert Curves.from_dict({"cap": 96, "every": 48, "datasets": ["fpb"]}).datasets == ("fpb",)
+    for bad in ({"cap": 100, "every": 48}, {"tolerance": 1.5}, {"federated_multiple": 0.5}, {"nonsense": 1}):
+        with pytest.raises(ConfigError):
+            Curves.from_dict(bad)
+
+
+@pytest.mark.parametrize("budget", [48, 144, 240, 480])
+def test_budgeted_settings_respect_the_declared_rules(budget):
+    c = Curves()
+    cen = budgeted_overrides("centralized", budget, c, clients=4, local_steps=3)
+    fed = budgeted_overrides("federated", budget, c, clients=4, local_steps=3)
+    iso = budgeted_overrides("isolated", budget, c, clients=4, local_steps=3)
+    assert cen == {"steps": budget, "eval_every": c.every}
+    assert fed["rounds"] >= c.min_rounds
+    assert fed["rounds"] * 4 * fed["local_steps"] <= c.federated_multiple * budget  # at most 2x the examples
+    assert fed["rounds"] // fed["eval_every"] >= c.checks  # about `checks` federated validations
+    assert (iso["rounds"], iso["local_steps"]) == (fed["rounds"], fed["local_steps"])  # the client's share
+    assert (iso["rounds"] * iso["local_steps"]) // iso["eval_every"] >= c.checks
+
+
+def test_pooled_counts_give_the_same_metrics_as_the_pooled_rows():
+    rng = np.random.default_rng(0)
+    golds = rng.integers(0, 3, 200)
+    preds = np.where(rng.random(200) < 0.6, golds, rng.integers(-1, 3, 200))  # some invalid answers (-1)
+    parts = np.array_split(np.arange(200), 4)  # four clients
+    pooled = np.sum([count_matrix(golds[p], preds[p], 3) for p in parts], axis=0)
+    got = metrics_from_counts(pooled)
+    want = compute_metrics(golds, preds, ["a", "b", "c"], n_boot=0)
+    assert got["n"] == 200
+    assert got["accuracy"] == pytest.approx(want["accuracy"])
+    assert got["macro_f1"] == pytest.approx(want["macro_f1"])
+    # a class never predicted nor present scores 0, as scikit-learn's zero_division=0
+    assert metrics_from_counts(count_matrix([0, 0], [0, 0], 3))["macro_f1"] == pytest.approx(1 / 3)
+
+
+def test_new_fields_at_their_defaults_leave_old_hashes_alone():
+    base = RunConfig(setting="centralized", **TINY)
+    assert "autocast" not in base.to_dict() and "select" not in base.to_dict() and "steps" not in base.to_dict()
+    changed = RunConfig(setting="centralized", select="validation", steps=8, eval_every=4, val_size=20, **TINY)
+    assert changed.hash() != base.hash()
+    assert changed.centralized_steps == 8 and base.centralized_steps == base.federated_steps
+
+
+def test_select_validation_needs_validation_rows():
+    with pytest.raises(ConfigError, match="client_val_fraction"):
+        RunConfig(setting="federated", select="validation", **TINY).validate()
+    with pytest.raises(ConfigError, match="val_size"):
+        RunConfig(setting="centralized", select="validation", val_size=0, **TINY).validate()
+    with pytest.raises(ConfigError, match="fedex-lora"):
+        RunConfig(setting="federated", select="validation", client_val_fraction=0.2, strategy="fedex-lora",
+                  **TINY).validate()
+    with pytest.raises(ConfigError, match="select must be"):
+        RunConfig(setting="centralized", select="last", **TINY).validate()
+
+
+def test_autocast_on_a_cpu_without_native_bf16_is_refused_with_the_flags(monkeypatch):
+    import fedlab.core.models as models
+
+    monkeypatch.setattr(models, "cpu_supports_bf16", lambda: False)
+    with pytest.raises(ConfigError, match="avx512_bf16 or amx_bf16"):
+        RunConfig(setting="centralized", autocast="bf16", **TINY).resolved()
+    with pytest.raises(ConfigError, match="Unknown autocast"):
+        RunConfig(setting="centralized", autocast="fp8", **TINY).validate()
+    monkeypatch.setattr(models, "cpu_supports_bf16", lambda: True)
+    assert RunConfig(setting="centralized", autocast="bf16", **TINY).resolved().autocast == "bf16"
+
+
+def test_client_validation_rows_are_their_own(fedlab_data_dir, monkeypatch):
+    from fedlab.experiment.rundata import RunData
+
+    monkeypatch.setenv("FEDLAB_DATA_DIR", str(fedlab_data_dir))
+    cfg = RunConfig(setting="isolated", clients=3, partition="dirichlet:0.5", client_val_fraction=0.15,
+                    **{k: v for k, v in TINY.items() if k != "rounds"})
+    data = RunData(cfg)
+    plain = RunData(RunConfig(setting="isolated", clients=3, partition="dirichlet:0.5",
+                              **{k: v for k, v in TINY.items() if k != "rounds"}))
+    for pid in range(3):
+        train = {r.id for r in data.clients[pid]}
+        val = {r.id for r in data.client_validation_rows(pid)}
+        test = {r.id for r in data.client_eval_rows(pid)}
+        assert val and not val & train and not val & test
+        assert train | val == {r.id for r in plain.clients[pid]}  # carved from what it would have trained on
+        assert len(val) == round(0.15 * len(plain.clients[pid]))
+    assert data.partition_info["validation_sizes"] == [len(data.client_validation_rows(p)) for p in range(3)]
+    assert not {r.id for r in data.validation_rows} & {r.id for rows in data.clients for r in rows}
