@@ -27,11 +27,12 @@ from fedlab.errors import ConfigError
 from fedlab.experiment import runner
 from fedlab.experiment.config import RunConfig
 from fedlab.experiment.hooks import NO_HOOKS, RunHooks
-from fedlab.experiment.plan import Plan, plan_grid, profile_configs
+from fedlab.experiment.plan import Plan, pending_note, plan_grid, profile_configs
 from fedlab.experiment.profiles import AGGREGATION_STRATEGIES, DP_NOISES, Profile, load_profile  # noqa: F401
 from fedlab.experiment.resources import DEFAULT_RESOURCES, Resources
 from fedlab.experiment.store import ResultStore, RunResult
 from fedlab.reporting import figures
+from fedlab.reporting.curves import curves_figure
 from fedlab.reporting.frames import frame, profile_results, results_frame
 from fedlab.reporting.readme import README_PROFILE, update_readme
 from fedlab.reporting.verdicts import compare_settings, decide, profile_verdicts, write_verdicts
@@ -90,18 +91,21 @@ def run_cell(profile_name: str, domain: str, method: str, *, force: bool = False
 
 def your_data(path: str, *, text_col: str | None = None, label_col: str | None = None, question_col: str | None = None,
               option_cols=(), options_col: str | None = None, answer_col: str | None = None,
-              client_col: str | None = None, domain: str = "custom") -> tuple[str, dict]:
-    """Register a user's CSV/JSONL/Parquet file as a dataset (see :mod:`fedlab.data.user`).
+              client_col: str | None = None, domain: str = "custom", delimiter: str | None = None,
+              encoding: str | None = None) -> tuple[str, dict]:
+    """Register a user's CSV/TSV/JSONL/Parquet/XLSX file as a dataset (see :mod:`fedlab.data.user`).
 
+    ``delimiter`` (CSV/TSV; default: a .tsv's tab, else detected among , ; tab |) and ``encoding``
+    (text files; default UTF-8, a byte-order mark stripped) say how to read it.
     Returns its registry name (``user-<hash>``) and the run settings it implies: with ``client_col``,
-    a natural partition with one client per distinct value. ``summary`` (a line of what was read) is
-    included for display and is not a run setting.
+    a natural partition with one client per distinct value. ``summary`` (a line of what was read, and
+    how: format, delimiter, encoding) is included for display and is not a run setting.
     """
     if isinstance(option_cols, str):  # "A B C D" or "A,B,C,D" (a notebook parameter is a literal string)
         option_cols = option_cols.replace(",", " ").split()
     user = UserData(path=str(path), text_col=text_col, label_col=label_col, question_col=question_col,
                     option_cols=tuple(option_cols or ()), options_col=options_col, answer_col=answer_col,
-                    client_col=client_col, domain=domain).check()
+                    client_col=client_col, domain=domain, delimiter=delimiter, encoding=encoding).check()
     name = register_user_data(user)
     read = DATASETS[name].user["read"]
     extra: dict = {}
@@ -110,7 +114,14 @@ def your_data(path: str, *, text_col: str | None = None, label_col: str | None =
     if client_col:
         extra.update(partition="natural", clients=len(read["sites"]))
         what += f"; {len(read['sites'])} sites from column {client_col!r}: {read['sites']}"
-    extra["summary"] = f"{read['n_rows_read']} rows, {what}"
+    how = read.get("format", "")
+    if "delimiter" in read:
+        how += f" delimited by {read['delimiter']!r} ({'detected' if read.get('delimiter_detected') else 'given'})"
+    if read.get("encoding"):
+        how += f", {read['encoding']}" + (" with BOM" if read.get("bom") else "")
+    if "sheet" in read:
+        how += f", sheet {read['sheet']!r}" + (f" (first of {read['n_sheets']})" if read.get("n_sheets", 1) > 1 else "")
+    extra["summary"] = f"{read['n_rows_read']} rows, {what}; read as {how}"
     return name, extra
 
 
@@ -179,7 +190,7 @@ def executions(profile_name: str) -> list[tuple[str, dict, str]]:
     runs = []
     for nb in ORDER:
         if nb == AGGREGATION_NOTEBOOK and profile.aggregation is None:
-            continue  # the profile has no aggregation study (e.g. quick-v1, whose runs predate it)
+            continue  # the profile has no aggregation study (e.g. reference, until its budgets are set)
         if nb == PEFT_NOTEBOOK:
             for domain in profile_domains(profile):
                 for method in profile.grid["methods"]:
@@ -191,7 +202,11 @@ def executions(profile_name: str) -> list[tuple[str, dict, str]]:
 
 def plan(profile_name: str, *, force: bool = False) -> Plan:
     """Which runs of a profile ``reproduce`` reuses and which it trains, with a time estimate."""
-    return plan_grid(profile_configs(load_profile(profile_name)), force=force)
+    profile = load_profile(profile_name)
+    out = plan_grid(profile_configs(profile), force=force)
+    if note := pending_note(profile):
+        out.notes.append(note)
+    return out
 
 
 def reproduce(profile_name: str = "quick", *, force: bool = False, out: Path | None = None, only: list[str] | None = None) -> Path:
@@ -256,8 +271,11 @@ def make_figures(profile_name: str = "quick") -> list[Path]:
     """``make figures``: the summary figures, the profile's verdict file and, for the README's profile,
     the README's tables."""
     profile = load_profile(profile_name)
+    written = []
+    if profile.curves is not None and curves_figure(profile, save=f"{profile.name}_curves") is not None:
+        written.append(figures.figures_dir() / f"{profile.name}_curves.png")
     path = write_verdicts(profile)
-    written = summary_figures(profile_name, verdicts=json.loads(path.read_text())) + [path]
+    written += summary_figures(profile_name, verdicts=json.loads(path.read_text())) + [path]
     if load_profile(profile_name).name == README_PROFILE:
         update_readme()
     return written

@@ -46,3 +46,26 @@ def compute_metrics(golds, preds, options, *, n_boot=1000, seed=0) -> dict:
     if n_boot:
         out.update(bootstrap_ci(golds, preds, n, n_boot=n_boot, seed=seed))
     return out
+
+
+def metrics_from_counts(counts) -> dict:
+    """Accuracy and macro-F1 from a pooled count matrix, rows gold, columns predicted, last column invalid
+    answers: what clients of a federated evaluation send instead of their rows (same numbers as
+    :func:`compute_metrics` on the pooled predictions)."""
+    cm = np.asarray(counts, dtype=np.int64)
+    n = cm.shape[0]
+    total = int(cm.sum())
+    tp = np.diag(cm[:, :n]).astype(float)
+    fp = cm[:, :n].sum(axis=0) - tp
+    fn = cm.sum(axis=1) - tp
+    denom = 2 * tp + fp + fn
+    f1 = np.divide(2 * tp, denom, out=np.zeros(n), where=denom > 0)
+    return {"n": total, "accuracy": float(tp.sum() / total) if total else 0.0, "macro_f1": float(f1.mean())}
+
+
+def count_matrix(golds, preds, n_options: int) -> list[list[int]]:
+    """Gold x predicted counts with a last column for invalid answers (see :func:`metrics_from_counts`)."""
+    cm = np.zeros((n_options, n_options + 1), dtype=np.int64)
+    for g, p in zip(golds, preds):
+        cm[int(g), int(p) if 0 <= int(p) < n_options else n_options] += 1
+    return cm.tolist()

@@ -12,6 +12,8 @@ import contextlib
 
 from fedlab.errors import ConfigError
 
+from .models import cpu_supports_bf16
+
 #: the autocast precisions a run may ask for (None = off, every operation in the weights' dtype)
 AUTOCASTS = ("bf16",)
 #: /proc/cpuinfo flags that give a CPU native bf16 matrix products
@@ -25,8 +27,6 @@ def check_autocast(autocast: str | None, device: str) -> None:
     if autocast not in AUTOCASTS:
         raise ConfigError(f"Unknown autocast {autocast!r}; valid: {AUTOCASTS} or none. Fix: e.g. --set autocast=bf16.")
     if device == "cpu":
-        from .models import cpu_supports_bf16
-
         if not cpu_supports_bf16():
             raise ConfigError(
                 "autocast bf16 needs a CPU with native bf16 instructions (/proc/cpuinfo flag "

@@ -2,8 +2,9 @@
 
 Every comparison in the study is between systems evaluated on the *same* rows, so the tests here
 resample rows (not systems) and keep the pairing. With several seeds per system, each bootstrap
-replicate draws one set of row indices and averages the metric difference over the seeds (seeds are
-treated as fixed repeats, rows as the random sample).
+replicate draws one set of row indices and averages the metric difference over the seeds: seeds as
+fixed repeats and rows as the random sample, or (``random_seeds``, a hierarchical bootstrap) seeds
+drawn with replacement too, so that the seed-to-seed variation of training widens the CI.
 
 Verdicts follow the equivalence-testing convention (Lakens 2017; Schuirmann's TOST):
 
@@ -65,11 +66,22 @@ def metric_rows(metric: str, golds: np.ndarray, preds: np.ndarray, rows: np.ndar
     return f1.mean(axis=1)
 
 
-def _effects(metric, golds, a, b, rows, n_labels) -> np.ndarray:
-    """Per resample: mean over a's runs of the metric minus mean over b's runs."""
-    ma = np.mean([metric_rows(metric, golds, s, rows, n_labels) for s in a], axis=0)
-    mb = np.mean([metric_rows(metric, golds, s, rows, n_labels) for s in b], axis=0)
-    return ma - mb
+def _effects(metric, golds, a, b, rows, n_labels, rng=None) -> np.ndarray:
+    """Per resample: mean over a's runs of the metric minus mean over b's runs.
+
+    With ``rng`` (seeds as a random effect) each resample also draws the runs, with replacement: the
+    same run indices on both sides when they have as many runs (seed k of a is paired with seed k of
+    b), independent draws otherwise (e.g. the isolated clients of all seeds).
+    """
+    ma = np.stack([metric_rows(metric, golds, s, rows, n_labels) for s in a])  # (runs, replicates)
+    mb = np.stack([metric_rows(metric, golds, s, rows, n_labels) for s in b])
+    if rng is None:
+        return ma.mean(axis=0) - mb.mean(axis=0)
+    reps = rows.shape[0]
+    pick_a = rng.integers(0, len(a), (reps, len(a)))
+    pick_b = pick_a if len(a) == len(b) else rng.integers(0, len(b), (reps, len(b)))
+    cols = np.arange(reps)[:, None]
+    return ma[pick_a, cols].mean(axis=1) - mb[pick_b, cols].mean(axis=1)
 
 
 @dataclass(frozen=True)
@@ -92,17 +104,22 @@ class PairedComparison:
     discordant: tuple[int, int] | None  # (a right and b wrong, a wrong and b right)
     n_boot: int
     alpha: float
+    #: "rows" (seeds fixed, rows resampled) or "seeds and rows" (hierarchical bootstrap)
+    resampled: str = "rows"
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 def paired_comparison(golds, preds_a, preds_b, n_labels: int, *, metric: str = "accuracy", margin: float | None = None,
-                      n_boot: int = 2000, seed: int = 0, alpha: float = 0.05) -> PairedComparison:
+                      n_boot: int = 2000, seed: int = 0, alpha: float = 0.05,
+                      random_seeds: bool = False) -> PairedComparison:
     """Compare system(s) ``a`` with system(s) ``b`` on the same rows.
 
     ``preds_a`` / ``preds_b``: one prediction per row, or a (seeds, rows) array; with several runs on
     a side the metric is averaged over them (seeds of one system, or the isolated clients).
+    ``random_seeds``: a hierarchical bootstrap, resampling the runs (seeds) as well as the rows, so that
+    the CI carries the seed-to-seed variation of training and not only the sampling of rows.
     """
     golds = np.asarray(golds, dtype=int)
     a, b = _stack(preds_a), _stack(preds_b)
@@ -112,7 +129,8 @@ def paired_comparison(golds, preds_a, preds_b, n_labels: int, *, metric: str = "
     effect = float(np.mean([metric_value(metric, golds, s, n_labels) for s in a])
                    - np.mean([metric_value(metric, golds, s, n_labels) for s in b]))
     rng = np.random.default_rng(seed)
-    boot = np.concatenate([_effects(metric, golds, a, b, rng.integers(0, n, (min(500, n_boot - i), n)), n_labels)
+    boot = np.concatenate([_effects(metric, golds, a, b, rng.integers(0, n, (min(500, n_boot - i), n)), n_labels,
+                                    rng if random_seeds else None)
                            for i in range(0, n_boot, 500)])
     ci = (float(np.percentile(boot, 100 * alpha / 2)), float(np.percentile(boot, 100 * (1 - alpha / 2))))
     ci_tost = (float(np.percentile(boot, 100 * alpha)), float(np.percentile(boot, 100 * (1 - alpha))))
@@ -132,7 +150,8 @@ def paired_comparison(golds, preds_a, preds_b, n_labels: int, *, metric: str = "
         mc_p = float(mcnemar(table, exact=True).pvalue) if sum(disc) else 1.0
     return PairedComparison(metric=metric, n_rows=n, n_seeds_a=a.shape[0], n_seeds_b=b.shape[0], effect=effect,
                             ci=ci, ci_tost=ci_tost, p_two_sided=p_two, p_greater=float(le0),
-                            p_tost=p_tost, p_noninferior=p_noninf, margin=margin, mcnemar_p=mc_p, discordant=disc, n_boot=n_boot, alpha=alpha)
+                            p_tost=p_tost, p_noninferior=p_noninf, margin=margin, mcnemar_p=mc_p, discordant=disc, n_boot=n_boot, alpha=alpha,
+                            resampled="seeds and rows" if random_seeds else "rows")
 
 
 def holm(pvalues, alpha: float = 0.05) -> list[float]:

@@ -19,12 +19,21 @@ class Analysis:
         alpha: significance level of every test, after Holm correction across the profile's cells.
         n_boot: paired bootstrap resamples of the evaluation rows.
         seed: seed of the resampling.
+        margins: a margin per dataset, where the power of its eval set calls for its own (others: ``margin``).
+        random_seeds: seeds as a random effect (hierarchical bootstrap over seeds and rows) instead of fixed
+            repeats (rows only).
     """
 
     margin: float = 0.03
     alpha: float = 0.05
     n_boot: int = 2000
     seed: int = 0
+    margins: dict = dataclasses.field(default_factory=dict)
+    random_seeds: bool = False
+
+    def margin_for(self, dataset: str) -> float:
+        """The pre-registered margin of ``dataset``."""
+        return float(self.margins.get(dataset, self.margin))
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "Analysis":
@@ -33,6 +42,9 @@ class Analysis:
             raise ConfigError(f"analysis.margin must be in (0, 1), got {out.margin}. Fix: e.g. 0.03 (three points of macro-F1).")
         if not 0 < out.alpha < 0.5:
             raise ConfigError(f"analysis.alpha must be in (0, 0.5), got {out.alpha}. Fix: e.g. 0.05.")
+        for name, m in out.margins.items():
+            if not 0 < float(m) < 1:
+                raise ConfigError(f"analysis.margins.{name} must be in (0, 1), got {m}. Fix: e.g. 0.05.")
         if out.n_boot < 200:
             raise ConfigError(f"analysis.n_boot must be at least 200, got {out.n_boot}. Fix: e.g. 2000.")
         return out

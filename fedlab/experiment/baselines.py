@@ -156,8 +156,9 @@ def isolated(cfg: RunConfig, *, progress: bool = True, **_) -> RunResult:
         best: dict = {}
 
         def at_step(k: int) -> None:
-            """Early stopping: score the adapter on the validation split every local_steps steps, keep the best."""
-            if not stop_early or (k % cfg.local_steps and k != cfg.isolated_steps):
+            """Early stopping: score the adapter on the validation rows every eval_every (default local_steps)
+            steps and at the last, keep the best."""
+            if not stop_early or (k % (cfg.eval_every or cfg.local_steps) and k != cfg.isolated_steps):
                 return
             meter.end(TRAIN)
             with meter.phase(EVALUATION):

@@ -170,8 +170,9 @@ class RunConfig:
     early_stopping: bool = True
     #: centralized optimizer steps (None = the federation's total, ``federated_steps``)
     steps: int | None = None
-    #: checkpoint spacing: centralized every N optimizer steps, federated every N rounds (None = the
-    #: default: centralized once per federated round's worth of steps, federated every round)
+    #: checkpoint spacing: centralized every N optimizer steps, federated every N rounds, an isolated
+    #: client every N of its steps (None = the default: centralized once per federated round's worth of
+    #: steps, federated every round, isolated every local_steps)
     eval_every: int | None = None
     #: checkpoint selection (see SELECTS)
     select: str | None = None
@@ -237,9 +238,10 @@ class RunConfig:
             if self.setting in ("federated", "isolated") and self.client_val_fraction <= 0:
                 raise ConfigError(f"select=validation for a {self.setting} run needs the clients' own validation "
                                   f"rows. Fix: client_val_fraction > 0 (e.g. 0.15).")
-            if self.setting == "federated" and self.strategy == "fedsa-lora":
-                raise ConfigError("select=validation picks one global checkpoint; fedsa-lora has none (each client "
-                                  "keeps its own B). Fix: select none with fedsa-lora.")
+            if self.setting == "federated" and self.strategy in ("fedsa-lora", "fedex-lora"):
+                raise ConfigError(f"select=validation goes back to the best round's global adapter; {self.strategy} "
+                                  f"has none to go back to (fedsa-lora: each client keeps its own B; fedex-lora: the "
+                                  f"base weights carry every round's residual). Fix: select none with {self.strategy}.")
         if not 0 <= self.client_test_fraction <= 0.5:
             raise ConfigError(f"client_test_fraction must be in [0, 0.5], got {self.client_test_fraction}. Fix: e.g. 0.2.")
         if not 0 < self.fraction <= 1:

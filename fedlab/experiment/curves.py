@@ -11,12 +11,17 @@ committed and never run twice.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from fedlab.data import DATASETS
 from fedlab.errors import ConfigError, dataclass_from_mapping
 
 from .store import RunResult
+
+
+class CurvePending(ConfigError):
+    """A cell whose budget comes from a learning curve that has not been run yet."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,11 @@ class Curves:
             score (primary metric of the dataset).
         seed: the seed of the curve runs.
         models, datasets, methods: which curves (default: the profile grid's).
+        federated_multiple: federated training may see up to this many times centralized's examples
+            (many rounds of few local steps; the matched-budget comparison is read off its curve).
+        min_rounds: the fewest federated rounds (local steps per round shrink, to 1, to respect the multiple).
+        checks: about how many validation checkpoints a budgeted run makes (federated rounds and an
+            isolated client's steps are spaced to give this many; centralized keeps ``every``).
     """
 
     cap: int = 480
@@ -39,6 +49,9 @@ class Curves:
     models: tuple = ()
     datasets: tuple = ()
     methods: tuple = ()
+    federated_multiple: float = 2.0
+    min_rounds: int = 20
+    checks: int = 8
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "Curves | None":
@@ -52,6 +65,9 @@ class Curves:
         if out.cap <= 0 or out.every <= 0 or out.cap % out.every:
             raise ConfigError(f"curves: cap ({out.cap}) and every ({out.every}) must be positive and cap a multiple of "
                               f"every, so the last checkpoint is the cap. Fix: e.g. cap 480, every 48.")
+        if out.federated_multiple < 1 or out.min_rounds < 1 or out.checks < 1:
+            raise ConfigError("curves: federated_multiple must be >= 1, min_rounds and checks >= 1. "
+                              "Fix: e.g. federated_multiple 2, min_rounds 20, checks 8.")
         if not 0 <= out.tolerance < 1:
             raise ConfigError(f"curves.tolerance must be in [0, 1), got {out.tolerance}. Fix: e.g. 0.02.")
         return out
@@ -79,3 +95,23 @@ def budget_from_curve(result: RunResult, tolerance: float) -> dict:
     return {"steps": step, "score": score, "best_step": best_step, "best_score": best, "metric": metric,
             "tolerance": tolerance, "cap": points[-1][0],
             "rule": f"first checkpoint with validation {metric} >= best - {tolerance:g}"}
+
+
+def budgeted_overrides(setting: str, budget_steps: int, curves: Curves, *, clients: int, local_steps: int) -> dict:
+    """The run settings that give ``setting`` the budget a curve set (``budget_steps`` centralized steps).
+
+    centralized: ``budget_steps`` steps, checked every ``curves.every`` on the pooled validation split.
+    federated: at least ``min_rounds`` rounds of ``local_steps`` (fewer, down to 1, if that would pass
+    ``federated_multiple`` x the centralized examples), about ``checks`` federated validations.
+    isolated: each client trains the steps it makes in that federation, checked about ``checks`` times
+    on its own validation rows.
+    """
+    if setting == "centralized":
+        return {"steps": budget_steps, "eval_every": curves.every}
+    allowed = curves.federated_multiple * budget_steps  # federation steps, all clients together
+    rounds = max(curves.min_rounds, math.ceil(allowed / (clients * local_steps)))
+    local = max(1, min(local_steps, math.floor(allowed / (clients * rounds))))
+    if setting == "federated":
+        return {"rounds": rounds, "local_steps": local, "eval_every": max(1, rounds // curves.checks)}
+    per_client = rounds * local
+    return {"rounds": rounds, "local_steps": local, "eval_every": max(1, per_client // curves.checks)}

@@ -206,5 +206,17 @@ def plan_grid(configs: list[RunConfig], *, force: bool = False, store: ResultSto
 
 
 def profile_configs(profile: Profile) -> list[RunConfig]:
-    """Every run of a profile's grid: the zero-shot floors, then the training cells."""
-    return profile.zeroshots() + list(profile.cells())
+    """Every run of a profile's grid: the zero-shot floors, the learning curves (profiles with a
+    ``curves:`` block), then the training cells whose budget is known."""
+    return profile.zeroshots() + profile.curve_configs() + list(profile.cells())
+
+
+def pending_note(profile: Profile) -> str | None:
+    """What a plan cannot count yet: the cells whose budget waits for a learning curve."""
+    pending = profile.pending_cells()
+    if not pending:
+        return None
+    per = len(profile.grid["settings"]) * len(profile.seeds)
+    return (f"{len(pending)} (backbone, dataset, method) cells ({len(pending) * per} runs) wait for their learning "
+            f"curve, which sets their budget; they are not counted above: "
+            + ", ".join("/".join(k) for k in pending))

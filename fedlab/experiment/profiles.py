@@ -1,4 +1,4 @@
-"""Profiles: one YAML file per study scale (smoke, quick, quick-v1, full, paper) with run defaults and the grid.
+"""Profiles: one YAML file per study scale (smoke, quick, reference, full, paper) with run defaults and the grid.
 
 Each file in ``fedlab/configs/profiles/`` (shipped with the package) opens with a header that says how to run it and what it costs.
 A profile name or a path to such a file is accepted wherever a profile is.
@@ -20,7 +20,8 @@ from fedlab.errors import ConfigError, did_you_mean
 
 from .analysis import Analysis
 from .config import SETTINGS, TRAINING_SETTINGS, RunConfig
-from .curves import Curves
+from .curves import CurvePending, Curves, budget_from_curve, budgeted_overrides
+from .store import ResultStore
 
 #: the aggregation study of notebook 07: FedAvg against the LoRA-aware strategies, and FedAvg under DP
 AGGREGATION_STRATEGIES = ("fedavg", "ffa-lora", "fedsa-lora", "fedex-lora")
@@ -65,8 +66,28 @@ class Profile:
             data.update(by_method.get(method, {}))
             data.update(by_method.get(f"{model}/{method}", {}))  # a backbone's own pin wins
         data.update(dataset=dataset, setting=setting, method=method)
+        if self.curves is not None and setting in TRAINING_SETTINGS and "steps" not in overrides:
+            budget = self.budget(model, dataset, method)
+            if budget is None:
+                raise CurvePending(
+                    f"the budget of {model} {dataset} {method} in profile {self.name!r} comes from its learning curve, "
+                    f"which has not been run. Fix: fedlab curves --profile {self.name} --only-models {model} "
+                    f"--only-datasets {dataset} --only-methods {method}")
+            data.update(budgeted_overrides(setting, budget["steps"], self.curves, clients=int(data.get("clients", 4)),
+                                           local_steps=int(data.get("local_steps", RunConfig.local_steps))))
         data.update({k: v for k, v in overrides.items() if v is not None or k in NULLABLE})
         return RunConfig.from_dict(data).validate()
+
+    def curve_config(self, model: str, dataset: str, method: str) -> RunConfig:
+        """The curve run of one (backbone, dataset, method) (see :meth:`curve_configs`)."""
+        c = self.curves
+        return self.config(dataset, "centralized", method, model=model, seed=c.seed, steps=c.cap, eval_every=c.every,
+                           select="validation")
+
+    def budget(self, model: str, dataset: str, method: str) -> dict | None:
+        """The budget the finished curve of this cell sets (``budget_from_curve``), or None before it ran."""
+        result = ResultStore().lookup(self.curve_config(model, dataset, method).resolved())
+        return None if result is None else budget_from_curve(result, self.curves.tolerance)
 
     def zeroshot(self, dataset: str, **overrides) -> RunConfig:
         return self.config(dataset, "zeroshot", **overrides)
@@ -87,9 +108,25 @@ class Profile:
 
     def cells(self) -> list[RunConfig]:
         """Every training run of the grid (backbone x dataset x method x setting x seed)."""
+        out = []
+        for model, d, m, s, seed in self._grid_keys():
+            try:
+                out.append(self.config(d, s, m, seed=seed, model=model))
+            except CurvePending:  # listed by pending_cells()
+                continue
+        return out
+
+    def pending_cells(self) -> list[tuple[str, str, str]]:
+        """(backbone, dataset, method) of the grid whose budget waits for its learning curve."""
+        if self.curves is None:
+            return []
+        keys = dict.fromkeys((model, d, m) for model, d, m, _, _ in self._grid_keys())
+        return [k for k in keys if self.budget(*k) is None]
+
+    def _grid_keys(self):
         g = self.grid
-        return [self.config(d, s, m, seed=seed, model=model) for model in self.models for d in g["datasets"]
-                for m in g["methods"] for s in g["settings"] for seed in self.seeds
+        return [(model, d, m, s, seed) for model in self.models for d in g["datasets"] for m in g["methods"]
+                for s in g["settings"] for seed in self.seeds
                 if not self.excluded(model=model, dataset=d, method=m, setting=s)]
 
     @property
@@ -117,8 +154,7 @@ class Profile:
         c = self.curves
         if c is None:
             return []
-        return [self.config(d, "centralized", m, model=model, seed=c.seed, steps=c.cap, eval_every=c.every,
-                            select="validation")
+        return [self.curve_config(model, d, m)
                 for model in (c.models or self.models) for d in (c.datasets or self.grid["datasets"])
                 for m in (c.methods or self.grid["methods"])]
 
@@ -186,6 +222,10 @@ def load_profile(name_or_path: str) -> Profile:
     if seeds is not None and (not isinstance(seeds, list) or not seeds or not all(isinstance(x, int) for x in seeds)
                               or len(set(seeds)) != len(seeds)):
         raise ConfigError(f"Profile {path}: grid.seeds must be a list of distinct integers, e.g. [0, 1, 2]; got {seeds!r}.")
+    margins = (data.get("analysis") or {}).get("margins") or {}
+    bad = sorted(set(margins) - set(DATASETS))
+    if bad:
+        raise ConfigError(f"Profile {path}: analysis.margins names unknown dataset(s) {bad}. {did_you_mean(bad[0], DATASETS)}")
     for s in grid["settings"]:
         if s not in SETTINGS:
             raise ConfigError(f"Profile {path}: unknown setting {s!r} in grid. {did_you_mean(s, SETTINGS)}")

@@ -19,10 +19,13 @@ class Checkpoint:
     def __init__(self, folder: Path, config_hash: str):
         self.folder, self.config_hash = Path(folder), config_hash
 
-    def save(self, rnd: int, arrays: dict, history: list, strategy) -> None:
+    def save(self, rnd: int, arrays: dict, history: list, strategy, best: dict | None = None) -> None:
+        """``best`` (select=validation): the best checkpoint so far, ``{"round", "score", "arrays"}``."""
         self.folder.mkdir(parents=True, exist_ok=True)
         state = strategy_state(strategy)
         blobs = {f"adapter/{k}": v for k, v in arrays.items()}
+        if best:
+            blobs.update({f"best/{k}": v for k, v in best["arrays"].items()})
         for name, value in state.items():
             items = value.items() if isinstance(value, dict) else enumerate(value)
             for k, v in items:
@@ -32,7 +35,8 @@ class Checkpoint:
             np.savez(fh, **blobs)
         tmp.replace(self.folder / f"round_{rnd}.npz")
         meta = {"config_hash": self.config_hash, "round": rnd, "history": history,
-                "strategy_state": {k: ("dict" if isinstance(v, dict) else "list") for k, v in state.items()}}
+                "strategy_state": {k: ("dict" if isinstance(v, dict) else "list") for k, v in state.items()},
+                "best": {"round": best["round"], "score": best["score"]} if best else None}
         atomic_write_text(self.folder / "state.json", json.dumps(meta, default=str))
         for old in self.folder.glob("round_*.npz"):
             if old.name != f"round_{rnd}.npz":
@@ -45,6 +49,18 @@ class Checkpoint:
             return int(json.loads(path.read_text())["round"])
         except (OSError, ValueError, KeyError):
             return 0
+
+    def load_best(self) -> dict | None:
+        """The best checkpoint saved beside the last round (select=validation), or None."""
+        path = self.folder / "state.json"
+        if not path.is_file():
+            return None
+        meta = json.loads(path.read_text())
+        if not meta.get("best"):
+            return None
+        blobs = np.load(self.folder / f"round_{int(meta['round'])}.npz")
+        arrays = {k.split("/", 1)[1]: blobs[k] for k in blobs.files if k.startswith("best/")}
+        return dict(meta["best"], arrays=arrays)
 
     def load(self):
         """``(round, arrays, history, strategy_state)`` of the last completed round, or None."""

@@ -19,6 +19,7 @@ from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 from fedlab.core import lora_aggregation as lora
 from fedlab.core.energy import EVALUATION, TRAIN, EnergyMeter
 from fedlab.core.memory import PeakRSS
+from fedlab.core.metrics import count_matrix
 from fedlab.core.peft_methods import adapter_state, load_adapter_state, load_for_method
 from fedlab.core.train import train_local
 from fedlab.experiment.baselines import evaluate_held_out, train_kwargs
@@ -170,16 +171,23 @@ def train(msg: Message, context: Context) -> Message:
 
 @app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
-    """Evaluate the global adapter on this client's own data (a fixed sample of it)."""
+    """Evaluate the global adapter on this client's own data: its own test rows (a fixed sample of them),
+    or, when the server asks for ``rows=validation``, its own validation rows, answered with the gold x
+    predicted counts only (the server pools them into one validation score; no row leaves the client)."""
     pid = partition_id(context)
     cfg = run_config_from(msg, context)
     st = worker_state(cfg)
     receive(st, msg, context)
-    rows = st.work.client_eval_rows(pid)
+    validation = msg.content["config"].get("rows", "own-test") == "validation"
+    rows = st.work.client_validation_rows(pid) if validation else st.work.client_eval_rows(pid)
     shared = {}
     with st.meter.phase(EVALUATION) as energy:
-        m = evaluate_held_out(st.model, st.tokenizer, cfg, rows, n_boot=0).metrics
-        if cfg.strategy == "fedsa-lora":  # a personalised model: this client scores the shared eval set too
+        ev = evaluate_held_out(st.model, st.tokenizer, cfg, rows, n_boot=0)
+        m = ev.metrics
+        if validation:
+            counts = count_matrix([r.label for r in rows], [p["pred"] for p in ev.predictions], len(rows[0].options))
+            shared = {"val-counts": [c for row in counts for c in row], "val-options": len(rows[0].options)}
+        elif cfg.strategy == "fedsa-lora":  # a personalised model: this client scores the shared eval set too
             ev = evaluate_held_out(st.model, st.tokenizer, cfg, st.work.eval_rows, n_boot=0)
             shared = {"eval-preds": [int(p["pred"]) for p in ev.predictions], "eval-accuracy": ev.metrics["accuracy"],
                       "eval-macro-f1": ev.metrics["macro_f1"]}

@@ -19,9 +19,10 @@ from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
 from fedlab.core.energy import AGGREGATION, EVALUATION, TRAIN, EnergyMeter, merge
-from fedlab.core.metrics import compute_metrics
+from fedlab.core.metrics import compute_metrics, metrics_from_counts
 from fedlab.core.peft_methods import (adapter_hash, adapter_nbytes, adapter_state, load_adapter_state, load_for_method,
                                       method_params)
+from fedlab.data import DATASETS
 from fedlab.errors import FedlabError
 from fedlab.experiment.baselines import eval_summary, evaluate_held_out, sample_generations
 from fedlab.experiment.config import RunConfig
@@ -160,29 +161,48 @@ class _Federation:
             "bytes_up": sum(c["bytes_up"] for c in clients), "bytes_down": sum(down.values()), "t0": t0,
         }
 
-    def evaluate_clients(self, arrays: dict, hooks: RunHooks, residual: dict | None = None) -> list[dict]:
-        """The final global adapter on every client's own data (Flower federated evaluation)."""
+    def evaluate_clients(self, arrays: dict, hooks: RunHooks, residual: dict | None = None,
+                         rows: str = "own-test") -> list[dict]:
+        """The global adapter on every client's own data (Flower federated evaluation): its own test rows,
+        or (``rows="validation"``) its own validation rows."""
         sent = {k: arrays[k] for k in lora.sent_keys(self.cfg.strategy, arrays)}
-        content = {"arrays": dict_to_arrays(sent), "config": ConfigRecord({"run-config": self.run_conf})}
+        content = {"arrays": dict_to_arrays(sent), "config": ConfigRecord({"run-config": self.run_conf, "rows": rows})}
         if residual:
             content[RESIDUAL_RECORD] = dict_to_arrays(residual)
         msgs = [Message(RecordDict(dict(content)), dst_node_id=self.node_of[p], message_type=MessageType.EVALUATE)
                 for p in range(self.cfg.clients)]
         per_client = []
-        for pid, reply in self.exchange(msgs):
+        answered = self.exchange(msgs)
+        if hooks.spy is not None and rows == "validation":
+            hooks.spy.append({"round": "validation", "sent": msgs, "received": [r for _, r in answered]})
+        for pid, reply in answered:
             if reply.has_error():
                 per_client.append({"client": pid, "error": str(reply.error.reason)[-500:]})
                 continue
             m = _scalars(reply.content["metrics"])
             self.client_energy[EVALUATION].append(_energy(m))
             entry = {"client": pid, "n": int(m["num-examples"]), "accuracy": m["accuracy"], "macro_f1": m["macro-f1"]}
+            if "val-counts" in m:
+                k = int(m["val-options"])
+                entry["counts"] = np.asarray(m["val-counts"], dtype=np.int64).reshape(k, k + 1).tolist()
             if "eval-preds" in m:  # a personalised model (FedSA-LoRA) scored on the shared eval set
                 entry["shared_eval"] = {"accuracy": m["eval-accuracy"], "macro_f1": m["eval-macro-f1"],
                                         "preds": [int(p) for p in m["eval-preds"]]}
             per_client.append(entry)
-        if hooks.spy is not None:
+        if hooks.spy is not None and rows != "validation":
             hooks.spy.append({"round": "final-evaluate", "sent": msgs, "received": []})
         return per_client
+
+    def validate(self, arrays: dict, hooks: RunHooks) -> dict:
+        """Federated evaluation on the clients' validation rows: the pooled score (from the clients' gold x
+        predicted counts) and each client's own."""
+        per_client = self.evaluate_clients(arrays, hooks, rows="validation")
+        failed = [c for c in per_client if "error" in c]
+        if failed:
+            raise FedlabError(f"federated validation failed on client(s) {[c['client'] for c in failed]}: "
+                              f"{failed[0]['error'].strip().splitlines()[-1]}")
+        pooled = metrics_from_counts(np.sum([c["counts"] for c in per_client], axis=0))
+        return dict(pooled, per_client=[{k: c[k] for k in ("client", "n", "accuracy", "macro_f1")} for c in per_client])
 
     def clients_energy(self) -> dict:
         return {"phases": {name: {k: sum(e[k] for e in items) for k in ENERGY_KEYS}
@@ -223,9 +243,6 @@ def run_server(grid: Grid, cfg: RunConfig, *, ckpt_dir: Path | None = None, hook
                progress: bool = True, round_timeout: float = DEFAULT_ROUND_TIMEOUT) -> RunResult:
     """All rounds of a federated run; returns its result (the store adds the provenance)."""
     t_start = time.perf_counter()
-    if cfg.select is not None:
-        raise FedlabError("select=validation is not implemented for federated runs yet (federated evaluation on the "
-                          "clients' validation rows). Fix: select none for federated runs.")
     data = RunData(cfg)
     data.partition_info  # an impossible partition is a ConfigError here, before any client is asked
     eval_rows = data.eval_rows
@@ -240,6 +257,11 @@ def run_server(grid: Grid, cfg: RunConfig, *, ckpt_dir: Path | None = None, hook
         done, arrays, history, sstate = saved
         restore_strategy(strategy, sstate)
         start_round, resumed_from = done + 1, done
+    # select=validation: federated evaluation on the clients' validation rows every `every` rounds; the best
+    # global adapter is the run's, and only it is scored on the held-out set
+    select, every = cfg.select == "validation", cfg.eval_every or 1
+    metric = DATASETS[cfg.dataset].primary_metric
+    best = ckpt.load_best() if ckpt is not None and resumed_from else None
 
     fed = _Federation(grid, cfg, round_timeout)
     t_rounds = time.perf_counter()
@@ -272,6 +294,13 @@ def run_server(grid: Grid, cfg: RunConfig, *, ckpt_dir: Path | None = None, hook
             record["privacy"] = privacy_spent(strategy)
         if personal:  # FedSA-LoRA: no global model to score (each client's B is its own); see the final evaluation
             summary = None
+        elif select:
+            summary = None
+            if rnd % every == 0 or rnd == cfg.rounds:
+                record["validation"] = fed.validate(arrays, hooks)
+                if best is None or record["validation"][metric] > best["score"]:
+                    best = {"round": rnd, "score": record["validation"][metric],
+                            "arrays": {k: np.array(v, copy=True) for k, v in arrays.items()}}
         else:
             with meter.phase(EVALUATION):
                 load_adapter_state(model, arrays)
@@ -279,19 +308,28 @@ def run_server(grid: Grid, cfg: RunConfig, *, ckpt_dir: Path | None = None, hook
             summary = eval_summary(ev.metrics)
         t0 = record.pop("t0")
         record.update(eval=summary, wall_s=round(time.perf_counter() - t0, 2), adapter_hash=adapter_hash(arrays))
-        history.append({k: record[k] for k in ("round", "sampled", "eval", "train_loss", "clients", "failures",
-                                               "bytes_up", "bytes_down", "wall_s", "adapter_hash", "aggregation_error",
-                                               "privacy")})
+        history.append({**{k: record[k] for k in ("round", "sampled", "eval", "train_loss", "clients", "failures",
+                                                  "bytes_up", "bytes_down", "wall_s", "adapter_hash",
+                                                  "aggregation_error", "privacy")},
+                        **({"validation": record["validation"]} if "validation" in record else {})})
         if progress:
-            print(f"[fedlab] round {rnd}/{cfg.rounds}: eval acc {ev.metrics['accuracy'] if summary else float('nan'):.3f}, "
+            shown = (f"validation {metric} {record['validation'][metric]:.3f}" if record.get("validation") else
+                     f"eval acc {ev.metrics['accuracy'] if summary else float('nan'):.3f}")
+            print(f"[fedlab] round {rnd}/{cfg.rounds}: {shown}, "
                   f"train loss {record['train_loss']:.3f}, {len(record['failures'])} failed, "
                   f"{record['wall_s']:.0f} s", flush=True)
         if ckpt is not None:
-            ckpt.save(rnd, arrays, history, strategy)
+            ckpt.save(rnd, arrays, history, strategy, best=best)
         if hooks.stop_after is not None and hooks.stop_after <= rnd < cfg.rounds:
             return RunResult.of(cfg, status=RunStatus.PARTIAL, rounds=history, resumed_from=resumed_from)
 
     t_final = time.perf_counter()
+    selection = {}
+    if select:
+        arrays = best["arrays"]
+        selection = {"rule": f"best federated validation {metric}", "round": best["round"], "score": best["score"],
+                     "on": "clients' own validation rows (pooled gold x predicted counts)",
+                     "n_validation": sum(len(data.client_validation_rows(p)) for p in range(cfg.clients))}
     load_adapter_state(model, arrays)
     per_client = fed.evaluate_clients(arrays, hooks, residual=getattr(strategy, "fedex_residual", None) if fedex else None)
     accs = [c["accuracy"] for c in per_client if "accuracy" in c]
@@ -328,6 +366,7 @@ def run_server(grid: Grid, cfg: RunConfig, *, ckpt_dir: Path | None = None, hook
                  "rounds_s": round(t_final - t_rounds, 2), "client_eval_s": round(t_gen - t_final, 2),
                  "generation_s": round(t_end - t_gen, 2)},
         adapter_hash=adapter_hash(arrays),
+        selection=selection,
         generations=generations,
         adapter=model,
         engine="simulation",

@@ -12,6 +12,7 @@ from fedlab import paths
 from fedlab.experiment.profiles import load_profile
 
 from .claims import answer_markdown, check_claims, claims_markdown
+from .curves import curves_markdown
 from .frames import result_for, results_frame
 from .verdicts import floors_markdown, profile_verdicts, verdict_markdown
 from .tables import (aggregation_table, backbones_table, bench_evaluators_table, bench_federated_table,
@@ -35,7 +36,7 @@ def layout_tree() -> str:
         if init.parent != root:
             rel = init.parent.relative_to(root)
             entries.append((f"{'  ' * len(rel.parts)}{rel.name}/", _summary(init)))
-    entries.append(("  configs/profiles/", "the profiles (smoke, quick, quick-v1, full, paper) as YAML, shipped with the package"))
+    entries.append(("  configs/profiles/", "the profiles (smoke, quick, reference, full, paper) as YAML, shipped with the package"))
     width = max(len(name) for name, _ in entries) + 2
     return "\n".join(["```"] + [f"{name:{width}s}{summary}".rstrip() for name, summary in entries] + ["```"])
 
@@ -62,6 +63,7 @@ BLOCKS = {
     "results-claims": lambda: claims_markdown(check_claims(_verdicts())),
     "results-answer": lambda: answer_markdown(_verdicts()),
     "zeroshot": zeroshot_table,
+    "reference_curves": lambda: curves_markdown(load_profile("reference")),
     "bench-evaluators": bench_evaluators_table,
     "bench-federated": bench_federated_table,
     "bench-train": bench_train_table,

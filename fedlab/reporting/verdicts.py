@@ -133,12 +133,13 @@ def compare_settings(fed: list[RunResult], cen: list[RunResult], iso: list[RunRe
             "federated": stats.metric_value(metric, golds, f["preds"][0], n_labels) if len(fed) == 1 else
             float(np.mean([stats.metric_value(metric, golds, p, n_labels) for p in f["preds"]])),
             "federated_hashes": f["hashes"]}
-    kw = dict(metric=metric, n_boot=a.n_boot, seed=a.seed, alpha=a.alpha)
+    kw = dict(metric=metric, n_boot=a.n_boot, seed=a.seed, alpha=a.alpha, random_seeds=a.random_seeds)
     out = []
     if cen:
         c = _system(cen, ids, n_labels)
-        comp = stats.paired_comparison(golds, f["preds"], c["preds"], n_labels, margin=a.margin, **kw)
+        comp = stats.paired_comparison(golds, f["preds"], c["preds"], n_labels, margin=a.margin_for(dataset), **kw)
         out.append(dict(base, family=FAMILIES[0], other="centralized", other_hashes=c["hashes"],
+                        seeds=seed_spread(golds, f["preds"], c["preds"], n_labels, metric, a.margin_for(dataset)),
                         other_score=float(np.mean([stats.metric_value(metric, golds, p, n_labels) for p in c["preds"]])),
                         other_collapsed=c["collapsed"], other_prediction_shares=c["shares"], **comp.to_dict()))
     if iso:
@@ -161,6 +162,21 @@ def compare_settings(fed: list[RunResult], cen: list[RunResult], iso: list[RunRe
     return out
 
 
+def seed_spread(golds, preds_a, preds_b, n_labels: int, metric: str, margin: float) -> dict | None:
+    """Seed k of ``a`` minus seed k of ``b`` on all rows: their standard deviation, the standard error of
+    their mean, and how many seeds make that standard error at most half the margin (the profile's seed
+    rule); None with fewer than two seeds a side."""
+    k = min(len(preds_a), len(preds_b))
+    if k < 2:
+        return None
+    diffs = [stats.metric_value(metric, golds, preds_a[i], n_labels) - stats.metric_value(metric, golds, preds_b[i], n_labels)
+             for i in range(k)]
+    sd = float(np.std(diffs, ddof=1))
+    return {"differences": diffs, "sd": sd, "se": sd / np.sqrt(k),
+            "seeds_needed": max(3, int(np.ceil((2 * sd / margin) ** 2))),
+            "rule": "seeds until the standard error of the per-seed difference is at most half the margin (>= 3)"}
+
+
 def method_comparison(profile: Profile, dataset: str, method: str, store: ResultStore | None = None,
                       model: str | None = None) -> list[dict]:
     """Federated ``method`` vs federated LoRA on the same rows (non-inferiority at the profile's margin)."""
@@ -172,8 +188,9 @@ def method_comparison(profile: Profile, dataset: str, method: str, store: Result
         return []
     ids, golds = _align(*[_rows(r) for r in other + ref])
     o, r = _system(other, ids, n_labels), _system(ref, ids, n_labels)
-    comp = stats.paired_comparison(golds, o["preds"], r["preds"], n_labels, metric=metric, margin=a.margin,
-                                   n_boot=a.n_boot, seed=a.seed, alpha=a.alpha)
+    comp = stats.paired_comparison(golds, o["preds"], r["preds"], n_labels, metric=metric,
+                                   margin=a.margin_for(dataset), n_boot=a.n_boot, seed=a.seed, alpha=a.alpha,
+                                   random_seeds=a.random_seeds)
     score = lambda preds: float(np.mean([stats.metric_value(metric, golds, p, n_labels) for p in preds]))  # noqa: E731
     return [{"model": model, "dataset": dataset, "method": method, "metric": metric, "n_rows": len(ids), "n_seeds": len(other),
              "family": FAMILIES[3], "other": f"{REFERENCE_METHOD} (federated)", "federated": score(o["preds"]),

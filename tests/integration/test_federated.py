@@ -49,7 +49,7 @@ def test_only_adapter_tensors_travel(federated):
                 for key, arr in rec.items():
                     assert arr.numpy().shape == adapter[key].shape
             for rec in content.config_records.values():
-                assert set(rec) <= {"run-config", "server-round", "proximal-mu"}
+                assert set(rec) <= {"run-config", "server-round", "proximal-mu", "rows"}
                 assert json.loads(rec["run-config"])["dataset"] == "fpb"
             for rec in content.metric_records.values():  # numbers only: no text, no token ids
                 for v in rec.values():
@@ -189,3 +189,42 @@ def test_ffa_lora_with_client_side_dp_and_fedex_lora_in_simulation(env):
     shared = [c["shared_eval"]["accuracy"] for c in fedsa.per_client]
     assert len(shared) == BASE["clients"] and fedsa.metrics["accuracy"] == pytest.approx(np.mean(shared))
     assert {p["client"] for p in fedsa.load_predictions()} == set(range(BASE["clients"]))
+
+
+def test_every_setting_is_compared_at_the_checkpoint_its_own_validation_data_chooses(env):
+    """select=validation: federated by federated evaluation on the clients' validation rows (pooled counts),
+    centralized on the pooled validation split, each isolated client on its own validation rows; the
+    held-out set is scored once, with the chosen checkpoint."""
+    base = dict(BASE, rounds=3, select="validation", client_val_fraction=0.25, val_size=12, eval_every=1)
+    spy: list = []
+    fed = run(RunConfig(setting="federated", **base).resolved(), hooks=RunHooks(spy=spy), progress=False)
+    assert all(h["eval"] is None and h["validation"]["n"] == sum(fed.partition["validation_sizes"]) for h in fed.rounds)
+    scores = [h["validation"]["macro_f1"] for h in fed.rounds]
+    chosen = int(np.argmax(scores))  # the first best round
+    assert fed.selection["round"] == chosen + 1 and fed.selection["score"] == scores[chosen]
+    assert fed.adapter_hash == fed.rounds[chosen]["adapter_hash"]  # the result is the chosen round's adapter
+    assert fed.metrics["n"] == BASE["max_eval"]
+    for h in fed.rounds:  # the pooled score is each client's, weighted by its rows
+        per = h["validation"]["per_client"]
+        assert h["validation"]["accuracy"] == pytest.approx(sum(c["accuracy"] * c["n"] for c in per) / sum(c["n"] for c in per))
+    # a validation reply carries counts only: gold x predicted, no row ids, no text
+    replies = [m for x in spy if x["round"] == "validation" for m in x["received"]]
+    assert len(replies) == 2 * 3
+    for m in replies:
+        rec = m.content["metrics"]
+        assert not m.content.array_records
+        assert set(rec) == {"num-examples", "partition-id", "accuracy", "macro-f1", "val-counts", "val-options",
+                            "energy-kwh", "energy-kg-co2e", "energy-seconds"}
+        k = int(rec["val-options"])
+        assert len(rec["val-counts"]) == k * (k + 1) and sum(rec["val-counts"]) == rec["num-examples"]
+    cen = run(RunConfig(setting="centralized", **dict(base, steps=8, eval_every=2)).resolved(), progress=False)
+    assert [h["step"] for h in cen.rounds] == [2, 4, 6, 8]
+    best = max(cen.rounds, key=lambda h: (h["validation"]["macro_f1"], -h["step"]))
+    assert cen.selection["step"] == best["step"] and cen.adapter_hash == best["adapter_hash"]
+    assert cen.selection["n_validation"] == 12 and cen.metrics["n"] == BASE["max_eval"]
+    iso = run(RunConfig(setting="isolated", **dict(base, eval_every=2)).resolved(), progress=False)
+    for c in iso.per_client:
+        es = c["early_stopping"]
+        assert es["on"] == "own validation rows"
+        assert es["n_validation"] == iso.partition["validation_sizes"][c["client"]]
+        assert [x["step"] for x in es["checks"]] == [2, 4, 6]  # every eval_every of its 3 rounds x 2 local steps

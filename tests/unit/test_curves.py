@@ -93,14 +93,14 @@ def test_select_validation_needs_validation_rows():
 
 
 def test_autocast_on_a_cpu_without_native_bf16_is_refused_with_the_flags(monkeypatch):
-    import fedlab.core.models as models
+    import fedlab.core.precision as precision
 
-    monkeypatch.setattr(models, "cpu_supports_bf16", lambda: False)
+    monkeypatch.setattr(precision, "cpu_supports_bf16", lambda: False)
     with pytest.raises(ConfigError, match="avx512_bf16 or amx_bf16"):
         RunConfig(setting="centralized", autocast="bf16", **TINY).resolved()
     with pytest.raises(ConfigError, match="Unknown autocast"):
         RunConfig(setting="centralized", autocast="fp8", **TINY).validate()
-    monkeypatch.setattr(models, "cpu_supports_bf16", lambda: True)
+    monkeypatch.setattr(precision, "cpu_supports_bf16", lambda: True)
     assert RunConfig(setting="centralized", autocast="bf16", **TINY).resolved().autocast == "bf16"
 
 

@@ -91,3 +91,33 @@ def test_probability_scores_move_when_accuracy_does_not():
     w, s = stats.probability_scores(weak, golds), stats.probability_scores(strong, golds)
     assert weak.argmax(1).tolist() == strong.argmax(1).tolist() == golds.tolist()
     assert s["gold_logprob"] > w["gold_logprob"] and s["brier"] < w["brier"]
+
+
+def test_hierarchical_bootstrap_carries_the_seed_spread():
+    """Seeds as a random effect: three seeds of a that disagree widen the CI; the effect is the same."""
+    from fedlab.core.stats import paired_comparison
+
+    rng = np.random.default_rng(1)
+    golds = rng.integers(0, 2, 400)
+    b = np.where(rng.random(400) < 0.7, golds, 1 - golds)
+    a = np.stack([np.where(rng.random(400) < q, golds, 1 - golds) for q in (0.6, 0.7, 0.8)])  # seeds far apart
+    fixed = paired_comparison(golds, a, b[None].repeat(3, 0), 2, n_boot=2000, seed=0)
+    random = paired_comparison(golds, a, b[None].repeat(3, 0), 2, n_boot=2000, seed=0, random_seeds=True)
+    assert random.effect == fixed.effect
+    assert (random.ci[1] - random.ci[0]) > 1.5 * (fixed.ci[1] - fixed.ci[0])
+    assert (fixed.resampled, random.resampled) == ("rows", "seeds and rows")
+    # one seed a side: nothing to resample among seeds, the same CI
+    one = paired_comparison(golds, a[1], b, 2, n_boot=1000, seed=0, random_seeds=True)
+    assert one.ci == paired_comparison(golds, a[1], b, 2, n_boot=1000, seed=0).ci
+
+
+def test_seed_spread_gives_the_seeds_the_margin_needs():
+    from fedlab.reporting.verdicts import seed_spread
+
+    golds = np.array([0, 1] * 50)
+    right = golds.copy()
+    a = np.stack([np.where(np.arange(100) < k, 1 - golds, golds) for k in (0, 10, 20)])  # accuracy 1.0, 0.9, 0.8
+    s = seed_spread(golds, a, np.stack([right] * 3), 2, "accuracy", margin=0.05)
+    assert s["differences"] == pytest.approx([0.0, -0.1, -0.2])
+    assert s["sd"] == pytest.approx(0.1) and s["seeds_needed"] == 16  # (2 x 0.1 / 0.05)^2
+    assert seed_spread(golds, a[:1], right[None], 2, "accuracy", 0.05) is None

@@ -1,0 +1,98 @@
+"""The learning curves of a profile with a ``curves:`` block: a table and a figure, from the curve result files.
+
+Each curve is a centralized run to the profile's cap, scored on the pooled validation split every
+``every`` steps; the budget it sets follows the profile's rule (:func:`fedlab.experiment.curves.budget_from_curve`).
+Nothing here trains: a curve that has not run is listed as such.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fedlab.data import DATASETS
+from fedlab.experiment.curves import budget_from_curve, curve_points
+from fedlab.experiment.profiles import Profile
+from fedlab.experiment.provenance import cpu_label, measured_on_shared_cpu
+from fedlab.experiment.store import ResultStore
+
+from .figures import METHOD_MARKERS, _plt, _save
+from .frames import result_for
+
+
+def curve_rows(profile: Profile, store: ResultStore | None = None) -> list[dict]:
+    """One row per curve of the profile: its budget, best validation score, held-out score at its best
+    checkpoint (all rows), majority-class floor of the held-out set, wall time, CPU; ``None`` fields
+    for a curve not run yet."""
+    rows = []
+    for cfg in profile.curve_configs():
+        r = result_for(cfg, store)
+        row = {"model": cfg.model, "dataset": cfg.dataset, "method": cfg.method, "lr": cfg.lr, "run": r is not None}
+        if r is not None:
+            b = budget_from_curve(r, profile.curves.tolerance)
+            m = r.metrics
+            row.update(metric=b["metric"], budget=b["steps"], budget_score=b["score"], best_step=b["best_step"],
+                       best_score=b["best_score"], held_out=m[b["metric"]], held_out_ci=m.get(f"{b['metric']}_ci"),
+                       n_rows=m["n"], majority=m.get("majority_class_accuracy"),
+                       top_share=max(m.get("prediction_shares") or [np.nan]),
+                       points=curve_points(r), examples_per_step=r.config["batch_size"] * r.config.get("grad_accum", 1),
+                       wall_min=(r.timings or {}).get("wall_s", np.nan) / 60,
+                       cpu=cpu_label(((r.manifest or {}).get("hardware") or {}).get("cpu_signature")),
+                       shared_cpu=measured_on_shared_cpu(r.timings), git_sha=(r.manifest or {}).get("git_sha", "")[:7],
+                       git_dirty=(r.manifest or {}).get("git_dirty"))
+        rows.append(row)
+    return rows
+
+
+def curves_markdown(profile: Profile, store: ResultStore | None = None) -> str:
+    """The curves as a markdown table (README and the reports)."""
+    rows = curve_rows(profile, store)
+    c = profile.curves
+    head = (f"Curves of profile `{profile.name}`: centralized, seed {c.seed}, to {c.cap} steps, validation every "
+            f"{c.every}; budget = first checkpoint within {c.tolerance:g} of the best (validation primary metric). "
+            f"Held-out: the best checkpoint on every row of the eval set, 95 % CI.\n\n"
+            "| backbone | dataset | method | lr | budget (steps) | best validation (step) | held-out at best | rows | "
+            "most frequent answer | wall (min) | CPU, commit |\n|---|---|---|---|---|---|---|---|---|---|---|")
+    lines = [head]
+    for r in rows:
+        if not r["run"]:
+            lines.append(f"| {r['model']} | {r['dataset']} | {r['method']} | {r['lr']:g} | not run yet | | | | | | |")
+            continue
+        ci = r["held_out_ci"]
+        ci_text = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+        flags = (", shared CPU" if r["shared_cpu"] else "") + (", dirty tree" if r["git_dirty"] else "")
+        lines.append(f"| {r['model']} | {r['dataset']} | {r['method']} | {r['lr']:g} | {r['budget']} | "
+                     f"{r['best_score']:.3f} ({r['best_step']}) | {r['metric']} {r['held_out']:.3f}{ci_text} | "
+                     f"{r['n_rows']} | {r['top_share']:.0%} | {r['wall_min']:.0f} | {r['cpu']}, {r['git_sha']}{flags} |")
+    return "\n".join(lines)
+
+
+def curves_figure(profile: Profile, store: ResultStore | None = None, save: str | None = None):
+    """Validation score against examples seen, one panel per (backbone, dataset), a line per method;
+    the budget each curve sets is a filled marker. Shared x axis within a dataset."""
+    plt = _plt()
+    rows = [r for r in curve_rows(profile, store) if r["run"]]
+    panels = sorted({(r["model"], r["dataset"]) for r in rows}, key=lambda k: (k[1], k[0]))
+    if not panels:
+        return None
+    ncol = min(4, len(panels))
+    nrow = int(np.ceil(len(panels) / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.4 * nrow), squeeze=False, sharey=False)
+    for ax, (model, dataset) in zip(axes.flat, panels):
+        for r in (r for r in rows if (r["model"], r["dataset"]) == (model, dataset)):
+            x = [s * r["examples_per_step"] for s, _ in r["points"]]
+            y = [v for _, v in r["points"]]
+            line, = ax.plot(x, y, marker=METHOD_MARKERS.get(r["method"], "o"), mfc="white", ms=5,
+                            label=f"{r['method']} (held-out {r['held_out']:.2f})")
+            ax.plot([r["budget"] * r["examples_per_step"]], [r["budget_score"]], marker=METHOD_MARKERS.get(r["method"], "o"),
+                    color=line.get_color(), ms=8, ls="none")
+        metric = DATASETS[dataset].primary_metric.replace("_", "-")
+        ax.set_title(f"{model} · {dataset}", fontsize=10)
+        ax.set_xlabel("training examples seen (centralized)")
+        ax.set_ylabel(f"validation {metric}")
+        ax.legend(fontsize=7, loc="lower right")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.suptitle(f"Learning curves ({profile.name}): filled marker = the budget the curve sets", fontsize=11)
+    fig.tight_layout()
+    _save(fig, save)
+    return fig
