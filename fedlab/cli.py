@@ -11,22 +11,35 @@
     fedlab figures --profile quick                   # remake figures + README tables from results
     fedlab tables [--readme]                         # tables from result files only
     fedlab sweep-lr --dataset fpb --method lora      # choose the learning rate on the validation split
+    fedlab run --profile smoke --dataset fpb --setting centralized --set schedule=linear --print-config
+                                                     # any config field (--set KEY=VALUE); show, run nothing
+
+`fedlab COMMAND -h` lists a command's options with their defaults.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
+import typing
+
+import yaml
 
 from fedlab import study
-from fedlab.core.models import embedded_dir
-from fedlab.data import MAIN_DATASETS, load_splits
-from fedlab.errors import ConfigError, FedlabError
-from fedlab.experiment.config import SETTINGS, Faults, RunConfig
+from fedlab.core.evaluate import EVALUATORS
+from fedlab.core.models import embedded_dir, registry_names
+from fedlab.core.peft_methods import METHODS
+from fedlab.data import BUILTIN_DATASETS, MAIN_DATASETS, load_splits
+from fedlab.data.registry import SOURCES
+from fedlab.data.user import DELIMITERS
+from fedlab.errors import ConfigError, FedlabError, did_you_mean
+from fedlab.experiment.config import DP_DEFAULTS, SETTINGS, STRATEGIES, Faults, RunConfig
+from fedlab.experiment.curves import budget_from_curve
 from fedlab.experiment.generate import generate_from_result
-from fedlab.experiment.profiles import load_profile
-from fedlab.experiment.store import RunResult, migrate_store
+from fedlab.experiment.profiles import load_profile, profile_names
+from fedlab.experiment.store import ResultStore, RunResult, migrate_store
 from fedlab.experiment.sweep import DEFAULT_LRS, lr_sweep, sweep_path
 from fedlab.fl.deployment.run import deploy_run
 from fedlab.reporting.readme import BLOCKS, update_readme
@@ -43,6 +56,73 @@ OVERRIDES = {
 }
 #: flags whose name differs from the config field
 FLAG_NAMES = {"faults": "fail-clients"}
+#: what each OVERRIDES flag sets (the RunConfig field's meaning); its default is the profile's, else RunConfig's
+OVERRIDE_HELP = {
+    "model": f"backbone: a registered name ({', '.join(registry_names())}), a local save_pretrained() folder or a Hugging Face id (org/name)",
+    "dtype": "weights' dtype: auto (bf16 where the hardware has it natively, else fp32) | bf16 | fp16 | fp32",
+    "source": f"where the datasets are read from: {' | '.join(SOURCES)} (auto: local when the data folder exists, else hub)",
+    "seed": "seed of the partition draw, adapter initialisation, data order, client sampling and bootstrap",
+    "evaluator": f"how answers are scored: {' | '.join(EVALUATORS)} (loglik: the most likely option; generate: "
+                 f"parse generated text)",
+    "max_eval": "evaluate on the first N rows of the fixed eval split (unset/null: all of it)",
+    "eval_batch_size": "prompts per evaluation batch",
+    "clients": "number of federated clients (partitions); --data with --client-col sets it to the number of sites",
+    "rounds": "federated rounds",
+    "partition": "how rows are split over clients: iid | dirichlet:ALPHA (smaller = more label skew) | "
+                 "quantity[:linear|square|exponential] | natural",
+    "strategy": f"Flower aggregation strategy: {' | '.join(STRATEGIES)}",
+    "fraction": "share of clients sampled per round, in (0, 1]",
+    "min_clients": "a round needs at least this many successful client replies",
+    "local_steps": "optimizer steps each sampled client makes per round",
+    "batch_size": "examples per optimizer micro-batch",
+    "grad_accum": "micro-batches accumulated per optimizer step",
+    "lr": "peak learning rate (e.g. 0.001 or 1e-3)",
+    "max_length": "tokens per prompt; longer inputs are shortened (see the truncation field)",
+    "energy_country": "ISO 3166 alpha-3 country code whose grid carbon intensity codecarbon uses (e.g. USA, DEU, FRA)",
+    "faults": "comma-separated client (partition) ids whose training fails in every round, e.g. 0,2 "
+              "(fault injection; part of the config)",
+    "system_prompt": "the chat template's system turn, the same in training and evaluation: a text; '' = an empty "
+                     "turn; none/null/default = the template's own",
+    "group_by_length": "batch examples of similar length together (less padding): true | false",
+}
+#: the RunConfig fields chosen by a command's own flags, not by --set: command -> field -> (how it is chosen, the fix)
+OWN_FLAGS = {
+    "run": {"dataset": ("by --dataset NAME (or --data PATH for your own file)", "use that flag"),
+            "setting": ("by --setting", "use that flag"), "method": ("by --method", "use that flag")},
+    "grid": {"dataset": ("by the profile's grid.datasets (a subset: --only-datasets)", "use --only-datasets"),
+             "setting": ("by the profile's grid.settings", "choose a profile (or use fedlab run --setting)"),
+             "method": ("by the profile's grid.methods (a subset: --only-methods)", "use --only-methods")},
+    "deploy": {"dataset": ("by --dataset", "use that flag"),
+               "setting": ("already: a deployment is federated", "leave it out"),
+               "method": ("by --method", "use that flag")},
+    "zeroshot": {"dataset": ("by --datasets", "use that flag"),
+                 "setting": ("already: these runs are zero-shot", "leave it out"),
+                 "method": ("by nothing: a zero-shot run trains no adapter", "leave it out")},
+}
+#: what a --set value may be written as to mean None
+NULL_WORDS = ("null", "Null", "NULL", "~", "none", "None")
+FROM_PROFILE = "default: from the profile"
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions as written (the examples above) and every option's default in its help: ``(default:
+    X)`` is appended unless the help already says its default (an option whose value comes from the
+    profile says so); a required option says ``(required)``, a flag ``(default: off)``."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (text is argparse.SUPPRESS or not action.option_strings or action.default is argparse.SUPPRESS
+                or "default" in text.lower()):
+            return text
+        if action.required:
+            return f"{text} (required)"
+        if isinstance(action, argparse._StoreTrueAction):
+            return f"{text} (default: off)"
+        default = action.default
+        if default is None:
+            return text  # a None default is described in the help itself (checked by the tests)
+        shown = (" ".join(map(str, default)) or "none") if isinstance(default, (list, tuple)) else str(default)
+        return f"{text} (default: {shown.replace('%', '%%')})"
 
 
 def _grid_subset(option: str, chosen: list[str] | None, available: list[str], profile: str) -> list[str]:
@@ -55,14 +135,44 @@ def _grid_subset(option: str, chosen: list[str] | None, available: list[str], pr
     return list(dict.fromkeys(chosen))
 
 
-def _add_overrides(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", default="quick", help="smoke | quick | paper | path to a profile YAML")
+def _field_default(name: str) -> str:
+    f = next(f for f in dataclasses.fields(RunConfig) if f.name == name)
+    value = f.default_factory() if f.default is dataclasses.MISSING else f.default
+    if isinstance(value, Faults):
+        return ",".join(map(str, value.fail_clients)) or "none"
+    return {None: "null", "": "''"}.get(value, str(value).lower() if isinstance(value, bool) else str(value))
+
+
+def _add_overrides(p: argparse.ArgumentParser, profile: str | None = "quick") -> None:
+    if profile is None:
+        p.add_argument("--profile", default=None, help=f"{' | '.join(profile_names())} | path to a profile YAML "
+                       f"(default: none: the library defaults and the full eval sets)")
+    else:
+        p.add_argument("--profile", default=profile, help=f"{' | '.join(profile_names())} | path to a profile YAML")
     for name, typ in OVERRIDES.items():
-        p.add_argument("--" + FLAG_NAMES.get(name, name.replace("_", "-")), type=typ, default=None, dest=name)
-    p.add_argument("--dp-noise", type=float, default=None, help="differential privacy: Gaussian noise multiplier")
-    p.add_argument("--dp-clip", type=float, default=None, help="differential privacy: fixed clipping norm of each update")
-    p.add_argument("--dp-side", default=None, help="where updates are clipped: server (default) | client")
-    p.add_argument("--dp-delta", type=float, default=None, help="delta at which epsilon is reported (default 1e-5)")
+        p.add_argument("--" + FLAG_NAMES.get(name, name.replace("_", "-")), type=typ, default=None, dest=name,
+                       metavar=name.upper() if name != "faults" else "IDS",
+                       help=f"{OVERRIDE_HELP[name]} ({FROM_PROFILE}, else {_field_default(name)})")
+    dp_default = ", ".join(f"{k} {v}" for k, v in DP_DEFAULTS.items())
+    p.add_argument("--dp-noise", type=float, default=None,
+                   help=f"differential privacy: Gaussian noise multiplier ({FROM_PROFILE}, else DP off; any --dp-* "
+                        f"flag turns it on, the others then default to {dp_default})")
+    p.add_argument("--dp-clip", type=float, default=None,
+                   help=f"differential privacy: fixed clipping norm of each update ({FROM_PROFILE}; with DP on "
+                        f"{DP_DEFAULTS['clip']})")
+    p.add_argument("--dp-side", default=None,
+                   help=f"differential privacy: where updates are clipped: server | client ({FROM_PROFILE}; with DP "
+                        f"on {DP_DEFAULTS['side']})")
+    p.add_argument("--dp-delta", type=float, default=None,
+                   help=f"differential privacy: delta at which epsilon is reported ({FROM_PROFILE}; with DP on "
+                        f"{DP_DEFAULTS['delta']})")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="set",
+                   help="set any run-config field, e.g. --set schedule=linear --set warmup_steps=10; repeatable; "
+                        "VALUE is YAML (0.01, 1e-3, true, null, [0, 2], {r: 16}); applied after the named flags "
+                        "(--print-config shows the result). Fields: "
+                        + ", ".join(sorted(f.name for f in dataclasses.fields(RunConfig)
+                                           if f.name not in ("dataset", "setting", "method")))
+                        + " (default: none)")
     p.add_argument("--force", action="store_true", help="rerun even if a finished result exists")
 
 
@@ -76,6 +186,106 @@ def _overrides(args) -> dict:
     return out
 
 
+def _set_value(key: str, raw: str):
+    """One ``--set`` value, read as YAML and checked against the field's type (a ConfigError naming the fix)."""
+    hint = typing.get_type_hints(RunConfig)[key]
+    kinds = typing.get_args(hint) or (hint,)
+    nullable = type(None) in kinds
+    base = next((k for k in kinds if k is not type(None)), hint)
+    if nullable and (raw.strip() in NULL_WORDS or (key == "system_prompt" and raw.strip() == "default")):
+        return None  # as --system-prompt none/null/default
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {key}={raw}: not a YAML value ({exc.__class__.__name__}). Fix: quote it, "
+                          f"e.g. --set \"{key}='...'\".") from None
+
+    def wrong(what: str, example: str):
+        return ConfigError(f"--set {key}={raw}: {key} takes {what}, got {value!r}. Fix: e.g. --set {key}={example}.")
+
+    if base is str:
+        return value if isinstance(value, str) else raw  # e.g. energy_country=NO stays the text, not YAML's False
+    if value is None:
+        raise ConfigError(f"--set {key}={raw}: {key} cannot be null (it is a {getattr(base, '__name__', base)}). "
+                          f"Fix: give a value, e.g. --set {key}={_field_default(key)}.")
+    if base is bool:
+        if not isinstance(value, bool):
+            raise wrong("true or false", "true")
+        return value
+    if base is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise wrong("an integer", _field_default(key) if _field_default(key) != "null" else "3")
+        return value
+    if base is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as text
+            try:
+                return float(value)
+            except ValueError:
+                raise wrong("a number", _field_default(key)) from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise wrong("a number", _field_default(key))
+        return float(value)
+    if base is dict:
+        if not isinstance(value, dict):
+            raise wrong("a mapping", "'{key: value}'")
+        return value
+    if base is Faults:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = [value]
+        if isinstance(value, list):
+            value = {"fail_clients": value}
+        if not isinstance(value, dict):
+            raise wrong("client ids", "'[0, 2]'")
+        try:
+            return Faults.from_dict(value)
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, ConfigError):
+                raise
+            raise wrong("client ids", "'[0, 2]'") from None
+    return value
+
+
+def _set_overrides(args) -> dict:
+    """The ``--set KEY=VALUE`` settings (later ones win), checked: known RunConfig fields only, and not the
+    fields a command's own flags choose."""
+    fields = [f.name for f in dataclasses.fields(RunConfig)]
+    out: dict = {}
+    for item in getattr(args, "set", None) or []:
+        key, eq, raw = item.partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise ConfigError(f"--set {item!r} is not KEY=VALUE. Fix: e.g. --set lr=0.01 (one field per --set).")
+        if key not in fields:
+            raise ConfigError(f"--set {key}: {key!r} is not a run-config field. {did_you_mean(key, fields)} "
+                              f"Fix: use one of these names (fedlab {args.command} -h lists them).")
+        if key in ("dataset", "setting", "method"):
+            how, fix = OWN_FLAGS.get(args.command, {}).get(key, ("by the command's own flags", "use them"))
+            raise ConfigError(f"--set {key}: {key} is not set with --set; it is chosen {how}. Fix: {fix}.")
+        out[key] = _set_value(key, raw)
+    return out
+
+
+def _configure(make, named: dict, sets: dict) -> RunConfig:
+    """``make(**overrides)`` with the named flags' overrides, then the --set values on top (None included:
+    a profile ignores a None override, --set KEY=null means it)."""
+    cfg = make(**{**named, **sets})
+    nulls = {k: v for k, v in sets.items() if v is None and getattr(cfg, k) is not None}
+    if nulls:
+        data = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(RunConfig)}
+        cfg = RunConfig.from_dict({**data, **nulls}).validate()
+    return cfg
+
+
+def print_config(cfg: RunConfig) -> None:
+    """The fully resolved config (JSON, sorted keys), its hash and the result file it has (or would have)."""
+    resolved = cfg.resolved()
+    path = ResultStore().path(resolved)
+    print(json.dumps(resolved.to_dict(), indent=2, sort_keys=True, default=str))
+    print(f"hash: {resolved.hash()}")
+    print(f"result: {path}")
+    print(f"finished: {'yes' if path.is_file() else 'no'}")
+
+
 def summary_line(result: RunResult) -> str:
     m, c = result.metrics, result.config
     ci = m.get("accuracy_ci")
@@ -86,9 +296,6 @@ def summary_line(result: RunResult) -> str:
 
 
 def _curves(args, run) -> None:
-    from fedlab.experiment.curves import budget_from_curve
-    from fedlab.experiment.store import ResultStore
-
     prof = load_profile(args.profile)
     if prof.curves is None:
         raise ConfigError(f"Profile {prof.name!r} has no curves: block. Fix: --profile reference (or add one).")
@@ -114,91 +321,123 @@ def _curves(args, run) -> None:
               f"{result.metrics[b['metric']]:.3f} (n={result.metrics['n']})", flush=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="fedlab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+def build_parser() -> argparse.ArgumentParser:
+    """The ``fedlab`` argument parser (every option's help states its default)."""
+    parser = argparse.ArgumentParser(prog="fedlab", description=__doc__, formatter_class=HelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p_run = sub.add_parser("run", help="run one cell of the grid, on a built-in dataset or on your own file (--data)")
-    p_run.add_argument("--dataset", default=None, help="a built-in dataset (fpb, fiqa_sa, medqa, medmcqa, pubmedqa)")
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=text, description=text, formatter_class=HelpFormatter)
+
+    methods = " | ".join(METHODS)
+    p_run = command("run", "run one cell of the grid, on a built-in dataset or on your own file (--data)")
+    p_run.add_argument("--dataset", default=None,
+                       help=f"a built-in dataset ({', '.join(BUILTIN_DATASETS)}) (default: none: give it or --data)")
     data = p_run.add_argument_group("your own data (instead of --dataset)")
-    data.add_argument("--data", default=None, help="a CSV, JSONL or Parquet file")
-    data.add_argument("--text-col", default=None, help="classification: the input text column")
-    data.add_argument("--label-col", default=None, help="classification: the label column (label set read from the data)")
-    data.add_argument("--question-col", default=None, help="multiple choice: the question column")
+    data.add_argument("--data", default=None,
+                      help="a CSV, TSV, JSONL, Parquet or Excel (.xlsx, first sheet) file (default: none)")
+    data.add_argument("--text-col", default=None, help="classification: the input text column (default: none)")
+    data.add_argument("--label-col", default=None,
+                      help="classification: the label column (label set read from the data) (default: none)")
+    data.add_argument("--question-col", default=None, help="multiple choice: the question column (default: none)")
     data.add_argument("--option-cols", nargs="+", default=(), help="multiple choice: one column per option, in order")
-    data.add_argument("--options-col", default=None, help="multiple choice: one column holding the list of options")
-    data.add_argument("--answer-col", default=None, help="multiple choice: the answer (letter, 0-based index or option text)")
-    data.add_argument("--client-col", default=None, help="each distinct value is one client (a natural partition)")
-    data.add_argument("--domain", default="custom", help="finance | healthcare | custom (default)")
+    data.add_argument("--options-col", default=None,
+                      help="multiple choice: one column holding the list of options (default: none)")
+    data.add_argument("--answer-col", default=None,
+                      help="multiple choice: the answer (letter, 0-based index or option text) (default: none)")
+    data.add_argument("--client-col", default=None,
+                      help="each distinct value is one client (a natural partition) (default: none: the profile's "
+                           "partition)")
+    data.add_argument("--domain", default="custom", help="finance | healthcare | custom")
+    data.add_argument("--delimiter", default=None,
+                      help="CSV/TSV field delimiter, e.g. ';' or tab (default: a .tsv's tab, else detected among "
+                           + " ".join("tab" if d == "\t" else d for d in DELIMITERS) + ")")
+    data.add_argument("--encoding", default=None,
+                      help="text encoding of a CSV/TSV/JSONL file, e.g. cp1252 or latin-1 (default: UTF-8, a "
+                           "byte-order mark stripped)")
     p_run.add_argument("--setting", default="federated", help=" | ".join(SETTINGS))
-    p_run.add_argument("--method", default="lora", help="lora | qlora | ia3")
+    p_run.add_argument("--method", default="lora", help=f"PEFT method: {methods}")
+    p_run.add_argument("--print-config", action="store_true",
+                       help="print the fully resolved config (JSON), its hash and its result path; run nothing")
     _add_overrides(p_run)
 
-    p_grid = sub.add_parser("grid", help="every cell of a profile's grid, zero-shot included")
-    p_grid.add_argument("--only-models", nargs="+", default=None, help="run the cells of these backbones only")
+    p_grid = command("grid", "every cell of a profile's grid, zero-shot included")
+    p_grid.add_argument("--only-models", nargs="+", default=None,
+                        help="run the cells of these backbones only (default: all of the profile's)")
     p_grid.add_argument("--only-datasets", nargs="+", default=None,
-                        help="run the cells of these datasets only, in the order given")
-    p_grid.add_argument("--only-methods", nargs="+", default=None, help="run the cells of these PEFT methods only")
+                        help="run the cells of these datasets only, in the order given (default: all of the profile's)")
+    p_grid.add_argument("--only-methods", nargs="+", default=None,
+                        help="run the cells of these PEFT methods only (default: all of the profile's)")
     _add_overrides(p_grid)
 
-    p_cur = sub.add_parser("curves", help="the learning curves that set a profile's budgets (cached), and the budgets")
+    p_cur = command("curves", "the learning curves that set a profile's budgets (cached), and the budgets")
     p_cur.add_argument("--profile", default="reference", help="a profile with a curves: block (default reference)")
-    p_cur.add_argument("--only-models", nargs="+", default=None, help="these backbones of the curves only")
-    p_cur.add_argument("--only-datasets", nargs="+", default=None, help="these datasets of the curves only")
-    p_cur.add_argument("--only-methods", nargs="+", default=None, help="these methods of the curves only")
+    p_cur.add_argument("--only-models", nargs="+", default=None,
+                       help="these backbones of the curves only (default: all of the profile's)")
+    p_cur.add_argument("--only-datasets", nargs="+", default=None,
+                       help="these datasets of the curves only (default: all of the profile's)")
+    p_cur.add_argument("--only-methods", nargs="+", default=None,
+                       help="these methods of the curves only (default: all of the profile's)")
     p_cur.add_argument("--status", action="store_true", help="print the budgets of finished curves; train nothing")
     p_cur.add_argument("--force", action="store_true", help="rerun a curve even if its result exists")
-    p_dep = sub.add_parser("deploy", help="run one federated cell on Flower's Deployment Engine (local SuperLink + SuperNodes)")
-    p_dep.add_argument("--dataset", required=True)
-    p_dep.add_argument("--method", default="lora")
+
+    p_dep = command("deploy", "run one federated cell on Flower's Deployment Engine (local SuperLink + SuperNodes)")
+    p_dep.add_argument("--dataset", required=True, help=f"a built-in dataset ({', '.join(BUILTIN_DATASETS)})")
+    p_dep.add_argument("--method", default="lora", help=f"PEFT method: {methods}")
     p_dep.add_argument("--tls", action="store_true", help="self-signed TLS between SuperNodes, CLI and SuperLink")
     p_dep.add_argument("--timeout", type=float, default=3600.0, help="seconds before the run is stopped")
     _add_overrides(p_dep)
 
-    p_zs = sub.add_parser("zeroshot", help="zero-shot evaluation on several datasets")
-    p_zs.add_argument("--datasets", nargs="+", default=None)
-    _add_overrides(p_zs)
-    p_zs.set_defaults(profile=None)  # default: library defaults and the full eval sets
+    p_zs = command("zeroshot", "zero-shot evaluation on several datasets")
+    p_zs.add_argument("--datasets", nargs="+", default=None,
+                      help="datasets to evaluate (default: the profile's grid datasets, without a profile the "
+                           f"study's: {' '.join(MAIN_DATASETS)})")
+    _add_overrides(p_zs, profile=None)  # default: library defaults and the full eval sets
 
-    p_prep = sub.add_parser("prepare", help="convert the embedded model and write the split manifests")
-    p_prep.add_argument("--datasets", nargs="+", default=list(MAIN_DATASETS))
-    p_prep.add_argument("--source", default="auto")
-    p_prep.add_argument("--seed", type=int, default=0)
+    p_prep = command("prepare", "convert the embedded model and write the split manifests")
+    p_prep.add_argument("--datasets", nargs="+", default=list(MAIN_DATASETS), help="datasets to write manifests for")
+    p_prep.add_argument("--source", default="auto", help=f"where the datasets are read from: {' | '.join(SOURCES)}")
+    p_prep.add_argument("--seed", type=int, default=0, help="split seed of the manifests")
 
-    p_gen = sub.add_parser("generate", help="answer held-out prompts with a finished run's adapter")
+    p_gen = command("generate", "answer held-out prompts with a finished run's adapter")
     p_gen.add_argument("result", help="path of a result JSON of a federated or centralized run")
-    p_gen.add_argument("--n", type=int, default=3)
+    p_gen.add_argument("--n", type=int, default=3, help="number of held-out prompts to answer")
 
-    p_rep = sub.add_parser("reproduce", help="execute every notebook with papermill, render HTML reports")
-    p_rep.add_argument("--profile", default="quick")
-    p_rep.add_argument("--force", action="store_true")
+    p_rep = command("reproduce", "execute every notebook with papermill, render HTML reports")
+    p_rep.add_argument("--profile", default="quick", help=f"{' | '.join(profile_names())} | path to a profile YAML")
+    p_rep.add_argument("--force", action="store_true", help="rerun every run even if a finished result exists")
     p_rep.add_argument("--only", nargs="*", help="report stems or notebook names to run (default: all)")
 
-    p_plan = sub.add_parser("plan", help="what `reproduce` would reuse and train for a profile, and how long it takes")
-    p_plan.add_argument("--profile", default="quick")
+    p_plan = command("plan", "what `reproduce` would reuse and train for a profile, and how long it takes")
+    p_plan.add_argument("--profile", default="quick", help=f"{' | '.join(profile_names())} | path to a profile YAML")
     p_plan.add_argument("--force", action="store_true", help="plan to retrain every run")
 
-    p_fig = sub.add_parser("figures", help="remake summary figures and README tables from existing results")
-    p_fig.add_argument("--profile", default="quick")
+    p_fig = command("figures", "remake summary figures and README tables from existing results")
+    p_fig.add_argument("--profile", default="quick", help=f"{' | '.join(profile_names())} | path to a profile YAML")
 
-    p_tab = sub.add_parser("tables", help="print tables made from result files; --readme updates README.md")
-    p_tab.add_argument("--readme", action="store_true")
+    p_tab = command("tables", "print tables made from result files; --readme updates README.md")
+    p_tab.add_argument("--readme", action="store_true", help="update README.md's tables instead of printing them")
     p_tab.add_argument("--blocks", nargs="*", default=None, help=f"README blocks to update (default all): {', '.join(BLOCKS)}")
 
-    p_sw = sub.add_parser("sweep-lr", help="choose a learning rate on the validation split (centralized runs, recorded)")
-    p_sw.add_argument("--profile", default="quick")
-    p_sw.add_argument("--dataset", required=True)
-    p_sw.add_argument("--method", required=True)
+    p_sw = command("sweep-lr", "choose a learning rate on the validation split (centralized runs, recorded)")
+    p_sw.add_argument("--profile", default="quick", help=f"{' | '.join(profile_names())} | path to a profile YAML")
+    p_sw.add_argument("--dataset", required=True, help="the dataset to sweep on")
+    p_sw.add_argument("--method", required=True, help=f"PEFT method: {methods}")
     p_sw.add_argument("--model", default=None, help="backbone (default: the profile's first)")
-    p_sw.add_argument("--lrs", nargs="+", type=float, default=list(DEFAULT_LRS))
-    p_sw.add_argument("--force", action="store_true")
+    p_sw.add_argument("--lrs", nargs="+", type=float, default=list(DEFAULT_LRS), help="candidate learning rates")
+    p_sw.add_argument("--force", action="store_true", help="rerun the sweep's runs even if finished results exist")
 
-    p_mig = sub.add_parser("migrate-results", help="rewrite result files of an older schema (same runs, new config names)")
+    p_mig = command("migrate-results", "rewrite result files of an older schema (same runs, new config names)")
     p_mig.add_argument("--root", default=None, help="results folder (default: $FEDLAB_RESULTS_DIR or results/)")
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     run = study.run
     try:
+        sets = _set_overrides(args) if hasattr(args, "set") else {}
         if args.command == "run":
             prof = load_profile(args.profile)
             overrides = _overrides(args)
@@ -206,18 +445,26 @@ def main(argv: list[str] | None = None) -> int:
                 dataset, extra = study.your_data(args.data, text_col=args.text_col, label_col=args.label_col,
                                                  question_col=args.question_col, option_cols=args.option_cols,
                                                  options_col=args.options_col, answer_col=args.answer_col,
-                                                 client_col=args.client_col, domain=args.domain)
-                print(f"your data: {args.data} -> dataset {dataset} ({extra.pop('summary')})")
+                                                 client_col=args.client_col, domain=args.domain,
+                                                 delimiter=args.delimiter, encoding=args.encoding)
+                print(f"your data: {args.data} -> dataset {dataset} ({extra.pop('summary')})",
+                      file=sys.stderr if args.print_config else sys.stdout)
                 overrides = {**extra, **overrides}
             elif args.dataset:
+                if args.delimiter or args.encoding:
+                    raise ConfigError("--delimiter and --encoding say how to read your own file. Fix: use them "
+                                      "with --data PATH, or leave them out.")
                 dataset = args.dataset
             else:
                 raise ConfigError("Give --dataset NAME (a built-in dataset) or --data PATH (your own file).")
-            cfg = prof.config(dataset, args.setting, args.method, **overrides)
+            cfg = _configure(lambda **o: prof.config(dataset, args.setting, args.method, **o), overrides, sets)
+            if args.print_config:
+                print_config(cfg)
+                return 0
             print(summary_line(run(cfg, force=args.force, resources=prof.resources)))
         elif args.command == "deploy":
             prof = load_profile(args.profile)
-            cfg = prof.config(args.dataset, "federated", args.method, **_overrides(args))
+            cfg = _configure(lambda **o: prof.config(args.dataset, "federated", args.method, **o), _overrides(args), sets)
             result = deploy_run(cfg, tls=args.tls, timeout=args.timeout, force=args.force)
             print(summary_line(result))
             print(f"deployment: {result.deployment or 'cached'}  result: {result.path}")
@@ -226,9 +473,10 @@ def main(argv: list[str] | None = None) -> int:
             models = _grid_subset("--only-models", args.only_models, prof.models, prof.name)
             datasets = _grid_subset("--only-datasets", args.only_datasets, prof.grid["datasets"], prof.name)
             methods = _grid_subset("--only-methods", args.only_methods, prof.grid["methods"], prof.name)
-            cells = [prof.zeroshot(c.dataset, **{"model": c.model, **_overrides(args)}) for c in prof.zeroshots()
-                     if c.model in models and c.dataset in datasets]
-            cells += [prof.config(c.dataset, c.setting, c.method, **{"seed": c.seed, "model": c.model, **_overrides(args)})
+            cells = [_configure(lambda c=c, **o: prof.zeroshot(c.dataset, **o), {"model": c.model, **_overrides(args)}, sets)
+                     for c in prof.zeroshots() if c.model in models and c.dataset in datasets]
+            cells += [_configure(lambda c=c, **o: prof.config(c.dataset, c.setting, c.method, **o),
+                                 {"seed": c.seed, "model": c.model, **_overrides(args)}, sets)
                       for c in prof.cells() if c.model in models and c.dataset in datasets and c.method in methods]
             cells.sort(key=lambda c: (c.setting != "zeroshot", models.index(c.model), datasets.index(c.dataset)))
             for i, cfg in enumerate(cells, 1):
@@ -240,10 +488,12 @@ def main(argv: list[str] | None = None) -> int:
             prof = load_profile(args.profile) if args.profile else None
             names = args.datasets or (prof.grid["datasets"] if prof else MAIN_DATASETS)
             if prof:
-                models = [args.model] if args.model else prof.models
-                cfgs = [prof.zeroshot(n, **{**_overrides(args), "model": m}) for m in models for n in names]
+                models = [sets.get("model") or args.model] if sets.get("model") or args.model else prof.models
+                cfgs = [_configure(lambda n=n, **o: prof.zeroshot(n, **o), {**_overrides(args), "model": m}, sets)
+                        for m in models for n in names]
             else:
-                cfgs = [RunConfig(dataset=n, setting="zeroshot", **_overrides(args)) for n in names]
+                cfgs = [_configure(lambda n=n, **o: RunConfig(dataset=n, setting="zeroshot", **o), _overrides(args), sets)
+                        for n in names]
             for cfg in cfgs:
                 print(summary_line(run(cfg, force=args.force)), flush=True)
         elif args.command == "prepare":

@@ -1,0 +1,104 @@
+"""The command line explains itself: every option says what it does and its default, ``--set`` reaches any
+config field (and refuses unknown ones with a suggestion), ``--print-config`` shows what would run.
+Nothing here trains."""
+
+import argparse
+import json
+import re
+
+import pytest
+
+from fedlab.cli import build_parser, main
+from fedlab.experiment.profiles import load_profile
+from fedlab.experiment.store import ResultStore
+
+RUN = ["run", "--profile", "smoke", "--dataset", "fpb", "--setting", "centralized"]
+
+
+def subcommands(parser):
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return action, action.choices
+
+
+def printed(capsys) -> tuple[dict, dict]:
+    """The config JSON and the ``key: value`` lines after it that ``--print-config`` wrote."""
+    out = capsys.readouterr().out
+    body, _, tail = out.partition("\n}\n")
+    lines = dict(line.split(": ", 1) for line in tail.strip().splitlines())
+    return json.loads(body[body.index("{"):] + "\n}"), lines
+
+
+def test_every_option_of_every_subcommand_has_help_that_states_its_default():
+    parser = build_parser()
+    action, commands = subcommands(parser)
+    assert {c.dest for c in action._choices_actions} == set(commands)
+    assert all(c.help for c in action._choices_actions), "a subcommand without help in `fedlab -h`"
+    assert {"run", "grid", "curves", "deploy", "zeroshot", "sweep-lr"} <= set(commands)
+    for name, sub in commands.items():
+        formatter = sub._get_formatter()
+        for opt in sub._actions:
+            if isinstance(opt, argparse._HelpAction):
+                continue
+            where = f"fedlab {name} {'/'.join(opt.option_strings) or opt.dest}"
+            assert opt.help and opt.help.strip(), f"{where} has no help"
+            text = formatter._expand_help(opt)  # what -h prints (the formatter appends "(default: ...)")
+            if opt.option_strings:
+                assert "default" in text or "(required)" in text, f"{where}: help does not state its default: {text!r}"
+        sub.format_help()  # every help string formats (no stray %)
+    run = commands["run"]
+    helps = {o.dest: run._get_formatter()._expand_help(o) for o in run._actions}
+    assert "default: from the profile, else 0.001" in helps["lr"] and "(default: federated)" in helps["setting"]
+    assert "--set" in run.format_help() and "--print-config" in run.format_help() and "--delimiter" in run.format_help()
+    assert all("--set" in commands[c].format_help() for c in ("grid", "deploy", "zeroshot"))
+
+
+def test_print_config_shows_the_resolved_config_its_hash_and_result_path_and_runs_nothing(results, capsys):
+    assert main(RUN + ["--print-config"]) == 0
+    config, lines = printed(capsys)
+    expected = load_profile("smoke").config("fpb", "centralized", "lora").resolved()
+    assert config == json.loads(json.dumps(expected.to_dict(), default=str))
+    assert lines["hash"] == expected.hash() and lines["result"] == str(ResultStore().path(expected))
+    assert lines["finished"] == "no" and not list(results.rglob("*.json"))  # nothing ran
+
+
+def test_set_reaches_the_config_after_the_named_flags(results, capsys):
+    assert main(RUN + ["--lr", "0.5", "--set", "lr=0.01", "--set", "schedule=linear", "--print-config"]) == 0
+    config, lines = printed(capsys)
+    assert config["lr"] == 0.01 and config["schedule"] == "linear"
+    expected = load_profile("smoke").config("fpb", "centralized", "lora", lr=0.01, schedule="linear").resolved()
+    assert lines["hash"] == expected.hash()
+    # YAML values with the field's type: 1e-3 is a number, null is None, a mapping is a dict, text stays text
+    assert main(RUN + ["--set", "lr=1e-3", "--set", "max_eval=null", "--set", "method_params={r: 4}",
+                       "--set", "energy_country=NO", "--set", "system_prompt=null", "--print-config"]) == 0
+    config, _ = printed(capsys)
+    assert config["lr"] == 0.001 and "max_eval" in config and config["max_eval"] is None
+    assert config["method_params"] == {"r": 4} and config["energy_country"] == "NO" and config["system_prompt"] is None
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("nonsense=1", r"'nonsense' is not a run-config field\. Valid names: .*lr.*Fix:"),
+    ("shedule=linear", r"Did you mean 'schedule'\?.*Fix:"),
+    ("dataset=medqa", r"chosen by --dataset NAME \(or --data PATH.*Fix: use that flag"),
+    ("clients=many", r"clients takes an integer, got 'many'\. Fix: e\.g\. --set clients=4"),
+    ("lr", r"is not KEY=VALUE"),
+])
+def test_set_refuses_what_is_not_a_config_field_with_a_suggestion(results, capsys, setting, message):
+    assert main(RUN + ["--set", setting, "--print-config"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fedlab: error: --set")
+    assert re.search(message, err), err
+
+
+def test_own_data_flags_reach_the_loader_and_the_summary_names_the_delimiter(results, tmp_path, capsys):
+    path = tmp_path / "export.csv"
+    rows = "".join(f"{k} request {i};{k}\n" for i, k in enumerate(["billing", "clinical"] * 20))
+    path.write_bytes(("\ufeffnote;kind\n" + rows).encode("utf-8"))
+    own = ["run", "--profile", "smoke", "--data", str(path), "--text-col", "note", "--label-col", "kind",
+           "--setting", "centralized", "--print-config"]
+    assert main(own) == 0
+    captured = capsys.readouterr()
+    assert "delimited by ';' (detected), utf-8 with BOM" in captured.err  # stdout keeps the config alone
+    assert json.loads(captured.out.partition("\n}\n")[0] + "\n}")["data"]["text_col"] == "note"
+    assert main(own + ["--delimiter", ","]) == 2  # told the wrong delimiter: the columns are not found
+    assert "has no column(s) ['note', 'kind']" in capsys.readouterr().err
+    assert main(RUN + ["--delimiter", ";"]) == 2 and "with --data PATH" in capsys.readouterr().err
