@@ -137,7 +137,7 @@ def test_notebook_07_runs_only_for_profiles_with_an_aggregation_cell_and_grid_fi
     from fedlab.study import AGGREGATION_NOTEBOOK, executions
 
     assert AGGREGATION_NOTEBOOK in [nb for nb, _, _ in executions("smoke")]
-    assert AGGREGATION_NOTEBOOK not in [nb for nb, _, _ in executions("quick-v1")]  # its runs predate the study
+    assert AGGREGATION_NOTEBOOK not in [nb for nb, _, _ in executions("reference")]  # no grid.aggregation yet
     assert main(["grid", "--profile", "smoke", "--only-models", "gemma3-270m"]) != 0
     assert "--only-models ['gemma3-270m'] are not in profile 'smoke'" in capsys.readouterr().err
     assert main(["grid", "--profile", "quick", "--only-datasets", "pubmedqa"]) != 0

@@ -285,7 +285,7 @@ def test_contention_counts_the_cpu_of_other_processes_not_of_the_run_itself():
     assert measured_on_shared_cpu({}) is None
 
 
-@pytest.mark.parametrize("profile", ["quick", "quick-v1"])
+@pytest.mark.parametrize("profile", ["quick"])
 def test_the_committed_verdicts_are_those_of_the_committed_results(profile, fedlab_data_dir, monkeypatch):
     """results/verdicts/<profile>.json is what `make figures` makes from the committed result files."""
     import json as _json
