@@ -264,7 +264,10 @@ def summary_figures(profile_name: str, verdicts: dict | None = None) -> list[Pat
     figures.baselines(df, floors=(verdicts or profile_verdicts(profile))["floors"], save=f"{profile.name}_baselines")
     figures.energy_and_bytes(df, save=f"{profile.name}_energy_bytes")
     figures.energy_phases(results, save=f"{profile.name}_energy_phases", by=("model", "method", "setting"))
-    return [figures.figures_dir() / f"{profile.name}_{n}.png" for n in ("baselines", "energy_bytes", "energy_phases")]
+    names = ["baselines", "energy_bytes", "energy_phases"]
+    if figures.forest(verdicts or profile_verdicts(profile), save=f"{profile.name}_forest") is not None:
+        names.insert(0, "forest")
+    return [figures.figures_dir() / f"{profile.name}_{n}.png" for n in names]
 
 
 def make_figures(profile_name: str = "quick") -> list[Path]:

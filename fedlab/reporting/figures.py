@@ -88,7 +88,7 @@ def learning_curves(results: list, zeroshot=None, save: str | None = None):
     plt = _plt()
     c = results[0].config
     metric = DATASETS[c["dataset"]].primary_metric
-    continuous = any("gold_logprob" in h.get("eval", {}) for r in results for h in r.rounds)
+    continuous = any("gold_logprob" in (h.get("eval") or {}) for r in results for h in r.rounds)
     fig, axes = plt.subplots(1, 2 if continuous else 1, figsize=(11 if continuous else 6, 4), squeeze=False)
     ax = axes[0][0]
     for r in results:
@@ -109,7 +109,7 @@ def learning_curves(results: list, zeroshot=None, save: str | None = None):
         ax.axhline(zeroshot.metrics[metric], color=SETTING_COLORS["zeroshot"], ls=":", label="zero-shot (raw)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set(xlabel="round (equal optimizer steps across settings)", ylabel=f"held-out {metric}",
-           title=f"{c['dataset']} · {c['method']}")
+           title=f"{c['model']} · {c['dataset']} · {c['method']}")
     ax.legend(fontsize=8)
     if continuous:
         axes[0][1].xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -269,3 +269,59 @@ def accuracy_vs_epsilon(results: list, save: str | None = None):
     ax.legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, save)
+
+
+#: the verdict colours of a forest plot
+VERDICT_COLORS = {"equivalent": "#3a9a5b", "non-inferior": "#3a9a5b", "better": "#3a9a5b",
+                  "not equivalent": "#c0392b", "inferior": "#c0392b", "not better": "#c0392b",
+                  "inconclusive": "#7f7f7f"}
+#: the two effects a forest plot shows, by verdict family
+FOREST_FAMILIES = (("federated vs centralized", "federated - centralized"),
+                   ("federated vs isolated (mean)", "federated - isolated (mean of clients)"))
+
+
+def forest_rows(verdicts: dict, family: str) -> list[dict]:
+    """The comparisons of one family of a verdict file, in (dataset, backbone, method) order, with the
+    label, effect, 95 % CI, margin and verdict the forest plot draws."""
+    rows = [c for c in verdicts["comparisons"] if c["family"] == family]
+    rows.sort(key=lambda c: (c["dataset"], c["model"], c["method"]))
+    return [{"label": f"{c['model']} · {c['dataset']} · {c['method']}", "effect": c["effect"], "ci": tuple(c["ci"]),
+             "margin": c.get("margin"), "verdict": c["verdict"], "metric": c["metric"], "n_rows": c["n_rows"],
+             "n_seeds": c["n_seeds"]} for c in rows]
+
+
+def forest(verdicts: dict, save: str | None = None):
+    """The study's answer as a forest plot: per (backbone, dataset, method) the paired effect federated -
+    centralized and federated - isolated with its 95 % CI, the pre-registered margin as a band (each
+    row's own), the verdict as the colour. Returns the figure (its axes carry the drawn numbers)."""
+    plt = _plt()
+    panels = [(fam, title, forest_rows(verdicts, fam)) for fam, title in FOREST_FAMILIES]
+    panels = [p for p in panels if p[2]]
+    if not panels:
+        return None
+    labels = sorted({r["label"] for _, _, rows in panels for r in rows},
+                    key=lambda t: (t.split(" · ")[1], t.split(" · ")[0], t.split(" · ")[2]))  # dataset, backbone, method
+    where = {t: len(labels) - 1 - k for k, t in enumerate(labels)}  # one row per label, first at the top
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 0.32 * len(labels) + 1.6), sharey=True,
+                             squeeze=False)
+    for ax, (family, title, rows) in zip(axes[0], panels):
+        for r in rows:
+            yi = where[r["label"]]
+            if r["margin"] and family == FOREST_FAMILIES[0][0]:
+                ax.fill_betweenx([yi - 0.4, yi + 0.4], -r["margin"], r["margin"], color="#3a9a5b", alpha=0.12, lw=0)
+            color = VERDICT_COLORS.get(r["verdict"], "black")
+            ax.errorbar(r["effect"], yi, xerr=[[r["effect"] - r["ci"][0]], [r["ci"][1] - r["effect"]]], fmt="o",
+                        color=color, ms=4, capsize=2, lw=1.2, label=r["verdict"])
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_yticks(list(where.values()), list(where), fontsize=7)
+        metrics = sorted({r["metric"].replace("_", "-") for r in rows})
+        ax.set_xlabel(f"paired effect on {' / '.join(metrics)} (95 % CI)")
+        ax.set_title(title + (" · band: margin" if family == FOREST_FAMILIES[0][0] else ""), fontsize=10)
+        handles = {h.get_label(): h for h in ax.get_legend_handles_labels()[0]}
+        ax.legend(handles.values(), handles.keys(), fontsize=7, loc="lower right")
+    profile = verdicts.get("profile", "")
+    fig.suptitle(f"Federated against centralized and isolated ({profile}): effect and 95 % CI per backbone · dataset · method",
+                 fontsize=10)
+    fig.tight_layout()
+    _save(fig, save)
+    return fig

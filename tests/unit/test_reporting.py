@@ -308,3 +308,33 @@ def test_frames_list_datasets_in_registry_order_not_alphabetically(tmp_path, mon
     results = [_write(store, SMOKE.config(d, "federated", "lora"), 0.5, 0.4, 0.6)
                for d in ("medmcqa", "fiqa_sa", "medqa", "fpb")]
     assert list(frames.frame(results)["dataset"]) == ["fpb", "fiqa_sa", "medqa", "medmcqa"]
+
+
+def test_the_forest_plot_draws_each_effect_with_its_ci_and_margin():
+    """Drawn from a verdict file: the CI ends of a row are where the figure puts them, the margin band too."""
+    from matplotlib.collections import LineCollection, PolyCollection
+
+    from fedlab.reporting import figures
+
+    def comp(model, dataset, family, effect, ci, verdict):
+        return {"model": model, "dataset": dataset, "method": "lora", "family": family, "effect": effect, "ci": ci,
+                "margin": 0.05, "verdict": verdict, "metric": "macro_f1", "n_rows": 294, "n_seeds": 3}
+
+    verdicts = {"profile": "fixture", "comparisons": [
+        comp("smollm2-135m", "fiqa_sa", "federated vs centralized", -0.02, [-0.045, 0.004], "equivalent"),
+        comp("gemma3-270m", "fiqa_sa", "federated vs centralized", -0.12, [-0.2, -0.05], "not equivalent"),
+        comp("smollm2-135m", "fiqa_sa", "federated vs isolated (mean)", 0.15, [0.1, 0.2], "better"),
+        comp("smollm2-135m", "fiqa_sa", "method vs LoRA (federated)", 0.0, [-0.1, 0.1], "inconclusive")]}
+    rows = figures.forest_rows(verdicts, "federated vs centralized")
+    assert [r["label"] for r in rows] == ["gemma3-270m · fiqa_sa · lora", "smollm2-135m · fiqa_sa · lora"]
+    fig = figures.forest(verdicts)
+    ax_cen, ax_iso = fig.axes[:2]
+    bars = [seg for c in ax_cen.collections if isinstance(c, LineCollection) for seg in c.get_segments()]
+    ends = sorted((round(float(s[0][0]), 3), round(float(s[1][0]), 3)) for s in bars)
+    assert ends == [(-0.2, -0.05), (-0.045, 0.004)]
+    bands = [c for c in ax_cen.collections if isinstance(c, PolyCollection)]
+    assert len(bands) == 2 and np.allclose(sorted({round(float(x), 3) for b in bands for x in b.get_paths()[0].vertices[:, 0]}), [-0.05, 0.05])
+    iso_bars = [seg for c in ax_iso.collections if isinstance(c, LineCollection) for seg in c.get_segments()]
+    assert [(round(float(s[0][0]), 3), round(float(s[1][0]), 3)) for s in iso_bars] == [(0.1, 0.2)]
+    assert "gemma3-270m · fiqa_sa · lora" in [t.get_text() for t in ax_cen.get_yticklabels()]
+    assert figures.forest({"comparisons": []}) is None
