@@ -152,15 +152,21 @@ def plan_grid(configs: list[RunConfig], *, force: bool = False, store: ResultSto
     signature = signature or cpu_signature()
     out = Plan()
     finished: list[tuple[RunConfig, float]] = []  # runs of this grid measured on this CPU, alone on it
+    unreadable = []
     for cfg in configs:
         cfg = cfg.resolved()
         found = store.lookup(cfg)
+        if found is None and (why := store.unreadable(cfg)) is not None:
+            unreadable.append(f"{store.path(cfg)} ({why})")
         (out.train if force or found is None else out.reuse).append(cfg)
         if found is not None and signature and found.ok:
             wall = measured_wall_seconds(found)
             same_cpu = (found.manifest or {}).get("hardware", {}).get("cpu_signature") == signature
             if wall is not None and same_cpu and measured_on_shared_cpu(found.timings) is False:
                 finished.append((cfg, wall))
+    if unreadable:
+        out.notes.append(f"{len(unreadable)} result file(s) exist but cannot be read; they count as not run, and the "
+                         f"run that replaces each moves it aside first (*.unreadable-N): " + "; ".join(unreadable))
     if not out.train:
         return out
     device = resolve_device()

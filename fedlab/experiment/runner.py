@@ -9,6 +9,7 @@ executor lives in :mod:`fedlab.fl` (a layer above) and registers itself there wh
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
 from fedlab.core.memory import PeakRSS
@@ -48,6 +49,10 @@ def run(config: RunConfig | dict, *, force: bool = False, store: ResultStore | N
             f"No executor for setting {cfg.setting!r} has been loaded: federated runs are provided by "
             f"fedlab.fl. Fix: call fedlab.study.run (or import fedlab.fl before fedlab.experiment.runner.run)."
         )
+    if (why := store.unreadable(cfg)) is not None:  # never replaced unseen: named, kept beside the new one
+        aside = store.move_aside(cfg)
+        print(f"[fedlab] warning: result file {store.path(cfg)} could not be read ({why}); moved aside to "
+              f"{aside.name} before this run replaces it", file=sys.stderr, flush=True)
     if force:
         store.clear_checkpoint(cfg)
     load = machine_load()

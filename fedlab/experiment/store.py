@@ -154,6 +154,31 @@ class ResultStore:
         except (OSError, ValueError, TypeError, KeyError):
             return None
 
+    def unreadable(self, cfg: RunConfig) -> str | None:
+        """Why the result file of ``cfg`` exists but cannot be read (truncated JSON, unknown fields), or None."""
+        path = self.path(cfg)
+        if not path.is_file():
+            return None
+        try:
+            RunResult.from_json(json.loads(path.read_text()), path=path)
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            return f"{type(exc).__name__}: {exc}"[:300]
+        return None
+
+    def move_aside(self, cfg: RunConfig) -> Path:
+        """Rename an unreadable result file (and its predictions) to ``*.unreadable-N`` beside it, so that a
+        rerun never writes over it unseen; returns the new path of the JSON file."""
+        path = self.path(cfg)
+        n = 1
+        while path.with_name(f"{path.name}.unreadable-{n}").exists():
+            n += 1
+        target = path.with_name(f"{path.name}.unreadable-{n}")
+        path.replace(target)
+        predictions = self.predictions_path(cfg)
+        if predictions.is_file():
+            predictions.replace(predictions.with_name(f"{predictions.name}.unreadable-{n}"))
+        return target
+
     def lookup(self, cfg: RunConfig) -> RunResult | None:
         """The finished result of ``cfg`` (same config hash), or None."""
         path = self.path(cfg)

@@ -32,6 +32,27 @@ def test_truncated_or_partial_results_are_never_served_from_cache(results):
     assert not list(path.parent.glob("*.tmp")), "no temporary files left behind"
 
 
+def test_an_unreadable_result_file_is_named_and_moved_aside_before_a_rerun_replaces_it(results, capsys):
+    from fedlab.experiment.plan import plan_grid
+
+    cfg = RunConfig(**dict(TINY, setting="centralized")).resolved()
+    store = ResultStore()
+    path = store.path(cfg)
+    path.parent.mkdir(parents=True)
+    broken = '{"status": "success", "config_hash": "' + cfg.hash() + '", "metr'  # a kill mid-write
+    path.write_text(broken)
+    assert "JSONDecodeError" in store.unreadable(cfg)
+    plan = plan_grid([cfg], store=store).describe()
+    assert "1 result file(s) exist but cannot be read" in plan and str(path) in plan
+    assert run(cfg, progress=False).cached is False
+    assert "could not be read" in capsys.readouterr().err
+    aside = path.with_name(path.name + ".unreadable-1")
+    assert aside.read_text() == broken  # kept, byte for byte
+    assert store.unreadable(cfg) is None and store.lookup(cfg) is not None
+    path.write_text("{}")  # a second broken file gets the next free name
+    assert store.move_aside(cfg).name.endswith(".unreadable-2")
+
+
 def test_unwritable_results_folder_names_the_fix(tmp_path, monkeypatch, fedlab_data_dir):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
