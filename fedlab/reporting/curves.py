@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fedlab.core import stats
 from fedlab.data import DATASETS
 from fedlab.experiment.curves import budget_from_curve, curve_points
 from fedlab.experiment.profiles import Profile
@@ -17,6 +18,32 @@ from fedlab.experiment.store import ResultStore
 
 from .figures import METHOD_MARKERS, _plt, _save
 from .frames import result_for
+from .verdicts import _align, _preds, _rows
+
+
+def beats_floors(profile: Profile, curve, store: ResultStore | None = None) -> dict | None:
+    """Does the curve's best checkpoint beat the higher of the calibrated zero-shot and the majority-class
+    floors on the held-out rows? A one-sided paired bootstrap test (the profile's alpha and resamples);
+    None while the backbone's zero-shot floor on this dataset has not run."""
+    c = curve.config
+    zs = result_for(profile.zeroshot(c["dataset"], model=c["model"]), store)
+    if zs is None:
+        return None
+    spec, a = DATASETS[c["dataset"]], profile.analysis
+    n_labels, metric = len(spec.label_names), spec.primary_metric
+    tc, tz = _rows(curve), _rows(zs)
+    ids, golds = _align(tc, tz)
+    floors = {"majority class": np.full_like(golds, np.bincount(golds, minlength=n_labels).argmax())}
+    if all("logliks" in tz[i] for i in ids):
+        floors["calibrated zero-shot"] = stats.calibrated_predictions([tz[i]["logliks"] for i in ids], golds,
+                                                                      metric=metric, seed=a.seed)
+    scores = {k: stats.metric_value(metric, golds, p, n_labels) for k, p in floors.items()}
+    name = max(scores, key=scores.get)
+    comp = stats.paired_comparison(golds, _preds(tc, ids), floors[name], n_labels, metric=metric, n_boot=a.n_boot,
+                                   seed=a.seed, alpha=a.alpha)
+    return {"floor": name, "floor_score": scores[name], "effect": comp.effect, "ci": comp.ci, "p": comp.p_greater,
+            "verdict": "beats the floor" if comp.p_greater < a.alpha else "does not beat the floor",
+            "test": "one-sided paired bootstrap over rows", "n_rows": len(ids)}
 
 
 def curve_rows(profile: Profile, store: ResultStore | None = None) -> list[dict]:
@@ -38,7 +65,7 @@ def curve_rows(profile: Profile, store: ResultStore | None = None) -> list[dict]
                        wall_min=(r.timings or {}).get("wall_s", np.nan) / 60,
                        cpu=cpu_label(((r.manifest or {}).get("hardware") or {}).get("cpu_signature")),
                        shared_cpu=measured_on_shared_cpu(r.timings), git_sha=(r.manifest or {}).get("git_sha", "")[:7],
-                       git_dirty=(r.manifest or {}).get("git_dirty"))
+                       git_dirty=(r.manifest or {}).get("git_dirty"), floors=beats_floors(profile, r, store))
         rows.append(row)
     return rows
 
@@ -50,19 +77,24 @@ def curves_markdown(profile: Profile, store: ResultStore | None = None) -> str:
     head = (f"Curves of profile `{profile.name}`: centralized, seed {c.seed}, to {c.cap} steps, validation every "
             f"{c.every}; budget = first checkpoint within {c.tolerance:g} of the best (validation primary metric). "
             f"Held-out: the best checkpoint on every row of the eval set, 95 % CI.\n\n"
+            "Floor: the higher of the calibrated zero-shot and majority-class scores on the same rows; p of a one-sided "
+            "paired bootstrap test that the curve beats it.\n\n"
             "| backbone | dataset | method | lr | budget (steps) | best validation (step) | held-out at best | rows | "
-            "most frequent answer | wall (min) | CPU, commit |\n|---|---|---|---|---|---|---|---|---|---|---|")
+            "vs floor | most frequent answer | wall (min) | CPU, commit |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
     lines = [head]
     for r in rows:
         if not r["run"]:
-            lines.append(f"| {r['model']} | {r['dataset']} | {r['method']} | {r['lr']:g} | not run yet | | | | | | |")
+            lines.append(f"| {r['model']} | {r['dataset']} | {r['method']} | {r['lr']:g} | not run yet | | | | | | | |")
             continue
         ci = r["held_out_ci"]
         ci_text = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
         flags = (", shared CPU" if r["shared_cpu"] else "") + (", dirty tree" if r["git_dirty"] else "")
+        f = r["floors"]
+        floor = (f"{f['floor']} {f['floor_score']:.3f}: {f['effect']:+.3f}, p={f['p']:.3g}, {f['verdict']}" if f else
+                 "floor not run yet")
         lines.append(f"| {r['model']} | {r['dataset']} | {r['method']} | {r['lr']:g} | {r['budget']} | "
                      f"{r['best_score']:.3f} ({r['best_step']}) | {r['metric']} {r['held_out']:.3f}{ci_text} | "
-                     f"{r['n_rows']} | {r['top_share']:.0%} | {r['wall_min']:.0f} | {r['cpu']}, {r['git_sha']}{flags} |")
+                     f"{r['n_rows']} | {floor} | {r['top_share']:.0%} | {r['wall_min']:.0f} | {r['cpu']}, {r['git_sha']}{flags} |")
     return "\n".join(lines)
 
 

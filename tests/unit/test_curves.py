@@ -122,3 +122,49 @@ def test_client_validation_rows_are_their_own(fedlab_data_dir, monkeypatch):
         assert len(val) == round(0.15 * len(plain.clients[pid]))
     assert data.partition_info["validation_sizes"] == [len(data.client_validation_rows(p)) for p in range(3)]
     assert not {r.id for r in data.validation_rows} & {r.id for rows in data.clients for r in rows}
+
+
+def test_a_curve_sets_its_cells_budgets_and_is_tested_against_the_floors(tmp_path, monkeypatch, fedlab_data_dir):
+    """From result files only: before its curve a cell waits (CurvePending); after, every setting gets the
+    budget the rule gives, and the curve's held-out predictions are tested against the floors."""
+    from fedlab.experiment.curves import CurvePending
+    from fedlab.experiment.profiles import load_profile
+    from fedlab.experiment.store import ResultStore
+    from fedlab.reporting.curves import curve_rows, curves_markdown
+
+    monkeypatch.setenv("FEDLAB_DATA_DIR", str(fedlab_data_dir))
+    monkeypatch.setenv("FEDLAB_RESULTS_DIR", str(tmp_path / "results"))
+    path = tmp_path / "tinyref.yaml"
+    path.write_text("defaults: {model: tiny-random, dtype: fp32, clients: 2, local_steps: 2, batch_size: 2, "
+                    "val_size: 12, client_val_fraction: 0.2, select: validation, max_length: 64}\n"
+                    "grid: {datasets: [fpb], methods: [lora], settings: [federated, centralized, isolated], seeds: [0]}\n"
+                    "curves: {cap: 96, every: 48, tolerance: 0.02, min_rounds: 4, checks: 2}\n")
+    prof = load_profile(str(path))
+    assert prof.cells() == [] and prof.pending_cells() == [("tiny-random", "fpb", "lora")]
+    with pytest.raises(CurvePending, match="fedlab curves"):
+        prof.config("fpb", "federated", "lora")
+    store = ResultStore()
+    rng = np.random.default_rng(0)
+    golds = rng.integers(0, 3, 300)
+    golds[:200] = 1  # a majority class
+    curve_preds = np.where(rng.random(300) < 0.9, golds, (golds + 1) % 3)
+    cfg = prof.curve_config("tiny-random", "fpb", "lora").resolved()
+    curve = RunResult.of(cfg, rounds=[{"step": 48, "eval": None, "validation": {"macro_f1": 0.59}},
+                                      {"step": 96, "eval": None, "validation": {"macro_f1": 0.6}}],
+                         metrics={"n": 300, "macro_f1": 0.85, "prediction_shares": [0.2, 0.6, 0.2]},
+                         predictions=[{"id": str(i), "gold": int(g), "pred": int(p)} for i, (g, p) in enumerate(zip(golds, curve_preds))])
+    store.save(cfg, curve)
+    zs_cfg = prof.zeroshot("fpb", model="tiny-random").resolved()
+    logliks = rng.normal(size=(300, 3))
+    store.save(zs_cfg, RunResult.of(zs_cfg, metrics={"n": 300}, predictions=[
+        {"id": str(i), "gold": int(g), "pred": int(np.argmax(l)), "logliks": l.round(3).tolist()}
+        for i, (g, l) in enumerate(zip(golds, logliks))]))
+    assert prof.pending_cells() == []
+    assert prof.config("fpb", "centralized", "lora").steps == 48  # 0.59 is within 0.02 of 0.60
+    fed = prof.config("fpb", "federated", "lora")
+    assert fed.rounds >= 4 and fed.rounds * 2 * fed.local_steps <= 2 * 48
+    assert len(prof.cells()) == 3
+    (row,) = curve_rows(prof, store)
+    assert row["budget"] == 48 and row["floors"]["verdict"] == "beats the floor"
+    assert row["floors"]["floor"] in ("majority class", "calibrated zero-shot") and row["floors"]["n_rows"] == 300
+    assert "beats the floor" in curves_markdown(prof, store)
