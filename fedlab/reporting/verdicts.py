@@ -27,6 +27,7 @@ from scipy.stats import ttest_ind
 from fedlab import paths
 from fedlab.core import stats
 from fedlab.data import DATASETS
+from fedlab.experiment.curves import CurvePending
 from fedlab.experiment.profiles import Profile
 from fedlab.experiment.provenance import measured_on_shared_cpu
 from fedlab.experiment.store import ResultStore, RunResult
@@ -78,7 +79,10 @@ def runs(profile: Profile, dataset: str, method: str, setting: str, store: Resul
          model: str | None = None) -> list[RunResult]:
     """The finished runs of one cell, one per seed of the profile (an empty list if any seed is missing)."""
     model = model or profile.models[0]
-    found = [result_for(profile.config(dataset, setting, method, seed=s, model=model), store) for s in profile.seeds]
+    try:
+        found = [result_for(profile.config(dataset, setting, method, seed=s, model=model), store) for s in profile.seeds]
+    except CurvePending:  # its budget waits for its learning curve: nothing of it has run
+        return []
     return [r for r in found if r is not None] if all(r is not None for r in found) else []
 
 
