@@ -141,7 +141,12 @@ def measured_wall_seconds(result: RunResult) -> float | None:
 
 
 def _shape(cfg: RunConfig) -> tuple:
-    return cfg.model, cfg.dataset, cfg.setting, cfg.method if cfg.setting != "zeroshot" else None, cfg.dtype
+    """What a finished run must share with a planned one for its wall time to stand for it: the cell and
+    the budget (a 480-step curve does not time a 48-step centralized run of the same cell)."""
+    if cfg.setting == "zeroshot":
+        return cfg.model, cfg.dataset, cfg.setting, None, cfg.dtype, cfg.max_eval
+    return (cfg.model, cfg.dataset, cfg.setting, cfg.method, cfg.dtype, cfg.max_eval, cfg.centralized_steps,
+            cfg.rounds, cfg.local_steps, cfg.clients, cfg.eval_every, cfg.select)
 
 
 def plan_grid(configs: list[RunConfig], *, force: bool = False, store: ResultStore | None = None,
