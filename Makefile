@@ -20,6 +20,9 @@ export TOKENIZERS_PARALLELISM ?= false
 export FEDLAB_DATA_DIR ?= $(if $(wildcard data/raw),$(CURDIR)/data/raw,$(abspath $(CURDIR)/../shared/data))
 
 TORCH_PIN := $(shell grep -E '^torch==' requirements.txt)
+# GPU machines: the index of the torch build for your driver, e.g. https://download.pytorch.org/whl/cu126
+# (empty: PyPI's default build; on a machine without a GPU the CPU wheel). See README: GPUs and hub models.
+TORCH_INDEX ?=
 
 .PHONY: help setup test test-unit lint smoke reproduce figures zeroshot bench deploy-local lab clean
 
@@ -30,13 +33,19 @@ $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip "setuptools>=77"
 	# torch first and alone: on CPU machines this takes the CPU wheel, so nothing pulls CUDA packages
-	$(BIN)/pip install --quiet "$(TORCH_PIN)"
+	@if command -v nvidia-smi >/dev/null 2>&1; then \
+	  echo "NVIDIA GPU found: $$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -n1); installing $(TORCH_PIN) from $(or $(TORCH_INDEX),PyPI (its default CUDA build; TORCH_INDEX=https://download.pytorch.org/whl/cuXYZ picks the build for your driver))"; \
+	else echo "no NVIDIA GPU: installing $(TORCH_PIN) for the CPU"; fi
+	$(BIN)/pip install --quiet "$(TORCH_PIN)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 	$(BIN)/pip install --quiet -r requirements.txt
 	$(BIN)/pip install --quiet --no-deps -r requirements-nodeps.txt
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	@if $(BIN)/pip list 2>/dev/null | grep -Eq '^(nvidia-cu|triton )'; then \
 	  if ! $(BIN)/python -c 'import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)'; then \
-	    echo "CUDA packages were installed on a machine without a GPU: check the torch pin" >&2; exit 1; fi; fi
+	    if ! command -v nvidia-smi >/dev/null 2>&1; then \
+	      echo "CUDA packages were installed on a machine without a GPU: check the torch pin" >&2; exit 1; fi; fi; fi
+	# a GPU that this torch cannot use (CPU build, or a CUDA build newer than the driver) is said here, with the fix
+	$(BIN)/python -m fedlab.core.accelerator
 	touch $(STAMP)
 
 setup: $(STAMP) ## create .venv with the pinned packages (once), convert the embedded model

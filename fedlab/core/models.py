@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from filelock import FileLock
 
 from fedlab import paths
 from fedlab.errors import ModelError, did_you_mean
+
+from .accelerator import check as check_accelerator
 
 EMBEDDED = "smollm2-135m"
 GEMMA = "gemma3-270m"
@@ -278,10 +281,25 @@ def resolve_dtype(dtype: str = "auto") -> str:
 
 
 def resolve_device() -> str:
-    """``cuda`` when a GPU is visible (Ray gives each simulated client its share), else ``cpu``."""
+    """``cuda`` when a GPU is visible (Ray gives each simulated client its share), else ``cpu``; an NVIDIA
+    GPU that the installed torch cannot use is an error (a CUDA build newer than the driver) or a warning
+    (a CPU build), never a silent CPU run (see :mod:`fedlab.core.accelerator`)."""
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if torch.cuda.is_available():
+        return "cuda"
+    check_accelerator()
+    return "cpu"
+
+
+def resolve_device_kind() -> str:
+    """``cpu``, or ``gpu-<name of GPU 0>`` in lower case with dashes (``gpu-nvidia-h200``): the kind of
+    device a run's numbers come from, part of its identity on a GPU (see ``RunConfig.device_kind``)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return "cpu"
+    return "gpu-" + re.sub(r"[^a-z0-9]+", "-", torch.cuda.get_device_name(0).lower()).strip("-")
 
 
 def torch_dtype(dtype: str):
@@ -291,11 +309,33 @@ def torch_dtype(dtype: str):
 
 
 # --------------------------------------------------------------------------- loading
+def hub_error(model_id: str, exc: BaseException) -> ModelError:
+    """What to do when the hub would not give ``model_id``: offline switch on, a gated model without a
+    token or an accepted licence, or a wrong id / no network."""
+    text = f"{exc} {exc.__cause__ or ''}".lower()
+    gated = "gated" in text or "401" in text or "403" in text or type(exc.__cause__).__name__ == "GatedRepoError"
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
+        fix = ("HF_HUB_OFFLINE is set (the Makefile sets it by default): run with HF_HUB_OFFLINE=0 "
+               "(e.g. make reproduce PROFILE=paper HF_HUB_OFFLINE=0 HF_DATASETS_OFFLINE=0) on a machine with network")
+    elif gated:
+        fix = (f"{model_id} is a gated model: accept its licence on https://huggingface.co/{model_id} with your "
+               "account, then export HF_TOKEN=<a read token of that account> (or run `hf auth login`)")
+    else:
+        fix = "check the id and your network"
+    return ModelError(f"Could not load {model_id!r} from the Hugging Face hub ({type(exc).__name__}). "
+                      f"Fix: {fix}; or use the embedded offline model '{EMBEDDED}'.")
+
+
 def load_tokenizer(name: str):
     from transformers import AutoTokenizer
 
     backbone = resolve(name)
-    tokenizer = AutoTokenizer.from_pretrained(backbone.path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(backbone.path)
+    except OSError as exc:
+        if backbone.kind == "hub":
+            raise hub_error(backbone.path, exc) from exc
+        raise
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -330,11 +370,7 @@ def load_model(name: str, dtype: str = "auto", quantization: str | None = None):
         model = AutoModelForCausalLM.from_pretrained(backbone.path, **kwargs)
     except OSError as exc:
         if backbone.kind == "hub":
-            raise ModelError(
-                f"Could not load {name!r} from the Hugging Face hub ({exc.__class__.__name__}). "
-                f"Fix: check the id and your network (HF_HUB_OFFLINE must be unset), or use the "
-                f"embedded offline model '{EMBEDDED}'."
-            ) from exc
+            raise hub_error(backbone.path, exc) from exc
         raise
     model.eval()
     tokenizer = load_tokenizer(name)

@@ -8,9 +8,11 @@ ever sends or receives.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -141,6 +143,33 @@ def load_adapter_state(model, arrays: dict) -> None:
     unexpected = getattr(result, "unexpected_keys", None)
     if unexpected:
         raise ModelError(f"peft could not place adapter tensors {unexpected[:3]}.")
+
+
+@dataclass
+class AdapterSnapshot:
+    """What a finished run keeps of its model: the adapter's peft config and its tensors (float32 numpy
+    copies on the host), enough to write the folder ``PeftModel.from_pretrained`` loads. A result holds
+    this rather than the live model, so the model (and its GPU memory) is freed when the run ends."""
+
+    peft_config: object
+    arrays: dict
+
+    @classmethod
+    def of(cls, model) -> "AdapterSnapshot":
+        config = copy.deepcopy(model.peft_config[model.active_adapter])
+        config.inference_mode = True  # as peft's save_pretrained writes it
+        return cls(config, adapter_state(model))
+
+    def save(self, folder) -> None:
+        """``adapter_config.json`` + ``adapter_model.safetensors``, the layout of peft's save_pretrained."""
+        import torch
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.peft_config.save_pretrained(str(folder))
+        save_file({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in self.arrays.items()},
+                  str(folder / "adapter_model.safetensors"), metadata={"format": "pt"})
 
 
 def adapter_nbytes(arrays: dict) -> int:

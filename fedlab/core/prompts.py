@@ -83,7 +83,9 @@ def prompt_text(record, tokenizer, text: str | None = None, system_prompt: str |
     ``system_prompt``: ``None`` keeps the chat template's own default system turn (SmolLM2's adds a
     ~20-token "You are a helpful AI assistant named SmolLM ..." to every example); a string, ``""``
     included, is sent as an explicit system turn instead. Plain (template-less) prompts put a
-    non-empty system prompt on the first line.
+    non-empty system prompt on the first line. A template that refuses a system turn (Mistral's, some
+    Gemma instruct templates) gets none when ``system_prompt`` is ``""``: an empty turn says nothing, so
+    leaving it out loses nothing; a non-empty one is refused with the fix.
     """
     user = user_text(record, text)
     if has_chat_template(tokenizer):
@@ -95,6 +97,8 @@ def prompt_text(record, tokenizer, text: str | None = None, system_prompt: str |
         except Exception as exc:  # jinja2 TemplateError: e.g. "System role not supported"
             if system_prompt is None:
                 raise
+            if system_prompt == "":
+                return tokenizer.apply_chat_template(messages[1:], add_generation_prompt=True, tokenize=False)
             raise ConfigError(
                 f"The chat template of this tokenizer refuses a system turn ({exc}). "
                 f"Fix: set system_prompt: null to keep the template's default."

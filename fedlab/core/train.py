@@ -13,10 +13,10 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm.auto import tqdm
 
-from .precision import autocast_context
+from .precision import autocast_context, loss_scaler
 from .prompts import encode, training_ids
+from .progress import bar as progress_bar
 
 
 @dataclass
@@ -29,6 +29,7 @@ class TrainStats:
     padded_tokens: int = 0  # batch width x rows: what the model actually ran on
     loss_tokens: int = 0  # answer tokens in the loss
     lrs: list[float] = field(default_factory=list)
+    loss_scaling: dict | None = None  # fp16 on a GPU: steps skipped for overflowing gradients, final scale
 
     @property
     def mean_loss(self) -> float:
@@ -42,6 +43,7 @@ class TrainStats:
             "first_loss": self.losses[0] if self.losses else None,
             "last_loss": self.losses[-1] if self.losses else None,
             "losses": [round(x, 5) for x in self.losses], "lrs": self.lrs,
+            **({"loss_scaling": self.loss_scaling} if self.loss_scaling else {}),
         }
 
 
@@ -174,11 +176,13 @@ def train_local(
     params = [p for p in model.parameters() if p.requires_grad]
     anchor = [p.detach().clone() for p in params] if proximal_mu > 0 else None
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    scaler = loss_scaler(autocast, model)
+    skipped = 0
     device = next(model.parameters()).device
     model.train()
     stats = TrainStats(steps=steps, examples=len(order), tokens=0, seconds=0.0)
     start = time.perf_counter()
-    bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
+    bar = progress_bar(range(steps), desc=desc, disable=not progress, leave=False)
     for k in bar:
         rate = lr_at(step_offset + k, total_steps, lr, warmup_steps, schedule)
         for group in optimizer.param_groups:
@@ -194,12 +198,18 @@ def train_local(
             if anchor is not None:
                 prox = sum(((p - a) ** 2).sum() for p, a in zip(params, anchor))
                 loss = loss + (proximal_mu / 2.0) * prox / grad_accum
-            loss.backward()
+            scaler.scale(loss).backward()
             step_loss += task_loss.item() / grad_accum
             stats.tokens += int(mask.sum())
             stats.padded_tokens += int(mask.numel())
             stats.loss_tokens += int((labels[:, 1:] != -100).sum())
-        optimizer.step()
+        if scaler.is_enabled():
+            before = scaler.get_scale()
+            scaler.step(optimizer)  # skipped when a gradient overflowed
+            scaler.update()
+            skipped += int(scaler.get_scale() < before)
+        else:
+            optimizer.step()
         stats.losses.append(step_loss)
         stats.lrs.append(rate)
         bar.set_postfix(loss=f"{step_loss:.3f}")
@@ -208,5 +218,7 @@ def train_local(
             model.train()
     bar.close()
     model.eval()
+    if scaler.is_enabled():
+        stats.loss_scaling = {"skipped_steps": skipped, "final_scale": float(scaler.get_scale())}
     stats.seconds = time.perf_counter() - start
     return stats

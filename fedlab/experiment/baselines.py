@@ -10,7 +10,7 @@ import numpy as np
 from fedlab.core.energy import EVALUATION, TRAIN, EnergyMeter
 from fedlab.core.evaluate import evaluate, generate_text
 from fedlab.core.models import load_model
-from fedlab.core.peft_methods import adapter_hash, adapter_state, load_adapter_state, load_for_method
+from fedlab.core.peft_methods import AdapterSnapshot, adapter_hash, adapter_state, load_adapter_state, load_for_method
 from fedlab.core.train import train_local
 from fedlab.data import DATASETS
 
@@ -136,7 +136,7 @@ def centralized(cfg: RunConfig, *, progress: bool = True, **_) -> RunResult:
         n_train=len(pooled), rounds=history, train=stats.to_dict(), metrics=final.metrics,
         predictions=final.predictions, budget={"optimizer_steps": stats.steps, "examples": stats.examples, "tokens": stats.tokens},
         adapter_hash=adapter_hash(adapter_state(model)), generations=sample_generations(model, tokenizer, cfg, data.eval_rows),
-        adapter=model, selection=selection or {},
+        adapter=AdapterSnapshot.of(model), selection=selection or {},
     )
 
 

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 
 from fedlab.core.evaluate import EVALUATORS
-from fedlab.core.models import check_name, resolve_device, resolve_dtype
+from fedlab.core.models import check_name, resolve_device, resolve_device_kind, resolve_dtype
 from fedlab.core.precision import AUTOCASTS, check_autocast
 from fedlab.core.lora_aggregation import check_strategy
 from fedlab.core.peft_methods import get_method, method_params
@@ -52,12 +52,12 @@ DP_SIDES = ("server", "client")
 ZEROSHOT_FIELDS = (
     "dataset", "setting", "model", "dtype", "source", "seed", "eval_fraction", "max_eval",
     "evaluator", "max_length", "eval_batch_size", "n_boot", "system_prompt", "split_seed", "truncation",
-    "val_size", "eval_on", "data", "autocast",
+    "val_size", "eval_on", "data", "autocast", "device_kind",
 )
 #: optional fields left out of a config's dict (and hash) while they hold their default, so that
 #: results made before a field existed keep their hash
 OPTIONAL_DEFAULTS = {"data": None, "dp": None, "autocast": None, "steps": None, "eval_every": None, "select": None,
-                     "client_val_fraction": 0.0}
+                     "client_val_fraction": 0.0, "device_kind": "cpu"}
 #: how a trained setting picks the checkpoint it is compared at: None = its last one; "validation" = the
 #: best on its own validation data (centralized: the pooled validation split; federated: federated
 #: evaluation on the clients' validation rows; isolated: each client's own validation rows), after which
@@ -121,6 +121,10 @@ class RunConfig:
     #: mixed precision: ``bf16`` runs forward and backward under torch.autocast with the weights in
     #: ``dtype`` (fp32 master weights); None = off. Refused on a CPU without native bf16 (see core.precision)
     autocast: str | None = None
+    #: what the run trains on, set from the machine by :meth:`resolved`: ``cpu`` or ``gpu-<name>`` (e.g.
+    #: ``gpu-nvidia-h200``). Part of the hash on a GPU only, so CPU and GPU results of one setting live
+    #: side by side (different numbers, different files) and a rerun on one never replaces the other's
+    device_kind: str = "cpu"
     source: str = "auto"
     #: seeds the partition draw, adapter initialisation, data order, client sampling and bootstrap;
     #: a profile's ``grid.seeds`` repeats each training cell over several of these
@@ -319,6 +323,7 @@ class RunConfig:
         return dataclasses.replace(
             self.validate(), dtype=resolve_dtype(self.dtype),
             source="local" if self.data is not None else resolve_source(self.source),
+            device_kind=resolve_device_kind(),
         )
 
     def to_dict(self) -> dict:
@@ -341,10 +346,11 @@ class RunConfig:
     def stem(self) -> str:
         """File stem of the result: readable fields plus a short hash (no timestamps)."""
         model = self.model.replace("/", "--")
+        device = "" if self.device_kind == "cpu" else f"-{self.device_kind}"  # a GPU result names its GPU
         if self.setting == "zeroshot":
-            return f"{self.setting}-{self.dataset}-{model}-{self.evaluator}-{self.hash()[:10]}"
+            return f"{self.setting}-{self.dataset}-{model}-{self.evaluator}{device}-{self.hash()[:10]}"
         part = self.partition.replace(":", "")
-        return f"{self.setting}-{self.dataset}-{self.method}-{model}-{part}-{self.hash()[:10]}"
+        return f"{self.setting}-{self.dataset}-{self.method}-{model}-{part}{device}-{self.hash()[:10]}"
 
     @classmethod
     def from_dict(cls, data: dict) -> "RunConfig":

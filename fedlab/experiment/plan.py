@@ -15,6 +15,7 @@ dataset and setting (else of the same setting, else of all). Each estimate says 
 from __future__ import annotations
 
 import dataclasses
+import os
 import statistics
 from dataclasses import dataclass, field
 
@@ -24,6 +25,7 @@ from fedlab.core.prompts import user_text
 
 from .config import RunConfig
 from .profiles import Profile
+from .resources import placement
 from .provenance import cpu_signature, measured_on_shared_cpu
 from .rundata import RunData
 from .store import ResultStore, RunResult
@@ -220,6 +222,17 @@ def profile_configs(profile: Profile) -> list[RunConfig]:
     """Every run of a profile's grid: the zero-shot floors, the learning curves (profiles with a
     ``curves:`` block), then the training cells whose budget is known."""
     return profile.zeroshots() + profile.curve_configs() + list(profile.cells())
+
+
+def placement_note(profile: Profile, configs: list[RunConfig]) -> str | None:
+    """How the federated runs of a plan use this machine: how many clients train at once, and why."""
+    import torch
+
+    clients = sorted({c.clients for c in configs if c.setting == "federated"})
+    if not clients:
+        return None
+    where = placement(profile.resources, max(clients), os.cpu_count() or 1, torch.cuda.device_count())
+    return "Federated runs: " + where.describe(max(clients)) + "."
 
 
 def pending_note(profile: Profile) -> str | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from fedlab.core.memory import PeakRSS
+from fedlab.core.memory import CudaPeak, PeakRSS, free_accelerator_memory
 from fedlab.errors import ConfigError
 
 from . import baselines
@@ -56,7 +56,7 @@ def run(config: RunConfig | dict, *, force: bool = False, store: ResultStore | N
     if force:
         store.clear_checkpoint(cfg)
     load = machine_load()
-    with PeakRSS() as mem, Contention() as contention:
+    with PeakRSS() as mem, CudaPeak() as gpu, Contention() as contention:
         result = executor(cfg, store=store, hooks=hooks, progress=progress, resources=resources)
     # the load before the run, and how much CPU other processes took during it (flags a shared machine)
     result.timings = dict(result.timings or {}, load_at_start=load, contention=contention.result)
@@ -67,7 +67,17 @@ def run(config: RunConfig | dict, *, force: bool = False, store: ResultStore | N
     result.memory = {"driver_peak_mb": mem.peak_mb, "train_process": "client workers" if workers else "this process",
                      "train_process_peak_mb": max(workers) if workers else mem.peak_mb}
     result.peak_memory_mb = result.memory["train_process_peak_mb"]
+    # on a GPU, device memory beside host RSS: this process's peak, and the client workers' (per round)
+    worker_gpu = [c.get("cuda_peak_allocated_mb") for h in result.rounds or [] for c in h.get("clients", [])]
+    worker_gpu = [w for w in worker_gpu if w]
+    if gpu.result is not None:
+        result.memory["driver_gpu" if worker_gpu else "train_gpu"] = gpu.result
+    if worker_gpu:
+        result.memory["train_gpu"] = {"peak_allocated_mb": max(worker_gpu), "peak_reserved_mb": max(
+            c.get("cuda_peak_reserved_mb") or 0 for h in result.rounds for c in h.get("clients", [])),
+            "measured_in": "client workers (largest round)"}
     result = store.save(cfg, result)
+    free_accelerator_memory()  # the run's model is gone with its executor: give its memory back now
     if result.ok:  # written: the checkpoint (federated runs) has served its purpose
         store.clear_checkpoint(cfg)
     return result

@@ -73,7 +73,7 @@ class RunResult:
     migrated: dict = field(default_factory=dict)
     # -- not part of the JSON file
     predictions: list | None = field(default=None, repr=False, compare=False)
-    adapter: Any = field(default=None, repr=False, compare=False)  # a peft model to save (success only)
+    adapter: Any = field(default=None, repr=False, compare=False)  # an AdapterSnapshot to save (success only)
     path: Path | None = field(default=None, compare=False)
     cached: bool = field(default=False, compare=False)
 
@@ -208,8 +208,9 @@ class ResultStore:
             write_jsonl(self.predictions_path(cfg), result.predictions)
             result.predictions_file = self.predictions_path(cfg).name
         if result.adapter is not None and result.ok:
-            result.adapter.save_pretrained(self.adapter_dir(cfg))
+            result.adapter.save(self.adapter_dir(cfg))
             result.adapter_dir = self.adapter_dir(cfg).name
+        result.adapter = None  # written (or not worth writing): nothing of the run's model outlives it
         result.schema_version = SCHEMA_VERSION
         if result.peak_memory_mb is None:  # the runner measures the training process; else this process's high
             result.peak_memory_mb = round(peak_rss_mb(), 1)

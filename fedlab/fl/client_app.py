@@ -18,7 +18,7 @@ from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
 from fedlab.core import lora_aggregation as lora
 from fedlab.core.energy import EVALUATION, TRAIN, EnergyMeter
-from fedlab.core.memory import PeakRSS
+from fedlab.core.memory import CudaPeak, PeakRSS
 from fedlab.core.metrics import count_matrix
 from fedlab.core.peft_methods import adapter_state, load_adapter_state, load_for_method
 from fedlab.core.train import train_local
@@ -137,7 +137,7 @@ def train(msg: Message, context: Context) -> Message:
     st = worker_state(cfg)
     receive(st, msg, context)
     data = st.work.clients[pid]
-    with st.meter.phase(TRAIN) as energy, PeakRSS() as mem:
+    with st.meter.phase(TRAIN) as energy, PeakRSS() as mem, CudaPeak() as gpu:
         stats = train_local(
             st.model, st.tokenizer, data, steps=cfg.local_steps, total_steps=cfg.rounds * cfg.local_steps,
             step_offset=(rnd - 1) * cfg.local_steps, seed=[cfg.seed, rnd, pid],
@@ -155,6 +155,8 @@ def train(msg: Message, context: Context) -> Message:
             "examples-trained": stats.examples,
             "positions-trained": stats.tokens,  # real (non-padding) input positions
             "peak-rss-mb": mem.peak_mb,
+            **({"cuda-peak-allocated-mb": gpu.result["peak_allocated_mb"],
+                "cuda-peak-reserved-mb": gpu.result["peak_reserved_mb"]} if gpu.result else {}),
             "train-seconds": stats.seconds,
             "torch-threads": torch.get_num_threads(),
             "dp-weight": 1,  # DP runs average with equal weights (Flower's accountant requires them)

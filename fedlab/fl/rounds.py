@@ -20,7 +20,7 @@ from flwr.serverapp import Grid
 
 from fedlab.core.energy import AGGREGATION, EVALUATION, TRAIN, EnergyMeter, merge
 from fedlab.core.metrics import compute_metrics, metrics_from_counts
-from fedlab.core.peft_methods import (adapter_hash, adapter_nbytes, adapter_state, load_adapter_state, load_for_method,
+from fedlab.core.peft_methods import (AdapterSnapshot, adapter_hash, adapter_nbytes, adapter_state, load_adapter_state, load_for_method,
                                       method_params)
 from fedlab.data import DATASETS
 from fedlab.errors import FedlabError
@@ -139,6 +139,8 @@ class _Federation:
                 "first_loss": m["first-loss"], "last_loss": m["last-loss"], "losses": m["losses"],
                 "steps": int(m["steps"]), "examples_trained": int(m["examples-trained"]),
                 "tokens_trained": int(m.get("positions-trained", 0)), "peak_rss_mb": m.get("peak-rss-mb"),
+                **({"cuda_peak_allocated_mb": m.get("cuda-peak-allocated-mb"),
+                    "cuda_peak_reserved_mb": m.get("cuda-peak-reserved-mb")} if m.get("cuda-peak-allocated-mb") else {}),
                 "train_seconds": m["train-seconds"], "torch_threads": int(m["torch-threads"]),
                 "bytes_up": int(reply.content["arrays"].count_bytes()), "bytes_down": int(down[pid]),
                 "energy": energy,
@@ -368,6 +370,6 @@ def run_server(grid: Grid, cfg: RunConfig, *, ckpt_dir: Path | None = None, hook
         adapter_hash=adapter_hash(arrays),
         selection=selection,
         generations=generations,
-        adapter=model,
+        adapter=AdapterSnapshot.of(model),
         engine="simulation",
     )

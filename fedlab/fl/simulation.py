@@ -28,10 +28,11 @@ import warnings
 from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
+from fedlab.core.memory import gpu_memory_cap
 from fedlab.errors import FedlabError
 from fedlab.experiment.config import RunConfig
 from fedlab.experiment.hooks import NO_HOOKS, RunHooks
-from fedlab.experiment.resources import DEFAULT_RESOURCES, Resources
+from fedlab.experiment.resources import DEFAULT_RESOURCES, Resources, placement
 from fedlab.experiment.rundata import RunData
 from fedlab.experiment.runner import register_executor
 from fedlab.experiment.store import ResultStore, RunResult
@@ -96,15 +97,16 @@ def shutdown_ray() -> None:
         ray.shutdown()
 
 
-def backend_config(resources: Resources = DEFAULT_RESOURCES) -> dict:
-    """Ray resources: the machine's cores (and GPUs), and each simulated client's share of them."""
+def backend_config(resources: Resources = DEFAULT_RESOURCES, n_clients: int = 1) -> dict:
+    """Ray resources: the machine's cores (and GPUs), and each simulated client's share of them
+    (:func:`fedlab.experiment.resources.placement`: with a GPU, the clients that fit run at once)."""
     import torch
 
     cpus = os.cpu_count() or 1
     gpus = torch.cuda.device_count()
-    client_cpus = min(resources.client_cpus or cpus, cpus)
+    where = placement(resources, n_clients, cpus, gpus)
     return {
-        "client_resources": {"num_cpus": client_cpus, "num_gpus": resources.client_gpus if gpus else 0.0},
+        "client_resources": {"num_cpus": where.num_cpus, "num_gpus": where.num_gpus},
         # no dashboard, and no streaming of the workers' logs to this process (client errors come back
         # in the replies and are recorded per round); Ray's minimal job API server still starts
         "init_args": {"num_cpus": cpus, "num_gpus": gpus, "logging_level": "ERROR", "include_dashboard": False,
@@ -126,7 +128,8 @@ def run_federated(cfg: RunConfig, *, store: ResultStore | None = None, hooks: Ru
     @server_app.main()
     def _main(grid: Grid, context: Context) -> None:
         try:
-            sink["result"] = run_server(grid, cfg, ckpt_dir=store.checkpoint_dir(cfg), hooks=hooks, progress=progress)
+            with gpu_memory_cap(resources.server_gpu):  # the ServerApp's model shares GPU 0 with the clients
+                sink["result"] = run_server(grid, cfg, ckpt_dir=store.checkpoint_dir(cfg), hooks=hooks, progress=progress)
         except BaseException as exc:  # re-raised below with its own type and message
             sink["error"] = exc
             raise
@@ -142,7 +145,7 @@ def run_federated(cfg: RunConfig, *, store: ResultStore | None = None, hooks: Ru
                 client_app=client_app,
                 num_supernodes=cfg.clients,
                 backend_name="ray",
-                backend_config=backend_config(resources),
+                backend_config=backend_config(resources, cfg.clients),
                 verbose_logging=False,
             )
     finally:

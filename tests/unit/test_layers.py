@@ -11,7 +11,9 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "fedlab"
 #: external packages that may be imported inside a function: heavy (torch, transformers and what is
 #: built on them, Flower, Ray, HF datasets) and needed only on the code paths that use them
-LAZY_ALLOWED = {"torch", "transformers", "peft", "bitsandbytes", "flwr", "flwr_datasets", "ray", "datasets"}
+# heavy or optional: safetensors.torch imports torch; tqdm.notebook imports IPython's display machinery
+LAZY_ALLOWED = {"torch", "transformers", "peft", "bitsandbytes", "flwr", "flwr_datasets", "ray", "datasets",
+                "safetensors", "tqdm"}
 #: the layers, lowest first (must match [tool.importlinter] in pyproject.toml)
 LAYERS = [("errors", "paths"), ("io",), ("core",), ("data",), ("experiment",), ("fl",), ("reporting",), ("study",), ("cli",)]
 
