@@ -86,3 +86,13 @@ def notebooks_dir() -> Path:
 
 def readme() -> Path:
     return home() / "README.md"
+
+
+def docs_dir() -> Path:
+    """The long pages the README links to (``docs/*.md``: every table, the methods, the benchmarks)."""
+    return home() / "docs"
+
+
+def markdown_pages() -> list[Path]:
+    """README.md and the docs pages: the files whose generated blocks ``fedlab tables --readme`` remakes."""
+    return [readme()] + sorted(docs_dir().glob("*.md"))

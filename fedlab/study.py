@@ -8,26 +8,27 @@ not rerun, unless ``force``.
 
 from __future__ import annotations
 
-import html
 import json
+import re
 import time
+import tomllib
 from pathlib import Path
 
 import nbformat
 import pandas as pd
 import papermill as pm
 from nbconvert import HTMLExporter
-from tqdm.auto import tqdm
 
 from fedlab import fl, paths  # noqa: F401  (fl registers the federated executor with the runner)
 from fedlab.core.models import EMBEDDED, embedded_dir
+from fedlab.core.progress import bar as progress_bar
 from fedlab.data import DATASETS, domains, register_user_data
 from fedlab.data.user import UserData
 from fedlab.errors import ConfigError
 from fedlab.experiment import runner
 from fedlab.experiment.config import RunConfig
 from fedlab.experiment.hooks import NO_HOOKS, RunHooks
-from fedlab.experiment.plan import Plan, pending_note, plan_grid, profile_configs
+from fedlab.experiment.plan import Plan, pending_note, placement_note, plan_grid, profile_configs
 from fedlab.experiment.profiles import AGGREGATION_STRATEGIES, DP_NOISES, Profile, load_profile  # noqa: F401
 from fedlab.experiment.resources import DEFAULT_RESOURCES, Resources
 from fedlab.experiment.store import ResultStore, RunResult
@@ -35,7 +36,8 @@ from fedlab.reporting import figures
 from fedlab.reporting.curves import curves_figure
 from fedlab.reporting.frames import frame, profile_results, results_frame
 from fedlab.reporting.readme import README_PROFILE, update_readme
-from fedlab.reporting.verdicts import compare_settings, decide, profile_verdicts, write_verdicts
+from fedlab.reporting.reports_index import write_index
+from fedlab.reporting.verdicts import compare_settings, decide, floor_key, floors, profile_verdicts, write_verdicts
 
 PEFT_NOTEBOOK = "02_peft_domain.ipynb"
 AGGREGATION_NOTEBOOK = "07_aggregation_privacy.ipynb"
@@ -47,6 +49,52 @@ def run(config: RunConfig | dict, *, force: bool = False, store: ResultStore | N
         hooks: RunHooks = NO_HOOKS, resources: Resources = DEFAULT_RESOURCES) -> RunResult:
     """Run one configuration of any setting (federated included), or load its finished result."""
     return runner.run(config, force=force, store=store, progress=progress, hooks=hooks, resources=resources)
+
+
+def repository_url() -> str:
+    """The project's repository, from ``pyproject.toml`` (``[project.urls] Repository``): the one place
+    the notebooks' Colab badges and install cells take it from."""
+    return tomllib.loads((paths.home() / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
+
+
+def colab_badge(notebook: str, url: str | None = None) -> str:
+    """The Colab badge line of a notebook (``notebook`` is its file name)."""
+    slug = (url or repository_url()).removeprefix("https://github.com/").removesuffix(".git")
+    return (f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+            f"(https://colab.research.google.com/github/{slug}/blob/main/notebooks/{notebook})")
+
+
+def install_cell(url: str | None = None) -> str:
+    """The first code cell of every notebook: installs fedlab where the kernel lacks it (Colab), from
+    ``$FEDLAB_REPO`` or the repository of :func:`repository_url`; does nothing in the project's .venv."""
+    url = url or repository_url()
+    return f"""# Install fedlab if this kernel does not have it yet (e.g. on Colab); a no-op in the project's .venv.
+# The source: $FEDLAB_REPO (the git URL or path of your copy) or the repository named in pyproject.toml.
+import importlib.util, os, subprocess, sys
+if importlib.util.find_spec("fedlab") is None:
+    repo = os.environ.get("FEDLAB_REPO", "{url}")
+    if subprocess.run(["git", "clone", "--depth", "1", repo, "fedlab-src"]).returncode != 0:
+        raise RuntimeError(f"could not clone {{repo}}: set FEDLAB_REPO to the git URL (or path) of your copy of fedlab "
+                           "and run this cell again, e.g. os.environ['FEDLAB_REPO'] = 'https://github.com/you/fedlab'")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", "fedlab-src/requirements.txt"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-r", "fedlab-src/requirements-nodeps.txt", "-e", "fedlab-src"], check=True)
+    sys.path.insert(0, "fedlab-src")"""
+
+
+def sync_notebook_headers(url: str | None = None) -> list[Path]:
+    """Rewrite each notebook's Colab badge and install cell from :func:`repository_url` (after the
+    repository moves); returns the notebooks changed."""
+    changed = []
+    for path in sorted(paths.notebooks_dir().glob("[0-9][0-9]_*.ipynb")):
+        book = nbformat.read(path, as_version=4)
+        first = book.cells[0]
+        badge = re.sub(r"^\[!\[Open In Colab\].*$", colab_badge(path.name, url), first.source, count=1, flags=re.M)
+        code = next(c for c in book.cells if c.cell_type == "code")
+        if (badge, install_cell(url)) != (first.source, code.source):
+            first.source, code.source = badge, install_cell(url)
+            nbformat.write(book, path)
+            changed.append(path)
+    return changed
 
 
 def setup(profile_name: str) -> Profile:
@@ -86,6 +134,23 @@ def run_cell(profile_name: str, domain: str, method: str, *, force: bool = False
                             progress=progress, resources=profile.resources) for seed in profile.seeds]
                 cell[setting] = runs[0]  # the first seed is shown per cell; the verdicts use every seed
             out[f"{dataset}_{model.replace('/', '--')}"] = cell
+    return out
+
+
+def curve_cells(results: dict[str, dict[str, RunResult]]) -> dict[tuple[str, str], dict[str, RunResult]]:
+    """:func:`run_cell`'s results keyed ``(backbone, dataset)``, what :func:`figures.shared_curves` draws."""
+    return {(cell["zeroshot"].config["model"], cell["zeroshot"].config["dataset"]): cell for cell in results.values()}
+
+
+def cell_floors(results: dict[str, dict[str, RunResult]], seed: int = 0) -> dict[str, dict]:
+    """The floors (raw, calibrated zero-shot, majority class) of each (backbone, dataset) of
+    :func:`run_cell`'s results, keyed like the verdict file's ``floors``."""
+    out = {}
+    for cell in results.values():
+        zs = cell["zeroshot"]
+        spec = DATASETS[zs.config["dataset"]]
+        out[floor_key(zs.config["model"], zs.config["dataset"])] = floors(
+            zs, len(spec.label_names), spec.primary_metric, seed=seed)
     return out
 
 
@@ -203,9 +268,11 @@ def executions(profile_name: str) -> list[tuple[str, dict, str]]:
 def plan(profile_name: str, *, force: bool = False) -> Plan:
     """Which runs of a profile ``reproduce`` reuses and which it trains, with a time estimate."""
     profile = load_profile(profile_name)
-    out = plan_grid(profile_configs(profile), force=force)
-    if note := pending_note(profile):
-        out.notes.append(note)
+    configs = profile_configs(profile)
+    out = plan_grid(configs, force=force)
+    for note in (placement_note(profile, out.train), pending_note(profile)):
+        if note:
+            out.notes.append(note)
     return out
 
 
@@ -223,7 +290,7 @@ def reproduce(profile_name: str = "quick", *, force: bool = False, out: Path | N
     grid = plan(profile_name, force=force)
     print(grid.describe(), flush=True)
     store, todo = ResultStore(), {c.hash(): c for c in grid.train}
-    bar = tqdm(total=len(todo), desc=f"{profile_name}: runs trained", unit="run", disable=not todo)
+    bar = progress_bar(total=len(todo), desc=f"{profile_name}: runs trained", unit="run", disable=not todo)
     plan_nb = [e for e in executions(profile_name) if not only or e[2] in only or e[0] in only]
     for i, (nb, params, stem) in enumerate(plan_nb, 1):
         bar.write(f"[reproduce {i}/{len(plan_nb)}] {nb} {params or ''} -> {stem}.html")
@@ -242,16 +309,7 @@ def reproduce(profile_name: str = "quick", *, force: bool = False, out: Path | N
             del todo[h]
         bar.update(len(finished))
     bar.close()
-    items = "\n".join(
-        f'<li><a href="{html.escape(s)}.html">{html.escape(s)}</a> <small>({html.escape(nb)} '
-        f'{html.escape(str(p)) if p else ""}, {sec:.0f} s)</small></li>' for s, nb, p, sec in done
-    )
-    (out / "index.html").write_text(
-        f"<!doctype html><meta charset='utf-8'><title>fedlab reports ({html.escape(profile_name)})</title>"
-        f"<h1>fedlab study reports: profile {html.escape(profile_name)}</h1><ol>{items}</ol>"
-        f"<p>Figures: <code>figures/</code>. Results: <code>results/</code>.</p>\n"
-    )
-    return out / "index.html"
+    return write_index(out, profile_name, {stem: sec for stem, _, _, sec in done})
 
 
 def summary_figures(profile_name: str, verdicts: dict | None = None) -> list[Path]:
@@ -263,8 +321,9 @@ def summary_figures(profile_name: str, verdicts: dict | None = None) -> list[Pat
     df = frame(results)
     figures.baselines(df, floors=(verdicts or profile_verdicts(profile))["floors"], save=f"{profile.name}_baselines")
     figures.energy_and_bytes(df, save=f"{profile.name}_energy_bytes")
+    figures.cost_frontier(df, save=f"{profile.name}_cost_frontier")
     figures.energy_phases(results, save=f"{profile.name}_energy_phases", by=("model", "method", "setting"))
-    names = ["baselines", "energy_bytes", "energy_phases"]
+    names = ["baselines", "energy_bytes", "cost_frontier", "energy_phases"]
     if figures.forest(verdicts or profile_verdicts(profile), save=f"{profile.name}_forest") is not None:
         names.insert(0, "forest")
     return [figures.figures_dir() / f"{profile.name}_{n}.png" for n in names]

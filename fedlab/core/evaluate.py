@@ -18,7 +18,6 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from fedlab.errors import ConfigError, did_you_mean
 
@@ -26,6 +25,7 @@ from .metrics import compute_metrics
 from .precision import autocast_context
 from .stats import probability_scores
 from .prompts import LETTERS, completions, encode, prompt_text, task_of, uses_letters
+from .progress import bar as progress_bar
 
 EVALUATORS = ("loglik", "generate")
 
@@ -87,7 +87,7 @@ def option_logliks(model, tokenizer, records, *, batch_size=8, max_length=512, p
             (i, j, e.prompt_ids + o) for i, e in enumerate(encoded) for j, o in enumerate(e.option_ids)
         ]
     order = sorted(range(len(items)), key=lambda k: len(items[k][2]))  # less padding
-    bar = tqdm(total=len(items), desc="loglik", disable=not progress, leave=False)
+    bar = progress_bar(total=len(items), desc="loglik", disable=not progress, leave=False)
     with torch.inference_mode():
         for chunk in _batches(order, batch_size):
             seqs = [items[k][2] for k in chunk]
@@ -144,7 +144,7 @@ def generate_answers(model, tokenizer, records, *, batch_size=8, max_new_tokens=
     order = sorted(range(len(encoded)), key=lambda k: len(encoded[k].prompt_ids))
     texts = [""] * len(encoded)
     device = next(model.parameters()).device
-    bar = tqdm(total=len(order), desc="generate", disable=not progress, leave=False)
+    bar = progress_bar(total=len(order), desc="generate", disable=not progress, leave=False)
     with torch.inference_mode():
         for chunk in _batches(order, batch_size):
             ids, mask = _left_pad([encoded[k].prompt_ids for k in chunk], tokenizer.pad_token_id)

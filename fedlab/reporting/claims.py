@@ -144,3 +144,71 @@ def answer_markdown(verdicts: dict) -> str:
                          f"{_count_line(cheap, FAMILIES[3])}; costs vs LoRA: {_cost_line(cheap)}.")
         lines.append("")
     return "\n".join(lines).rstrip()
+
+
+#: how the headline names the methods
+_NAMES = {"lora": "LoRA", "qlora": "QLoRA", "ia3": "IA3"}
+
+
+def _margins_text(rows: list[dict]) -> str:
+    margins = {c["dataset"]: c["margin"] for c in rows}
+    if len(set(margins.values())) == 1:
+        return f"±{next(iter(margins.values())):g}"
+    return "its dataset's margin (" + ", ".join(f"{d} ±{m:g}" for d, m in sorted(margins.items())) + ")"
+
+
+def headline_sentences(verdicts: dict, profile: str | None = None) -> list[str]:
+    """The answer in at most four sentences per domain (plus one saying where it comes from), counted
+    from the verdicts exactly as :func:`answer_markdown` counts them: what the README says first.
+    "Inconclusive" and "not better" are said as such; nothing is stronger than the verdict table."""
+    comparisons = verdicts.get("comparisons") or []
+    if not comparisons:
+        return []
+    by_domain: dict[str, list[dict]] = {}
+    for c in comparisons:
+        by_domain.setdefault(domain_of(c["dataset"]), []).append(c)
+    source = f"the `{profile}` profile's" if profile else "the"
+    out = [f"Counted from {source} paired tests on the same held-out rows (one cell = backbone x dataset x PEFT "
+           f"method; Holm-corrected within each family of comparisons)."]
+    for domain, rows in by_domain.items():
+        fed_cen = [c for c in rows if c["family"] == FAMILIES[0]]
+        if fed_cen:
+            n = len(fed_cen)
+            count = {w: sum(c["verdict"] == w for c in fed_cen) for w in ("equivalent", "not equivalent", "inconclusive")}
+            lower = sum(c["verdict"] == "not equivalent" and c["effect"] < 0 for c in fed_cen)
+            other = n - sum(count.values())
+            out.append(f"**{domain.capitalize()}** ({n} cells): federated was equivalent to centralized within "
+                       f"{_margins_text(fed_cen)} (TOST) in {count['equivalent']}, not equivalent in "
+                       f"{count['not equivalent']}" + (f" (federated lower in {lower} of them)" if count["not equivalent"] else "")
+                       + " and inconclusive in "
+                       f"{count['inconclusive']}" + (f", undecided in {other}" if other else "") + ".")
+            collapsed = sum(bool(c["federated_collapsed"]) for c in fed_cen)
+            if collapsed:
+                seeds = " in at least one seed" if any(_in_seeds(c, "a") for c in fed_cen) else ""
+                out.append(f"The federated model answered one class on at least 90 % of the rows{seeds} in "
+                           f"{collapsed} of these {n} cells.")
+        fed_iso = [c for c in rows if c["family"] == FAMILIES[1]]
+        if fed_iso:
+            better = sum(c["verdict"] == "better" for c in fed_iso)
+            out.append(f"Federated beat the mean of the clients trained alone in {better} of {len(fed_iso)} "
+                       f"{domain} cells (one-sided paired test); in the others it was not shown to be better.")
+        parts = []
+        for method in sorted({c["method"] for c in rows if c["family"] == FAMILIES[3]}):
+            cheap = [c for c in rows if c["family"] == FAMILIES[3] and c["method"] == method]
+            non = sum(c["verdict"] == "non-inferior" for c in cheap)
+            inf = sum(c["verdict"] == "inferior" for c in cheap)
+            inc = sum(c["verdict"] == "inconclusive" for c in cheap)
+            parts.append(f"{_NAMES.get(method, method)} was non-inferior to LoRA in {non} of {len(cheap)} cells, "
+                         f"inferior in {inf} and inconclusive in {inc}")
+        if parts:
+            out.append(f"Federated, at -{_margins_text([c for c in rows if c['family'] == FAMILIES[3]]).lstrip('±')}: "
+                       + "; ".join(parts) + ".")
+    return out
+
+
+def headline_markdown(verdicts: dict, profile: str | None = None) -> str:
+    """:func:`headline_sentences` as a short list (the README's answer beside the forest plot)."""
+    sentences = headline_sentences(verdicts, profile)
+    if not sentences:
+        return "(no results to answer from yet)"
+    return "\n".join([sentences[0], ""] + [f"- {s}" for s in sentences[1:]])

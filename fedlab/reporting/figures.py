@@ -14,6 +14,7 @@ import seaborn as sns
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
+from scipy.stats import t as student_t
 
 from fedlab import paths
 from fedlab.core.energy import PHASES
@@ -129,8 +130,10 @@ def per_client(result, save: str | None = None):
     ax.bar([str(i) for i in ids], [c["accuracy"] for c in clients], color=SETTING_COLORS["federated"])
     for i, c in zip(range(len(ids)), clients):
         ax.text(i, c["accuracy"] + 0.01, f"n={sizes[c['client']]}", ha="center", fontsize=8)
+    cfg = result.config
     ax.set(xlabel="client", ylabel="accuracy on own data", ylim=(0, 1.05),
-           title=f"global adapter per client (worst {min(c['accuracy'] for c in clients):.2f})")
+           title=f"{cfg['model']} · {cfg['dataset']} · {cfg.get('method', '-')}: global adapter per client "
+                 f"(worst {min(c['accuracy'] for c in clients):.2f})")
     return _save(fig, save)
 
 
@@ -265,7 +268,9 @@ def accuracy_vs_epsilon(results: list, save: str | None = None):
         ax.axhline(r.metrics[metric], color="k", ls="--", lw=1, label="FedAvg, no DP")
     delta = private[0].rounds[-1]["privacy"]["delta"] if private else None
     ax.set(xlabel=f"epsilon spent after the last round (delta {delta:g})" if delta else "epsilon",
-           ylabel=f"held-out {metric}", title="accuracy vs privacy (Flower DP, RDP accountant)")
+           ylabel=f"held-out {metric}",
+           title=f"{fedavg[0].config['model']} · {fedavg[0].config['dataset']} · {fedavg[0].config.get('method', '-')}: "
+                 "score vs privacy (Flower DP, RDP accountant)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, save)
@@ -325,3 +330,178 @@ def forest(verdicts: dict, save: str | None = None):
     fig.tight_layout()
     _save(fig, save)
     return fig
+
+
+def _mean_ci(values) -> tuple[float, float, float]:
+    """Mean of repeated measurements and its 95 % t-interval (the value itself when there is one)."""
+    v = np.asarray([x for x in values if x is not None and x == x], dtype=float)
+    if v.size == 0:
+        return np.nan, np.nan, np.nan
+    if v.size == 1:
+        return float(v[0]), float(v[0]), float(v[0])
+    half = float(student_t.ppf(0.975, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size))
+    return float(v.mean()), float(v.mean() - half), float(v.mean() + half)
+
+
+def frontier_points(df) -> list[dict]:
+    """One point per (backbone, dataset, method, setting) of a results frame for the cost frontier: the
+    primary metric (mean over seeds, 95 % t-CI over them; with one seed its bootstrap CI), energy in Wh
+    (mean and t-CI over the seeds measured on an idle CPU; ``None`` when none was) and MiB sent (exact)."""
+    points = []
+    train = df[df["setting"].isin(TRAINING_SETTINGS)]
+    for (model, dataset, method, setting), d in train.groupby(["model", "dataset", "method", "setting"], sort=False):
+        score, lo, hi = _mean_ci(d["score"])
+        if len(d) == 1 and d["score_lo"].iloc[0] is not None and d["score_lo"].iloc[0] == d["score_lo"].iloc[0]:
+            lo, hi = float(d["score_lo"].iloc[0]), float(d["score_hi"].iloc[0])
+        idle = d[~d["shared_cpu"].astype(bool)]
+        wh, wh_lo, wh_hi = _mean_ci(1000 * idle["kwh"].astype(float)) if len(idle) else (np.nan,) * 3
+        mib = d["bytes_total"].dropna()
+        points.append({"model": model, "dataset": dataset, "method": method, "setting": setting,
+                       "metric": d["metric"].iloc[0], "n_seeds": int(d["seed"].nunique()),
+                       "score": score, "score_ci": (lo, hi), "wh": wh, "wh_ci": (wh_lo, wh_hi),
+                       "n_energy": int(len(idle)), "cpu": ", ".join(sorted(set(idle["cpu"].dropna()))),
+                       "mib": float(mib.mean()) / 2**20 if len(mib) else 0.0})
+    return points
+
+
+def pareto(points: list[dict], cost: str) -> list[dict]:
+    """The points no other point beats on both the score (higher) and ``cost`` (lower), by cost."""
+    ok = [p for p in points if p[cost] == p[cost] and p["score"] == p["score"]]
+    return sorted((p for p in ok if not any(q[cost] <= p[cost] and q["score"] >= p["score"]
+                                            and (q[cost], q["score"]) != (p[cost], p["score"]) for q in ok)),
+                  key=lambda p: p[cost])
+
+
+def cost_frontier(df, save: str | None = None):
+    """What a score costs: per (backbone, dataset) panel, the primary metric of each method x setting
+    (mean over seeds, 95 % CI) against the energy of its runs (top row, Wh, idle-CPU runs only) and
+    against the bytes they sent (bottom row, MiB; centralized and isolated send no adapters), with the
+    Pareto frontier drawn through the points no other beats on both."""
+    plt = _plt()
+    points = frontier_points(df)
+    panels = list(dict.fromkeys((p["model"], p["dataset"]) for p in points))
+    cols = min(4, max(1, len(panels)))
+    blocks = -(-max(1, len(panels)) // cols)  # each block: an energy row above a bytes row
+    fig, axes = plt.subplots(2 * blocks, cols, figsize=(4.6 * cols, 3.9 * 2 * blocks), squeeze=False)
+    for k in range(len(panels), cols * blocks):
+        axes[2 * (k // cols)][k % cols].set_visible(False)
+        axes[2 * (k // cols) + 1][k % cols].set_visible(False)
+    for k, (model, dataset) in enumerate(panels):
+        block, col = divmod(k, cols)
+        mine = [p for p in points if (p["model"], p["dataset"]) == (model, dataset)]
+        for row_i, (cost, lo_hi, label, log) in enumerate((("wh", "wh_ci", "energy (Wh, CodeCarbon)", False),
+                                                          ("mib", None, "MiB sent (adapters, both ways)", True))):
+            ax = axes[2 * block + row_i][col]
+            for p in mine:
+                if p[cost] != p[cost]:
+                    continue
+                x = p[cost]
+                xerr = [[x - p[lo_hi][0]], [p[lo_hi][1] - x]] if lo_hi else None
+                ax.errorbar(x, p["score"], yerr=[[p["score"] - p["score_ci"][0]], [p["score_ci"][1] - p["score"]]],
+                            xerr=xerr, fmt=METHOD_MARKERS.get(p["method"], "x"), color=SETTING_COLORS[p["setting"]],
+                            capsize=2, ms=6, lw=1)
+            front = pareto([p for p in mine if not log or p["setting"] == "federated"], cost)
+            if len(front) > 1:
+                ax.plot([p[cost] for p in front], [p["score"] for p in front], color="k", lw=0.8, ls="--", zorder=0)
+            if log and any(p[cost] > 0 for p in mine):
+                ax.set_xscale("symlog", linthresh=0.1)
+            seeds = max((p["n_seeds"] for p in mine), default=0)
+            ax.set(xlabel=label, ylabel=f"held-out {mine[0]['metric']}",
+                   title=f"{model} · {dataset} · all methods\n({seeds} seed(s); bars: 95 % CI)")
+    handles = [Line2D([], [], color=SETTING_COLORS[s], marker="o", ls="", label=s) for s in TRAINING_SETTINGS]
+    handles += [Line2D([], [], color="k", marker=m, ls="", label=k) for k, m in METHOD_MARKERS.items()
+                if any(p["method"] == k for p in points)]
+    handles.append(Line2D([], [], color="k", ls="--", lw=0.8, label="Pareto frontier"))
+    axes[0][0].legend(handles=handles, fontsize=7, loc="lower right")
+    cpus = sorted({c for p in points for c in p["cpu"].split(", ") if c})
+    fig.suptitle("score vs cost; energy from runs on an idle CPU: " + (", ".join(cpus) or "none measured")
+                 + " (compare energy only within one CPU)", y=1.0, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, save)
+
+
+def _curve_points(result) -> tuple[list[dict], str]:
+    """The recorded checkpoints of a run, each ``{"x": examples seen, "mib": MiB sent, "y": score, "round",
+    "step"}``, and which split they were scored on: the held-out set where every checkpoint has it
+    (quick), else the validation split (reference: the held-out set is scored once, at the chosen
+    checkpoint). Federated examples and bytes accumulate over rounds; centralized records its examples."""
+    c = result.config
+    metric = DATASETS[c["dataset"]].primary_metric
+    rounds = [h for h in result.rounds if isinstance(h.get("round"), int)]
+    split = "held-out" if rounds and all(h.get("eval") for h in rounds) else "validation"
+    key = "eval" if split == "held-out" else "validation"
+    comm = result.communication or {}
+    per_round = [u + d for u, d in zip(comm.get("per_round_up") or [], comm.get("per_round_down") or [])]
+    points, seen, sent = [], 0, 0
+    for i, h in enumerate(rounds):
+        if c["setting"] == "federated":
+            seen += sum(cl.get("examples_trained", 0) for cl in h.get("clients", []))
+            sent += per_round[i] if i < len(per_round) else 0
+        elif "examples" in h:
+            seen = h["examples"]
+        elif h.get("step") is not None:
+            seen = h["step"] * int(c.get("batch_size", 1)) * int(c.get("grad_accum", 1))
+        else:  # older results: checkpoints evenly spaced over the run's examples
+            seen = (result.budget or {}).get("examples", 0) * h["round"] / max(1, len(rounds))
+        if (h.get(key) or {}).get(metric) is not None:
+            points.append({"x": seen, "mib": sent / 2**20, "y": h[key][metric], "round": h["round"], "step": h.get("step")})
+    return points, split
+
+
+def _chosen(points: list[dict], selection: dict | None) -> dict | None:
+    """The checkpoint a run's selection kept (by step for centralized, by round for federated)."""
+    sel = selection or {}
+    for field in ("step", "round"):
+        if sel.get(field) is not None:
+            return next((p for p in points if p[field] == sel[field]), None)
+    return points[-1] if points else None
+
+
+def shared_curves(cells: dict, floors: dict | None = None, save: str | None = None):
+    """Learning curves on shared x axes: examples seen (top) and MiB sent (bottom), one column per
+    (backbone, dataset) of ``cells`` (``{(model, dataset): {setting: result}}``, one method each), the
+    floors (calibrated zero-shot and majority class, from the verdicts) as lines. Federated per round,
+    centralized at its checkpoints, isolated (the mean of its clients, which send nothing) at the
+    examples each client trained on; where the curve is on the validation split, a star marks the
+    held-out score of the checkpoint the run kept."""
+    plt = _plt()
+    fig, axes = plt.subplots(2, max(1, len(cells)), figsize=(5 * max(1, len(cells)), 7.4), squeeze=False)
+    for col, ((model, dataset), by_setting) in enumerate(cells.items()):
+        metric = DATASETS[dataset].primary_metric
+        method = next((r.config.get("method") for s_, r in by_setting.items() if r is not None and s_ != "zeroshot"), "?")
+        splits = set()
+        for setting, r in by_setting.items():
+            if r is None or setting == "zeroshot":
+                continue
+            color = SETTING_COLORS[setting]
+            if setting == "isolated":
+                examples = r.budget.get("examples", 0) / max(1, int(r.config.get("clients", 1)))
+                for ax, x in ((axes[0][col], examples), (axes[1][col], 0.0)):
+                    ax.scatter([x], [r.metrics[metric]], color=color, marker="D", s=40, zorder=3,
+                               label="isolated (mean of clients, held-out)")
+                continue
+            points, split = _curve_points(r)
+            splits.add(split)
+            axes[0][col].plot([p["x"] for p in points], [p["y"] for p in points], "o-", color=color, ms=3,
+                              label=f"{setting} ({split})")
+            if setting == "federated":
+                axes[1][col].plot([p["mib"] for p in points], [p["y"] for p in points], "o-", color=color, ms=3,
+                                  label=f"{setting} ({split})")
+            kept = _chosen(points, r.selection) if split == "validation" else None
+            if kept is not None:
+                axes[0][col].scatter([kept["x"]], [r.metrics[metric]], color=color, marker="*", s=90, zorder=4,
+                                     label=f"{setting}: held-out, kept checkpoint")
+        floor = (floors or {}).get(f"{model}/{dataset}") or {}
+        for ax in axes[:, col]:
+            if "calibrated" in floor:
+                ax.axhline(floor["calibrated"], color=SETTING_COLORS["zeroshot"], ls="--", lw=1, label="zero-shot (calibrated)")
+            if "majority_class" in floor:
+                ax.axhline(floor["majority_class"], color="0.5", ls="-.", lw=1, label="majority class")
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=6)
+        title = f"{model} · {dataset} · {method}"
+        axes[0][col].set(xlabel="examples seen (all clients)", title=title,
+                         ylabel=f"{metric} ({' / '.join(sorted(splits)) or 'held-out'})")
+        axes[1][col].set(xlabel="MiB sent (federated adapters, both ways)", ylabel=metric, title=title)
+    fig.tight_layout()
+    return _save(fig, save)

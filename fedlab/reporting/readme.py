@@ -1,5 +1,7 @@
-"""The README's generated blocks: ``<!-- begin:NAME -->...<!-- end:NAME -->`` replaced by fresh
-tables made from result files, benchmark files, the backbone registry and the package layout."""
+"""The generated blocks of README.md and the docs pages: ``<!-- begin:NAME -->...<!-- end:NAME -->``
+replaced by fresh tables made from result files, benchmark files, the backbone registry and the package
+layout. The README holds the short ones (the headline answer, backbones, layout); the long tables live
+in ``docs/*.md``, which the README links."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from pathlib import Path
 from fedlab import paths
 from fedlab.experiment.profiles import load_profile
 
-from .claims import answer_markdown, check_claims, claims_markdown
+from .claims import answer_markdown, check_claims, claims_markdown, headline_markdown
 from .curves import curves_markdown
 from .frames import result_for, results_frame
 from .verdicts import floors_markdown, profile_verdicts, verdict_markdown
@@ -62,6 +64,7 @@ BLOCKS = {
     "results-verdicts": lambda: verdict_markdown(_verdicts()),
     "results-claims": lambda: claims_markdown(check_claims(_verdicts())),
     "results-answer": lambda: answer_markdown(_verdicts()),
+    "results-headline": lambda: headline_markdown(_verdicts(), profile=README_PROFILE),
     "zeroshot": zeroshot_table,
     "reference_curves": lambda: curves_markdown(load_profile("reference")),
     "bench-evaluators": bench_evaluators_table,
@@ -76,17 +79,24 @@ BLOCKS = {
 }
 
 
-def update_readme(path: Path | None = None, names=None) -> list[str]:
-    """Replace each ``<!-- begin:NAME -->...<!-- end:NAME -->`` block (of ``names``, default all) with a fresh table."""
-    path = Path(path or paths.readme())
-    text = path.read_text()
+def update_readme(path: Path | list[Path] | None = None, names=None) -> list[str]:
+    """Replace each ``<!-- begin:NAME -->...<!-- end:NAME -->`` block (of ``names``, default all) with a
+    fresh table, in ``path`` (one file or several; default README.md and every ``docs/*.md`` page).
+    Each block is made once, however many pages show it; the names of the blocks found are returned."""
+    pages = [Path(p) for p in ([path] if isinstance(path, (str, Path)) else path)] if path else paths.markdown_pages()
+    texts = {page: page.read_text() for page in pages}
     done = []
     for name, make in BLOCKS.items():
         if names is not None and name not in names:
             continue
         pattern = re.compile(rf"(<!-- begin:{name} -->\n)(?:.*?\n)?(<!-- end:{name} -->)", re.S)
-        if pattern.search(text):
-            text = pattern.sub(lambda m: m.group(1) + make() + "\n" + m.group(2), text)
+        hits = [page for page, text in texts.items() if pattern.search(text)]
+        if hits:
+            block = make()
+            for page in hits:
+                texts[page] = pattern.sub(lambda m: m.group(1) + block + "\n" + m.group(2), texts[page])
             done.append(name)
-    path.write_text(text)
+    for page, text in texts.items():
+        if page.read_text() != text:
+            page.write_text(text)
     return done

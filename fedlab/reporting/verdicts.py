@@ -22,7 +22,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import ttest_ind
 
 from fedlab import paths
 from fedlab.core import stats
@@ -271,12 +270,10 @@ def cost_comparison(runs_a: list[RunResult], runs_b: list[RunResult]) -> dict:
                 why += f", {entry['excluded_other_cpu']} made on another CPU left out"
             entry["verdict"] = f"undecided (needs >= {MIN_REPEATS} repeats per side, has {min(len(va), len(vb))}{why})"
         else:
-            test = ttest_ind(va, vb, equal_var=False)
-            ci = test.confidence_interval(0.95)
-            entry.update(p=float(test.pvalue), difference=float(np.mean(va) - np.mean(vb)),
-                         difference_ci=[float(ci.low), float(ci.high)], test="Welch t-test on the repeats")
-            entry["verdict"] = ("no detectable difference" if test.pvalue >= 0.05 else
-                                "lower" if np.mean(va) < np.mean(vb) else "higher")
+            entry.update(stats.welch(va, vb))
+            entry["verdict"] = ("equal" if entry["difference_ci"] == [0.0, 0.0] else
+                                "no detectable difference" if entry["p"] >= 0.05 else
+                                "lower" if entry["difference"] < 0 else "higher")
         out[name] = entry
     return out
 

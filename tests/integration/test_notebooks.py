@@ -4,6 +4,7 @@ import json
 
 from fedlab.experiment.profiles import load_profile
 from fedlab.experiment.profiles import AGGREGATION_STRATEGIES, DP_NOISES
+from fedlab.reporting.reports_index import stderr_outputs
 from fedlab.study import executions, profile_domains, reproduce
 
 
@@ -30,7 +31,10 @@ def test_make_reproduce_executes_every_notebook_in_the_smoke_profile(tmp_path, m
                 assert {"energy", "communication", "budget", "partition"} <= set(data)
             n_results += 1
     assert n_results == len(profile.grid["datasets"]) * (1 + 3 * 3) + len(AGGREGATION_STRATEGIES) - 1 + len(DP_NOISES)
-    for name in ("smoke_baselines", "smoke_energy_bytes", "smoke_energy_phases", "data_label_balance",
-                 "partitions_fpb", "smoke_fpb_tiny-random_lora_curves", "smoke_medqa_tiny-random_ia3_per_client",
+    noise = stderr_outputs(tmp_path / "reports")
+    assert not noise, f"{len(noise)} stderr outputs in the rendered reports, e.g. {noise[:5]}"
+    assert "Figures (" in index.read_text() and "smoke_forest.png" in index.read_text()
+    for name in ("smoke_baselines", "smoke_energy_bytes", "smoke_energy_phases", "smoke_cost_frontier", "data_label_balance",
+                 "partitions_fpb", "smoke_finance_lora_curves", "smoke_medqa_tiny-random_ia3_per_client",
                  "smoke_fpb_lora_accuracy_vs_epsilon"):
         assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 5_000, name

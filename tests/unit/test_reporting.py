@@ -338,3 +338,145 @@ def test_the_forest_plot_draws_each_effect_with_its_ci_and_margin():
     assert [(round(float(s[0][0]), 3), round(float(s[1][0]), 3)) for s in iso_bars] == [(0.1, 0.2)]
     assert "gemma3-270m · fiqa_sa · lora" in [t.get_text() for t in ax_cen.get_yticklabels()]
     assert figures.forest({"comparisons": []}) is None
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor of a markdown heading."""
+    import re
+    text = heading.strip().lower()
+    text = re.sub(r"[^\w\- ]", "", text)
+    return text.replace(" ", "-")
+
+
+def test_readme_is_short_and_every_page_link_resolves():
+    """#20: a README a newcomer finishes (<= 300 lines); README and docs pages link only to files and
+    headings that exist."""
+    import re
+    pages = [REPO / "README.md"] + sorted((REPO / "docs").glob("*.md"))
+    assert len(pages) >= 5
+    assert len((REPO / "README.md").read_text().splitlines()) <= 300
+    for page in pages:
+        text = page.read_text()
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if target.startswith(("http://", "https://")):
+                continue
+            file, _, anchor = target.partition("#")
+            dest = (page.parent / file).resolve() if file else page
+            assert dest.exists(), f"{page.name}: link to missing {target}"
+            if anchor and dest.suffix == ".md":
+                headings = {_anchor(h) for h in re.findall(r"^#+ (.+)$", dest.read_text(), re.M)}
+                assert anchor in headings, f"{page.name}: no heading #{anchor} in {dest.name}"
+
+
+def test_every_generated_block_has_a_page():
+    text = "\n".join(p.read_text() for p in [REPO / "README.md"] + sorted((REPO / "docs").glob("*.md")))
+    for name in readme.BLOCKS:
+        assert f"<!-- begin:{name} -->" in text and f"<!-- end:{name} -->" in text, name
+
+
+def test_update_readme_fills_one_block_on_several_pages(tmp_path):
+    a, b = tmp_path / "a.md", tmp_path / "b.md"
+    for page in (a, b):
+        page.write_text("x\n<!-- begin:backbones -->\nOLD\n<!-- end:backbones -->\n")
+    assert readme.update_readme([a, b], names=["backbones"]) == ["backbones"]
+    assert a.read_text() == b.read_text() and "OLD" not in a.read_text()
+
+
+def _comparison(family, dataset, method, verdict, effect=0.0, collapsed=False, model="m"):
+    return {"family": family, "dataset": dataset, "method": method, "model": model, "verdict": verdict,
+            "effect": effect, "ci": [effect - 0.1, effect + 0.1], "margin": 0.03 if dataset == "fpb" else 0.05,
+            "federated_collapsed": collapsed, "n_seeds": 3}
+
+
+def test_headline_counts_the_verdicts_in_at_most_ten_sentences():
+    F = verdicts.FAMILIES
+    rows = [_comparison(F[0], "fpb", "lora", "not equivalent", -0.2, collapsed=True),
+            _comparison(F[0], "fpb", "ia3", "equivalent"),
+            _comparison(F[0], "fiqa_sa", "lora", "not equivalent", +0.1),
+            _comparison(F[0], "medqa", "lora", "inconclusive"),
+            _comparison(F[1], "fpb", "lora", "better"), _comparison(F[1], "fiqa_sa", "lora", "not better"),
+            _comparison(F[3], "fpb", "ia3", "inferior"), _comparison(F[3], "fiqa_sa", "ia3", "non-inferior"),
+            _comparison(F[3], "fpb", "qlora", "inconclusive")]
+    sentences = claims.headline_sentences({"comparisons": rows}, profile="p")
+    assert len(sentences) <= 10
+    finance = next(s for s in sentences if s.startswith("**Finance**"))
+    assert "(3 cells)" in finance and "in 1, not equivalent in 2 (federated lower in 1 of them)" in finance
+    assert "fiqa_sa ±0.05, fpb ±0.03" in finance
+    assert any("1 of 3 of these" in s or "in 1 of these 3 cells" in s for s in sentences)
+    assert any(s.startswith("Federated beat") and "in 1 of 2 finance cells" in s for s in sentences)
+    cheap = next(s for s in sentences if "non-inferior to LoRA" in s and "IA3" in s)
+    assert "IA3 was non-inferior to LoRA in 1 of 2 cells, inferior in 1" in cheap and "QLoRA" in cheap
+    assert any(s.startswith("**Healthcare** (1 cells)") and "inconclusive in 1" in s for s in sentences)
+    committed = json_load(REPO / "results" / "verdicts" / "quick.json")
+    assert 0 < len(claims.headline_sentences(committed, "quick")) <= 10
+
+
+def json_load(path):
+    import json
+    return json.loads(Path(path).read_text())
+
+
+def test_cost_frontier_points_and_pareto_front(fixture_results, tmp_path):
+    df = frames.results_frame(SMOKE)
+    points = figures.frontier_points(df)
+    fed = {p["method"]: p for p in points if p["setting"] == "federated"}
+    assert fed["lora"]["wh"] == pytest.approx(2.0) and fed["qlora"]["wh"] == pytest.approx(1.0)
+    row = df[(df["setting"] == "federated") & (df["method"] == "lora")].iloc[0]
+    assert fed["lora"]["mib"] == pytest.approx(10_000 / 2**20)
+    # one seed: its bootstrap CI where the result has one, else the value itself
+    want = (row["score_lo"], row["score_hi"]) if row["score_lo"] is not None else (fed["lora"]["score"],) * 2
+    assert fed["lora"]["score_ci"] == want
+    assert all(p["setting"] != "zeroshot" for p in points)
+    # qlora: same score, half the energy -> lora is dominated on energy
+    front = figures.pareto(list(fed.values()), "wh")
+    assert [p["method"] for p in front] == ["qlora"]
+    # a point that is better on the score stays on the front even when it costs more
+    richer = dict(fed["lora"], score=0.9)
+    assert [p["method"] for p in figures.pareto([fed["qlora"], richer], "wh")] == ["qlora", "lora"]
+    fig = figures.cost_frontier(df, save="t_frontier")
+    assert (tmp_path / "figures" / "t_frontier.png").stat().st_size > 5_000
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    assert titles and all("smollm2" in t or "tiny" in t for t in titles) and all("fpb" in t for t in titles)
+
+
+def test_shared_curves_put_every_setting_on_examples_seen(fixture_results, tmp_path):
+    cells = {}
+    for method in ("lora",):
+        cell = {s: frames.result_for(SMOKE.config("fpb", s, method)) for s in ("federated", "centralized", "isolated")}
+        cell["zeroshot"] = frames.result_for(SMOKE.zeroshot("fpb"))
+        cells[(SMOKE.models[0], "fpb")] = cell
+    floors = {verdicts.floor_key(SMOKE.models[0], "fpb"): {"calibrated": 0.33, "majority_class": 0.25}}
+    fig = figures.shared_curves(cells, floors=floors, save="t_shared")
+    assert (tmp_path / "figures" / "t_shared.png").stat().st_size > 5_000
+    top, bottom = fig.axes[0], fig.axes[1]
+    assert SMOKE.models[0] in top.get_title() and "fpb" in top.get_title() and "lora" in top.get_title()
+    assert top.get_xlabel().startswith("examples seen") and bottom.get_xlabel().startswith("MiB sent")
+    floors_drawn = sorted(round(l.get_ydata()[0], 2) for l in top.lines if l.get_linestyle() in ("--", "-."))
+    assert floors_drawn == [0.25, 0.33]
+    # the fixture's curves are held-out per round: federated and centralized each draw two checkpoints
+    curves = [l for l in top.lines if l.get_linestyle() == "-"]
+    assert len(curves) == 2 and all(len(l.get_xdata()) == 2 for l in curves)
+
+
+def test_reports_index_lists_every_report_and_figure(tmp_path, monkeypatch):
+    import nbformat
+    from nbformat.v4 import new_markdown_cell, new_notebook
+    from fedlab.reporting.reports_index import write_index
+    monkeypatch.setenv("FEDLAB_FIGURES_DIR", str(tmp_path / "figures"))
+    out = tmp_path / "reports"
+    out.mkdir()
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "p_forest.png").write_bytes(b"png")
+    (tmp_path / "figures" / "other_forest.png").write_bytes(b"png")
+    for stem, title in (("00_data", "00 · The benchmarks"), ("02_peft_finance_lora", "02 · One PEFT method")):
+        book = new_notebook(cells=[new_markdown_cell(f"badge\n\n# {title}\n\ntext")])
+        book.metadata["papermill"] = {"parameters": {"PROFILE": "p", "DOMAIN": "finance", "FORCE": False}}
+        nbformat.write(book, out / f"{stem}.ipynb")
+        (out / f"{stem}.html").write_text("<html></html>")
+    page = write_index(out, "p", {"00_data": 12.0}).read_text()
+    assert page.count("<li>") == 2 and "00 · The benchmarks" in page and "02 · One PEFT method" in page
+    assert "DOMAIN=finance" in page and "FORCE" not in page and "12 s" in page
+    assert "../figures/p_forest.png" in page and "other_forest" not in page

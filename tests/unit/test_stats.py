@@ -121,3 +121,26 @@ def test_seed_spread_gives_the_seeds_the_margin_needs():
     assert s["differences"] == pytest.approx([0.0, -0.1, -0.2])
     assert s["sd"] == pytest.approx(0.1) and s["seeds_needed"] == 16  # (2 x 0.1 / 0.05)^2
     assert seed_spread(golds, a[:1], right[None], 2, "accuracy", 0.05) is None
+
+
+def test_welch_handles_repeats_without_spread_and_large_nearly_equal_readings():
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scipy's "Precision loss" warning would fail the test
+        same = stats.welch([512.0] * 3, [512.0] * 3)
+        apart = stats.welch([512.0] * 3, [600.0] * 3)
+        near = stats.welch([1e6 + 0.1, 1e6 + 0.2, 1e6 + 0.3], [1e6 + 0.2, 1e6 + 0.3, 1e6 + 0.4])
+        one_side = stats.welch([2100.0, 2100.0, 2100.0], [2090.0, 2095.0, 2097.0])
+    assert same["p"] == 1.0 and same["difference_ci"] == [0.0, 0.0] and same["test"].startswith("exact")
+    assert apart["p"] == 0.0 and apart["difference"] == -88.0
+    # large, nearly equal readings: the same test as on the small numbers, as scipy computes it
+    small = stats.welch([0.1, 0.2, 0.3], [0.2, 0.3, 0.4])
+    assert abs(near["p"] - small["p"]) < 1e-6 and abs(near["difference"] + 0.1) < 1e-6
+    from scipy.stats import ttest_ind
+    assert abs(small["p"] - ttest_ind([0.1, 0.2, 0.3], [0.2, 0.3, 0.4], equal_var=False).pvalue) < 1e-9
+    # one side without spread: Welch's df fall to the other side's n - 1
+    from scipy.stats import t as student_t
+    b = np.array([2090.0, 2095.0, 2097.0])
+    t_stat = (2100.0 - b.mean()) / (b.std(ddof=1) / np.sqrt(3))
+    assert one_side["test"].startswith("Welch") and one_side["difference"] == 2100.0 - b.mean()
+    assert abs(one_side["p"] - 2 * student_t.sf(t_stat, df=2)) < 1e-9
