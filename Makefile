@@ -11,9 +11,11 @@ STAMP   := $(VENV)/.fedlab-installed
 PROFILE ?= quick
 FORCE   ?= 0
 
-# Offline by default: nothing is fetched from the Hugging Face hub, no Flower telemetry.
-export HF_HUB_OFFLINE ?= 1
-export HF_DATASETS_OFFLINE ?= 1
+# Offline by default: nothing is fetched from the Hugging Face hub, no Flower telemetry. The hub profile
+# (paper) turns hub access on for itself only; HF_HUB_OFFLINE=... on the command line overrides either.
+HUB_PROFILES := paper
+export HF_HUB_OFFLINE ?= $(if $(filter $(HUB_PROFILES),$(PROFILE)),0,1)
+export HF_DATASETS_OFFLINE ?= $(if $(filter $(HUB_PROFILES),$(PROFILE)),0,1)
 export FLWR_TELEMETRY_ENABLED ?= 0
 export TOKENIZERS_PARALLELISM ?= false
 # Original benchmark files: data/raw/ if you put them there, else the shared folder beside the clone.
@@ -24,7 +26,7 @@ TORCH_PIN := $(shell grep -E '^torch==' requirements.txt)
 # (empty: PyPI's default build; on a machine without a GPU the CPU wheel). See README: GPUs and hub models.
 TORCH_INDEX ?=
 
-.PHONY: help setup test test-unit lint smoke reproduce figures zeroshot bench deploy-local lab clean
+.PHONY: help setup test test-unit lint smoke reproduce figures zeroshot bench gpu-check deploy-local lab clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -78,6 +80,10 @@ smoke: ## the whole study on the tiny model in minutes (same as make reproduce P
 
 figures: $(STAMP) ## remake figures and the README tables from existing results only (no training)
 	$(BIN)/fedlab figures --profile $(PROFILE)
+
+GPU_CHECK_ARGS ?=
+gpu-check: $(STAMP) ## the GPU readiness check (minutes; on a CPU too) -> bench/results/gpu_check.json (gpu_check_cpu.json on a CPU)
+	$(BIN)/python bench/gpu_check.py $(GPU_CHECK_ARGS)
 
 deploy-local: $(STAMP) ## a federated run on Flower's Deployment Engine: SuperLink + one SuperNode per client on 127.0.0.1 (TLS=1 for TLS)
 	$(BIN)/fedlab deploy --profile $(if $(filter quick reference,$(PROFILE)),smoke,$(PROFILE)) --dataset $(or $(DATASET),fpb) --method $(or $(METHOD),lora) $(if $(filter 1,$(TLS)),--tls,) $(if $(filter 1,$(FORCE)),--force,)

@@ -1,26 +1,24 @@
-"""GPU readiness check (#21): what fedlab's GPU path does on a real GPU, in a few minutes.
+"""GPU readiness check (#21): what fedlab's GPU path does on a real GPU, within a few minutes.
 
-Needs only torch, transformers, peft and accelerate (no Flower, Ray, bitsandbytes, datasets or
-network): the model is SmolLM2-135M's architecture built from its config with random weights, the
-tokenizer a word-level one built in code, the data synthetic sentiment rows. It measures, on the
-machine it runs on:
+Needs only torch, transformers and peft (bitsandbytes optional; no Flower, Ray, datasets, scikit-learn
+or network): SmolLM2-135M- and Gemma-3-270M-shaped models built from their configs (random weights,
+the real vocabulary sizes), saved to a temporary folder and loaded back through fedlab's own
+``load_model`` / ``load_for_method`` (so device placement is fedlab's), a word-level tokenizer built
+in code, synthetic sentiment rows. For each backbone x method (LoRA, IA3, and QLoRA where
+bitsandbytes is installed and a GPU is present): a few training steps (bf16 autocast on a GPU with bf16,
+and on a CPU with native bf16; fp32 otherwise) and one batched evaluation, asserting that every
+parameter and every batch was on the device and that the memory was given back after the run
+(allocated GPU memory back to where it started, and a weak reference to the model dead). Records
+training tokens/s, evaluation rows/s, peak GPU memory (allocated and reserved) and host RSS.
 
-* placement: the model, its LoRA adapter and the training step on the GPU; ``device_kind``;
-* training in fp32, under bf16 autocast and in fp16 (fp16 weights + fp16 autocast, loss-scaled by
-  ``torch.amp.GradScaler``): seconds per step, losses finite, the steps the scaler skipped;
-* per-run GPU memory (``CudaPeak``: peak allocated and reserved) of LoRA vs IA3;
-* memory hygiene: after a run's model is dropped and ``free_accelerator_memory`` ran, a weak
-  reference to it is dead and the allocated memory is back where it started;
-* the ServerApp's cap (``gpu_memory_cap``): an allocation above the share fails, below it succeeds;
-* packing: two "clients" training at once in two processes on one GPU vs one after the other (the
-  time ``client_gpus: 0.5`` saves for a model this small);
-* QLoRA where bitsandbytes is installed (else recorded as skipped, with why).
+On a GPU it also measures fp16 weights with fp16 autocast (loss-scaled), the ServerApp's memory cap
+(``gpu_memory_cap``) and packing (two clients training at once in two processes vs one after the other).
+On a CPU (``--device cpu``; ``--small`` for 2-layer stand-ins) the same code runs and the GPU-only parts
+say skipped: the unit tests and ``make gpu-check`` in CI use that. Writes ``gpu_check.json`` (on a GPU) or
+``gpu_check_cpu.json`` (on a CPU) to ``$OUT`` when it is set (the device tool), else to ``bench/results/``;
+exits non-zero when a check fails.
 
-On a CPU (``--device cpu``) the same code runs, the GPU-only parts recorded as skipped: the unit
-tests use that. Writes ``$OUT/gpu_check.json`` when ``OUT`` is set (the device tool), else
-``bench/results/gpu_check.json``.
-
-    python bench/gpu_check.py [--device cuda|cpu] [--steps 20] [--small]
+    python bench/gpu_check.py [--device cuda|cpu] [--steps 8] [--small] [--no-packing]
 """
 
 from __future__ import annotations
@@ -32,6 +30,7 @@ import multiprocessing as mp
 import os
 import platform
 import sys
+import tempfile
 import time
 import weakref
 from dataclasses import dataclass
@@ -42,25 +41,35 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from fedlab.core.memory import CudaPeak, free_accelerator_memory, gpu_memory_cap  # noqa: E402
-from fedlab.core.models import resolve_device_kind  # noqa: E402
-from fedlab.core.train import train_local  # noqa: E402
+from fedlab.core.memory import CudaPeak, PeakRSS, free_accelerator_memory, gpu_memory_cap  # noqa: E402
+from fedlab.core.models import cpu_supports_bf16, load_model, resolve_device_kind  # noqa: E402
+from fedlab.core.peft_methods import load_for_method  # noqa: E402
+from fedlab.core.prompts import encode, user_text  # noqa: E402
+from fedlab.core.train import collate, train_local  # noqa: E402
 
 WORDS = ("profits rose fell sharply steady guidance cut raised outlook weak strong quarter revenue loss "
          "margin shares dividend demand costs growth flat results beat missed forecast").split()
 LABELS = ("negative", "neutral", "positive")
-#: SmolLM2-135M's shapes (its config), and a small stand-in for the CPU self-test
-SMOLLM2 = dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
-               num_key_value_heads=3, max_position_embeddings=2048, rope_theta=100000.0, tie_word_embeddings=True)
-SMALL = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-             num_key_value_heads=2, max_position_embeddings=256, tie_word_embeddings=True)
 CHAT = ("{% for m in messages %}<|{{ m['role'] }}|> {{ m['content'] }} <|end|> {% endfor %}"
         "{% if add_generation_prompt %}<|assistant|> {% endif %}")
+#: the two offline backbones' shapes (their configs), and 2-layer stand-ins for the CPU self-test
+BACKBONES = {
+    "smollm2-135m": ("llama", dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
+                                   num_key_value_heads=3, max_position_embeddings=2048, rope_theta=100000.0,
+                                   tie_word_embeddings=True, vocab_size=49152)),
+    "gemma3-270m": ("gemma3", dict(hidden_size=640, intermediate_size=2048, num_hidden_layers=18, num_attention_heads=4,
+                                   num_key_value_heads=1, head_dim=256, max_position_embeddings=32768, sliding_window=512,
+                                   query_pre_attn_scalar=256, tie_word_embeddings=True, vocab_size=262144)),
+}
+SMALL = {"smollm2-135m": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                              num_key_value_heads=2, vocab_size=49152),
+         "gemma3-270m": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+                             num_key_value_heads=1, head_dim=32, sliding_window=64, vocab_size=262144)}
 
 
 @dataclass(frozen=True)
 class Row:
-    """The attributes of a fedlab Record that training reads."""
+    """The attributes of a fedlab Record that training and evaluation read."""
     text: str
     options: tuple
     label: int
@@ -73,11 +82,9 @@ def tokenizer():
     from transformers import PreTrainedTokenizerFast
 
     specials = ["<pad>", "<unk>", "<s>", "<|end|>", "<|user|>", "<|system|>", "<|assistant|>"]
-    from fedlab.core.prompts import user_text  # the instruction words of the real prompt
     probe = user_text(Row("x", LABELS, 0))
-    vocab_words = sorted(set(WORDS) | set(LABELS) | set(probe.replace("\n", " ").split()))
-    vocab = {w: i for i, w in enumerate(specials + vocab_words)}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    words = sorted(set(WORDS) | set(LABELS) | set(probe.replace("\n", " ").split()))
+    tok = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(specials + words)}, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>", bos_token="<s>",
                                    eos_token="<|end|>")
@@ -93,75 +100,132 @@ def rows(n: int, seed: int = 0) -> list[Row]:
             for _ in range(n)]
 
 
-def build(tok, shapes: dict, method: str, device: str, dtype=torch.float32):
-    """The backbone from its config (random weights, seeded) with a fedlab PEFT adapter, on ``device``."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+def write_backbone(name: str, small: bool, tok, folder: Path) -> Path:
+    """The backbone's architecture from its config, random weights (seeded), saved with the tokenizer."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig, LlamaConfig, LlamaForCausalLM
 
-    from fedlab.core.peft_methods import build_peft_model
-
-    config = LlamaConfig(vocab_size=len(tok), bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                         pad_token_id=tok.pad_token_id, **shapes)
+    family, shapes = BACKBONES[name]
+    shapes = dict(shapes, **(SMALL[name] if small else {}))
+    ids = dict(bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    config = (LlamaConfig if family == "llama" else Gemma3TextConfig)(**shapes, **ids)
     torch.manual_seed(0)
-    base = LlamaForCausalLM(config).to(device=device, dtype=dtype)
-    return build_peft_model(base, method)
+    model = (LlamaForCausalLM if family == "llama" else Gemma3ForCausalLM)(config)
+    out = folder / name
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    del model
+    return out
 
 
-def train(model, tok, data, steps: int, autocast=None) -> dict:
-    sync = torch.cuda.synchronize if torch.cuda.is_available() and next(model.parameters()).is_cuda else (lambda: None)
-    sync()
+class DeviceSpy:
+    """A forward pre-hook on the model: the devices of every batch it was called with."""
+
+    def __init__(self, model):
+        self.devices: set[str] = set()
+        self.calls = 0
+        self._handle = model.register_forward_pre_hook(self._hook, with_kwargs=True)
+
+    def _hook(self, module, args, kwargs):
+        for x in list(args) + list(kwargs.values()):
+            if isinstance(x, torch.Tensor):
+                self.devices.add(x.device.type)
+        self.calls += 1
+
+    def remove(self):
+        self._handle.remove()
+
+
+def _sync(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def evaluate_batch(model, tok, data, device) -> dict:
+    """One batched evaluation: the log-probability of each option's first token after the prompt."""
+    enc = [encode(r, tok, 128, "") for r in data]
+    ids, mask, _ = collate([(e.prompt_ids, [-100] * len(e.prompt_ids)) for e in enc], tok.pad_token_id)
     t0 = time.perf_counter()
-    with CudaPeak() as gpu:
-        stats = train_local(model, tok, data, steps=steps, batch_size=8, lr=1e-3, max_length=128, system_prompt="",
-                            autocast=autocast)
-        sync()
-    return {"seconds_per_step": round((time.perf_counter() - t0) / steps, 4), "first_loss": stats.losses[0],
-            "last_loss": stats.losses[-1], "losses_finite": all(x == x and abs(x) != float("inf") for x in stats.losses),
-            "loss_scaling": stats.loss_scaling, "gpu": gpu.result,
-            "device": str(next(model.parameters()).device)}
+    with torch.inference_mode():
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, -1].float()
+    _sync(device)
+    first = [e.option_ids[j][0] for j in range(len(enc[0].option_ids)) for e in enc[:1]]
+    preds = logits[:, first].argmax(-1).tolist()
+    return {"rows": len(data), "rows_per_s": round(len(data) / (time.perf_counter() - t0), 1),
+            "accuracy": sum(p == r.label for p, r in zip(preds, data)) / len(data)}
+
+
+def one_run(folder: Path, method: str, device: str, steps: int, autocast: str | None, dtype: str) -> dict:
+    """Load through fedlab, train a few steps, score one batch; check placement and that memory comes back."""
+    before = torch.cuda.memory_allocated() if device == "cuda" else None
+    data = rows(8 * steps + 32)
+    with PeakRSS() as rss, CudaPeak() as gpu:
+        model, tok, info = load_for_method(str(folder), method, dtype)
+        spy = DeviceSpy(model)
+        params = {p.device.type for p in model.parameters()}
+        _sync(device)
+        t0 = time.perf_counter()
+        stats = train_local(model, tok, data[:8 * steps], steps=steps, batch_size=8, lr=1e-3, max_length=128,
+                            system_prompt="", autocast=autocast)
+        _sync(device)
+        train_s = time.perf_counter() - t0
+        evaluation = evaluate_batch(model, tok, data[-32:], device)
+        spy.remove()
+    batches, calls = sorted(spy.devices), spy.calls
+    ref = weakref.ref(model)
+    del model, spy
+    free_accelerator_memory()
+    after = torch.cuda.memory_allocated() if device == "cuda" else None
+    out = {"method": method, "dtype": dtype, "autocast": autocast, "device_of_parameters": sorted(params),
+           "device_of_batches": batches, "forward_calls": calls,
+           "train_tokens_per_s": round(stats.tokens / train_s, 1), "seconds_per_step": round(train_s / steps, 4),
+           "losses_finite": all(x == x and abs(x) != float("inf") for x in stats.losses),
+           "loss_scaling": stats.loss_scaling, "eval": evaluation, "gpu": gpu.result, "host_rss_peak_mb": rss.peak_mb,
+           "trainable_parameters": info["trainable_parameters"], "model_freed": ref() is None,
+           "allocated_mb_before": _mb(before), "allocated_mb_after": _mb(after),
+           "memory_released": (after <= before + 2**20) if device == "cuda" else ref() is None}
+    return out
+
+
+def _checked(run: dict, device: str) -> list[str]:
+    """What went wrong in one run (empty: every check passed)."""
+    bad = []
+    if run["device_of_parameters"] != [device]:
+        bad.append(f"parameters on {run['device_of_parameters']}, not {device}")
+    if run["device_of_batches"] != [device]:
+        bad.append(f"batches on {run['device_of_batches']}, not {device}")
+    if not run["losses_finite"]:
+        bad.append("a loss was NaN or infinite")
+    if not run["memory_released"]:
+        bad.append("memory was not released after the run")
+    return bad
 
 
 def _client(args):
     """One 'client' process: train on the GPU under a memory share, return its wall time."""
-    shapes, steps, share = args
+    folder, steps, share = args
     if share:
         torch.cuda.set_per_process_memory_fraction(share, 0)
-    tok = tokenizer()
-    model = build(tok, shapes, "lora", "cuda")
+    model, tok, _ = load_for_method(str(folder), "lora", "fp32")
     t0 = time.perf_counter()
-    train(model, tok, rows(64, seed=1), steps)
+    train_local(model, tok, rows(8 * steps, seed=1), steps=steps, batch_size=8, lr=1e-3, max_length=128, system_prompt="")
+    torch.cuda.synchronize()
     return time.perf_counter() - t0
 
 
-def packing(shapes: dict, steps: int) -> dict:
+def packing(folder: Path, steps: int) -> dict:
     """Two clients one after the other (one process each) vs side by side on one GPU (share 0.5 each)."""
     ctx = mp.get_context("spawn")
     t0 = time.perf_counter()
     with ctx.Pool(1) as pool:
-        serial_each = pool.map(_client, [(shapes, steps, None)] * 2)
+        serial_each = pool.map(_client, [(folder, steps, None)] * 2)
     serial = time.perf_counter() - t0
     t0 = time.perf_counter()
     with ctx.Pool(2) as pool:
-        parallel_each = pool.map(_client, [(shapes, steps, 0.5)] * 2)
+        parallel_each = pool.map(_client, [(folder, steps, 0.5)] * 2)
     parallel = time.perf_counter() - t0
     return {"serial_s": round(serial, 2), "parallel_s": round(parallel, 2), "speedup": round(serial / parallel, 2),
             "train_s_each_serial": [round(x, 2) for x in serial_each],
             "train_s_each_parallel": [round(x, 2) for x in parallel_each]}
-
-
-def hygiene(tok, shapes: dict, device: str, steps: int) -> dict:
-    """A model dropped after its run is collected and its GPU memory given back."""
-    before = torch.cuda.memory_allocated() if device == "cuda" else None
-    model = build(tok, shapes, "lora", device)
-    train(model, tok, rows(32), max(1, steps // 4))
-    ref = weakref.ref(model)
-    during = torch.cuda.memory_allocated() if device == "cuda" else None
-    del model
-    free_accelerator_memory()
-    gc.collect()
-    after = torch.cuda.memory_allocated() if device == "cuda" else None
-    return {"model_collected": ref() is None, "allocated_mb_before": _mb(before), "allocated_mb_during": _mb(during),
-            "allocated_mb_after": _mb(after),
-            "memory_returned": None if before is None else after <= before + 1 * 2**20}
 
 
 def cap(device: str) -> dict:
@@ -193,51 +257,52 @@ def _mb(x):
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=("cuda", "cpu"))
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--small", action="store_true", help="a 2-layer stand-in instead of SmolLM2-135M's shapes")
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--small", action="store_true", help="2-layer stand-ins instead of the real shapes")
     parser.add_argument("--no-packing", action="store_true", help="skip the two-process packing measurement")
     args = parser.parse_args(argv)
-    shapes = SMALL if args.small else SMOLLM2
     dev = args.device
-    tok = tokenizer()
-    data = rows(256)
-    t_start = time.perf_counter()
-    out = {"torch": torch.__version__, "torch_cuda": torch.version.cuda, "python": platform.python_version(),
-           "device": dev, "gpu": torch.cuda.get_device_name(0) if dev == "cuda" else None,
-           "device_kind": resolve_device_kind(), "shapes": "smollm2-135m" if not args.small else "small",
-           "steps": args.steps, "runs": {}}
-    for method in ("lora", "ia3"):
-        model = build(tok, shapes, method, dev)
-        out["runs"][f"{method}_fp32"] = train(model, tok, data, args.steps)
-        del model
-        free_accelerator_memory()
-    if dev == "cuda":
-        if torch.cuda.is_bf16_supported():
-            model = build(tok, shapes, "lora", dev)
-            out["runs"]["lora_bf16_autocast"] = train(model, tok, data, args.steps, autocast="bf16")
-            del model
-            free_accelerator_memory()
-        model = build(tok, shapes, "lora", dev, dtype=torch.float16)
-        out["runs"]["lora_fp16_weights_fp16_autocast"] = train(model, tok, data, args.steps, autocast="fp16")
-        del model
-        free_accelerator_memory()
-    else:
-        out["runs"]["fp16_and_bf16"] = {"skipped": "no CUDA"}
+    if dev == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda, but torch sees no GPU (python -m fedlab.core.accelerator says why)")
+    bf16 = torch.cuda.is_bf16_supported() if dev == "cuda" else cpu_supports_bf16()
+    autocast = "bf16" if bf16 else None
     try:
         import bitsandbytes  # noqa: F401
-        out["qlora"] = {"skipped": "bitsandbytes present but QLoRA needs a hub/registry backbone here: see tests"}
+        qlora = dev == "cuda"
+        qlora_why = None if qlora else "QLoRA's 4-bit base needs a GPU"
     except ImportError:
-        out["qlora"] = {"skipped": "bitsandbytes is not installed on this machine"}
-    out["hygiene"] = hygiene(tok, shapes, dev, args.steps)
-    out["server_cap"] = cap(dev)
-    out["packing"] = packing(shapes, args.steps) if dev == "cuda" and not args.no_packing else {"skipped": "no CUDA" if dev != "cuda" else "--no-packing"}
+        qlora, qlora_why = False, "bitsandbytes is not installed on this machine"
+    t_start = time.perf_counter()
+    out = {"torch": torch.__version__, "torch_cuda": torch.version.cuda, "python": platform.python_version(),
+           "machine": platform.processor() or platform.machine(), "device": dev,
+           "gpu": torch.cuda.get_device_name(0) if dev == "cuda" else None, "device_kind": resolve_device_kind(),
+           "shapes": "small stand-ins" if args.small else "real", "steps": args.steps,
+           "autocast": autocast, "qlora": {"run": qlora, "why_not": qlora_why}, "runs": {}, "failures": []}
+    tok = tokenizer()
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in BACKBONES:
+            folder = write_backbone(name, args.small, tok, Path(tmp))
+            for method in ("lora", "ia3") + (("qlora",) if qlora else ()):
+                run = one_run(folder, method, dev, args.steps, autocast, "fp32")
+                out["runs"][f"{name}/{method}"] = run
+                out["failures"] += [f"{name}/{method}: {b}" for b in _checked(run, dev)]
+            if dev == "cuda":  # fp16 weights under fp16 autocast: the loss scaler's path
+                run = one_run(folder, "lora", dev, args.steps, "fp16", "fp16")
+                out["runs"][f"{name}/lora-fp16"] = run
+                out["failures"] += [f"{name}/lora-fp16: {b}" for b in _checked(run, dev)]
+        out["server_cap"] = cap(dev)
+        if out["server_cap"].get("refused_inside_cap") is False:
+            out["failures"].append("gpu_memory_cap let an allocation above its share through")
+        out["packing"] = (packing(Path(tmp) / "smollm2-135m", args.steps) if dev == "cuda" and not args.no_packing
+                          else {"skipped": "no CUDA" if dev != "cuda" else "--no-packing"})
     out["wall_s"] = round(time.perf_counter() - t_start, 1)
     folder = Path(os.environ["OUT"]) if os.environ.get("OUT") else ROOT / "bench" / "results"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "gpu_check.json").write_text(json.dumps(out, indent=2) + "\n")
+    name = "gpu_check.json" if dev == "cuda" else "gpu_check_cpu.json"  # a CPU self-test never stands for a GPU run
+    (folder / name).write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out, indent=2))
     return out
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(1 if main()["failures"] else 0)

@@ -470,6 +470,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"deployment: {result.deployment or 'cached'}  result: {result.path}")
         elif args.command == "grid":
             prof = load_profile(args.profile)
+            study.check_profile_hub(prof)
             models = _grid_subset("--only-models", args.only_models, prof.models, prof.name)
             datasets = _grid_subset("--only-datasets", args.only_datasets, prof.grid["datasets"], prof.name)
             methods = _grid_subset("--only-methods", args.only_methods, prof.grid["methods"], prof.name)

@@ -20,7 +20,7 @@ import papermill as pm
 from nbconvert import HTMLExporter
 
 from fedlab import fl, paths  # noqa: F401  (fl registers the federated executor with the runner)
-from fedlab.core.models import EMBEDDED, embedded_dir
+from fedlab.core.models import EMBEDDED, check_hub_access, embedded_dir
 from fedlab.core.progress import bar as progress_bar
 from fedlab.data import DATASETS, domains, register_user_data
 from fedlab.data.user import UserData
@@ -265,6 +265,13 @@ def executions(profile_name: str) -> list[tuple[str, dict, str]]:
     return runs
 
 
+def check_profile_hub(profile: str | Profile) -> list[str]:
+    """Before a profile's first run: its hub backbones (and hub datasets) can be reached from here,
+    gated ones with a token (:func:`fedlab.core.models.check_hub_access`); a no-op for offline profiles."""
+    profile = profile if isinstance(profile, Profile) else load_profile(profile)
+    return check_hub_access(profile.models, needs_hub_data=profile.defaults.get("source") == "hub")
+
+
 def plan(profile_name: str, *, force: bool = False) -> Plan:
     """Which runs of a profile ``reproduce`` reuses and which it trains, with a time estimate."""
     profile = load_profile(profile_name)
@@ -284,6 +291,7 @@ def reproduce(profile_name: str = "quick", *, force: bool = False, out: Path | N
     """
     out = Path(out or paths.reports_dir())
     out.mkdir(parents=True, exist_ok=True)
+    check_profile_hub(profile_name)
     exporter = HTMLExporter()
     done = []
     started = time.time()

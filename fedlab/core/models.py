@@ -25,7 +25,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import huggingface_hub
 from filelock import FileLock
+from huggingface_hub import errors as hub_errors
 
 from fedlab import paths
 from fedlab.errors import ModelError, did_you_mean
@@ -313,8 +315,9 @@ def hub_error(model_id: str, exc: BaseException) -> ModelError:
     """What to do when the hub would not give ``model_id``: offline switch on, a gated model without a
     token or an accepted licence, or a wrong id / no network."""
     text = f"{exc} {exc.__cause__ or ''}".lower()
-    gated = "gated" in text or "401" in text or "403" in text or type(exc.__cause__).__name__ == "GatedRepoError"
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
+    gated = ("gated" in text or "401" in text or "403" in text
+             or "GatedRepoError" in (type(exc).__name__, type(exc.__cause__).__name__))
+    if hub_offline():
         fix = ("HF_HUB_OFFLINE is set (the Makefile sets it by default): run with HF_HUB_OFFLINE=0 "
                "(e.g. make reproduce PROFILE=paper HF_HUB_OFFLINE=0 HF_DATASETS_OFFLINE=0) on a machine with network")
     elif gated:
@@ -324,6 +327,42 @@ def hub_error(model_id: str, exc: BaseException) -> ModelError:
         fix = "check the id and your network"
     return ModelError(f"Could not load {model_id!r} from the Hugging Face hub ({type(exc).__name__}). "
                       f"Fix: {fix}; or use the embedded offline model '{EMBEDDED}'.")
+
+
+def hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
+
+
+def check_hub_access(names, *, needs_hub_data: bool = False) -> list[str]:
+    """Before the first run of a profile: every hub backbone of ``names`` can be loaded from here.
+
+    Raises a ModelError naming the fix when hub access is switched off, when a gated model (Llama,
+    Mistral) is asked for without a token or without its licence accepted, or when an id does not
+    exist; returns the hub ids checked. Local backbones are not looked at; with ``needs_hub_data`` the
+    offline switch is refused even when every backbone is local (the profile reads hub datasets)."""
+    hub = [b.path for b in (resolve(n) for n in dict.fromkeys(names)) if b.kind == "hub"]
+    if not hub and not needs_hub_data:
+        return []
+    if hub_offline():
+        what = f"hub backbones ({', '.join(hub)})" if hub else "hub datasets (source: hub)"
+        raise ModelError(f"This profile needs {what}, but HF_HUB_OFFLINE is set (the Makefile sets it for every "
+                         f"profile but paper). Fix: make reproduce PROFILE=paper, or run with HF_HUB_OFFLINE=0 "
+                         f"HF_DATASETS_OFFLINE=0 on a machine with network.")
+    api, token = huggingface_hub.HfApi(), huggingface_hub.get_token()
+    for model_id in hub:
+        try:
+            info = api.model_info(model_id, token=token)
+        except hub_errors.GatedRepoError as exc:
+            raise hub_error(model_id, exc) from exc
+        except hub_errors.RepositoryNotFoundError as exc:
+            raise ModelError(f"{model_id!r} is not a model on the Hugging Face hub (or it is private and HF_TOKEN "
+                             f"cannot see it). Fix: check the id.") from exc
+        except OSError as exc:  # requests' ConnectionError is an OSError
+            raise ModelError(f"Cannot reach the Hugging Face hub for {model_id!r} ({type(exc).__name__}). "
+                             f"Fix: check the network, or use the offline backbones.") from exc
+        if getattr(info, "gated", False) and not token:
+            raise hub_error(model_id, OSError("gated repo, no token"))
+    return hub
 
 
 def load_tokenizer(name: str):

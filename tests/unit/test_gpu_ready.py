@@ -208,8 +208,56 @@ def test_the_gpu_check_runs_on_a_cpu(tmp_path, monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "gpu_check", module)  # dataclasses look their module up
     spec.loader.exec_module(module)
     out = module.main(["--device", "cpu", "--small", "--steps", "2", "--no-packing"])
-    saved = json.loads((tmp_path / "gpu_check.json").read_text())
-    assert saved["device"] == "cpu" and saved["device_kind"] == "cpu"
-    assert saved["runs"]["lora_fp32"]["losses_finite"] and saved["runs"]["ia3_fp32"]["device"] == "cpu"
-    assert saved["runs"]["lora_fp32"]["gpu"] is None and saved["server_cap"] == {"skipped": "no CUDA"}
-    assert saved["hygiene"]["model_collected"] is True and out["packing"]["skipped"]
+    saved = json.loads((tmp_path / "gpu_check_cpu.json").read_text())
+    assert saved["device"] == "cpu" and saved["device_kind"] == "cpu" and saved["failures"] == []
+    assert set(saved["runs"]) == {"smollm2-135m/lora", "smollm2-135m/ia3", "gemma3-270m/lora", "gemma3-270m/ia3"}
+    for run_ in saved["runs"].values():
+        assert run_["device_of_parameters"] == ["cpu"] and run_["device_of_batches"] == ["cpu"]
+        assert run_["forward_calls"] >= 3 and run_["model_freed"] and run_["train_tokens_per_s"] > 0
+        assert run_["gpu"] is None and run_["eval"]["rows"] == 32
+    assert saved["server_cap"] == {"skipped": "no CUDA"} and out["packing"]["skipped"]
+    assert saved["qlora"]["run"] is False and saved["qlora"]["why_not"]
+
+
+def test_the_paper_profile_checks_hub_access_before_its_first_run(monkeypatch):
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import GatedRepoError
+    from fedlab import study
+    assert study.check_profile_hub("quick") == [] and study.check_profile_hub("smoke") == []
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError, match="PROFILE=paper"):
+        study.check_profile_hub("paper")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    seen = []
+
+    def info(self, repo_id, token=None):
+        seen.append(repo_id)
+        if repo_id.startswith("meta-llama/"):
+            import httpx
+            raise GatedRepoError("401 Client Error: gated repo",
+                                 response=httpx.Response(401, request=httpx.Request("GET", "https://huggingface.co")))
+        return SimpleNamespace(gated="manual" if repo_id.startswith("mistralai/") else False)
+
+    monkeypatch.setattr(HfApi, "model_info", info)
+    monkeypatch.setattr("huggingface_hub.get_token", lambda: None)
+    with pytest.raises(ModelError, match="HF_TOKEN") as err:
+        study.check_profile_hub("paper")
+    assert "huggingface.co/meta-llama/Llama-3.2-1B-Instruct" in str(err.value)
+    assert seen[:2] == ["Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen2.5-1.5B-Instruct"]
+    # with a token, the gated ids pass (their licence accepted: model_info answers)
+    monkeypatch.setattr(HfApi, "model_info", lambda self, repo_id, token=None: SimpleNamespace(gated="manual"))
+    monkeypatch.setattr("huggingface_hub.get_token", lambda: "hf_x")
+    assert len(study.check_profile_hub("paper")) == 4
+
+
+def test_per_run_gpu_memory_is_recorded_with_a_faked_cuda(results, monkeypatch):
+    """With CUDA in use (faked: this machine has none), a run's result carries its peak GPU memory."""
+    fake = SimpleNamespace(device_count=lambda: 1, get_device_name=lambda d: "Fake GPU", reset_peak_memory_stats=lambda d: None,
+                           max_memory_allocated=lambda d: 3 * 2**30, max_memory_reserved=lambda d: 4 * 2**30,
+                           empty_cache=lambda: None)
+    monkeypatch.setattr(memory, "_cuda", lambda: fake)
+    out = run(RunConfig(**dict(TINY, setting="centralized", max_eval=6, n_boot=0)), progress=False)
+    assert out.memory["train_gpu"]["peak_allocated_mb"] == 3072.0 and out.memory["train_gpu"]["peak_reserved_mb"] == 4096.0
+    assert out.memory["train_gpu"]["devices"][0]["name"] == "Fake GPU"
+    saved = json.loads(out.path.read_text())
+    assert saved["memory"]["train_gpu"]["peak_allocated_mb"] == 3072.0
