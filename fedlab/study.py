@@ -8,7 +8,9 @@ not rerun, unless ``force``.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import time
 import tomllib
@@ -283,6 +285,23 @@ def plan(profile_name: str, *, force: bool = False) -> Plan:
     return out
 
 
+@contextlib.contextmanager
+def report_kernel_env():
+    """The environment of the kernels that render reports: no progress bars (``TQDM_DISABLE=1``, which
+    every tqdm bar honours: fedlab's, Flower Datasets' partitioners', transformers' weight loading). A
+    report is read after the fact: a bar there is a frozen 0 % or, from libraries that draw on stderr,
+    a red box. Interactive kernels (JupyterLab, Colab) keep their bars."""
+    old = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = old
+
+
 def reproduce(profile_name: str = "quick", *, force: bool = False, out: Path | None = None, only: list[str] | None = None) -> Path:
     """Execute every notebook with papermill for a profile; write executed notebooks, HTML and an index.
 
@@ -304,10 +323,11 @@ def reproduce(profile_name: str = "quick", *, force: bool = False, out: Path | N
         bar.write(f"[reproduce {i}/{len(plan_nb)}] {nb} {params or ''} -> {stem}.html")
         t0 = time.perf_counter()
         executed = out / f"{stem}.ipynb"
-        pm.execute_notebook(
-            str(paths.notebooks_dir() / nb), str(executed), parameters=dict(params, PROFILE=profile_name, FORCE=bool(force)),
-            cwd=str(paths.notebooks_dir()), progress_bar=False, log_output=False, kernel_name="python3",
-        )
+        with report_kernel_env():
+            pm.execute_notebook(
+                str(paths.notebooks_dir() / nb), str(executed), parameters=dict(params, PROFILE=profile_name, FORCE=bool(force)),
+                cwd=str(paths.notebooks_dir()), progress_bar=False, log_output=False, kernel_name="python3",
+            )
         body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
         (out / f"{stem}.html").write_text(body)
         done.append((stem, nb, params, time.perf_counter() - t0))

@@ -38,7 +38,7 @@ class EnergyMeter:
         logging.getLogger("codecarbon").setLevel(logging.ERROR)
         self._tracker = OfflineEmissionsTracker(
             country_iso_code=self.country,
-            save_to_file=False,
+            output_methods=[],  # nothing written by CodeCarbon: the result file holds the numbers
             log_level="error",
             tracking_mode="process",
             measure_power_secs=5,

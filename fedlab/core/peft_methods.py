@@ -8,8 +8,11 @@ ever sends or receives.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
+import logging
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +92,32 @@ def build_peft_model(base, name: str, overrides: dict | None = None):
     return get_peft_model(base, peft_config(name, overrides))
 
 
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+@contextlib.contextmanager
+def library_notices(name: str = "bitsandbytes"):
+    """Collect what a library logs while the block runs, instead of letting it reach stderr: the notices
+    go into the run's model info (``info["notices"]``), so they are kept, with the run, not printed.
+    bitsandbytes logs, on a CPU with AVX-512-bf16, that its optional hub-fetched 4-bit kernel (the
+    ``kernels`` package) is missing and it falls back to its own code; offline that is always so."""
+    logger, handler = logging.getLogger(name), _Records()
+    old = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield handler.records
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = old
+
+
 def load_for_method(model_name: str, method: str, dtype: str = "auto", overrides: dict | None = None, seed: int = 0):
     """Load the backbone as the method needs it and wrap it: ``(peft_model, tokenizer, info)``.
 
@@ -97,10 +126,18 @@ def load_for_method(model_name: str, method: str, dtype: str = "auto", overrides
     import torch
 
     spec = get_method(method)
-    base, tokenizer, info = load_model(model_name, dtype, quantization=spec.quantization)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        model = build_peft_model(base, method, overrides)
+    # peft imports bitsandbytes when it wraps a model, and QLoRA's preparation calls a transformers API
+    # deprecated in 5.x: what they log or warn is kept in the run's model info rather than printed
+    with library_notices("bitsandbytes") as notices, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        base, tokenizer, info = load_model(model_name, dtype, quantization=spec.quantization)
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            model = build_peft_model(base, method, overrides)
+    kept = [f"{r.name}: {r.getMessage()}" for r in notices]
+    kept += [f"{w.category.__name__}: {w.message}" for w in caught]
+    if kept:
+        info = dict(info, notices=list(dict.fromkeys(kept)))
     model.eval()
     trainable, total = model.get_nb_trainable_parameters()
     info = dict(info, method=method, method_params=method_params(method, overrides),

@@ -1,15 +1,17 @@
 """Progress bars that suit where they are drawn: a terminal, a notebook with widgets, or one without.
 
-``tqdm.auto`` picks tqdm's widget bar in any Jupyter kernel; without ``ipywidgets`` (not among the pins:
-papermill renders no widget state into an HTML report anyway) that bar warns "IProgress not found" on
-stderr, and every rendered report opened with a red box. :func:`bar` gives the widget bar only where
+``tqdm.auto`` picks tqdm's widget bar in any Jupyter kernel; without ``ipywidgets`` that bar warns
+"IProgress not found" on stderr, and every rendered report opened with a red box. ipywidgets is now
+among the pins (other libraries' bars need it too), and :func:`bar` still gives the widget bar only where
 ipywidgets can draw it, a plain text bar on stdout in any other kernel (nbconvert keeps only its last
-state, after the carriage returns), and tqdm's usual stderr bar in a terminal.
+state, after the carriage returns), and tqdm's usual stderr bar in a terminal. The kernels that render
+reports run with ``TQDM_DISABLE=1`` (``study.report_kernel_env``): no bar there at all.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 
 from tqdm import std
@@ -41,5 +43,8 @@ class _StdoutBar(std.tqdm):
 
 
 def bar(*args, **kwargs):
-    """A progress bar: ``tqdm``'s arguments, the class of :func:`bar_class`."""
+    """A progress bar: ``tqdm``'s arguments, the class of :func:`bar_class`. ``TQDM_DISABLE=1`` (set for
+    the kernels that render reports) turns it off even where the caller asked for progress."""
+    if os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true", "yes"):
+        kwargs["disable"] = True
     return bar_class()(*args, **kwargs)

@@ -102,6 +102,10 @@ def backend_config(resources: Resources = DEFAULT_RESOURCES, n_clients: int = 1)
     (:func:`fedlab.experiment.resources.placement`: with a GPU, the clients that fit run at once)."""
     import torch
 
+    # Ray's announced default: it no longer hides the GPUs from a worker that asked for none. fedlab's
+    # placement gives every client a GPU share whenever there is a GPU, so both behaviours place the
+    # clients alike; choosing the new one now also ends Ray's FutureWarning in every report.
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     cpus = os.cpu_count() or 1
     gpus = torch.cuda.device_count()
     where = placement(resources, n_clients, cpus, gpus)

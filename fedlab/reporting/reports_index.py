@@ -27,7 +27,7 @@ def _title_and_parameters(executed: Path) -> tuple[str, dict]:
 
 
 def stderr_outputs(out: Path) -> list[tuple[str, int, str]]:
-    """Every stderr output of the executed notebooks in ``out`` as ``(notebook, cell, first line)``: a
+    """Every stderr output of the executed notebooks in ``out`` as ``(notebook, cell, its text)``: a
     rendered report should have none (they show as red boxes); the smoke reproduce test asserts it."""
     found = []
     for executed in sorted(Path(out).glob("*.ipynb")):
@@ -35,7 +35,7 @@ def stderr_outputs(out: Path) -> list[tuple[str, int, str]]:
         for i, cell in enumerate(book.cells):
             for output in cell.get("outputs", []):
                 if output.get("output_type") == "stream" and output.get("name") == "stderr" and output.get("text", "").strip():
-                    found.append((executed.stem, i, output["text"].strip().splitlines()[0][:200]))
+                    found.append((executed.stem, i, output["text"]))
     return found
 
 

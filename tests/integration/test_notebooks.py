@@ -1,6 +1,7 @@
 """`make reproduce` in the smoke profile: every notebook executed by papermill, reports, figures, results."""
 
 import json
+import re
 
 from fedlab.experiment.profiles import load_profile
 from fedlab.experiment.profiles import AGGREGATION_STRATEGIES, DP_NOISES
@@ -31,10 +32,26 @@ def test_make_reproduce_executes_every_notebook_in_the_smoke_profile(tmp_path, m
                 assert {"energy", "communication", "budget", "partition"} <= set(data)
             n_results += 1
     assert n_results == len(profile.grid["datasets"]) * (1 + 3 * 3) + len(AGGREGATION_STRATEGIES) - 1 + len(DP_NOISES)
-    noise = stderr_outputs(tmp_path / "reports")
-    assert not noise, f"{len(noise)} stderr outputs in the rendered reports, e.g. {noise[:5]}"
+    # Known and left (issue #20's note): Flower logs that `run_simulation` is deprecated in every report
+    # that trains a federated run (smoke trains in its notebooks; quick's reports load results and have
+    # no stderr at all). Any other stderr output fails.
+    flower_notice = re.compile(r"^.*DEPRECATED FEATURE: The `run_simulation` function is deprecated.*\n(?:(?:[ \t].*)?\n)*", re.M)
+    noise = [(stem, cell, text) for stem, cell, text in stderr_outputs(tmp_path / "reports")
+             if flower_notice.sub("", text + "\n").strip()]
+    sources = sorted({(stem, flower_notice.sub("", text + "\n").strip()[:120]) for stem, _, text in noise})
+    assert not noise, f"{len(noise)} stderr outputs in the rendered reports, from: {sources[:20]}"
     assert "Figures (" in index.read_text() and "smoke_forest.png" in index.read_text()
     for name in ("smoke_baselines", "smoke_energy_bytes", "smoke_energy_phases", "smoke_cost_frontier", "data_label_balance",
                  "partitions_fpb", "smoke_finance_lora_curves", "smoke_medqa_tiny-random_ia3_per_client",
                  "smoke_fpb_lora_accuracy_vs_epsilon"):
         assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 5_000, name
+    # the numbers the summary report shows are those of the result files (not only "a file exists")
+    import nbformat
+    from fedlab.reporting import claims, tables
+    from fedlab.reporting.frames import results_frame
+    from fedlab.reporting.verdicts import profile_verdicts
+    summary = nbformat.read(tmp_path / "reports" / "05_summary.ipynb", as_version=4)
+    shown = [o.get("data", {}).get("text/markdown", "") for c in summary.cells if c.cell_type == "code"
+             for o in c.get("outputs", [])]
+    assert tables.main_table(results_frame(profile)) in shown
+    assert claims.headline_markdown(profile_verdicts(profile), "smoke") in shown

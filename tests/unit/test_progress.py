@@ -22,3 +22,30 @@ def test_a_kernel_without_widgets_gets_a_text_bar_on_stdout(monkeypatch, capsys)
         pass
     out, err = capsys.readouterr()
     assert "scoring" in out and "3/3" in out and err == ""
+
+
+def test_tqdm_disable_turns_our_bars_off_even_when_progress_was_asked_for(monkeypatch, capsys):
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    for _ in progress.bar(range(3), desc="scoring", disable=False, mininterval=0):
+        pass
+    out, err = capsys.readouterr()
+    assert out == "" and err == ""
+
+
+def test_report_kernels_run_without_bars(monkeypatch):
+    import os
+    from fedlab import study
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    with study.report_kernel_env():
+        assert os.environ["TQDM_DISABLE"] == "1"
+    assert "TQDM_DISABLE" not in os.environ
+
+
+def test_library_notices_are_kept_with_the_run_not_printed(capsys):
+    import logging
+    from fedlab.core.peft_methods import library_notices
+    with library_notices("bitsandbytes") as notices:
+        logging.getLogger("bitsandbytes.backends.cpu.ops").warning("Failed to load CPU gemm_4bit_forward")
+    assert [r.getMessage() for r in notices] == ["Failed to load CPU gemm_4bit_forward"]
+    assert "gemm" not in capsys.readouterr().err
+    assert logging.getLogger("bitsandbytes").propagate is True  # restored
