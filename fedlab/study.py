@@ -39,7 +39,7 @@ from fedlab.reporting.curves import curves_figure
 from fedlab.reporting.frames import frame, profile_results, results_frame
 from fedlab.reporting.readme import README_PROFILE, update_readme
 from fedlab.reporting.reports_index import write_index
-from fedlab.reporting.verdicts import compare_settings, decide, floor_key, floors, profile_verdicts, write_verdicts
+from fedlab.reporting.verdicts import compare_settings, decide, floor_key, floors_of, profile_verdicts, write_verdicts
 
 PEFT_NOTEBOOK = "02_peft_domain.ipynb"
 AGGREGATION_NOTEBOOK = "07_aggregation_privacy.ipynb"
@@ -147,13 +147,8 @@ def curve_cells(results: dict[str, dict[str, RunResult]]) -> dict[tuple[str, str
 def cell_floors(results: dict[str, dict[str, RunResult]], seed: int = 0) -> dict[str, dict]:
     """The floors (raw, calibrated zero-shot, majority class) of each (backbone, dataset) of
     :func:`run_cell`'s results, keyed like the verdict file's ``floors``."""
-    out = {}
-    for cell in results.values():
-        zs = cell["zeroshot"]
-        spec = DATASETS[zs.config["dataset"]]
-        out[floor_key(zs.config["model"], zs.config["dataset"])] = floors(
-            zs, len(spec.label_names), spec.primary_metric, seed=seed)
-    return out
+    return {floor_key(c["zeroshot"].config["model"], c["zeroshot"].config["dataset"]): floors_of(c["zeroshot"], seed)
+            for c in results.values()}
 
 
 def your_data(path: str, *, text_col: str | None = None, label_col: str | None = None, question_col: str | None = None,

@@ -102,6 +102,12 @@ def floors(result: RunResult, n_labels: int, metric: str, *, seed: int = 0) -> d
     return out
 
 
+def floors_of(zeroshot: RunResult, seed: int = 0) -> dict:
+    """:func:`floors` of a zero-shot result with its dataset's label count and primary metric."""
+    spec = DATASETS[zeroshot.config["dataset"]]
+    return floors(zeroshot, len(spec.label_names), spec.primary_metric, seed=seed)
+
+
 def _system(runs_: list[RunResult], ids, n_labels) -> dict:
     preds = np.stack([_preds(_rows(r), ids) for r in runs_])
     shares = [stats.prediction_shares(p, n_labels) for p in preds]
@@ -304,12 +310,9 @@ def profile_verdicts(profile: Profile, store: ResultStore | None = None) -> dict
     comparisons, floor_rows = [], {}
     for model in profile.models:
         for dataset in profile.grid["datasets"]:
-            spec = DATASETS[dataset]
             zs = result_for(profile.zeroshot(dataset, model=model), store)
             if zs is not None:
-                floor_rows[floor_key(model, dataset)] = dict(
-                    floors(zs, len(spec.label_names), spec.primary_metric, seed=profile.analysis.seed),
-                    model=model, dataset=dataset)
+                floor_rows[floor_key(model, dataset)] = dict(floors_of(zs, profile.analysis.seed), model=model, dataset=dataset)
             for method in profile.grid["methods"]:
                 comparisons += cell_comparisons(profile, dataset, method, store, model)
                 comparisons += method_comparison(profile, dataset, method, store, model)
