@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -24,8 +23,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 
-import psutil  # noqa: E402
-
+from fedlab.core.memory import PeakRSS  # noqa: E402
 from fedlab.experiment.config import RunConfig  # noqa: E402
 from fedlab.experiment.provenance import run_manifest  # noqa: E402
 from fedlab.io import write_json  # noqa: E402
@@ -35,43 +33,12 @@ from fedlab.study import run  # noqa: E402
 OUT = bench_dir() / "federated.json"
 
 
-class PeakRSS:
-    """Samples the resident memory of this process and all its descendants (Ray workers)."""
-
-    def __init__(self, every: float = 0.25):
-        self.every, self.peak, self._stop = every, 0, threading.Event()
-
-    def _total(self) -> int:
-        me = psutil.Process()
-        total = me.memory_info().rss
-        for child in me.children(recursive=True):
-            try:
-                total += child.memory_info().rss
-            except psutil.Error:
-                pass
-        return total
-
-    def _loop(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._total())
-            time.sleep(self.every)
-
-    def __enter__(self):
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-
 def timed(cfg: RunConfig) -> tuple[float, dict, int]:
-    with PeakRSS() as mem:
+    with PeakRSS(0.25, descendants=True) as mem:
         t0 = time.perf_counter()
         result = run(cfg, force=True, progress=False)
         seconds = time.perf_counter() - t0
-    return seconds, result, mem.peak
+    return seconds, result, mem.peak_mb
 
 
 def pair(common: dict, clients: int, rounds: int, local_steps: int) -> dict:
@@ -86,7 +53,7 @@ def pair(common: dict, clients: int, rounds: int, local_steps: int) -> dict:
         "federated_s": round(fed_s, 1), "centralized_s": round(cen_s, 1), "ratio": round(fed_s / cen_s, 3),
         "federated_train_s": round(sum(c["train_seconds"] for h in fed.rounds for c in h["clients"]), 1),
         "centralized_train_s": cen.train["seconds"],
-        "federated_peak_rss_mb": round(fed_mem / 2**20, 1), "centralized_peak_rss_mb": round(cen_mem / 2**20, 1),
+        "federated_peak_rss_mb": round(fed_mem, 1), "centralized_peak_rss_mb": round(cen_mem, 1),
         "federated_server_timings": fed.timings,
         "simulation_overhead_s": round(fed_s - fed.timings["wall_s"], 1),
         "client_torch_threads": sorted({c["torch_threads"] for h in fed.rounds for c in h["clients"]}),
@@ -115,7 +82,7 @@ def main() -> None:
     for n in (2, 8):
         cfg = RunConfig(setting="federated", clients=n, **dict(common, rounds=1, local_steps=1))
         seconds, _, peak = timed(cfg)
-        memory[n] = {"peak_rss_mb": round(peak / 2**20, 1), "seconds": round(seconds, 1)}
+        memory[n] = {"peak_rss_mb": round(peak, 1), "seconds": round(seconds, 1)}
     mem_ratio = memory[8]["peak_rss_mb"] / memory[2]["peak_rss_mb"]
     result = {
         "benchmark": "federated",

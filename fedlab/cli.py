@@ -39,8 +39,9 @@ from fedlab.experiment.config import DP_DEFAULTS, SETTINGS, STRATEGIES, Faults, 
 from fedlab.experiment.curves import budget_from_curve
 from fedlab.experiment.generate import generate_from_result
 from fedlab.experiment.profiles import load_profile, profile_names
-from fedlab.experiment.store import ResultStore, RunResult, migrate_store
-from fedlab.experiment.sweep import DEFAULT_LRS, lr_sweep, sweep_path
+from fedlab.experiment.migrate import migrate_store
+from fedlab.experiment.store import ResultStore, RunResult
+from fedlab.runs.sweep import DEFAULT_LRS, lr_sweep, sweep_path
 from fedlab.fl.deployment.run import deploy_run
 from fedlab.reporting.readme import BLOCKS, update_readme
 

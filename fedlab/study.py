@@ -21,13 +21,12 @@ import pandas as pd
 import papermill as pm
 from nbconvert import HTMLExporter
 
-from fedlab import fl, paths  # noqa: F401  (fl registers the federated executor with the runner)
+from fedlab import paths
 from fedlab.core.models import EMBEDDED, check_hub_access, embedded_dir
 from fedlab.core.progress import bar as progress_bar
 from fedlab.data import DATASETS, domains, register_user_data
 from fedlab.data.user import UserData
 from fedlab.errors import ConfigError
-from fedlab.experiment import runner
 from fedlab.experiment.config import RunConfig
 from fedlab.experiment.hooks import NO_HOOKS, RunHooks
 from fedlab.experiment.plan import Plan, pending_note, placement_note, plan_grid, profile_configs
@@ -40,6 +39,7 @@ from fedlab.reporting.frames import frame, profile_results, results_frame
 from fedlab.reporting.readme import README_PROFILE, update_readme
 from fedlab.reporting.reports_index import write_index
 from fedlab.reporting.verdicts import compare_settings, decide, floor_key, floors_of, profile_verdicts, write_verdicts
+from fedlab.runs import runner
 
 PEFT_NOTEBOOK = "02_peft_domain.ipynb"
 AGGREGATION_NOTEBOOK = "07_aggregation_privacy.ipynb"

@@ -3,8 +3,9 @@
 A LoRA adapter changes a weight by ``s * B @ A`` (``s = lora_alpha / r``). FedAvg averages ``A`` and
 ``B`` separately, and ``mean(B) @ mean(A)`` is not ``mean(B_i @ A_i)``: the *aggregation error*
 ``|| s (mean(B_i A_i) - mean(B) mean(A)) ||_F`` (summed over the adapted modules) is logged every round
-of every LoRA run, so the study shows what exact aggregation fixes. The strategies, on top of Flower's
-FedAvg (the Message API), differ in what travels and what the server does after averaging:
+of every LoRA run, so the study shows what exact aggregation fixes. The strategies built on these
+functions (:mod:`fedlab.fl.strategies`, each on Flower's FedAvg) differ in what travels and what the
+server does after averaging:
 
 * ``ffa-lora`` (Sun et al., 2024): every ``A`` stays at its initialisation, drawn from the run's
   shared seed on every node, and is frozen; clients train and send only ``B`` (half the bytes of
@@ -17,6 +18,8 @@ FedAvg (the Message API), differ in what travels and what the server does after 
   server and on every client (the cumulative residual is sent with the adapter), so the global model
   is exactly the average of the clients' updated models. Needs a full-precision base: refused for
   QLoRA's 4-bit base. IA3 scales activations linearly, so its FedAvg is already exact (error 0).
+
+This module is the maths only (numpy, and torch to fold a residual into a weight).
 """
 
 from __future__ import annotations
@@ -25,11 +28,7 @@ import numpy as np
 
 from fedlab.errors import ConfigError
 
-#: the LoRA-aware strategies (each runs Flower's FedAvg for the averaging itself)
-LORA_STRATEGIES = ("ffa-lora", "fedsa-lora", "fedex-lora")
 A_SUFFIX, B_SUFFIX = ".lora_A.weight", ".lora_B.weight"
-#: prefix of the arrays that carry FedEx-LoRA's cumulative base-weight residuals
-RESIDUAL_PREFIX = "fedex-residual::"
 
 
 def lora_pairs(keys) -> list[tuple[str, str, str]]:
@@ -84,41 +83,6 @@ def aggregation_error(arrays: list[dict], weights, scaling: float) -> dict:
     update = sum(float(np.sum(m * m)) for m, _ in updates.values())
     return {"absolute": float(np.sqrt(total)), "relative": float(np.sqrt(total) / np.sqrt(update)) if update > 0 else 0.0,
             "modules": len(updates)}
-
-
-def check_strategy(strategy: str, method: str, peft_type: str, quantization: str | None) -> None:
-    """Refuse combinations that cannot work, with the fix."""
-    if strategy not in LORA_STRATEGIES:
-        return
-    if strategy in ("ffa-lora", "fedsa-lora") and peft_type != "LORA":
-        raise ConfigError(f"--strategy {strategy} splits a LoRA adapter into A and B; {method} has no such factors. "
-                          f"Fix: use --method lora or qlora, or --strategy fedavg for {method}.")
-    if strategy == "fedex-lora" and quantization is not None:
-        raise ConfigError(f"--strategy fedex-lora folds a residual into the base weights, which {method}'s "
-                          f"{quantization} base cannot hold exactly. Fix: use --method lora or ia3 with fedex-lora, or "
-                          f"--strategy ffa-lora for {method}.")
-
-
-def sent_keys(strategy: str, keys) -> list[str]:
-    """The adapter arrays that travel (both ways) under ``strategy``."""
-    keys = sorted(keys)
-    if strategy == "ffa-lora":
-        return [k for k in keys if not k.endswith(A_SUFFIX)]
-    if strategy == "fedsa-lora":
-        return [k for k in keys if not k.endswith(B_SUFFIX)]
-    return keys
-
-
-def freeze_for(strategy: str, model) -> list[str]:
-    """Stop training what ``strategy`` keeps fixed on a client (FFA-LoRA: every LoRA ``A``, which must stay
-    at the shared seeded initialisation); returns the frozen parameter names."""
-    frozen = []
-    if strategy == "ffa-lora":
-        for name, param in model.named_parameters():
-            if ".lora_A." in name:
-                param.requires_grad_(False)
-                frozen.append(name)
-    return frozen
 
 
 def apply_residuals(model, residual: dict[str, np.ndarray], applied: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

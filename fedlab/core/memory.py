@@ -54,17 +54,28 @@ class PeriodicSampler:
 
 
 class PeakRSS(PeriodicSampler):
-    """``with PeakRSS() as mem: ...`` then ``mem.peak_mb`` (resident set size, sampled every ``interval`` s)."""
+    """``with PeakRSS() as mem: ...`` then ``mem.peak_mb`` (resident set size, sampled every ``interval`` s);
+    with ``descendants=True``, of this process and all its children together (e.g. Ray's workers)."""
 
     thread_name = "fedlab-peak-rss"
 
-    def __init__(self, interval: float = 0.05):
+    def __init__(self, interval: float = 0.05, *, descendants: bool = False):
         super().__init__(interval)
         self.peak_mb = 0.0
+        self.descendants = descendants
         self._proc = psutil.Process()
 
+    def _rss(self) -> int:
+        total = self._proc.memory_info().rss
+        for child in self._proc.children(recursive=True) if self.descendants else ():
+            try:
+                total += child.memory_info().rss
+            except psutil.Error:  # a child that ended between listing and reading
+                pass
+        return total
+
     def _sample(self) -> None:
-        self.peak_mb = max(self.peak_mb, self._proc.memory_info().rss / 2**20)
+        self.peak_mb = max(self.peak_mb, self._rss() / 2**20)
 
     def _finish(self) -> None:
         self.peak_mb = round(self.peak_mb, 1)

@@ -8,7 +8,6 @@ import time
 import numpy as np
 
 from fedlab.core.energy import EVALUATION, TRAIN, EnergyMeter
-from fedlab.core.evaluate import evaluate, generate_text
 from fedlab.core.models import load_model
 from fedlab.core.peft_methods import AdapterSnapshot, adapter_hash, adapter_state, load_adapter_state, load_for_method
 from fedlab.core.train import train_local
@@ -16,36 +15,11 @@ from fedlab.data import DATASETS
 
 from .config import RunConfig
 from .rundata import RunData
+from .steps import eval_summary, evaluate_held_out, sample_generations, train_kwargs
 from .store import RunResult
 
-#: what the held-out evaluation of a round keeps (the full metrics are in the final result)
-EVAL_SUMMARY_KEYS = ("accuracy", "macro_f1", "accuracy_ci", "macro_f1_ci", "gold_logprob", "brier", "prediction_shares")
 NO_TRAFFIC = {"bytes_up": 0, "bytes_down": 0, "bytes_total": 0,
               "note": "no adapter traffic; pooling the raw data is what federated training avoids"}
-
-
-def eval_summary(metrics: dict) -> dict:
-    return {k: metrics[k] for k in EVAL_SUMMARY_KEYS if k in metrics}
-
-
-def evaluate_held_out(model, tokenizer, cfg: RunConfig, rows, *, n_boot: int | None = None, progress: bool = False):
-    """The run's evaluator on ``rows`` with the run's batch size, length and bootstrap settings."""
-    return evaluate(model, tokenizer, rows, evaluator=cfg.evaluator, batch_size=cfg.eval_batch_size,
-                    max_length=cfg.max_length, n_boot=cfg.n_boot if n_boot is None else n_boot,
-                    seed=cfg.seed, progress=progress, system_prompt=cfg.system_prompt, truncation=cfg.truncation,
-                    autocast=cfg.autocast)
-
-
-def sample_generations(model, tokenizer, cfg: RunConfig, rows) -> list[dict]:
-    """What the trained adapter answers to the first held-out prompts (greedy)."""
-    return generate_text(model, tokenizer, rows[:3], max_length=cfg.max_length, system_prompt=cfg.system_prompt,
-                         truncation=cfg.truncation)
-
-
-def train_kwargs(cfg: RunConfig) -> dict:
-    return dict(batch_size=cfg.batch_size, grad_accum=cfg.grad_accum, lr=cfg.lr, warmup_steps=cfg.warmup_steps,
-                schedule=cfg.schedule, max_length=cfg.max_length, system_prompt=cfg.system_prompt,
-                group_by_length=cfg.group_by_length, truncation=cfg.truncation, autocast=cfg.autocast)
 
 
 def zeroshot(cfg: RunConfig, *, progress: bool = True, **_) -> RunResult:

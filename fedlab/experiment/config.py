@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from fedlab.core.evaluate import EVALUATORS
 from fedlab.core.models import check_name, resolve_device, resolve_device_kind, resolve_dtype
 from fedlab.core.precision import AUTOCASTS, check_autocast
-from fedlab.core.lora_aggregation import check_strategy
 from fedlab.core.peft_methods import get_method, method_params
 from fedlab.core.prompts import TRUNCATIONS
 from fedlab.core.train import SCHEDULES
@@ -35,12 +34,27 @@ STRATEGY_DEFAULTS = {
     "fedadam": {"eta": 1e-2, "eta_l": 1e-2, "beta_1": 0.9, "beta_2": 0.99, "tau": 1e-3},
     "fedyogi": {"eta": 1e-2, "eta_l": 1e-2, "beta_1": 0.9, "beta_2": 0.99, "tau": 1e-3},
     "fedavgm": {"server_learning_rate": 1.0, "server_momentum": 0.9},
-    # LoRA-aware aggregation (fedlab.fl.lora_aggregation), each on Flower's FedAvg
+    # LoRA-aware aggregation (fedlab.core.lora_aggregation's maths), each on Flower's FedAvg
     "ffa-lora": {},
     "fedsa-lora": {},
     "fedex-lora": {},
 }
 STRATEGIES = tuple(STRATEGY_DEFAULTS)
+#: the strategies that split a LoRA adapter into its A and B factors, and the one that folds a residual into
+#: the base weights (fedlab.fl.strategies holds what each does)
+FACTOR_STRATEGIES = ("ffa-lora", "fedsa-lora")
+BASE_WEIGHT_STRATEGIES = ("fedex-lora",)
+
+
+def check_strategy(strategy: str, method: str, peft_type: str, quantization: str | None) -> None:
+    """Refuse strategy x method combinations that cannot work, with the fix."""
+    if strategy in FACTOR_STRATEGIES and peft_type != "LORA":
+        raise ConfigError(f"--strategy {strategy} splits a LoRA adapter into A and B; {method} has no such factors. "
+                          f"Fix: use --method lora or qlora, or --strategy fedavg for {method}.")
+    if strategy in BASE_WEIGHT_STRATEGIES and quantization is not None:
+        raise ConfigError(f"--strategy {strategy} folds a residual into the base weights, which {method}'s "
+                          f"{quantization} base cannot hold exactly. Fix: use --method lora or ia3 with {strategy}, or "
+                          f"--strategy ffa-lora for {method}.")
 
 #: what a run can be evaluated on
 EVAL_ON = ("eval", "validation")

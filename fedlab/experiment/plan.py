@@ -15,18 +15,19 @@ dataset and setting (else of the same setting, else of all). Each estimate says 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import statistics
 from dataclasses import dataclass, field
 
-from fedlab.core.flops import matmul_peak_gflops
+from fedlab.core.flops import body_parameters, matmul_peak_gflops
 from fedlab.core.models import cpu_supports_bf16, resolve, resolve_device
 from fedlab.core.prompts import user_text
 
 from .config import RunConfig
 from .profiles import Profile
-from .resources import placement
 from .provenance import cpu_signature, measured_on_shared_cpu
+from .resources import placement
 from .rundata import RunData
 from .store import ResultStore, RunResult
 
@@ -85,21 +86,19 @@ class Plan:
         return "\n".join(lines)
 
 
+@functools.lru_cache(maxsize=None)
 def _body_parameters(model: str) -> int | None:
-    """Parameters of the backbone's transformer body, from its config (no weights are loaded)."""
-    from transformers import AutoConfig
+    """Parameters of the backbone's transformer body (:func:`fedlab.core.flops.body_parameters`), counted on
+    the model built from its config on the meta device: no weights are loaded or allocated."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     try:
-        cfg = AutoConfig.from_pretrained(resolve(model).path)
+        config = AutoConfig.from_pretrained(resolve(model).path)
     except (OSError, ValueError):
         return None
-    cfg = getattr(cfg, "text_config", cfg)
-    d, layers = cfg.hidden_size, cfg.num_hidden_layers
-    heads, kv = cfg.num_attention_heads, getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
-    head_dim = getattr(cfg, "head_dim", None) or d // heads
-    attn = d * heads * head_dim * 2 + d * kv * head_dim * 2
-    mlp = 3 * d * cfg.intermediate_size
-    return layers * (attn + mlp)
+    with torch.device("meta"):
+        return body_parameters(AutoModelForCausalLM.from_config(config))
 
 
 def _tokens_per_example(data: RunData, rows: int = 200) -> float:

@@ -10,7 +10,6 @@ import numpy as np
 from fedlab.errors import FedlabError
 from fedlab.io import atomic_write_text
 
-from .strategies import strategy_state
 
 
 class Checkpoint:
@@ -22,7 +21,7 @@ class Checkpoint:
     def save(self, rnd: int, arrays: dict, history: list, strategy, best: dict | None = None) -> None:
         """``best`` (select=validation): the best checkpoint so far, ``{"round", "score", "arrays"}``."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        state = strategy_state(strategy)
+        state = strategy.state()
         blobs = {f"adapter/{k}": v for k, v in arrays.items()}
         if best:
             blobs.update({f"best/{k}": v for k, v in best["arrays"].items()})

@@ -16,18 +16,17 @@ from flwr.clientapp import ClientApp
 from flwr.clientapp.mod import fixedclipping_mod
 from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
-from fedlab.core import lora_aggregation as lora
 from fedlab.core.energy import EVALUATION, TRAIN, EnergyMeter
 from fedlab.core.memory import CudaPeak, PeakRSS
 from fedlab.core.metrics import count_matrix
-from fedlab.core.peft_methods import adapter_state, load_adapter_state, load_for_method
+from fedlab.core.peft_methods import load_for_method
 from fedlab.core.train import train_local
-from fedlab.experiment.baselines import evaluate_held_out, train_kwargs
 from fedlab.experiment.config import RunConfig
 from fedlab.experiment.rundata import RunData
+from fedlab.experiment.steps import evaluate_held_out, train_kwargs
 
-from .codec import arrays_to_dict, dict_to_arrays
-
+from .codec import dict_to_arrays
+from .strategies import client_side
 
 
 def dp_clipping_when_asked(msg: Message, context: Context, call_next) -> Message:
@@ -71,20 +70,17 @@ def worker_state(cfg: RunConfig) -> SimpleNamespace:
         for old in _RUN.values():
             old.meter.stop()
         _RUN.clear()
+        side = client_side(cfg)
         mkey = json.dumps([cfg.model, cfg.method, cfg.dtype, cfg.method_params], sort_keys=True)
-        if cfg.strategy in lora.LORA_STRATEGIES:
-            # FFA-LoRA's frozen A is the run's seeded initialisation; FedEx-LoRA changes base weights in place:
-            # either way this model belongs to this run only
+        if side.private_model:  # e.g. a frozen seeded A, or base weights changed in place: this run's only
             mkey += key
         if mkey not in _MODEL:
             _MODEL.clear()
             _use_all_cores()
             _MODEL[mkey] = load_for_method(cfg.model, cfg.method, cfg.dtype, cfg.method_params, seed=cfg.seed)[:2]
         model, tokenizer = _MODEL[mkey]
-        lora.freeze_for(cfg.strategy, model)  # FFA-LoRA trains B only
         state = SimpleNamespace(model=model, tokenizer=tokenizer, work=RunData(cfg),
-                                meter=EnergyMeter(cfg.energy_country).start(), applied={},
-                                initial=adapter_state(model) if cfg.strategy == "fedsa-lora" else None)
+                                meter=EnergyMeter(cfg.energy_country).start(), side=side(model))
         _RUN[key] = state
     return state
 
@@ -95,25 +91,6 @@ def _use_all_cores() -> None:
 
     cores = int(os.environ.get("FEDLAB_CLIENT_THREADS", 0)) or len(os.sched_getaffinity(0))
     torch.set_num_threads(max(1, cores))
-
-
-#: where a FedSA-LoRA client keeps its own B between rounds (the node's Flower state)
-FEDSA_STATE = "fedsa-own-b"
-
-
-def receive(st: SimpleNamespace, msg: Message, context: Context) -> None:
-    """Load what the server sent into this worker's model: the exchanged adapter arrays (the rest, e.g.
-    FFA-LoRA's frozen A, stays as initialised; FedSA-LoRA's B is this client's own, from its node
-    state) and FedEx-LoRA's cumulative base-weight residual."""
-    received = arrays_to_dict(msg.content["arrays"])
-    base = adapter_state(st.model)
-    if st.initial is not None:  # FedSA-LoRA: this client's B (its initial B before its first round)
-        own = arrays_to_dict(context.state[FEDSA_STATE]) if FEDSA_STATE in context.state else {
-            k: v for k, v in st.initial.items() if k.endswith(lora.B_SUFFIX)}
-        base.update(own)
-    load_adapter_state(st.model, dict(base, **received))
-    if "fedex-residual" in msg.content:
-        st.applied = lora.apply_residuals(st.model, arrays_to_dict(msg.content["fedex-residual"]), st.applied)
 
 
 def partition_id(context: Context) -> int:
@@ -135,7 +112,7 @@ def train(msg: Message, context: Context) -> Message:
     if pid in cfg.faults.fail_clients:
         raise RuntimeError(f"injected fault: client {pid} fails in round {rnd} (fail_clients={list(cfg.faults.fail_clients)})")
     st = worker_state(cfg)
-    receive(st, msg, context)
+    st.side.receive(msg.content, context)
     data = st.work.clients[pid]
     with st.meter.phase(TRAIN) as energy, PeakRSS() as mem, CudaPeak() as gpu:
         stats = train_local(
@@ -163,11 +140,7 @@ def train(msg: Message, context: Context) -> Message:
             **_energy_metrics("energy", energy),
         }
     )
-    state = adapter_state(st.model)
-    sent = {k: state[k] for k in lora.sent_keys(cfg.strategy, state)}
-    if cfg.strategy == "fedsa-lora":  # B stays here, in the node's state, for the next round
-        context.state[FEDSA_STATE] = dict_to_arrays({k: v for k, v in state.items() if k.endswith(lora.B_SUFFIX)})
-    reply = RecordDict({"arrays": dict_to_arrays(sent), "metrics": metrics})
+    reply = RecordDict({"arrays": dict_to_arrays(st.side.reply(context)), "metrics": metrics})
     return Message(reply, reply_to=msg)
 
 
@@ -179,7 +152,7 @@ def evaluate(msg: Message, context: Context) -> Message:
     pid = partition_id(context)
     cfg = run_config_from(msg, context)
     st = worker_state(cfg)
-    receive(st, msg, context)
+    st.side.receive(msg.content, context)
     validation = msg.content["config"].get("rows", "own-test") == "validation"
     rows = st.work.client_validation_rows(pid) if validation else st.work.client_eval_rows(pid)
     shared = {}
@@ -189,7 +162,7 @@ def evaluate(msg: Message, context: Context) -> Message:
         if validation:
             counts = count_matrix([r.label for r in rows], [p["pred"] for p in ev.predictions], len(rows[0].options))
             shared = {"val-counts": [c for row in counts for c in row], "val-options": len(rows[0].options)}
-        elif cfg.strategy == "fedsa-lora":  # a personalised model: this client scores the shared eval set too
+        elif st.side.personalised:  # a personalised model: this client scores the shared eval set too
             ev = evaluate_held_out(st.model, st.tokenizer, cfg, st.work.eval_rows, n_boot=0)
             shared = {"eval-preds": [int(p["pred"]) for p in ev.predictions], "eval-accuracy": ev.metrics["accuracy"],
                       "eval-macro-f1": ev.metrics["macro_f1"]}

@@ -10,11 +10,13 @@ from pathlib import Path
 from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
+from fedlab.core.memory import CudaPeak, PeakRSS
 from fedlab.errors import FedlabError
 from fedlab.experiment.config import RunConfig
 from fedlab.experiment.store import ResultStore
 
-from .rounds import DEFAULT_ROUND_TIMEOUT, run_server
+from .federation import DEFAULT_ROUND_TIMEOUT
+from .rounds import run_server
 
 app = ServerApp()
 
@@ -27,6 +29,8 @@ def main(grid: Grid, context: Context) -> None:
     cfg = RunConfig.from_dict(json.loads(text))
     ckpt = str(context.run_config.get("checkpoint-dir") or "")  # Path("") would mean the cwd
     timeout = float(context.run_config.get("round-timeout") or DEFAULT_ROUND_TIMEOUT)
-    result = run_server(grid, cfg, ckpt_dir=Path(ckpt) if ckpt else None, round_timeout=timeout, progress=False)
+    with PeakRSS() as mem, CudaPeak() as gpu:
+        result = run_server(grid, cfg, ckpt_dir=Path(ckpt) if ckpt else None, round_timeout=timeout, progress=False)
     result.engine = "deployment"
+    result.record_memory(mem.peak_mb, gpu.result)
     ResultStore.deployment().save(cfg, result)

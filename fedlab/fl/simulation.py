@@ -1,4 +1,5 @@
-"""The one place that runs a Flower simulation: ``run_federated(cfg)``, the runner's federated executor.
+"""The one place that runs a Flower simulation: ``run_federated(cfg)``, the federated executor of
+:mod:`fedlab.runs.runner`.
 
 Flower's Simulation Engine on the Ray backend, with ``cfg.clients`` virtual SuperNodes. Each client
 actor gets all CPU cores by default (and its share of the GPU, where there is one: see
@@ -34,7 +35,6 @@ from fedlab.experiment.config import RunConfig
 from fedlab.experiment.hooks import NO_HOOKS, RunHooks
 from fedlab.experiment.resources import DEFAULT_RESOURCES, Resources, placement
 from fedlab.experiment.rundata import RunData
-from fedlab.experiment.runner import register_executor
 from fedlab.experiment.store import ResultStore, RunResult
 
 from .client_app import app as client_app
@@ -160,5 +160,3 @@ def run_federated(cfg: RunConfig, *, store: ResultStore | None = None, hooks: Ru
         raise FedlabError("the Flower simulation ended without a result; see the log above for the cause.")
     return sink["result"]
 
-
-register_executor("federated", run_federated)

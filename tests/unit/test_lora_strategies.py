@@ -50,9 +50,16 @@ def test_fedex_residual_is_folded_into_the_base_weight_once(tiny):
     torch.testing.assert_close(base.detach(), before + 1.0)
 
 
-def test_strategies_refuse_what_cannot_work_and_ffa_sends_only_b():
-    keys = ["m.lora_A.weight", "m.lora_B.weight"]
-    assert lora.sent_keys("ffa-lora", keys) == ["m.lora_B.weight"] and lora.sent_keys("fedavg", keys) == keys
+def test_strategies_refuse_what_cannot_work_and_own_what_they_send():
+    from fedlab.fl.strategies import make_strategy
+
+    arrays = {"m.lora_A.weight": np.zeros(1), "m.lora_B.weight": np.ones(1)}
+
+    def sent(strategy):
+        return sorted(make_strategy(RunConfig(dataset="fpb", setting="federated", strategy=strategy).validate()).sent(arrays))
+
+    assert sent("ffa-lora") == ["m.lora_B.weight"] and sent("fedsa-lora") == ["m.lora_A.weight"]
+    assert sent("fedavg") == sent("fedex-lora") == sorted(arrays)
     with pytest.raises(ConfigError, match="4-bit|nf4"):
         RunConfig(dataset="fpb", setting="federated", method="qlora", strategy="fedex-lora").validate()
     with pytest.raises(ConfigError, match="no such factors"):
@@ -65,50 +72,56 @@ def test_strategies_refuse_what_cannot_work_and_ffa_sends_only_b():
 
 
 def test_the_rdp_accountant_spends_more_epsilon_every_round():
-    from fedlab.fl.strategies import make_strategy, privacy_spent
+    from flwr.serverapp import strategy as S
+
+    from fedlab.fl.strategies import FFALoRA, ServerSideDP, make_strategy
 
     cfg = RunConfig(dataset="fpb", setting="federated", clients=4, dp={"noise": 1.0, "clip": 0.5}).validate()
     strategy = make_strategy(cfg)
-    assert type(strategy).__name__ == "DifferentialPrivacyServerSideFixedClipping"
-    assert privacy_spent(strategy)["epsilon"] == 0.0
+    assert isinstance(strategy, ServerSideDP) and isinstance(strategy, S.DifferentialPrivacyServerSideFixedClipping)
+    assert strategy.privacy_spent_now()["epsilon"] == 0.0
+    ffa = make_strategy(RunConfig(dataset="fpb", setting="federated", strategy="ffa-lora", dp={"side": "client"}).validate())
+    assert isinstance(ffa.strategy, FFALoRA) and ffa.sent({"m.lora_A.weight": 0, "m.lora_B.weight": 1}) == {"m.lora_B.weight": 1}
     accountant = strategy.accountant
     from flwr.serverapp import GaussianPrivacyEvent
 
     eps = []
     for _ in range(3):
         accountant.compose(GaussianPrivacyEvent(noise_multiplier=1.0, sample_size=4, population_size=4))
-        eps.append(privacy_spent(strategy)["epsilon"])
+        eps.append(strategy.privacy_spent_now()["epsilon"])
     assert eps[0] < eps[1] < eps[2]
 
 
 def test_a_fedsa_client_keeps_its_own_b_in_its_node_state_across_rounds(tiny):
-    from types import SimpleNamespace
-
     from flwr.app import Context, RecordDict
 
     from fedlab.core.models import load_model
-    from fedlab.core.peft_methods import adapter_state, build_peft_model
-    from fedlab.fl import client_app
+    from fedlab.core.peft_methods import adapter_state, build_peft_model, load_adapter_state
     from fedlab.fl.codec import dict_to_arrays
+    from fedlab.fl.strategies.fedsa_lora import FedSALoRAClient
 
     model = build_peft_model(load_model("tiny-random", dtype="fp32")[0], "lora")
-    st = SimpleNamespace(model=model, initial=adapter_state(model), applied={})
+    initial = adapter_state(model)
+    side = FedSALoRAClient(model)
     context = Context(run_id=1, node_id=1, node_config={}, state=RecordDict(), run_config={})
-    state = adapter_state(model)
-    global_a = {k: v + 1.0 for k, v in state.items() if k.endswith(lora.A_SUFFIX)}
-    msg = SimpleNamespace(content=RecordDict({"arrays": dict_to_arrays(global_a)}))  # what a train message carries
-    client_app.receive(st, msg, context)  # first round: global A, the initial B
+    global_a = {k: v + 1.0 for k, v in initial.items() if k.endswith(lora.A_SUFFIX)}
+    content = RecordDict({"arrays": dict_to_arrays(global_a)})  # what a train message carries
+    side.receive(content, context)  # first round: global A, the initial B
     now = adapter_state(model)
     b_key = next(k for k in now if k.endswith(lora.B_SUFFIX))
-    np.testing.assert_array_equal(now[b_key], st.initial[b_key])
-    # the client trained: its B moved, and it keeps it (what train() stores) while another client used the model
-    mine = {k: v + 0.25 for k, v in now.items() if k.endswith(lora.B_SUFFIX)}
-    context.state[client_app.FEDSA_STATE] = dict_to_arrays(mine)
-    client_app.receive(st, msg, context)
-    np.testing.assert_allclose(adapter_state(model)[b_key], mine[b_key])
+    a_key = next(k for k in now if k.endswith(lora.A_SUFFIX))
+    np.testing.assert_array_equal(now[b_key], initial[b_key])
+    np.testing.assert_array_equal(now[a_key], global_a[a_key])
+    # the client trained: its B moved; its reply keeps B in the node state and sends only A
+    load_adapter_state(model, {k: v + 0.25 if k.endswith(lora.B_SUFFIX) else v for k, v in now.items()})
+    mine = adapter_state(model)[b_key]
+    assert all(not k.endswith(lora.B_SUFFIX) for k in side.reply(context))
+    load_adapter_state(model, initial)  # another client used the model meanwhile
+    side.receive(content, context)
+    np.testing.assert_allclose(adapter_state(model)[b_key], mine)
     other = Context(run_id=1, node_id=2, node_config={}, state=RecordDict(), run_config={})
-    client_app.receive(st, msg, other)  # a client without state gets the initial B, not the other's
-    np.testing.assert_array_equal(adapter_state(model)[b_key], st.initial[b_key])
+    side.receive(content, other)  # a client without state gets the initial B, not the other's
+    np.testing.assert_array_equal(adapter_state(model)[b_key], initial[b_key])
 
 
 def test_an_ffa_client_trains_b_and_leaves_the_shared_a_untouched(tiny):
@@ -117,17 +130,22 @@ def test_an_ffa_client_trains_b_and_leaves_the_shared_a_untouched(tiny):
     from fedlab.core.train import train_local
     from tests.unit.test_models_eval import RECORDS
 
+    from fedlab.fl.strategies import ClientSide
+    from fedlab.fl.strategies.ffa_lora import FFALoRAClient
+
     model, tok, _ = load_model("tiny-random", dtype="fp32")
     model = build_peft_model(model, "lora")
     before = adapter_state(model)
-    frozen = lora.freeze_for("ffa-lora", model)
-    assert frozen and all(".lora_A." in n for n in frozen)
+    ClientSide(model)  # plain FedAvg freezes nothing
+    assert all(p.requires_grad for n, p in model.named_parameters() if ".lora_" in n)
+    side = FFALoRAClient(model)
+    assert side.frozen and all(".lora_A." in n for n in side.frozen)
     train_local(model, tok, RECORDS[:3], steps=2, batch_size=2, lr=0.05, max_length=64)
     after = adapter_state(model)
     for key in before:
         changed = not np.array_equal(before[key], after[key])
         assert changed == key.endswith(lora.B_SUFFIX), key
-    assert lora.freeze_for("fedavg", model) == []
+    assert sorted(side.reply(None)) == sorted(k for k in after if k.endswith(lora.B_SUFFIX))
 
 
 def test_notebook_07_runs_only_for_profiles_with_an_aggregation_cell_and_grid_filters_backbones(capsys, monkeypatch):

@@ -83,7 +83,7 @@ def test_a_learning_rate_sweep_scores_on_the_validation_split_only(results):
 
     from fedlab.experiment.profiles import load_profile
     from fedlab.experiment.rundata import RunData
-    from fedlab.experiment.sweep import lr_sweep, sweep_path
+    from fedlab.runs.sweep import lr_sweep, sweep_path
 
     smoke = load_profile("smoke")
     record = lr_sweep(smoke, "fpb", "lora", [1e-3, 1e-2], progress=False)

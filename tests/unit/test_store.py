@@ -7,7 +7,8 @@ import pytest
 
 from fedlab.experiment.config import Faults, RunConfig
 from fedlab.experiment.hooks import RunHooks
-from fedlab.experiment.store import SCHEMA_VERSION, ResultStore, RunResult, RunStatus, migrate_result, migrate_store, upgrade_config
+from fedlab.experiment.migrate import migrate_result, migrate_store, upgrade_config
+from fedlab.experiment.store import SCHEMA_VERSION, ResultStore, RunResult, RunStatus
 
 from tests.conftest import TINY_FAULTS
 

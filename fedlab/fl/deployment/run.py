@@ -9,7 +9,7 @@ from fedlab.experiment.hooks import NO_HOOKS, RunHooks
 from fedlab.experiment.store import ResultStore, RunResult
 
 from ..checkpoint import Checkpoint
-from ..rounds import DEFAULT_ROUND_TIMEOUT
+from ..federation import DEFAULT_ROUND_TIMEOUT
 from .federation import APP_DIR, FederationError, LocalFederation
 
 

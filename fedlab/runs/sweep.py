@@ -17,9 +17,10 @@ from fedlab.data import DATASETS
 from fedlab.errors import ConfigError
 from fedlab.io import write_json
 
-from .profiles import Profile
+from fedlab.experiment.profiles import Profile
+from fedlab.experiment.store import ResultStore
+
 from .runner import run
-from .store import ResultStore
 
 #: the default candidates (a factor of about 3 apart)
 DEFAULT_LRS = (1e-4, 3e-4, 1e-3, 3e-3)
