@@ -17,7 +17,8 @@ from .bench_tables import bench_evaluators_table, bench_federated_table, bench_t
 from .claims import answer_markdown, check_claims, claims_markdown, headline_markdown
 from .curves import curves_markdown
 from .frames import result_for, results_frame
-from .verdicts import floors_markdown, profile_verdicts, verdict_markdown
+from .verdict_text import floors_markdown, verdict_markdown
+from .verdicts import profile_verdicts
 from .tables import aggregation_table, backbones_table, cost_summary_table, main_table, zeroshot_table
 
 
