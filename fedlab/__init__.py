@@ -4,8 +4,8 @@ Layers, each importing only from those below it (``tests/unit/test_layers.py`` e
 ``core`` (models, PEFT, prompts, training, evaluation, metrics, energy) <- ``data`` (records,
 registry, splits, partitions) <- ``experiment`` (configs, profiles, results, runner, baselines) <-
 ``fl`` (Flower apps, strategies, simulation, deployment) <- ``reporting`` (tables, claims, figures)
-<- ``study`` (what the notebooks call) and ``cli`` (the ``fedlab`` command). ``errors``, ``paths``
-and ``io`` sit below them all.
+<- ``study`` (what the notebooks call) <- ``pipeline`` (papermill, HTML reports, ``make figures``)
+<- ``cli`` (the ``fedlab`` command). ``errors``, ``paths`` and ``io`` sit below them all.
 """
 
 __version__ = "0.1.0"
