@@ -2,10 +2,11 @@
 
 Layers, each importing only from those below it (``tests/unit/test_layers.py`` enforces this):
 ``core`` (models, PEFT, prompts, training, evaluation, metrics, energy) <- ``data`` (records,
-registry, splits, partitions) <- ``experiment`` (configs, profiles, results, runner, baselines) <-
-``fl`` (Flower apps, strategies, simulation, deployment) <- ``reporting`` (tables, claims, figures)
-<- ``study`` (what the notebooks call) and ``cli`` (the ``fedlab`` command). ``errors``, ``paths``
-and ``io`` sit below them all.
+registry, splits, partitions) <- ``experiment`` (configs, profiles, results, baselines) <-
+``fl`` (Flower apps, strategies, simulation, deployment) <- ``runs`` (the runner over every setting,
+learning-rate sweeps) and, beside it, ``reporting`` (tables, claims, figures) <- ``study`` (what the
+notebooks call) <- ``pipeline`` (papermill, HTML reports, ``make figures``)
+<- ``cli`` (the ``fedlab`` command). ``errors``, ``paths`` and ``io`` sit below them all.
 """
 
 __version__ = "0.1.0"

@@ -27,7 +27,7 @@ import typing
 
 import yaml
 
-from fedlab import study
+from fedlab import pipeline, study
 from fedlab.core.evaluate import EVALUATORS
 from fedlab.core.models import embedded_dir, registry_names
 from fedlab.core.peft_methods import METHODS
@@ -507,11 +507,11 @@ def main(argv: list[str] | None = None) -> int:
             for g in generate_from_result(args.result, n=args.n):
                 print(f"--- {g['id']} (gold: {g['gold']})\n{g['output']}\n")
         elif args.command == "reproduce":
-            print(f"reports: {study.reproduce(args.profile, force=args.force, only=args.only)}")
+            print(f"reports: {pipeline.reproduce(args.profile, force=args.force, only=args.only)}")
         elif args.command == "plan":
             print(study.plan(args.profile, force=args.force).describe())
         elif args.command == "figures":
-            for path in study.make_figures(args.profile):
+            for path in pipeline.make_figures(args.profile):
                 print(path)
         elif args.command == "sweep-lr":
             prof = load_profile(args.profile)

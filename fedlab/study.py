@@ -1,29 +1,16 @@
 """The notebooks' façade: set up a profile, run (or load) the cells of the study, show the results.
 
-``make reproduce`` calls :func:`reproduce`: papermill executes the numbered notebooks in order for
-a profile (the PEFT notebook once per (domain, method) pair), nbconvert renders each to HTML under
-``reports/``, and an index page links them. Runs already finished (same config hash) are loaded,
-not rerun, unless ``force``.
+Runs already finished (same config hash) are loaded, not rerun, unless ``force``. Executing the
+notebooks themselves (papermill, HTML reports, ``make figures``) is :mod:`fedlab.pipeline`'s job.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import re
-import time
-import tomllib
 from pathlib import Path
 
-import nbformat
 import pandas as pd
-import papermill as pm
-from nbconvert import HTMLExporter
 
-from fedlab import paths
 from fedlab.core.models import EMBEDDED, check_hub_access, embedded_dir
-from fedlab.core.progress import bar as progress_bar
 from fedlab.data import DATASETS, domains, register_user_data
 from fedlab.data.user import UserData
 from fedlab.errors import ConfigError
@@ -34,69 +21,15 @@ from fedlab.experiment.profiles import AGGREGATION_STRATEGIES, DP_NOISES, Profil
 from fedlab.experiment.resources import DEFAULT_RESOURCES, Resources
 from fedlab.experiment.store import ResultStore, RunResult
 from fedlab.reporting import figures
-from fedlab.reporting.curves import curves_figure
 from fedlab.reporting.frames import frame, profile_results, results_frame
-from fedlab.reporting.readme import README_PROFILE, update_readme
-from fedlab.reporting.reports_index import write_index
-from fedlab.reporting.verdicts import compare_settings, decide, floor_key, floors_of, profile_verdicts, write_verdicts
+from fedlab.reporting.verdicts import compare_settings, decide, floor_key, floors_of, profile_verdicts
 from fedlab.runs import runner
-
-PEFT_NOTEBOOK = "02_peft_domain.ipynb"
-AGGREGATION_NOTEBOOK = "07_aggregation_privacy.ipynb"
-ORDER = ("00_data.ipynb", "01_partitions.ipynb", PEFT_NOTEBOOK, "03_baselines.ipynb", "04_energy.ipynb", "05_summary.ipynb",
-         "07_aggregation_privacy.ipynb")
 
 
 def run(config: RunConfig | dict, *, force: bool = False, store: ResultStore | None = None, progress: bool = True,
         hooks: RunHooks = NO_HOOKS, resources: Resources = DEFAULT_RESOURCES) -> RunResult:
     """Run one configuration of any setting (federated included), or load its finished result."""
     return runner.run(config, force=force, store=store, progress=progress, hooks=hooks, resources=resources)
-
-
-def repository_url() -> str:
-    """The project's repository, from ``pyproject.toml`` (``[project.urls] Repository``): the one place
-    the notebooks' Colab badges and install cells take it from."""
-    return tomllib.loads((paths.home() / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
-
-
-def colab_badge(notebook: str, url: str | None = None) -> str:
-    """The Colab badge line of a notebook (``notebook`` is its file name)."""
-    slug = (url or repository_url()).removeprefix("https://github.com/").removesuffix(".git")
-    return (f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
-            f"(https://colab.research.google.com/github/{slug}/blob/main/notebooks/{notebook})")
-
-
-def install_cell(url: str | None = None) -> str:
-    """The first code cell of every notebook: installs fedlab where the kernel lacks it (Colab), from
-    ``$FEDLAB_REPO`` or the repository of :func:`repository_url`; does nothing in the project's .venv."""
-    url = url or repository_url()
-    return f"""# Install fedlab if this kernel does not have it yet (e.g. on Colab); a no-op in the project's .venv.
-# The source: $FEDLAB_REPO (the git URL or path of your copy) or the repository named in pyproject.toml.
-import importlib.util, os, subprocess, sys
-if importlib.util.find_spec("fedlab") is None:
-    repo = os.environ.get("FEDLAB_REPO", "{url}")
-    if subprocess.run(["git", "clone", "--depth", "1", repo, "fedlab-src"]).returncode != 0:
-        raise RuntimeError(f"could not clone {{repo}}: set FEDLAB_REPO to the git URL (or path) of your copy of fedlab "
-                           "and run this cell again, e.g. os.environ['FEDLAB_REPO'] = 'https://github.com/you/fedlab'")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", "fedlab-src/requirements.txt"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-r", "fedlab-src/requirements-nodeps.txt", "-e", "fedlab-src"], check=True)
-    sys.path.insert(0, "fedlab-src")"""
-
-
-def sync_notebook_headers(url: str | None = None) -> list[Path]:
-    """Rewrite each notebook's Colab badge and install cell from :func:`repository_url` (after the
-    repository moves); returns the notebooks changed."""
-    changed = []
-    for path in sorted(paths.notebooks_dir().glob("[0-9][0-9]_*.ipynb")):
-        book = nbformat.read(path, as_version=4)
-        first = book.cells[0]
-        badge = re.sub(r"^\[!\[Open In Colab\].*$", colab_badge(path.name, url), first.source, count=1, flags=re.M)
-        code = next(c for c in book.cells if c.cell_type == "code")
-        if (badge, install_cell(url)) != (first.source, code.source):
-            first.source, code.source = badge, install_cell(url)
-            nbformat.write(book, path)
-            changed.append(path)
-    return changed
 
 
 def setup(profile_name: str) -> Profile:
@@ -246,22 +179,6 @@ def verdicts(profile_name: str) -> dict:
     return profile_verdicts(load_profile(profile_name))
 
 
-def executions(profile_name: str) -> list[tuple[str, dict, str]]:
-    """(notebook, parameters, report stem) in the order ``reproduce`` runs them."""
-    profile = load_profile(profile_name)
-    runs = []
-    for nb in ORDER:
-        if nb == AGGREGATION_NOTEBOOK and profile.aggregation is None:
-            continue  # the profile has no aggregation study (e.g. reference, until its budgets are set)
-        if nb == PEFT_NOTEBOOK:
-            for domain in profile_domains(profile):
-                for method in profile.grid["methods"]:
-                    runs.append((nb, {"DOMAIN": domain, "METHOD": method}, f"02_peft_{domain}_{method}"))
-        else:
-            runs.append((nb, {}, nb.removesuffix(".ipynb")))
-    return runs
-
-
 def check_profile_hub(profile: str | Profile) -> list[str]:
     """Before a profile's first run: its hub backbones (and hub datasets) can be reached from here,
     gated ones with a token (:func:`fedlab.core.models.check_hub_access`); a no-op for offline profiles."""
@@ -270,7 +187,7 @@ def check_profile_hub(profile: str | Profile) -> list[str]:
 
 
 def plan(profile_name: str, *, force: bool = False) -> Plan:
-    """Which runs of a profile ``reproduce`` reuses and which it trains, with a time estimate."""
+    """Which runs of a profile :func:`fedlab.pipeline.reproduce` reuses and which it trains, with a time estimate."""
     profile = load_profile(profile_name)
     configs = profile_configs(profile)
     out = plan_grid(configs, force=force)
@@ -278,61 +195,6 @@ def plan(profile_name: str, *, force: bool = False) -> Plan:
         if note:
             out.notes.append(note)
     return out
-
-
-@contextlib.contextmanager
-def report_kernel_env():
-    """The environment of the kernels that render reports: no progress bars (``TQDM_DISABLE=1``, which
-    every tqdm bar honours: fedlab's, Flower Datasets' partitioners', transformers' weight loading). A
-    report is read after the fact: a bar there is a frozen 0 % or, from libraries that draw on stderr,
-    a red box. Interactive kernels (JupyterLab, Colab) keep their bars."""
-    old = os.environ.get("TQDM_DISABLE")
-    os.environ["TQDM_DISABLE"] = "1"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("TQDM_DISABLE", None)
-        else:
-            os.environ["TQDM_DISABLE"] = old
-
-
-def reproduce(profile_name: str = "quick", *, force: bool = False, out: Path | None = None, only: list[str] | None = None) -> Path:
-    """Execute every notebook with papermill for a profile; write executed notebooks, HTML and an index.
-
-    Says first what it will train and reuse and roughly how long the training takes; a progress bar
-    then counts the grid's runs as they finish, across notebooks.
-    """
-    out = Path(out or paths.reports_dir())
-    out.mkdir(parents=True, exist_ok=True)
-    check_profile_hub(profile_name)
-    exporter = HTMLExporter()
-    done = []
-    started = time.time()
-    grid = plan(profile_name, force=force)
-    print(grid.describe(), flush=True)
-    store, todo = ResultStore(), {c.hash(): c for c in grid.train}
-    bar = progress_bar(total=len(todo), desc=f"{profile_name}: runs trained", unit="run", disable=not todo)
-    plan_nb = [e for e in executions(profile_name) if not only or e[2] in only or e[0] in only]
-    for i, (nb, params, stem) in enumerate(plan_nb, 1):
-        bar.write(f"[reproduce {i}/{len(plan_nb)}] {nb} {params or ''} -> {stem}.html")
-        t0 = time.perf_counter()
-        executed = out / f"{stem}.ipynb"
-        with report_kernel_env():
-            pm.execute_notebook(
-                str(paths.notebooks_dir() / nb), str(executed), parameters=dict(params, PROFILE=profile_name, FORCE=bool(force)),
-                cwd=str(paths.notebooks_dir()), progress_bar=False, log_output=False, kernel_name="python3",
-            )
-        body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
-        (out / f"{stem}.html").write_text(body)
-        done.append((stem, nb, params, time.perf_counter() - t0))
-        finished = [h for h, c in todo.items()
-                    if (r := store.lookup(c)) is not None and r.path.stat().st_mtime >= started]
-        for h in finished:
-            del todo[h]
-        bar.update(len(finished))
-    bar.close()
-    return write_index(out, profile_name, {stem: sec for stem, _, _, sec in done})
 
 
 def summary_figures(profile_name: str, verdicts: dict | None = None) -> list[Path]:
@@ -350,17 +212,3 @@ def summary_figures(profile_name: str, verdicts: dict | None = None) -> list[Pat
     if figures.forest(verdicts or profile_verdicts(profile), save=f"{profile.name}_forest") is not None:
         names.insert(0, "forest")
     return [figures.figures_dir() / f"{profile.name}_{n}.png" for n in names]
-
-
-def make_figures(profile_name: str = "quick") -> list[Path]:
-    """``make figures``: the summary figures, the profile's verdict file and, for the README's profile,
-    the README's tables."""
-    profile = load_profile(profile_name)
-    written = []
-    if profile.curves is not None and curves_figure(profile, save=f"{profile.name}_curves") is not None:
-        written.append(figures.figures_dir() / f"{profile.name}_curves.png")
-    path = write_verdicts(profile)
-    written += summary_figures(profile_name, verdicts=json.loads(path.read_text())) + [path]
-    if load_profile(profile_name).name == README_PROFILE:
-        update_readme()
-    return written

@@ -5,7 +5,7 @@
 among the pins (other libraries' bars need it too), and :func:`bar` still gives the widget bar only where
 ipywidgets can draw it, a plain text bar on stdout in any other kernel (nbconvert keeps only its last
 state, after the carriage returns), and tqdm's usual stderr bar in a terminal. The kernels that render
-reports run with ``TQDM_DISABLE=1`` (``study.report_kernel_env``): no bar there at all.
+reports run with ``TQDM_DISABLE=1`` (``pipeline.report_kernel_env``): no bar there at all.
 """
 
 from __future__ import annotations

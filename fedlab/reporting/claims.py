@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from fedlab.data import domain_of
 
-from .verdicts import FAMILIES, client_verdict_counts
+from .verdict_text import client_verdict_counts
+from .verdicts import FAMILIES
 
 SUPPORTED, NOT_SUPPORTED = "supported", "not supported"
 

@@ -13,12 +13,13 @@ from pathlib import Path
 from fedlab import paths
 from fedlab.experiment.profiles import load_profile
 
+from .bench_tables import bench_evaluators_table, bench_federated_table, bench_throughput_table, bench_train_table
 from .claims import answer_markdown, check_claims, claims_markdown, headline_markdown
 from .curves import curves_markdown
 from .frames import result_for, results_frame
-from .verdicts import floors_markdown, profile_verdicts, verdict_markdown
-from .tables import (aggregation_table, backbones_table, bench_evaluators_table, bench_federated_table,
-                     bench_throughput_table, bench_train_table, cost_summary_table, main_table, zeroshot_table)
+from .verdict_text import floors_markdown, verdict_markdown
+from .verdicts import profile_verdicts
+from .tables import aggregation_table, backbones_table, cost_summary_table, main_table, zeroshot_table
 
 
 def _summary(path: Path) -> str:

@@ -6,7 +6,8 @@ import re
 from fedlab.experiment.profiles import load_profile
 from fedlab.experiment.profiles import AGGREGATION_STRATEGIES, DP_NOISES
 from fedlab.reporting.reports_index import stderr_outputs
-from fedlab.study import executions, profile_domains, reproduce
+from fedlab.pipeline import executions, reproduce
+from fedlab.study import profile_domains
 
 
 def test_make_reproduce_executes_every_notebook_in_the_smoke_profile(tmp_path, monkeypatch, fedlab_data_dir):

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "fedlab"
 LAZY_ALLOWED = {"torch", "transformers", "peft", "bitsandbytes", "flwr", "flwr_datasets", "ray", "datasets",
                 "safetensors", "tqdm"}
 #: the layers, lowest first (must match [tool.importlinter] in pyproject.toml)
-LAYERS = [("errors", "paths"), ("io",), ("core",), ("data",), ("experiment",), ("fl",), ("reporting",), ("study",), ("cli",)]
+LAYERS = [("errors", "paths"), ("io",), ("core",), ("data",), ("experiment",), ("fl",), ("reporting", "runs"), ("study",), ("pipeline",), ("cli",)]
 
 
 def _modules():

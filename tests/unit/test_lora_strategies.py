@@ -152,7 +152,7 @@ def test_notebook_07_runs_only_for_profiles_with_an_aggregation_cell_and_grid_fi
     import fedlab.cli
     import fedlab.study
     from fedlab.cli import main
-    from fedlab.study import AGGREGATION_NOTEBOOK, executions
+    from fedlab.pipeline import AGGREGATION_NOTEBOOK, executions
 
     assert AGGREGATION_NOTEBOOK in [nb for nb, _, _ in executions("smoke")]
     assert AGGREGATION_NOTEBOOK not in [nb for nb, _, _ in executions("reference")]  # no grid.aggregation yet

@@ -53,14 +53,14 @@ def test_no_function_or_class_definitions(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_colab_badge_and_noop_install_cell(path):
     """Badge and install cell come from one place (pyproject's Repository URL, FEDLAB_REPO overrides)."""
-    from fedlab import study
+    from fedlab import pipeline
     book = nbformat.read(path, as_version=4)
-    assert book.cells[0].source.splitlines()[0] == study.colab_badge(path.name), (
-        "stale Colab badge: run fedlab.study.sync_notebook_headers()")
+    assert book.cells[0].source.splitlines()[0] == pipeline.colab_badge(path.name), (
+        "stale Colab badge: run fedlab.pipeline.sync_notebook_headers()")
     install = code_cells(path)[0].source
-    assert install == study.install_cell(), "stale install cell: run fedlab.study.sync_notebook_headers()"
+    assert install == pipeline.install_cell(), "stale install cell: run fedlab.pipeline.sync_notebook_headers()"
     assert 'find_spec("fedlab") is None' in install and "FEDLAB_REPO" in install
-    assert study.repository_url() in install and study.repository_url().removeprefix("https://github.com/") in book.cells[0].source
+    assert pipeline.repository_url() in install and pipeline.repository_url().removeprefix("https://github.com/") in book.cells[0].source
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

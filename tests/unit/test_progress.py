@@ -34,9 +34,9 @@ def test_tqdm_disable_turns_our_bars_off_even_when_progress_was_asked_for(monkey
 
 def test_report_kernels_run_without_bars(monkeypatch):
     import os
-    from fedlab import study
+    from fedlab import pipeline
     monkeypatch.delenv("TQDM_DISABLE", raising=False)
-    with study.report_kernel_env():
+    with pipeline.report_kernel_env():
         assert os.environ["TQDM_DISABLE"] == "1"
     assert "TQDM_DISABLE" not in os.environ
 

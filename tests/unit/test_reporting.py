@@ -16,7 +16,7 @@ from fedlab.experiment.provenance import OTHERS_CPU_LIMIT, Contention, measured_
 from fedlab.experiment.profiles import load_profile
 from fedlab.experiment.store import ResultStore, RunResult
 from fedlab.core.metrics import bootstrap_ci
-from fedlab.reporting import claims, figures, frames, readme, tables, verdicts
+from fedlab.reporting import claims, figures, frames, readme, tables, verdict_text, verdicts
 
 SMOKE = load_profile("smoke")
 
@@ -184,7 +184,7 @@ def test_overlapping_cis_with_a_significant_paired_difference_are_not_equivalent
     q3 = found[("3", "qlora")]
     assert q3["test"] == "non-inferior" and q3["cheaper_in"] == [] and q3["verdict"] == "not supported"
     assert "undecided" in q3["evidence"] and "bytes: equal" in q3["evidence"]
-    table = verdicts.verdict_markdown(v)
+    table = verdict_text.verdict_markdown(v)
     assert "**not equivalent**" in table and "**equivalent**" in table
 
 
@@ -209,7 +209,7 @@ def test_floors_calibrate_a_zero_shot_model_that_always_answers_one_class(fixtur
     assert fpb["metric"] == "macro_f1" and fpb["raw_prediction_shares"][0] > 0.8
     assert fpb["majority_class"] == pytest.approx(verdicts.stats.metric_value(
         "macro_f1", GOLDS, np.full(N_ROWS, np.bincount(GOLDS).argmax()), 3))
-    assert "calibrated" in fpb and "| tiny-random | fpb | macro_f1 |" in verdicts.floors_markdown(v)
+    assert "calibrated" in fpb and "| tiny-random | fpb | macro_f1 |" in verdict_text.floors_markdown(v)
     path = verdicts.write_verdicts(SMOKE)
     assert path.name == "smoke.json" and '"not equivalent"' in path.read_text()
 
