@@ -64,7 +64,7 @@ def cost_table(df) -> str:
     time are not its own; older results: one that started while the CPU was busy), and "?" a result from before either
     was recorded. "CPU" is the processor as its kernels see it (family/model/stepping and the AVX-512, bf16
     and AMX extensions; "?": not recorded): energy and time are comparable only within one. Peak memory is the training process's
-    (``memory.train_process_peak_mb``) where recorded, else the saving process's lifetime high ("*").
+    (``memory.train_process_peak_mb``) where recorded, else the process's peak an older result recorded ("*"), else "-" (not measured).
     """
     fed = df[df["setting"] == "federated"]
     if fed.empty:
@@ -77,7 +77,7 @@ def cost_table(df) -> str:
         return "-" if value is None or value != value else format(value, fmt)
 
     for _, r in fed.iterrows():
-        memory = f"{r['peak_memory_mb']:.0f}" + ("" if r["memory_measured"] else "*")
+        memory = num(r["peak_memory_mb"], ".0f") + ("" if r["memory_measured"] or r["peak_memory_mb"] is None else "*")
         shared = "?" if r["shared_cpu"] is None or r["shared_cpu"] != r["shared_cpu"] else (
             "shared" if r["shared_cpu"] else "idle")
         if shared != "?":
@@ -116,7 +116,8 @@ def cost_summary_table(df, setting: str = "federated") -> str:
 
     for (model, dataset, method), d in sub.groupby(["model", "dataset", "method"], sort=False):
         nbytes = sorted({int(b) for b in d["bytes_total"]})
-        memory = f"{d['peak_memory_mb'].max():.0f}" + ("" if d["memory_measured"].all() else "*")
+        peak = d["peak_memory_mb"].max()
+        memory = "-" if peak is None or peak != peak else f"{peak:.0f}" + ("" if d["memory_measured"].all() else "*")
         cpus = ", ".join(sorted({str(c) for c in d["cpu"]}))
         known = [bool(s) for s in d["shared_cpu"] if s is not None and s == s]
         shared = "?" if not known else f"{sum(known)} of {len(d)}" + ("" if len(known) == len(d) else f" ({len(d) - len(known)} ?)")

@@ -169,6 +169,8 @@ def test_ffa_lora_with_client_side_dp_and_fedex_lora_in_simulation(env):
     assert ffa.communication["bytes_total"] < 0.6 * plain.communication["bytes_total"]
     no_dp = run(RunConfig(setting="federated", **dict(BASE, strategy="ffa-lora")).resolved(), progress=False)
     assert no_dp.adapter_hash != ffa.adapter_hash  # clipping and noise changed the aggregate
+    again = run(cfg.resolved(), force=True, progress=False)  # the noise is drawn from the run's seed
+    assert [h["adapter_hash"] for h in again.rounds] == [h["adapter_hash"] for h in ffa.rounds]
 
     spy = []
     fedex = run(RunConfig(setting="federated", **dict(BASE, strategy="fedex-lora")).resolved(), hooks=RunHooks(spy=spy),

@@ -152,7 +152,8 @@ def test_resume_with_a_changed_config_is_refused(tmp_path):
     from fedlab.fl.checkpoint import Checkpoint
 
     class Strategy:
-        pass
+        def state(self):
+            return {}
 
     Checkpoint(tmp_path, "a" * 64).save(1, {"w": np.zeros(3, np.float32)}, [{"round": 1}], Strategy())
     assert Checkpoint(tmp_path, "a" * 64).load()[0] == 1

@@ -27,12 +27,14 @@ def _node_killer(ckpt: Checkpoint, node: int, after_round: int):
 
 def deploy_run(cfg: RunConfig, *, tls: bool = False, timeout: float = 3600.0, workdir=None,
                round_timeout: float = DEFAULT_ROUND_TIMEOUT, node_threads: int | None = None, force: bool = False,
-               hooks: RunHooks = NO_HOOKS) -> RunResult:
+               hooks: RunHooks = NO_HOOKS, federation: LocalFederation | None = None) -> RunResult:
     """Run one federated config on Flower's Deployment Engine on this machine; return its result.
 
     A finished result with the same config hash is returned as is unless ``force``; an interrupted
     one resumes from its checkpoint. ``hooks.kill_node_after_round=(node, round)`` SIGKILLs that
     SuperNode once the round's checkpoint exists (fault injection for tests and demonstrations).
+    ``federation``: a started :class:`LocalFederation` with one SuperNode per client to run on (left
+    running); by default a fresh one is started and stopped around the run.
     """
     cfg = cfg.resolved()
     store = ResultStore.deployment()
@@ -45,10 +47,18 @@ def deploy_run(cfg: RunConfig, *, tls: bool = False, timeout: float = 3600.0, wo
     if hooks.kill_node_after_round is not None:
         node, rnd = hooks.kill_node_after_round
         on_poll, poll = _node_killer(Checkpoint(ckpt_dir, cfg.hash()), node, rnd), 0.5
-    threads = node_threads or max(1, (os.cpu_count() or 1) // cfg.clients)
-    with LocalFederation(cfg.clients, tls=tls, workdir=workdir, env={"FEDLAB_CLIENT_THREADS": str(threads)}) as fed:
+    if federation is not None:
+        if federation.n != cfg.clients or federation.tls != tls:
+            raise FederationError(f"the federation given has {federation.n} SuperNodes (tls={federation.tls}); this run "
+                                  f"needs {cfg.clients} (tls={tls}). Fix: start one SuperNode per client, or pass none.")
+        fed = federation
         out = fed.run(APP_DIR, cfg.to_dict(), timeout=timeout, checkpoint_dir=ckpt_dir, poll=poll,
                       extra={"round-timeout": str(round_timeout)}, on_poll=on_poll)
+    else:
+        threads = node_threads or max(1, (os.cpu_count() or 1) // cfg.clients)
+        with LocalFederation(cfg.clients, tls=tls, workdir=workdir, env={"FEDLAB_CLIENT_THREADS": str(threads)}) as fed:
+            out = fed.run(APP_DIR, cfg.to_dict(), timeout=timeout, checkpoint_dir=ckpt_dir, poll=poll,
+                          extra={"round-timeout": str(round_timeout)}, on_poll=on_poll)
     if out["status"] != "finished:completed":
         raise FederationError(f"run {out['run_id']} ended {out['status']}: {out.get('details')}\n{out['log'][-3000:]}")
     result = store.lookup(cfg)

@@ -1,5 +1,7 @@
-"""fedlab's strategies: one Flower ``Strategy`` subclass per aggregation variant, each owning what it
-sends, what it does after averaging, its checkpoint state and its client side (see :mod:`.base`).
+"""Strategies: one Flower ``Strategy`` subclass per aggregation variant, with its client side.
+
+Each owns what it sends, what it does after averaging, its checkpoint state and its client side
+(see :mod:`.base`).
 
 The names and default parameters are declared in :data:`fedlab.experiment.config.STRATEGY_DEFAULTS`;
 :data:`STRATEGY_CLASSES` maps each to its class, and :func:`make_strategy` builds a run's (in its DP

@@ -8,6 +8,7 @@ weights (the accountant requires them; they send ``dp-weight`` = 1).
 
 from __future__ import annotations
 
+import numpy as np
 from flwr.serverapp import strategy as S
 
 from ..adapter import GlobalAdapter
@@ -20,8 +21,21 @@ DP_WEIGHT_KEY = "dp-weight"
 class _DPWrapper(FedlabStrategy):
     """The fedlab hooks of a DP wrapper: its own aggregation and privacy, the wrapped strategy's rest."""
 
-    def __init__(self, strategy: FedlabStrategy, noise: float, clip: float, n_sampled: int, *, accountant):
+    def __init__(self, strategy: FedlabStrategy, noise: float, clip: float, n_sampled: int, *, accountant,
+                 seed: int = 0):
         super().__init__(strategy, noise, clip, n_sampled, accountant=accountant, scaling=strategy.scaling)
+        self.seed = seed
+
+    def aggregate(self, rnd: int, replies: list, adapter: GlobalAdapter) -> dict:
+        """Flower draws the Gaussian noise from numpy's global RNG, unseeded: the draw of each round is
+        seeded here from the run's seed and the round (and the global RNG given back its state), so the
+        same config adds the same noise."""
+        saved = np.random.get_state()
+        np.random.seed(np.random.SeedSequence([self.seed, rnd, 7_000_003]).generate_state(1)[0])
+        try:
+            return super().aggregate(rnd, replies, adapter)
+        finally:
+            np.random.set_state(saved)
 
     @property
     def personalised(self) -> bool:
@@ -78,4 +92,4 @@ def wrap(strategy: FedlabStrategy, cfg) -> FedlabStrategy:
                                              neighboring_relation=NeighboringRelation.ADD_OR_REMOVE_ONE,
                                              sampling_method=SamplingMethod.NO_AMPLIFICATION))
     wrapper = ServerSideDP if dp["side"] == "server" else ClientSideDP
-    return wrapper(strategy, dp["noise"], dp["clip"], cfg.clients_per_round, accountant=accountant)
+    return wrapper(strategy, dp["noise"], dp["clip"], cfg.clients_per_round, accountant=accountant, seed=cfg.seed)
