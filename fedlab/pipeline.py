@@ -101,21 +101,27 @@ def executions(profile_name: str) -> list[tuple[str, dict, str]]:
     return runs
 
 
+#: what the report kernels run with (see :func:`report_kernel_env`)
+QUIET_KERNEL_ENV = {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+
+
 @contextlib.contextmanager
 def report_kernel_env():
-    """The environment of the kernels that render reports: no progress bars (``TQDM_DISABLE=1``, which
-    every tqdm bar honours: fedlab's, Flower Datasets' partitioners', transformers' weight loading). A
-    report is read after the fact: a bar there is a frozen 0 % or, from libraries that draw on stderr,
-    a red box. Interactive kernels (JupyterLab, Colab) keep their bars."""
-    old = os.environ.get("TQDM_DISABLE")
-    os.environ["TQDM_DISABLE"] = "1"
+    """The environment of the kernels that render reports: no progress bars. ``TQDM_DISABLE=1`` is honoured
+    by every terminal tqdm bar (fedlab's, Flower Datasets' partitioners'); ``HF_HUB_DISABLE_PROGRESS_BARS=1``
+    stops transformers' weight-loading bar, a notebook widget that ignores ``TQDM_DISABLE``. A report is
+    read after the fact: a bar there is a frozen 0 % or, from libraries that draw on stderr, a red box.
+    Interactive kernels (JupyterLab, Colab) keep their bars."""
+    saved = {k: os.environ.get(k) for k in QUIET_KERNEL_ENV}
+    os.environ.update(QUIET_KERNEL_ENV)
     try:
         yield
     finally:
-        if old is None:
-            os.environ.pop("TQDM_DISABLE", None)
-        else:
-            os.environ["TQDM_DISABLE"] = old
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def reproduce(profile_name: str = "quick", *, force: bool = False, out: Path | None = None, only: list[str] | None = None) -> Path:

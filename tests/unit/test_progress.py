@@ -36,9 +36,10 @@ def test_report_kernels_run_without_bars(monkeypatch):
     import os
     from fedlab import pipeline
     monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "0")
     with pipeline.report_kernel_env():
-        assert os.environ["TQDM_DISABLE"] == "1"
-    assert "TQDM_DISABLE" not in os.environ
+        assert os.environ["TQDM_DISABLE"] == "1" and os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
+    assert "TQDM_DISABLE" not in os.environ and os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "0"  # given back
 
 
 def test_library_notices_are_kept_with_the_run_not_printed(capsys):
