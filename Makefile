@@ -26,7 +26,7 @@ TORCH_PIN := $(shell grep -E '^torch==' requirements.txt)
 # (empty: PyPI's default build; on a machine without a GPU the CPU wheel). See README: GPUs and hub models.
 TORCH_INDEX ?=
 
-.PHONY: help setup test test-unit lint smoke reproduce figures zeroshot bench gpu-check deploy-local lab clean
+.PHONY: help setup test test-unit lint format smoke reproduce figures zeroshot bench gpu-check deploy-local lab clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -59,8 +59,14 @@ test: $(STAMP) ## run the whole test suite (offline): tests/unit and tests/integ
 test-unit: $(STAMP) ## the fast tests only (no Ray, no Deployment Engine, no notebook execution)
 	$(BIN)/python -m pytest -q tests/unit
 
-lint: $(STAMP) ## check the package's layering (import-linter contract in pyproject.toml)
+lint: $(STAMP) ## the package's layering (import-linter), lint and formatting (ruff; config in pyproject.toml)
 	$(BIN)/lint-imports
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP) ## fix what ruff can: imports, upgrades, formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 zeroshot: $(STAMP) ## zero-shot floor of the embedded model on the four benchmarks
 	$(BIN)/fedlab zeroshot $(if $(filter 1,$(FORCE)),--force,)

@@ -18,10 +18,10 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-from fedlab.data import load_splits  # noqa: E402
 from fedlab.core.evaluate import evaluate  # noqa: E402
-from fedlab.experiment.provenance import run_manifest  # noqa: E402
 from fedlab.core.models import load_model  # noqa: E402
+from fedlab.data import load_splits  # noqa: E402
+from fedlab.experiment.provenance import run_manifest  # noqa: E402
 from fedlab.io import write_json  # noqa: E402
 from fedlab.paths import bench_dir  # noqa: E402
 
@@ -50,8 +50,14 @@ def main() -> None:
         for name in ("fpb", "medqa"):
             subset = [r for r in records if r.dataset == name]
             m = evaluate(
-                model, tokenizer, subset, evaluator=evaluator, batch_size=args.batch_size,
-                max_new_tokens=args.max_new_tokens, n_boot=0, progress=True,
+                model,
+                tokenizer,
+                subset,
+                evaluator=evaluator,
+                batch_size=args.batch_size,
+                max_new_tokens=args.max_new_tokens,
+                n_boot=0,
+                progress=True,
             ).metrics
             per_dataset[name] = {k: m[k] for k in ("n", "accuracy", "macro_f1", "invalid_rate", "examples_per_s")}
         seconds = time.perf_counter() - t0

@@ -49,11 +49,17 @@ def pair(common: dict, clients: int, rounds: int, local_steps: int) -> dict:
     steps = clients * rounds * local_steps
     assert fed.budget["optimizer_steps"] == cen.budget["optimizer_steps"] == steps
     return {
-        "optimizer_steps": steps, "clients": clients, "rounds": rounds, "local_steps": local_steps,
-        "federated_s": round(fed_s, 1), "centralized_s": round(cen_s, 1), "ratio": round(fed_s / cen_s, 3),
+        "optimizer_steps": steps,
+        "clients": clients,
+        "rounds": rounds,
+        "local_steps": local_steps,
+        "federated_s": round(fed_s, 1),
+        "centralized_s": round(cen_s, 1),
+        "ratio": round(fed_s / cen_s, 3),
         "federated_train_s": round(sum(c["train_seconds"] for h in fed.rounds for c in h["clients"]), 1),
         "centralized_train_s": cen.train["seconds"],
-        "federated_peak_rss_mb": round(fed_mem, 1), "centralized_peak_rss_mb": round(cen_mem, 1),
+        "federated_peak_rss_mb": round(fed_mem, 1),
+        "centralized_peak_rss_mb": round(cen_mem, 1),
         "federated_server_timings": fed.timings,
         "simulation_overhead_s": round(fed_s - fed.timings["wall_s"], 1),
         "client_torch_threads": sorted({c["torch_threads"] for h in fed.rounds for c in h["clients"]}),
@@ -70,8 +76,18 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["FEDLAB_RESULTS_DIR"] = tempfile.mkdtemp(prefix="fedlab-bench-")
 
-    common = dict(dataset=args.dataset, model=args.model, dtype=args.dtype, method="lora", batch_size=4,
-                  partition="iid", max_eval=args.max_eval, n_boot=0, max_client_eval=8, max_length=256)
+    common = dict(
+        dataset=args.dataset,
+        model=args.model,
+        dtype=args.dtype,
+        method="lora",
+        batch_size=4,
+        partition="iid",
+        max_eval=args.max_eval,
+        n_boot=0,
+        max_client_eval=8,
+        max_length=256,
+    )
     # the first federated run of a process starts Ray and its client actors (imports, backbone);
     # later runs of the process (a grid, a notebook) reuse them: time that start on its own
     cold_s, _, _ = timed(RunConfig(setting="federated", **dict(common, clients=4, rounds=1, local_steps=1)))
@@ -91,18 +107,25 @@ def main() -> None:
         "wall_time": dict(at40, goal="<= 1.15", goal_met=at40["ratio"] <= 1.15),
         "wall_time_200": dict(at200, goal="<= 1.05", goal_met=at200["ratio"] <= 1.05),
         "simulation_memory": {
-            "clients_2": memory[2], "clients_8": memory[8], "ratio_8_over_2": round(mem_ratio, 3),
-            "goal": "<= 1.2", "goal_met": mem_ratio <= 1.2,
+            "clients_2": memory[2],
+            "clients_8": memory[8],
+            "ratio_8_over_2": round(mem_ratio, 3),
+            "goal": "<= 1.2",
+            "goal_met": mem_ratio <= 1.2,
         },
         "manifest": run_manifest(args.dtype),
     }
     write_json(args.out, result)
     for w in (result["wall_time"], result["wall_time_200"]):
-        print(f"{w['optimizer_steps']} steps: federated {w['federated_s']} s vs centralized {w['centralized_s']} s: "
-              f"ratio {w['ratio']} (goal {w['goal']})")
+        print(
+            f"{w['optimizer_steps']} steps: federated {w['federated_s']} s vs centralized {w['centralized_s']} s: "
+            f"ratio {w['ratio']} (goal {w['goal']})"
+        )
     print(f"first federated run of the process (Ray start): {cold_s:.1f} s")
-    print(f"peak memory 2 clients {memory[2]['peak_rss_mb']} MB, 8 clients {memory[8]['peak_rss_mb']} MB: "
-          f"ratio {mem_ratio:.3f} (goal <= 1.2)")
+    print(
+        f"peak memory 2 clients {memory[2]['peak_rss_mb']} MB, 8 clients {memory[8]['peak_rss_mb']} MB: "
+        f"ratio {mem_ratio:.3f} (goal <= 1.2)"
+    )
 
 
 if __name__ == "__main__":

@@ -42,8 +42,12 @@ def _train(model, tok, rows, args, autocast, seed):
     t0 = time.perf_counter()
     stats = train_local(model, tok, rows, steps=args.steps, seed=seed, **kw)
     seconds = time.perf_counter() - t0
-    return {"seconds_per_step": seconds / args.steps, "train_tokens_per_s": stats.tokens / seconds,
-            "first_loss": stats.losses[0], "last_loss": stats.losses[-1]}
+    return {
+        "seconds_per_step": seconds / args.steps,
+        "train_tokens_per_s": stats.tokens / seconds,
+        "first_loss": stats.losses[0],
+        "last_loss": stats.losses[-1],
+    }
 
 
 def _score(model, tok, rows, args, autocast):
@@ -61,17 +65,29 @@ def measure(model_name: str, dataset: str, method: str, args) -> dict:
         out[autocast or "fp32"] = _train(model, tok, splits.train, args, autocast, seed=2)
         del model
     model, tok, info = load_for_method(model_name, method, "fp32", seed=0)
-    train_local(model, tok, splits.train, steps=args.steps, seed=2, batch_size=args.batch_size, lr=1e-3,
-                max_length=args.max_length, system_prompt="")
+    train_local(
+        model,
+        tok,
+        splits.train,
+        steps=args.steps,
+        seed=2,
+        batch_size=args.batch_size,
+        lr=1e-3,
+        max_length=args.max_length,
+        system_prompt="",
+    )
     rows = splits.eval[: args.rows]
     _score(model, tok, rows[:8], args, None)  # warm-up
     s32, row32 = _score(model, tok, rows, args, None)
     s16, row16 = _score(model, tok, rows, args, "bf16")
     out["fp32"]["seconds_per_eval_row"], out["bf16"]["seconds_per_eval_row"] = row32, row16
     diff = np.abs(s32 - s16)
-    out["scoring"] = {"rows": len(rows), "max_abs_loglik_diff": float(diff.max()),
-                      "mean_abs_loglik_diff": float(diff.mean()),
-                      "prediction_changed_share": float(np.mean(s32.argmax(1) != s16.argmax(1)))}
+    out["scoring"] = {
+        "rows": len(rows),
+        "max_abs_loglik_diff": float(diff.max()),
+        "mean_abs_loglik_diff": float(diff.mean()),
+        "prediction_changed_share": float(np.mean(s32.argmax(1) != s16.argmax(1))),
+    }
     out["speedup_train"] = out["fp32"]["seconds_per_step"] / out["bf16"]["seconds_per_step"]
     out["speedup_eval"] = row32 / row16
     return out
@@ -88,20 +104,25 @@ def main() -> None:
     p.add_argument("--max-length", type=int, default=256)
     args = p.parse_args()
     if not cpu_supports_bf16():
-        raise SystemExit("this CPU has no native bf16 (avx512_bf16 / amx_bf16): bf16 autocast would be emulated, "
-                         "about 100x slower; nothing to measure here")
+        raise SystemExit(
+            "this CPU has no native bf16 (avx512_bf16 / amx_bf16): bf16 autocast would be emulated, "
+            "about 100x slower; nothing to measure here"
+        )
     rows = []
     for model in args.models:
         for dataset in args.datasets:
             for method in args.methods:
                 r = measure(model, dataset, method, args)
                 rows.append(r)
-                print(f"{model} {dataset} {method}: train {r['fp32']['seconds_per_step']:.2f} -> "
-                      f"{r['bf16']['seconds_per_step']:.2f} s/step (x{r['speedup_train']:.2f}), eval "
-                      f"{r['fp32']['seconds_per_eval_row']:.3f} -> {r['bf16']['seconds_per_eval_row']:.3f} s/row "
-                      f"(x{r['speedup_eval']:.2f}); bf16 scoring moves logliks by <= "
-                      f"{r['scoring']['max_abs_loglik_diff']:.3f}, changes {r['scoring']['prediction_changed_share']:.1%} "
-                      f"of answers", flush=True)
+                print(
+                    f"{model} {dataset} {method}: train {r['fp32']['seconds_per_step']:.2f} -> "
+                    f"{r['bf16']['seconds_per_step']:.2f} s/step (x{r['speedup_train']:.2f}), eval "
+                    f"{r['fp32']['seconds_per_eval_row']:.3f} -> {r['bf16']['seconds_per_eval_row']:.3f} s/row "
+                    f"(x{r['speedup_eval']:.2f}); bf16 scoring moves logliks by <= "
+                    f"{r['scoring']['max_abs_loglik_diff']:.3f}, changes {r['scoring']['prediction_changed_share']:.1%} "
+                    f"of answers",
+                    flush=True,
+                )
     write_json(OUT, {"benchmark": "precision", "args": vars(args), "rows": rows, "manifest": run_manifest()})
     print("wrote", OUT)
 

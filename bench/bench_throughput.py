@@ -41,9 +41,17 @@ def measure(model_name: str, dataset: str, method: str, args) -> dict:
     t0 = time.perf_counter()
     evaluate(model, tok, rows, batch_size=8, max_length=args.max_length, n_boot=0, system_prompt="")
     row_s = (time.perf_counter() - t0) / len(rows)
-    return {"model": model_name, "dataset": dataset, "method": method, "dtype": info["dtype"],
-            "seconds_per_step": step_s, "train_tokens_per_s": stats.tokens / (step_s * args.steps),
-            "seconds_per_eval_row": row_s, "steps": args.steps, "eval_rows": len(rows)}
+    return {
+        "model": model_name,
+        "dataset": dataset,
+        "method": method,
+        "dtype": info["dtype"],
+        "seconds_per_step": step_s,
+        "train_tokens_per_s": stats.tokens / (step_s * args.steps),
+        "seconds_per_eval_row": row_s,
+        "steps": args.steps,
+        "eval_rows": len(rows),
+    }
 
 
 def main() -> None:
@@ -64,8 +72,11 @@ def main() -> None:
             for method in args.methods:
                 rows.append(measure(model, dataset, method, args))
                 r = rows[-1]
-                print(f"{model:13s} {dataset:8s} {method:5s} {r['seconds_per_step']:.2f} s/step "
-                      f"{r['train_tokens_per_s']:.0f} tok/s  {r['seconds_per_eval_row']:.3f} s/eval row", flush=True)
+                print(
+                    f"{model:13s} {dataset:8s} {method:5s} {r['seconds_per_step']:.2f} s/step "
+                    f"{r['train_tokens_per_s']:.0f} tok/s  {r['seconds_per_eval_row']:.3f} s/eval row",
+                    flush=True,
+                )
     if args.update and OUT.is_file():
         import json
 

@@ -46,10 +46,30 @@ SYSTEM_PROMPT = ""
 def fedlab_run(args, rows, compile_model: bool = False) -> dict:
     model, tok, info = load_for_method(args.model, args.method, args.dtype, seed=0)
     target = torch.compile(model, dynamic=True) if compile_model else model
-    warm = train_local(target, tok, rows, steps=args.warmup, batch_size=args.batch_size, lr=args.lr,
-                       schedule="constant", seed=99, max_length=args.max_length, system_prompt=SYSTEM_PROMPT)
-    stats = train_local(target, tok, rows, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                        schedule="constant", seed=0, max_length=args.max_length, system_prompt=SYSTEM_PROMPT)
+    warm = train_local(
+        target,
+        tok,
+        rows,
+        steps=args.warmup,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        schedule="constant",
+        seed=99,
+        max_length=args.max_length,
+        system_prompt=SYSTEM_PROMPT,
+    )
+    stats = train_local(
+        target,
+        tok,
+        rows,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        schedule="constant",
+        seed=0,
+        max_length=args.max_length,
+        system_prompt=SYSTEM_PROMPT,
+    )
     return {"stats": stats, "model": model, "info": info, "warmup_s": warm.seconds}
 
 
@@ -90,27 +110,46 @@ def reference_run(args, rows, tmp: Path) -> dict:
 
     clock = Clock()
     targs = TrainingArguments(
-        output_dir=str(tmp), per_device_train_batch_size=args.batch_size, max_steps=args.warmup + args.steps,
-        learning_rate=args.lr, lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0,
-        logging_strategy="no", save_strategy="no", report_to=[], seed=0, data_seed=0, use_cpu=not torch.cuda.is_available(),
-        dataloader_num_workers=0, remove_unused_columns=False, disable_tqdm=True,
+        output_dir=str(tmp),
+        per_device_train_batch_size=args.batch_size,
+        max_steps=args.warmup + args.steps,
+        learning_rate=args.lr,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        weight_decay=0.0,
+        logging_strategy="no",
+        save_strategy="no",
+        report_to=[],
+        seed=0,
+        data_seed=0,
+        use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+        disable_tqdm=True,
         bf16=resolve_dtype(args.dtype) == "bf16" and torch.cuda.is_available(),
     )
     trainer = Trainer(model=model, args=targs, train_dataset=data, data_collator=collator, callbacks=[clock])
     trainer.train()
     seconds = time.perf_counter() - clock.t0
-    tokens, padded, loss_tokens = (now - then for now, then in zip((collator.tokens, collator.padded, collator.loss_tokens), clock.counts))
+    tokens, padded, loss_tokens = (
+        now - then for now, then in zip((collator.tokens, collator.padded, collator.loss_tokens), clock.counts)
+    )
     return {"seconds": seconds, "tokens": tokens, "padded_tokens": padded, "loss_tokens": loss_tokens, "model": model}
 
 
 def summarise(model, seconds, tokens, padded, loss_tokens, head_positions, rows_seen, peak) -> dict:
     """Throughput and MFU of one timed run: the FLOPs its real tokens need (padding is waste, not work)."""
-    flops = training_flops(model, tokens=tokens, loss_tokens=loss_tokens, seq_len=tokens / rows_seen,
-                           head_positions=head_positions)
+    flops = training_flops(
+        model, tokens=tokens, loss_tokens=loss_tokens, seq_len=tokens / rows_seen, head_positions=head_positions
+    )
     achieved = flops["needed_flops"] / seconds / 1e9
     return {
-        "seconds": round(seconds, 2), "tokens": tokens, "padded_tokens": padded, "loss_tokens": loss_tokens,
-        "tokens_per_s": round(tokens / seconds, 2), "padded_tokens_per_s": round(padded / seconds, 2),
+        "seconds": round(seconds, 2),
+        "tokens": tokens,
+        "padded_tokens": padded,
+        "loss_tokens": loss_tokens,
+        "tokens_per_s": round(tokens / seconds, 2),
+        "padded_tokens_per_s": round(padded / seconds, 2),
         "needed_gflop_per_s": round(achieved, 2),
         "mfu": round(achieved / peak, 3),
         "mfu_6n_convention": round(flops["six_n_flops"] / seconds / 1e9 / peak, 3),
@@ -149,44 +188,72 @@ def main() -> None:
     fed = fedlab_run(args, rows)
     s = fed["stats"]
     rows_seen = args.steps * args.batch_size
-    out["fedlab"] = summarise(fed["model"], s.seconds, s.tokens, s.padded_tokens, s.loss_tokens, s.loss_tokens,
-                              rows_seen, peak)
+    out["fedlab"] = summarise(
+        fed["model"], s.seconds, s.tokens, s.padded_tokens, s.loss_tokens, s.loss_tokens, rows_seen, peak
+    )
     print("fedlab", out["fedlab"], flush=True)
     del fed
     with tempfile.TemporaryDirectory() as tmp:
         ref = reference_run(args, rows, Path(tmp))
-    out["reference"] = summarise(ref["model"], ref["seconds"], ref["tokens"], ref["padded_tokens"],
-                                 ref["loss_tokens"], ref["padded_tokens"], rows_seen, peak)
+    out["reference"] = summarise(
+        ref["model"],
+        ref["seconds"],
+        ref["tokens"],
+        ref["padded_tokens"],
+        ref["loss_tokens"],
+        ref["padded_tokens"],
+        rows_seen,
+        peak,
+    )
     print("reference", out["reference"], flush=True)
     del ref
     if args.compile:
         comp = fedlab_run(args, rows, compile_model=True)
         c = comp["stats"]
-        out["fedlab_compiled"] = summarise(comp["model"], c.seconds, c.tokens, c.padded_tokens, c.loss_tokens,
-                                           c.loss_tokens, rows_seen, peak)
+        out["fedlab_compiled"] = summarise(
+            comp["model"], c.seconds, c.tokens, c.padded_tokens, c.loss_tokens, c.loss_tokens, rows_seen, peak
+        )
         out["fedlab_compiled"]["compile_and_warmup_s"] = round(comp["warmup_s"], 1)
         print("compiled", out["fedlab_compiled"], flush=True)
 
     ratio = out["fedlab"]["tokens_per_s"] / out["reference"]["tokens_per_s"]
     result = {
-        "settings": {"model": args.model, "method": args.method, "dataset": args.dataset, "dtype": dtype,
-                     "device": device, "steps": args.steps, "warmup_steps": args.warmup, "batch_size": args.batch_size,
-                     "max_length": args.max_length, "system_prompt": SYSTEM_PROMPT, "rows": len(rows)},
+        "settings": {
+            "model": args.model,
+            "method": args.method,
+            "dataset": args.dataset,
+            "dtype": dtype,
+            "device": device,
+            "steps": args.steps,
+            "warmup_steps": args.warmup,
+            "batch_size": args.batch_size,
+            "max_length": args.max_length,
+            "system_prompt": SYSTEM_PROMPT,
+            "rows": len(rows),
+        },
         "matmul_peak_gflops": peaks,
         "results": out,
         "ratio_fedlab_over_reference_tokens_per_s": round(ratio, 3),
-        "goals": {"ratio": ">= 1.3", "ratio_met": ratio >= 1.3, "mfu": ">= 0.6 (fp32)",
-                  "mfu_met": out["fedlab"]["mfu"] >= 0.6},
+        "goals": {
+            "ratio": ">= 1.3",
+            "ratio_met": ratio >= 1.3,
+            "mfu": ">= 0.6 (fp32)",
+            "mfu_met": out["fedlab"]["mfu"] >= 0.6,
+        },
         "compile_kept": bool(args.compile and out["fedlab_compiled"]["tokens_per_s"] > out["fedlab"]["tokens_per_s"]),
-        "notes": ("tokens = real (non-padding) tokens; MFU = FLOPs the step needs (forward + activation "
-                  "gradients of the frozen body, attention, LM head at the answer tokens; see fedlab.core.flops) "
-                  "per second / the plain matmul peak measured here in the same dtype; "
-                  "mfu_6n_convention counts 6 x body parameters per real token, as papers do."),
+        "notes": (
+            "tokens = real (non-padding) tokens; MFU = FLOPs the step needs (forward + activation "
+            "gradients of the frozen body, attention, LM head at the answer tokens; see fedlab.core.flops) "
+            "per second / the plain matmul peak measured here in the same dtype; "
+            "mfu_6n_convention counts 6 x body parameters per real token, as papers do."
+        ),
         "manifest": run_manifest(dtype),
     }
     write_json(args.out, result)
-    print(f"fedlab / reference tokens/s = {ratio:.2f}; MFU fedlab {out['fedlab']['mfu']:.2f}, "
-          f"reference {out['reference']['mfu']:.2f} -> {args.out}")
+    print(
+        f"fedlab / reference tokens/s = {ratio:.2f}; MFU fedlab {out['fedlab']['mfu']:.2f}, "
+        f"reference {out['reference']['mfu']:.2f} -> {args.out}"
+    )
 
 
 if __name__ == "__main__":

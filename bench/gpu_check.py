@@ -24,7 +24,6 @@ exits non-zero when a check fails.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import multiprocessing as mp
 import os
@@ -42,34 +41,79 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from fedlab.core.memory import CudaPeak, PeakRSS, free_accelerator_memory, gpu_memory_cap  # noqa: E402
-from fedlab.core.models import cpu_supports_bf16, load_model, resolve_device_kind  # noqa: E402
+from fedlab.core.models import cpu_supports_bf16, resolve_device_kind  # noqa: E402
 from fedlab.core.peft_methods import load_for_method  # noqa: E402
 from fedlab.core.prompts import encode, user_text  # noqa: E402
 from fedlab.core.train import collate, train_local  # noqa: E402
 
-WORDS = ("profits rose fell sharply steady guidance cut raised outlook weak strong quarter revenue loss "
-         "margin shares dividend demand costs growth flat results beat missed forecast").split()
+WORDS = (
+    "profits rose fell sharply steady guidance cut raised outlook weak strong quarter revenue loss "
+    "margin shares dividend demand costs growth flat results beat missed forecast"
+).split()
 LABELS = ("negative", "neutral", "positive")
-CHAT = ("{% for m in messages %}<|{{ m['role'] }}|> {{ m['content'] }} <|end|> {% endfor %}"
-        "{% if add_generation_prompt %}<|assistant|> {% endif %}")
+CHAT = (
+    "{% for m in messages %}<|{{ m['role'] }}|> {{ m['content'] }} <|end|> {% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|> {% endif %}"
+)
 #: the two offline backbones' shapes (their configs), and 2-layer stand-ins for the CPU self-test
 BACKBONES = {
-    "smollm2-135m": ("llama", dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
-                                   num_key_value_heads=3, max_position_embeddings=2048, rope_theta=100000.0,
-                                   tie_word_embeddings=True, vocab_size=49152)),
-    "gemma3-270m": ("gemma3", dict(hidden_size=640, intermediate_size=2048, num_hidden_layers=18, num_attention_heads=4,
-                                   num_key_value_heads=1, head_dim=256, max_position_embeddings=32768, sliding_window=512,
-                                   query_pre_attn_scalar=256, tie_word_embeddings=True, vocab_size=262144)),
+    "smollm2-135m": (
+        "llama",
+        dict(
+            hidden_size=576,
+            intermediate_size=1536,
+            num_hidden_layers=30,
+            num_attention_heads=9,
+            num_key_value_heads=3,
+            max_position_embeddings=2048,
+            rope_theta=100000.0,
+            tie_word_embeddings=True,
+            vocab_size=49152,
+        ),
+    ),
+    "gemma3-270m": (
+        "gemma3",
+        dict(
+            hidden_size=640,
+            intermediate_size=2048,
+            num_hidden_layers=18,
+            num_attention_heads=4,
+            num_key_value_heads=1,
+            head_dim=256,
+            max_position_embeddings=32768,
+            sliding_window=512,
+            query_pre_attn_scalar=256,
+            tie_word_embeddings=True,
+            vocab_size=262144,
+        ),
+    ),
 }
-SMALL = {"smollm2-135m": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                              num_key_value_heads=2, vocab_size=49152),
-         "gemma3-270m": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
-                             num_key_value_heads=1, head_dim=32, sliding_window=64, vocab_size=262144)}
+SMALL = {
+    "smollm2-135m": dict(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=49152,
+    ),
+    "gemma3-270m": dict(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=32,
+        sliding_window=64,
+        vocab_size=262144,
+    ),
+}
 
 
 @dataclass(frozen=True)
 class Row:
     """The attributes of a fedlab Record that training and evaluation read."""
+
     text: str
     options: tuple
     label: int
@@ -86,8 +130,9 @@ def tokenizer():
     words = sorted(set(WORDS) | set(LABELS) | set(probe.replace("\n", " ").split()))
     tok = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(specials + words)}, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>", bos_token="<s>",
-                                   eos_token="<|end|>")
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>", bos_token="<s>", eos_token="<|end|>"
+    )
     fast.chat_template = CHAT
     return fast
 
@@ -96,8 +141,9 @@ def rows(n: int, seed: int = 0) -> list[Row]:
     import random
 
     rng = random.Random(seed)
-    return [Row(" ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 40))), LABELS, rng.randrange(3))
-            for _ in range(n)]
+    return [
+        Row(" ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 40))), LABELS, rng.randrange(3)) for _ in range(n)
+    ]
 
 
 def write_backbone(name: str, small: bool, tok, folder: Path) -> Path:
@@ -150,8 +196,11 @@ def evaluate_batch(model, tok, data, device) -> dict:
     _sync(device)
     first = [e.option_ids[j][0] for j in range(len(enc[0].option_ids)) for e in enc[:1]]
     preds = logits[:, first].argmax(-1).tolist()
-    return {"rows": len(data), "rows_per_s": round(len(data) / (time.perf_counter() - t0), 1),
-            "accuracy": sum(p == r.label for p, r in zip(preds, data)) / len(data)}
+    return {
+        "rows": len(data),
+        "rows_per_s": round(len(data) / (time.perf_counter() - t0), 1),
+        "accuracy": sum(p == r.label for p, r in zip(preds, data)) / len(data),
+    }
 
 
 def one_run(folder: Path, method: str, device: str, steps: int, autocast: str | None, dtype: str) -> dict:
@@ -164,8 +213,17 @@ def one_run(folder: Path, method: str, device: str, steps: int, autocast: str | 
         params = {p.device.type for p in model.parameters()}
         _sync(device)
         t0 = time.perf_counter()
-        stats = train_local(model, tok, data[:8 * steps], steps=steps, batch_size=8, lr=1e-3, max_length=128,
-                            system_prompt="", autocast=autocast)
+        stats = train_local(
+            model,
+            tok,
+            data[: 8 * steps],
+            steps=steps,
+            batch_size=8,
+            lr=1e-3,
+            max_length=128,
+            system_prompt="",
+            autocast=autocast,
+        )
         _sync(device)
         train_s = time.perf_counter() - t0
         evaluation = evaluate_batch(model, tok, data[-32:], device)
@@ -175,14 +233,26 @@ def one_run(folder: Path, method: str, device: str, steps: int, autocast: str | 
     del model, spy
     free_accelerator_memory()
     after = torch.cuda.memory_allocated() if device == "cuda" else None
-    out = {"method": method, "dtype": dtype, "autocast": autocast, "device_of_parameters": sorted(params),
-           "device_of_batches": batches, "forward_calls": calls,
-           "train_tokens_per_s": round(stats.tokens / train_s, 1), "seconds_per_step": round(train_s / steps, 4),
-           "losses_finite": all(x == x and abs(x) != float("inf") for x in stats.losses),
-           "loss_scaling": stats.loss_scaling, "eval": evaluation, "gpu": gpu.result, "host_rss_peak_mb": rss.peak_mb,
-           "trainable_parameters": info["trainable_parameters"], "model_freed": ref() is None,
-           "allocated_mb_before": _mb(before), "allocated_mb_after": _mb(after),
-           "memory_released": (after <= before + 2**20) if device == "cuda" else ref() is None}
+    out = {
+        "method": method,
+        "dtype": dtype,
+        "autocast": autocast,
+        "device_of_parameters": sorted(params),
+        "device_of_batches": batches,
+        "forward_calls": calls,
+        "train_tokens_per_s": round(stats.tokens / train_s, 1),
+        "seconds_per_step": round(train_s / steps, 4),
+        "losses_finite": all(x == x and abs(x) != float("inf") for x in stats.losses),
+        "loss_scaling": stats.loss_scaling,
+        "eval": evaluation,
+        "gpu": gpu.result,
+        "host_rss_peak_mb": rss.peak_mb,
+        "trainable_parameters": info["trainable_parameters"],
+        "model_freed": ref() is None,
+        "allocated_mb_before": _mb(before),
+        "allocated_mb_after": _mb(after),
+        "memory_released": (after <= before + 2**20) if device == "cuda" else ref() is None,
+    }
     return out
 
 
@@ -207,7 +277,9 @@ def _client(args):
         torch.cuda.set_per_process_memory_fraction(share, 0)
     model, tok, _ = load_for_method(str(folder), "lora", "fp32")
     t0 = time.perf_counter()
-    train_local(model, tok, rows(8 * steps, seed=1), steps=steps, batch_size=8, lr=1e-3, max_length=128, system_prompt="")
+    train_local(
+        model, tok, rows(8 * steps, seed=1), steps=steps, batch_size=8, lr=1e-3, max_length=128, system_prompt=""
+    )
     torch.cuda.synchronize()
     return time.perf_counter() - t0
 
@@ -223,9 +295,13 @@ def packing(folder: Path, steps: int) -> dict:
     with ctx.Pool(2) as pool:
         parallel_each = pool.map(_client, [(folder, steps, 0.5)] * 2)
     parallel = time.perf_counter() - t0
-    return {"serial_s": round(serial, 2), "parallel_s": round(parallel, 2), "speedup": round(serial / parallel, 2),
-            "train_s_each_serial": [round(x, 2) for x in serial_each],
-            "train_s_each_parallel": [round(x, 2) for x in parallel_each]}
+    return {
+        "serial_s": round(serial, 2),
+        "parallel_s": round(parallel, 2),
+        "speedup": round(serial / parallel, 2),
+        "train_s_each_serial": [round(x, 2) for x in serial_each],
+        "train_s_each_parallel": [round(x, 2) for x in parallel_each],
+    }
 
 
 def cap(device: str) -> dict:
@@ -246,8 +322,12 @@ def cap(device: str) -> dict:
     allowed_after = x.numel() == big
     del x
     free_accelerator_memory()
-    return {"share": 0.25, "tried_gb": round(big * 4 / 2**30, 1), "refused_inside_cap": refused,
-            "allowed_after_cap": allowed_after}
+    return {
+        "share": 0.25,
+        "tried_gb": round(big * 4 / 2**30, 1),
+        "refused_inside_cap": refused,
+        "allowed_after_cap": allowed_after,
+    }
 
 
 def _mb(x):
@@ -268,16 +348,27 @@ def main(argv=None) -> dict:
     autocast = "bf16" if bf16 else None
     try:
         import bitsandbytes  # noqa: F401
+
         qlora = dev == "cuda"
         qlora_why = None if qlora else "QLoRA's 4-bit base needs a GPU"
     except ImportError:
         qlora, qlora_why = False, "bitsandbytes is not installed on this machine"
     t_start = time.perf_counter()
-    out = {"torch": torch.__version__, "torch_cuda": torch.version.cuda, "python": platform.python_version(),
-           "machine": platform.processor() or platform.machine(), "device": dev,
-           "gpu": torch.cuda.get_device_name(0) if dev == "cuda" else None, "device_kind": resolve_device_kind(),
-           "shapes": "small stand-ins" if args.small else "real", "steps": args.steps,
-           "autocast": autocast, "qlora": {"run": qlora, "why_not": qlora_why}, "runs": {}, "failures": []}
+    out = {
+        "torch": torch.__version__,
+        "torch_cuda": torch.version.cuda,
+        "python": platform.python_version(),
+        "machine": platform.processor() or platform.machine(),
+        "device": dev,
+        "gpu": torch.cuda.get_device_name(0) if dev == "cuda" else None,
+        "device_kind": resolve_device_kind(),
+        "shapes": "small stand-ins" if args.small else "real",
+        "steps": args.steps,
+        "autocast": autocast,
+        "qlora": {"run": qlora, "why_not": qlora_why},
+        "runs": {},
+        "failures": [],
+    }
     tok = tokenizer()
     with tempfile.TemporaryDirectory() as tmp:
         for name in BACKBONES:
@@ -293,8 +384,11 @@ def main(argv=None) -> dict:
         out["server_cap"] = cap(dev)
         if out["server_cap"].get("refused_inside_cap") is False:
             out["failures"].append("gpu_memory_cap let an allocation above its share through")
-        out["packing"] = (packing(Path(tmp) / "smollm2-135m", args.steps) if dev == "cuda" and not args.no_packing
-                          else {"skipped": "no CUDA" if dev != "cuda" else "--no-packing"})
+        out["packing"] = (
+            packing(Path(tmp) / "smollm2-135m", args.steps)
+            if dev == "cuda" and not args.no_packing
+            else {"skipped": "no CUDA" if dev != "cuda" else "--no-packing"}
+        )
     out["wall_s"] = round(time.perf_counter() - t_start, 1)
     folder = Path(os.environ["OUT"]) if os.environ.get("OUT") else ROOT / "bench" / "results"
     folder.mkdir(parents=True, exist_ok=True)

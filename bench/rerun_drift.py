@@ -60,18 +60,34 @@ def compare(rev: str, rel: str) -> dict | None:
     kwh = [(r.get("energy", {}).get("total") or {}).get("kwh") for r in (before, after)]
     wall = [r.get("timings", {}).get("wall_s") for r in (before, after)]
     return {
-        "file": rel, "model": cfg["model"], "dataset": cfg["dataset"], "method": cfg["method"],
-        "setting": cfg["setting"], "seed": cfg["seed"], "lr": cfg["lr"], "eval_on": cfg.get("eval_on"),
-        "metric": metric, "before": before["metrics"][metric], "after": after["metrics"][metric],
+        "file": rel,
+        "model": cfg["model"],
+        "dataset": cfg["dataset"],
+        "method": cfg["method"],
+        "setting": cfg["setting"],
+        "seed": cfg["seed"],
+        "lr": cfg["lr"],
+        "eval_on": cfg.get("eval_on"),
+        "metric": metric,
+        "before": before["metrics"][metric],
+        "after": after["metrics"][metric],
         "same_metric": before["metrics"][metric] == after["metrics"][metric],
         # isolated runs keep one adapter per client and record no single hash: None (not comparable)
-        "same_adapter": (before.get("adapter_hash") == after.get("adapter_hash")
-                         if before.get("adapter_hash") and after.get("adapter_hash") else None),
-        "rows": len(shared), "same_predictions": sum(rows_before[i] == rows_after[i] for i in shared),
-        "cpu_before": cpu(before), "cpu_after": cpu(after),
-        "sha_before": before["manifest"].get("git_sha"), "sha_after": after["manifest"].get("git_sha"),
-        "wall_s": wall, "wall_ratio_after_over_before": wall[1] / wall[0] if all(wall) else None,
-        "kwh": kwh, "kwh_ratio_after_over_before": kwh[1] / kwh[0] if all(kwh) else None,
+        "same_adapter": (
+            before.get("adapter_hash") == after.get("adapter_hash")
+            if before.get("adapter_hash") and after.get("adapter_hash")
+            else None
+        ),
+        "rows": len(shared),
+        "same_predictions": sum(rows_before[i] == rows_after[i] for i in shared),
+        "cpu_before": cpu(before),
+        "cpu_after": cpu(after),
+        "sha_before": before["manifest"].get("git_sha"),
+        "sha_after": after["manifest"].get("git_sha"),
+        "wall_s": wall,
+        "wall_ratio_after_over_before": wall[1] / wall[0] if all(wall) else None,
+        "kwh": kwh,
+        "kwh_ratio_after_over_before": kwh[1] / kwh[0] if all(kwh) else None,
     }
 
 
@@ -82,12 +98,16 @@ def summary(runs: list[dict]) -> dict:
         deltas = [abs(r["after"] - r["before"]) for r in rs]
         ratios = [r["wall_ratio_after_over_before"] for r in rs if r["wall_ratio_after_over_before"]]
         hashed = [r for r in rs if r["same_adapter"] is not None]
-        out[method] = {"runs": len(rs), "runs_with_adapter_hash": len(hashed),
-                       "same_adapter": sum(r["same_adapter"] for r in hashed),
-                       "same_metric": sum(r["same_metric"] for r in rs),
-                       "same_predictions_share": sum(r["same_predictions"] for r in rs) / max(1, sum(r["rows"] for r in rs)),
-                       "max_abs_metric_change": max(deltas), "mean_abs_metric_change": statistics.fmean(deltas),
-                       "median_wall_ratio": statistics.median(ratios) if ratios else None}
+        out[method] = {
+            "runs": len(rs),
+            "runs_with_adapter_hash": len(hashed),
+            "same_adapter": sum(r["same_adapter"] for r in hashed),
+            "same_metric": sum(r["same_metric"] for r in rs),
+            "same_predictions_share": sum(r["same_predictions"] for r in rs) / max(1, sum(r["rows"] for r in rs)),
+            "max_abs_metric_change": max(deltas),
+            "mean_abs_metric_change": statistics.fmean(deltas),
+            "median_wall_ratio": statistics.median(ratios) if ratios else None,
+        }
     return out
 
 
@@ -96,16 +116,21 @@ def main() -> None:
     parser.add_argument("--rev", required=True, help="the commit whose result files the reruns replaced")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
-    changed = [rel for rel in git("diff", "--name-only", args.rev, "--", "results").split()
-               if rel.endswith(".json") and "/verdicts/" not in rel and "/sweeps/" not in rel]
+    changed = [
+        rel
+        for rel in git("diff", "--name-only", args.rev, "--", "results").split()
+        if rel.endswith(".json") and "/verdicts/" not in rel and "/sweeps/" not in rel
+    ]
     runs = [c for c in (compare(args.rev, rel) for rel in changed) if c is not None]
     if not runs:
         raise SystemExit(f"no result file differs from its version at {args.rev}: rerun some results first")
     write_json(args.out, {"rev": args.rev, "runs": runs, "by_method": summary(runs), "manifest": run_manifest()})
     for method, s in summary(runs).items():
-        print(f"{method}: {s['runs']} runs, identical adapter {s['same_adapter']} of {s['runs_with_adapter_hash']}, identical metric {s['same_metric']}, "
-              f"max |change| {s['max_abs_metric_change']:.3f}, same prediction on {100 * s['same_predictions_share']:.1f} % of rows, "
-              f"median wall ratio {s['median_wall_ratio']}")
+        print(
+            f"{method}: {s['runs']} runs, identical adapter {s['same_adapter']} of {s['runs_with_adapter_hash']}, identical metric {s['same_metric']}, "
+            f"max |change| {s['max_abs_metric_change']:.3f}, same prediction on {100 * s['same_predictions_share']:.1f} % of rows, "
+            f"median wall ratio {s['median_wall_ratio']}"
+        )
     print(f"wrote {args.out}")
 
 

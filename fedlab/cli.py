@@ -38,19 +38,34 @@ from fedlab.errors import ConfigError, FedlabError, did_you_mean
 from fedlab.experiment.config import DP_DEFAULTS, SETTINGS, STRATEGIES, Faults, RunConfig
 from fedlab.experiment.curves import budget_from_curve
 from fedlab.experiment.generate import generate_from_result
-from fedlab.experiment.profiles import load_profile, profile_names
 from fedlab.experiment.migrate import migrate_store
+from fedlab.experiment.profiles import load_profile, profile_names
 from fedlab.experiment.store import ResultStore, RunResult
-from fedlab.runs.sweep import DEFAULT_LRS, lr_sweep, sweep_path
 from fedlab.fl.deployment.run import deploy_run
 from fedlab.reporting.readme import BLOCKS, update_readme
+from fedlab.runs.sweep import DEFAULT_LRS, lr_sweep, sweep_path
 
 #: command-line flags that override run settings (flag name -> RunConfig field)
 OVERRIDES = {
-    "model": str, "dtype": str, "source": str, "seed": int, "evaluator": str, "max_eval": int,
-    "eval_batch_size": int, "clients": int, "rounds": int, "partition": str, "strategy": str,
-    "fraction": float, "min_clients": int, "local_steps": int, "batch_size": int, "grad_accum": int,
-    "lr": float, "max_length": int, "energy_country": str,
+    "model": str,
+    "dtype": str,
+    "source": str,
+    "seed": int,
+    "evaluator": str,
+    "max_eval": int,
+    "eval_batch_size": int,
+    "clients": int,
+    "rounds": int,
+    "partition": str,
+    "strategy": str,
+    "fraction": float,
+    "min_clients": int,
+    "local_steps": int,
+    "batch_size": int,
+    "grad_accum": int,
+    "lr": float,
+    "max_length": int,
+    "energy_country": str,
     "faults": lambda text: Faults(fail_clients=tuple(int(x) for x in text.split(",") if x.strip())),
     "system_prompt": str,  # "default" (or none/null): the chat template's own system turn
     "group_by_length": lambda text: text.lower() in ("1", "true", "yes", "on"),
@@ -64,13 +79,13 @@ OVERRIDE_HELP = {
     "source": f"where the datasets are read from: {' | '.join(SOURCES)} (auto: local when the data folder exists, else hub)",
     "seed": "seed of the partition draw, adapter initialisation, data order, client sampling and bootstrap",
     "evaluator": f"how answers are scored: {' | '.join(EVALUATORS)} (loglik: the most likely option; generate: "
-                 f"parse generated text)",
+    f"parse generated text)",
     "max_eval": "evaluate on the first N rows of the fixed eval split (unset/null: all of it)",
     "eval_batch_size": "prompts per evaluation batch",
     "clients": "number of federated clients (partitions); --data with --client-col sets it to the number of sites",
     "rounds": "federated rounds",
     "partition": "how rows are split over clients: iid | dirichlet:ALPHA (smaller = more label skew) | "
-                 "quantity[:linear|square|exponential] | natural",
+    "quantity[:linear|square|exponential] | natural",
     "strategy": f"Flower aggregation strategy: {' | '.join(STRATEGIES)}",
     "fraction": "share of clients sampled per round, in (0, 1]",
     "min_clients": "a round needs at least this many successful client replies",
@@ -81,24 +96,33 @@ OVERRIDE_HELP = {
     "max_length": "tokens per prompt; longer inputs are shortened (see the truncation field)",
     "energy_country": "ISO 3166 alpha-3 country code whose grid carbon intensity codecarbon uses (e.g. USA, DEU, FRA)",
     "faults": "comma-separated client (partition) ids whose training fails in every round, e.g. 0,2 "
-              "(fault injection; part of the config)",
+    "(fault injection; part of the config)",
     "system_prompt": "the chat template's system turn, the same in training and evaluation: a text; '' = an empty "
-                     "turn; none/null/default = the template's own",
+    "turn; none/null/default = the template's own",
     "group_by_length": "batch examples of similar length together (less padding): true | false",
 }
 #: the RunConfig fields chosen by a command's own flags, not by --set: command -> field -> (how it is chosen, the fix)
 OWN_FLAGS = {
-    "run": {"dataset": ("by --dataset NAME (or --data PATH for your own file)", "use that flag"),
-            "setting": ("by --setting", "use that flag"), "method": ("by --method", "use that flag")},
-    "grid": {"dataset": ("by the profile's grid.datasets (a subset: --only-datasets)", "use --only-datasets"),
-             "setting": ("by the profile's grid.settings", "choose a profile (or use fedlab run --setting)"),
-             "method": ("by the profile's grid.methods (a subset: --only-methods)", "use --only-methods")},
-    "deploy": {"dataset": ("by --dataset", "use that flag"),
-               "setting": ("already: a deployment is federated", "leave it out"),
-               "method": ("by --method", "use that flag")},
-    "zeroshot": {"dataset": ("by --datasets", "use that flag"),
-                 "setting": ("already: these runs are zero-shot", "leave it out"),
-                 "method": ("by nothing: a zero-shot run trains no adapter", "leave it out")},
+    "run": {
+        "dataset": ("by --dataset NAME (or --data PATH for your own file)", "use that flag"),
+        "setting": ("by --setting", "use that flag"),
+        "method": ("by --method", "use that flag"),
+    },
+    "grid": {
+        "dataset": ("by the profile's grid.datasets (a subset: --only-datasets)", "use --only-datasets"),
+        "setting": ("by the profile's grid.settings", "choose a profile (or use fedlab run --setting)"),
+        "method": ("by the profile's grid.methods (a subset: --only-methods)", "use --only-methods"),
+    },
+    "deploy": {
+        "dataset": ("by --dataset", "use that flag"),
+        "setting": ("already: a deployment is federated", "leave it out"),
+        "method": ("by --method", "use that flag"),
+    },
+    "zeroshot": {
+        "dataset": ("by --datasets", "use that flag"),
+        "setting": ("already: these runs are zero-shot", "leave it out"),
+        "method": ("by nothing: a zero-shot run trains no adapter", "leave it out"),
+    },
 }
 #: what a --set value may be written as to mean None
 NULL_WORDS = ("null", "Null", "NULL", "~", "none", "None")
@@ -112,8 +136,12 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if (text is argparse.SUPPRESS or not action.option_strings or action.default is argparse.SUPPRESS
-                or "default" in text.lower()):
+        if (
+            text is argparse.SUPPRESS
+            or not action.option_strings
+            or action.default is argparse.SUPPRESS
+            or "default" in text.lower()
+        ):
             return text
         if action.required:
             return f"{text} (required)"
@@ -146,34 +174,65 @@ def _field_default(name: str) -> str:
 
 def _add_overrides(p: argparse.ArgumentParser, profile: str | None = "quick") -> None:
     if profile is None:
-        p.add_argument("--profile", default=None, help=f"{' | '.join(profile_names())} | path to a profile YAML "
-                       f"(default: none: the library defaults and the full eval sets)")
+        p.add_argument(
+            "--profile",
+            default=None,
+            help=f"{' | '.join(profile_names())} | path to a profile YAML "
+            f"(default: none: the library defaults and the full eval sets)",
+        )
     else:
         p.add_argument("--profile", default=profile, help=f"{' | '.join(profile_names())} | path to a profile YAML")
     for name, typ in OVERRIDES.items():
-        p.add_argument("--" + FLAG_NAMES.get(name, name.replace("_", "-")), type=typ, default=None, dest=name,
-                       metavar=name.upper() if name != "faults" else "IDS",
-                       help=f"{OVERRIDE_HELP[name]} ({FROM_PROFILE}, else {_field_default(name)})")
+        p.add_argument(
+            "--" + FLAG_NAMES.get(name, name.replace("_", "-")),
+            type=typ,
+            default=None,
+            dest=name,
+            metavar=name.upper() if name != "faults" else "IDS",
+            help=f"{OVERRIDE_HELP[name]} ({FROM_PROFILE}, else {_field_default(name)})",
+        )
     dp_default = ", ".join(f"{k} {v}" for k, v in DP_DEFAULTS.items())
-    p.add_argument("--dp-noise", type=float, default=None,
-                   help=f"differential privacy: Gaussian noise multiplier ({FROM_PROFILE}, else DP off; any --dp-* "
-                        f"flag turns it on, the others then default to {dp_default})")
-    p.add_argument("--dp-clip", type=float, default=None,
-                   help=f"differential privacy: fixed clipping norm of each update ({FROM_PROFILE}; with DP on "
-                        f"{DP_DEFAULTS['clip']})")
-    p.add_argument("--dp-side", default=None,
-                   help=f"differential privacy: where updates are clipped: server | client ({FROM_PROFILE}; with DP "
-                        f"on {DP_DEFAULTS['side']})")
-    p.add_argument("--dp-delta", type=float, default=None,
-                   help=f"differential privacy: delta at which epsilon is reported ({FROM_PROFILE}; with DP on "
-                        f"{DP_DEFAULTS['delta']})")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="set",
-                   help="set any run-config field, e.g. --set schedule=linear --set warmup_steps=10; repeatable; "
-                        "VALUE is YAML (0.01, 1e-3, true, null, [0, 2], {r: 16}); applied after the named flags "
-                        "(--print-config shows the result). Fields: "
-                        + ", ".join(sorted(f.name for f in dataclasses.fields(RunConfig)
-                                           if f.name not in ("dataset", "setting", "method")))
-                        + " (default: none)")
+    p.add_argument(
+        "--dp-noise",
+        type=float,
+        default=None,
+        help=f"differential privacy: Gaussian noise multiplier ({FROM_PROFILE}, else DP off; any --dp-* "
+        f"flag turns it on, the others then default to {dp_default})",
+    )
+    p.add_argument(
+        "--dp-clip",
+        type=float,
+        default=None,
+        help=f"differential privacy: fixed clipping norm of each update ({FROM_PROFILE}; with DP on "
+        f"{DP_DEFAULTS['clip']})",
+    )
+    p.add_argument(
+        "--dp-side",
+        default=None,
+        help=f"differential privacy: where updates are clipped: server | client ({FROM_PROFILE}; with DP "
+        f"on {DP_DEFAULTS['side']})",
+    )
+    p.add_argument(
+        "--dp-delta",
+        type=float,
+        default=None,
+        help=f"differential privacy: delta at which epsilon is reported ({FROM_PROFILE}; with DP on "
+        f"{DP_DEFAULTS['delta']})",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="set",
+        help="set any run-config field, e.g. --set schedule=linear --set warmup_steps=10; repeatable; "
+        "VALUE is YAML (0.01, 1e-3, true, null, [0, 2], {r: 16}); applied after the named flags "
+        "(--print-config shows the result). Fields: "
+        + ", ".join(
+            sorted(f.name for f in dataclasses.fields(RunConfig) if f.name not in ("dataset", "setting", "method"))
+        )
+        + " (default: none)",
+    )
     p.add_argument("--force", action="store_true", help="rerun even if a finished result exists")
 
 
@@ -198,8 +257,10 @@ def _set_value(key: str, raw: str):
     try:
         value = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {key}={raw}: not a YAML value ({exc.__class__.__name__}). Fix: quote it, "
-                          f"e.g. --set \"{key}='...'\".") from None
+        raise ConfigError(
+            f"--set {key}={raw}: not a YAML value ({exc.__class__.__name__}). Fix: quote it, "
+            f"e.g. --set \"{key}='...'\"."
+        ) from None
 
     def wrong(what: str, example: str):
         return ConfigError(f"--set {key}={raw}: {key} takes {what}, got {value!r}. Fix: e.g. --set {key}={example}.")
@@ -207,8 +268,10 @@ def _set_value(key: str, raw: str):
     if base is str:
         return value if isinstance(value, str) else raw  # e.g. energy_country=NO stays the text, not YAML's False
     if value is None:
-        raise ConfigError(f"--set {key}={raw}: {key} cannot be null (it is a {getattr(base, '__name__', base)}). "
-                          f"Fix: give a value, e.g. --set {key}={_field_default(key)}.")
+        raise ConfigError(
+            f"--set {key}={raw}: {key} cannot be null (it is a {getattr(base, '__name__', base)}). "
+            f"Fix: give a value, e.g. --set {key}={_field_default(key)}."
+        )
     if base is bool:
         if not isinstance(value, bool):
             raise wrong("true or false", "true")
@@ -257,8 +320,10 @@ def _set_overrides(args) -> dict:
         if not eq or not key:
             raise ConfigError(f"--set {item!r} is not KEY=VALUE. Fix: e.g. --set lr=0.01 (one field per --set).")
         if key not in fields:
-            raise ConfigError(f"--set {key}: {key!r} is not a run-config field. {did_you_mean(key, fields)} "
-                              f"Fix: use one of these names (fedlab {args.command} -h lists them).")
+            raise ConfigError(
+                f"--set {key}: {key!r} is not a run-config field. {did_you_mean(key, fields)} "
+                f"Fix: use one of these names (fedlab {args.command} -h lists them)."
+            )
         if key in ("dataset", "setting", "method"):
             how, fix = OWN_FLAGS.get(args.command, {}).get(key, ("by the command's own flags", "use them"))
             raise ConfigError(f"--set {key}: {key} is not set with --set; it is chosen {how}. Fix: {fix}.")
@@ -292,8 +357,10 @@ def summary_line(result: RunResult) -> str:
     ci = m.get("accuracy_ci")
     ci_text = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
     flag = " (cached)" if result.cached else ""
-    return (f"{c['setting']:11s} {c['dataset']:8s} {c.get('method', '-'):5s} {c['model']:14s} n={m['n']:5d} "
-            f"acc={m['accuracy']:.3f}{ci_text} macroF1={m['macro_f1']:.3f}{flag}")
+    return (
+        f"{c['setting']:11s} {c['dataset']:8s} {c.get('method', '-'):5s} {c['model']:14s} n={m['n']:5d} "
+        f"acc={m['accuracy']:.3f}{ci_text} macroF1={m['macro_f1']:.3f}{flag}"
+    )
 
 
 def _curves(args, run) -> None:
@@ -317,9 +384,12 @@ def _curves(args, run) -> None:
             print(label, flush=True)
             result = run(cfg, force=args.force, resources=prof.resources)
         b = budget_from_curve(result, prof.curves.tolerance)
-        print(f"{label}: budget {b['steps']} steps (validation {b['metric']} {b['score']:.3f}; best {b['best_score']:.3f} "
-              f"at {b['best_step']} of {b['cap']}); held-out {b['metric']} at the best checkpoint "
-              f"{result.metrics[b['metric']]:.3f} (n={result.metrics['n']})", flush=True)
+        print(
+            f"{label}: budget {b['steps']} steps (validation {b['metric']} {b['score']:.3f}; best {b['best_score']:.3f} "
+            f"at {b['best_step']} of {b['cap']}); held-out {b['metric']} at the best checkpoint "
+            f"{result.metrics[b['metric']]:.3f} (n={result.metrics['n']})",
+            flush=True,
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -332,53 +402,100 @@ def build_parser() -> argparse.ArgumentParser:
 
     methods = " | ".join(METHODS)
     p_run = command("run", "run one cell of the grid, on a built-in dataset or on your own file (--data)")
-    p_run.add_argument("--dataset", default=None,
-                       help=f"a built-in dataset ({', '.join(BUILTIN_DATASETS)}) (default: none: give it or --data)")
+    p_run.add_argument(
+        "--dataset",
+        default=None,
+        help=f"a built-in dataset ({', '.join(BUILTIN_DATASETS)}) (default: none: give it or --data)",
+    )
     data = p_run.add_argument_group("your own data (instead of --dataset)")
-    data.add_argument("--data", default=None,
-                      help="a CSV, TSV, JSONL, Parquet or Excel (.xlsx, first sheet) file (default: none)")
+    data.add_argument(
+        "--data", default=None, help="a CSV, TSV, JSONL, Parquet or Excel (.xlsx, first sheet) file (default: none)"
+    )
     data.add_argument("--text-col", default=None, help="classification: the input text column (default: none)")
-    data.add_argument("--label-col", default=None,
-                      help="classification: the label column (label set read from the data) (default: none)")
+    data.add_argument(
+        "--label-col",
+        default=None,
+        help="classification: the label column (label set read from the data) (default: none)",
+    )
     data.add_argument("--question-col", default=None, help="multiple choice: the question column (default: none)")
     data.add_argument("--option-cols", nargs="+", default=(), help="multiple choice: one column per option, in order")
-    data.add_argument("--options-col", default=None,
-                      help="multiple choice: one column holding the list of options (default: none)")
-    data.add_argument("--answer-col", default=None,
-                      help="multiple choice: the answer (letter, 0-based index or option text) (default: none)")
-    data.add_argument("--client-col", default=None,
-                      help="each distinct value is one client (a natural partition) (default: none: the profile's "
-                           "partition)")
+    data.add_argument(
+        "--options-col", default=None, help="multiple choice: one column holding the list of options (default: none)"
+    )
+    data.add_argument(
+        "--answer-col",
+        default=None,
+        help="multiple choice: the answer (letter, 0-based index or option text) (default: none)",
+    )
+    data.add_argument(
+        "--client-col",
+        default=None,
+        help="each distinct value is one client (a natural partition) (default: none: the profile's partition)",
+    )
     data.add_argument("--domain", default="custom", help="finance | healthcare | custom")
-    data.add_argument("--delimiter", default=None,
-                      help="CSV/TSV field delimiter, e.g. ';' or tab (default: a .tsv's tab, else detected among "
-                           + " ".join("tab" if d == "\t" else d for d in DELIMITERS) + ")")
-    data.add_argument("--encoding", default=None,
-                      help="text encoding of a CSV/TSV/JSONL file, e.g. cp1252 or latin-1 (default: UTF-8, a "
-                           "byte-order mark stripped)")
+    data.add_argument(
+        "--delimiter",
+        default=None,
+        help="CSV/TSV field delimiter, e.g. ';' or tab (default: a .tsv's tab, else detected among "
+        + " ".join("tab" if d == "\t" else d for d in DELIMITERS)
+        + ")",
+    )
+    data.add_argument(
+        "--encoding",
+        default=None,
+        help="text encoding of a CSV/TSV/JSONL file, e.g. cp1252 or latin-1 (default: UTF-8, a "
+        "byte-order mark stripped)",
+    )
     p_run.add_argument("--setting", default="federated", help=" | ".join(SETTINGS))
     p_run.add_argument("--method", default="lora", help=f"PEFT method: {methods}")
-    p_run.add_argument("--print-config", action="store_true",
-                       help="print the fully resolved config (JSON), its hash and its result path; run nothing")
+    p_run.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the fully resolved config (JSON), its hash and its result path; run nothing",
+    )
     _add_overrides(p_run)
 
     p_grid = command("grid", "every cell of a profile's grid, zero-shot included")
-    p_grid.add_argument("--only-models", nargs="+", default=None,
-                        help="run the cells of these backbones only (default: all of the profile's)")
-    p_grid.add_argument("--only-datasets", nargs="+", default=None,
-                        help="run the cells of these datasets only, in the order given (default: all of the profile's)")
-    p_grid.add_argument("--only-methods", nargs="+", default=None,
-                        help="run the cells of these PEFT methods only (default: all of the profile's)")
+    p_grid.add_argument(
+        "--only-models",
+        nargs="+",
+        default=None,
+        help="run the cells of these backbones only (default: all of the profile's)",
+    )
+    p_grid.add_argument(
+        "--only-datasets",
+        nargs="+",
+        default=None,
+        help="run the cells of these datasets only, in the order given (default: all of the profile's)",
+    )
+    p_grid.add_argument(
+        "--only-methods",
+        nargs="+",
+        default=None,
+        help="run the cells of these PEFT methods only (default: all of the profile's)",
+    )
     _add_overrides(p_grid)
 
     p_cur = command("curves", "the learning curves that set a profile's budgets (cached), and the budgets")
     p_cur.add_argument("--profile", default="reference", help="a profile with a curves: block (default reference)")
-    p_cur.add_argument("--only-models", nargs="+", default=None,
-                       help="these backbones of the curves only (default: all of the profile's)")
-    p_cur.add_argument("--only-datasets", nargs="+", default=None,
-                       help="these datasets of the curves only (default: all of the profile's)")
-    p_cur.add_argument("--only-methods", nargs="+", default=None,
-                       help="these methods of the curves only (default: all of the profile's)")
+    p_cur.add_argument(
+        "--only-models",
+        nargs="+",
+        default=None,
+        help="these backbones of the curves only (default: all of the profile's)",
+    )
+    p_cur.add_argument(
+        "--only-datasets",
+        nargs="+",
+        default=None,
+        help="these datasets of the curves only (default: all of the profile's)",
+    )
+    p_cur.add_argument(
+        "--only-methods",
+        nargs="+",
+        default=None,
+        help="these methods of the curves only (default: all of the profile's)",
+    )
     p_cur.add_argument("--status", action="store_true", help="print the budgets of finished curves; train nothing")
     p_cur.add_argument("--force", action="store_true", help="rerun a curve even if its result exists")
 
@@ -390,9 +507,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_overrides(p_dep)
 
     p_zs = command("zeroshot", "zero-shot evaluation on several datasets")
-    p_zs.add_argument("--datasets", nargs="+", default=None,
-                      help="datasets to evaluate (default: the profile's grid datasets, without a profile the "
-                           f"study's: {' '.join(MAIN_DATASETS)})")
+    p_zs.add_argument(
+        "--datasets",
+        nargs="+",
+        default=None,
+        help="datasets to evaluate (default: the profile's grid datasets, without a profile the "
+        f"study's: {' '.join(MAIN_DATASETS)})",
+    )
     _add_overrides(p_zs, profile=None)  # default: library defaults and the full eval sets
 
     p_prep = command("prepare", "convert the embedded model and write the split manifests")
@@ -418,7 +539,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_tab = command("tables", "print tables made from result files; --readme updates README.md")
     p_tab.add_argument("--readme", action="store_true", help="update README.md's tables instead of printing them")
-    p_tab.add_argument("--blocks", nargs="*", default=None, help=f"README blocks to update (default all): {', '.join(BLOCKS)}")
+    p_tab.add_argument(
+        "--blocks", nargs="*", default=None, help=f"README blocks to update (default all): {', '.join(BLOCKS)}"
+    )
 
     p_sw = command("sweep-lr", "choose a learning rate on the validation split (centralized runs, recorded)")
     p_sw.add_argument("--profile", default="quick", help=f"{' | '.join(profile_names())} | path to a profile YAML")
@@ -443,18 +566,30 @@ def main(argv: list[str] | None = None) -> int:
             prof = load_profile(args.profile)
             overrides = _overrides(args)
             if args.data:
-                dataset, extra = study.your_data(args.data, text_col=args.text_col, label_col=args.label_col,
-                                                 question_col=args.question_col, option_cols=args.option_cols,
-                                                 options_col=args.options_col, answer_col=args.answer_col,
-                                                 client_col=args.client_col, domain=args.domain,
-                                                 delimiter=args.delimiter, encoding=args.encoding)
-                print(f"your data: {args.data} -> dataset {dataset} ({extra.pop('summary')})",
-                      file=sys.stderr if args.print_config else sys.stdout)
+                dataset, extra = study.your_data(
+                    args.data,
+                    text_col=args.text_col,
+                    label_col=args.label_col,
+                    question_col=args.question_col,
+                    option_cols=args.option_cols,
+                    options_col=args.options_col,
+                    answer_col=args.answer_col,
+                    client_col=args.client_col,
+                    domain=args.domain,
+                    delimiter=args.delimiter,
+                    encoding=args.encoding,
+                )
+                print(
+                    f"your data: {args.data} -> dataset {dataset} ({extra.pop('summary')})",
+                    file=sys.stderr if args.print_config else sys.stdout,
+                )
                 overrides = {**extra, **overrides}
             elif args.dataset:
                 if args.delimiter or args.encoding:
-                    raise ConfigError("--delimiter and --encoding say how to read your own file. Fix: use them "
-                                      "with --data PATH, or leave them out.")
+                    raise ConfigError(
+                        "--delimiter and --encoding say how to read your own file. Fix: use them "
+                        "with --data PATH, or leave them out."
+                    )
                 dataset = args.dataset
             else:
                 raise ConfigError("Give --dataset NAME (a built-in dataset) or --data PATH (your own file).")
@@ -465,7 +600,9 @@ def main(argv: list[str] | None = None) -> int:
             print(summary_line(run(cfg, force=args.force, resources=prof.resources)))
         elif args.command == "deploy":
             prof = load_profile(args.profile)
-            cfg = _configure(lambda **o: prof.config(args.dataset, "federated", args.method, **o), _overrides(args), sets)
+            cfg = _configure(
+                lambda **o: prof.config(args.dataset, "federated", args.method, **o), _overrides(args), sets
+            )
             result = deploy_run(cfg, tls=args.tls, timeout=args.timeout, force=args.force)
             print(summary_line(result))
             print(f"deployment: {result.deployment or 'cached'}  result: {result.path}")
@@ -475,14 +612,26 @@ def main(argv: list[str] | None = None) -> int:
             models = _grid_subset("--only-models", args.only_models, prof.models, prof.name)
             datasets = _grid_subset("--only-datasets", args.only_datasets, prof.grid["datasets"], prof.name)
             methods = _grid_subset("--only-methods", args.only_methods, prof.grid["methods"], prof.name)
-            cells = [_configure(lambda c=c, **o: prof.zeroshot(c.dataset, **o), {"model": c.model, **_overrides(args)}, sets)
-                     for c in prof.zeroshots() if c.model in models and c.dataset in datasets]
-            cells += [_configure(lambda c=c, **o: prof.config(c.dataset, c.setting, c.method, **o),
-                                 {"seed": c.seed, "model": c.model, **_overrides(args)}, sets)
-                      for c in prof.cells() if c.model in models and c.dataset in datasets and c.method in methods]
+            cells = [
+                _configure(lambda c=c, **o: prof.zeroshot(c.dataset, **o), {"model": c.model, **_overrides(args)}, sets)
+                for c in prof.zeroshots()
+                if c.model in models and c.dataset in datasets
+            ]
+            cells += [
+                _configure(
+                    lambda c=c, **o: prof.config(c.dataset, c.setting, c.method, **o),
+                    {"seed": c.seed, "model": c.model, **_overrides(args)},
+                    sets,
+                )
+                for c in prof.cells()
+                if c.model in models and c.dataset in datasets and c.method in methods
+            ]
             cells.sort(key=lambda c: (c.setting != "zeroshot", models.index(c.model), datasets.index(c.dataset)))
             for i, cfg in enumerate(cells, 1):
-                print(f"[{i}/{len(cells)}] {cfg.model} {cfg.setting} {cfg.dataset} {cfg.method} seed {cfg.seed}", flush=True)
+                print(
+                    f"[{i}/{len(cells)}] {cfg.model} {cfg.setting} {cfg.dataset} {cfg.method} seed {cfg.seed}",
+                    flush=True,
+                )
                 print(summary_line(run(cfg, force=args.force, resources=prof.resources)), flush=True)
         elif args.command == "curves":
             _curves(args, run)
@@ -491,11 +640,16 @@ def main(argv: list[str] | None = None) -> int:
             names = args.datasets or (prof.grid["datasets"] if prof else MAIN_DATASETS)
             if prof:
                 models = [sets.get("model") or args.model] if sets.get("model") or args.model else prof.models
-                cfgs = [_configure(lambda n=n, **o: prof.zeroshot(n, **o), {**_overrides(args), "model": m}, sets)
-                        for m in models for n in names]
+                cfgs = [
+                    _configure(lambda n=n, **o: prof.zeroshot(n, **o), {**_overrides(args), "model": m}, sets)
+                    for m in models
+                    for n in names
+                ]
             else:
-                cfgs = [_configure(lambda n=n, **o: RunConfig(dataset=n, setting="zeroshot", **o), _overrides(args), sets)
-                        for n in names]
+                cfgs = [
+                    _configure(lambda n=n, **o: RunConfig(dataset=n, setting="zeroshot", **o), _overrides(args), sets)
+                    for n in names
+                ]
             for cfg in cfgs:
                 print(summary_line(run(cfg, force=args.force)), flush=True)
         elif args.command == "prepare":
@@ -518,9 +672,11 @@ def main(argv: list[str] | None = None) -> int:
             record = lr_sweep(prof, args.dataset, args.method, args.lrs, force=args.force, model=args.model)
             for c in record["candidates"]:
                 print(f"lr {c['lr']:g}: validation {record['metric']} {c['score']:.3f} (n={c['n_validation']})")
-            print(f"chosen lr {record['chosen_lr']:g}: {sweep_path(prof, args.dataset, args.method, record['model'])}\n"
-                  f"pin it in the profile: grid.method_overrides.{args.method}.lr: {record['chosen_lr']:g} "
-                  f"(or, for this backbone only, grid.method_overrides.{record['model']}/{args.method}.lr)")
+            print(
+                f"chosen lr {record['chosen_lr']:g}: {sweep_path(prof, args.dataset, args.method, record['model'])}\n"
+                f"pin it in the profile: grid.method_overrides.{args.method}.lr: {record['chosen_lr']:g} "
+                f"(or, for this backbone only, grid.method_overrides.{record['model']}/{args.method}.lr)"
+            )
         elif args.command == "migrate-results":
             for old, new in migrate_store(args.root):
                 print(f"{old} -> {new.name}")

@@ -35,8 +35,15 @@ from fedlab.study import check_profile_hub, plan, profile_domains, summary_figur
 
 PEFT_NOTEBOOK = "02_peft_domain.ipynb"
 AGGREGATION_NOTEBOOK = "07_aggregation_privacy.ipynb"
-ORDER = ("00_data.ipynb", "01_partitions.ipynb", PEFT_NOTEBOOK, "03_baselines.ipynb", "04_energy.ipynb", "05_summary.ipynb",
-         "07_aggregation_privacy.ipynb")
+ORDER = (
+    "00_data.ipynb",
+    "01_partitions.ipynb",
+    PEFT_NOTEBOOK,
+    "03_baselines.ipynb",
+    "04_energy.ipynb",
+    "05_summary.ipynb",
+    "07_aggregation_privacy.ipynb",
+)
 
 
 def repository_url() -> str:
@@ -48,8 +55,10 @@ def repository_url() -> str:
 def colab_badge(notebook: str, url: str | None = None) -> str:
     """The Colab badge line of a notebook (``notebook`` is its file name)."""
     slug = (url or repository_url()).removeprefix("https://github.com/").removesuffix(".git")
-    return (f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
-            f"(https://colab.research.google.com/github/{slug}/blob/main/notebooks/{notebook})")
+    return (
+        f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+        f"(https://colab.research.google.com/github/{slug}/blob/main/notebooks/{notebook})"
+    )
 
 
 def install_cell(url: str | None = None) -> str:
@@ -58,14 +67,21 @@ def install_cell(url: str | None = None) -> str:
     url = url or repository_url()
     return f"""# Install fedlab if this kernel does not have it yet (e.g. on Colab); a no-op in the project's .venv.
 # The source: $FEDLAB_REPO (the git URL or path of your copy) or the repository named in pyproject.toml.
-import importlib.util, os, subprocess, sys
+import importlib.util
+import os
+import subprocess
+import sys
+
 if importlib.util.find_spec("fedlab") is None:
     repo = os.environ.get("FEDLAB_REPO", "{url}")
     if subprocess.run(["git", "clone", "--depth", "1", repo, "fedlab-src"]).returncode != 0:
-        raise RuntimeError(f"could not clone {{repo}}: set FEDLAB_REPO to the git URL (or path) of your copy of fedlab "
-                           "and run this cell again, e.g. os.environ['FEDLAB_REPO'] = 'https://github.com/you/fedlab'")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", "fedlab-src/requirements.txt"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-r", "fedlab-src/requirements-nodeps.txt", "-e", "fedlab-src"], check=True)
+        raise RuntimeError(
+            f"could not clone {{repo}}: set FEDLAB_REPO to the git URL (or path) of your copy of fedlab "
+            "and run this cell again, e.g. os.environ['FEDLAB_REPO'] = 'https://github.com/you/fedlab'"
+        )
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
+    subprocess.run([*pip, "-r", "fedlab-src/requirements.txt"], check=True)
+    subprocess.run([*pip, "--no-deps", "-r", "fedlab-src/requirements-nodeps.txt", "-e", "fedlab-src"], check=True)
     sys.path.insert(0, "fedlab-src")"""
 
 
@@ -124,7 +140,9 @@ def report_kernel_env():
                 os.environ[key] = value
 
 
-def reproduce(profile_name: str = "quick", *, force: bool = False, out: Path | None = None, only: list[str] | None = None) -> Path:
+def reproduce(
+    profile_name: str = "quick", *, force: bool = False, out: Path | None = None, only: list[str] | None = None
+) -> Path:
     """Execute every notebook with papermill for a profile; write executed notebooks, HTML and an index.
 
     Says first what it will train and reuse and roughly how long the training takes; a progress bar
@@ -147,14 +165,20 @@ def reproduce(profile_name: str = "quick", *, force: bool = False, out: Path | N
         executed = out / f"{stem}.ipynb"
         with report_kernel_env():
             pm.execute_notebook(
-                str(paths.notebooks_dir() / nb), str(executed), parameters=dict(params, PROFILE=profile_name, FORCE=bool(force)),
-                cwd=str(paths.notebooks_dir()), progress_bar=False, log_output=False, kernel_name="python3",
+                str(paths.notebooks_dir() / nb),
+                str(executed),
+                parameters=dict(params, PROFILE=profile_name, FORCE=bool(force)),
+                cwd=str(paths.notebooks_dir()),
+                progress_bar=False,
+                log_output=False,
+                kernel_name="python3",
             )
         body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
         (out / f"{stem}.html").write_text(body)
         done.append((stem, nb, params, time.perf_counter() - t0))
-        finished = [h for h, c in todo.items()
-                    if (r := store.lookup(c)) is not None and r.path.stat().st_mtime >= started]
+        finished = [
+            h for h, c in todo.items() if (r := store.lookup(c)) is not None and r.path.stat().st_mtime >= started
+        ]
         for h in finished:
             del todo[h]
         bar.update(len(finished))

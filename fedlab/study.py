@@ -26,8 +26,15 @@ from fedlab.reporting.verdicts import compare_settings, decide, floor_key, floor
 from fedlab.runs import runner
 
 
-def run(config: RunConfig | dict, *, force: bool = False, store: ResultStore | None = None, progress: bool = True,
-        hooks: RunHooks = NO_HOOKS, resources: Resources = DEFAULT_RESOURCES) -> RunResult:
+def run(
+    config: RunConfig | dict,
+    *,
+    force: bool = False,
+    store: ResultStore | None = None,
+    progress: bool = True,
+    hooks: RunHooks = NO_HOOKS,
+    resources: Resources = DEFAULT_RESOURCES,
+) -> RunResult:
     """Run one configuration of any setting (federated included), or load its finished result."""
     return runner.run(config, force=force, store=store, progress=progress, hooks=hooks, resources=resources)
 
@@ -51,12 +58,15 @@ def profile_domains(profile: Profile) -> dict[str, list[str]]:
 def datasets_for(profile: Profile, domain: str) -> list[str]:
     found = profile_domains(profile)
     if domain not in found:
-        raise ConfigError(f"Profile {profile.name!r} has no dataset of domain {domain!r}; its domains: {sorted(found)}.")
+        raise ConfigError(
+            f"Profile {profile.name!r} has no dataset of domain {domain!r}; its domains: {sorted(found)}."
+        )
     return found[domain]
 
 
-def run_cell(profile_name: str, domain: str, method: str, *, force: bool = False,
-             progress: bool = True) -> dict[str, dict[str, RunResult]]:
+def run_cell(
+    profile_name: str, domain: str, method: str, *, force: bool = False, progress: bool = True
+) -> dict[str, dict[str, RunResult]]:
     """Zero-shot floor plus every training setting of one (domain, method) pair, per backbone and dataset
     of the domain; keyed ``<dataset>_<backbone>``."""
     profile = load_profile(profile_name)
@@ -65,8 +75,15 @@ def run_cell(profile_name: str, domain: str, method: str, *, force: bool = False
         for dataset in datasets_for(profile, domain):
             cell = {"zeroshot": run(profile.zeroshot(dataset, model=model), force=force, progress=progress)}
             for setting in profile.grid["settings"]:
-                runs = [run(profile.config(dataset, setting, method, seed=seed, model=model), force=force,
-                            progress=progress, resources=profile.resources) for seed in profile.seeds]
+                runs = [
+                    run(
+                        profile.config(dataset, setting, method, seed=seed, model=model),
+                        force=force,
+                        progress=progress,
+                        resources=profile.resources,
+                    )
+                    for seed in profile.seeds
+                ]
                 cell[setting] = runs[0]  # the first seed is shown per cell; the verdicts use every seed
             out[f"{dataset}_{model.replace('/', '--')}"] = cell
     return out
@@ -80,14 +97,26 @@ def curve_cells(results: dict[str, dict[str, RunResult]]) -> dict[tuple[str, str
 def cell_floors(results: dict[str, dict[str, RunResult]], seed: int = 0) -> dict[str, dict]:
     """The floors (raw, calibrated zero-shot, majority class) of each (backbone, dataset) of
     :func:`run_cell`'s results, keyed like the verdict file's ``floors``."""
-    return {floor_key(c["zeroshot"].config["model"], c["zeroshot"].config["dataset"]): floors_of(c["zeroshot"], seed)
-            for c in results.values()}
+    return {
+        floor_key(c["zeroshot"].config["model"], c["zeroshot"].config["dataset"]): floors_of(c["zeroshot"], seed)
+        for c in results.values()
+    }
 
 
-def your_data(path: str, *, text_col: str | None = None, label_col: str | None = None, question_col: str | None = None,
-              option_cols=(), options_col: str | None = None, answer_col: str | None = None,
-              client_col: str | None = None, domain: str = "custom", delimiter: str | None = None,
-              encoding: str | None = None) -> tuple[str, dict]:
+def your_data(
+    path: str,
+    *,
+    text_col: str | None = None,
+    label_col: str | None = None,
+    question_col: str | None = None,
+    option_cols=(),
+    options_col: str | None = None,
+    answer_col: str | None = None,
+    client_col: str | None = None,
+    domain: str = "custom",
+    delimiter: str | None = None,
+    encoding: str | None = None,
+) -> tuple[str, dict]:
     """Register a user's CSV/TSV/JSONL/Parquet/XLSX file as a dataset (see :mod:`fedlab.data.user`).
 
     ``delimiter`` (CSV/TSV; default: a .tsv's tab, else detected among , ; tab |) and ``encoding``
@@ -98,14 +127,27 @@ def your_data(path: str, *, text_col: str | None = None, label_col: str | None =
     """
     if isinstance(option_cols, str):  # "A B C D" or "A,B,C,D" (a notebook parameter is a literal string)
         option_cols = option_cols.replace(",", " ").split()
-    user = UserData(path=str(path), text_col=text_col, label_col=label_col, question_col=question_col,
-                    option_cols=tuple(option_cols or ()), options_col=options_col, answer_col=answer_col,
-                    client_col=client_col, domain=domain, delimiter=delimiter, encoding=encoding).check()
+    user = UserData(
+        path=str(path),
+        text_col=text_col,
+        label_col=label_col,
+        question_col=question_col,
+        option_cols=tuple(option_cols or ()),
+        options_col=options_col,
+        answer_col=answer_col,
+        client_col=client_col,
+        domain=domain,
+        delimiter=delimiter,
+        encoding=encoding,
+    ).check()
     name = register_user_data(user)
     read = DATASETS[name].user["read"]
     extra: dict = {}
-    what = (f"classification into {read['labels']}" if read["kind"] == "classification"
-            else f"{len(DATASETS[name].label_names)}-option multiple choice")
+    what = (
+        f"classification into {read['labels']}"
+        if read["kind"] == "classification"
+        else f"{len(DATASETS[name].label_names)}-option multiple choice"
+    )
     if client_col:
         extra.update(partition="natural", clients=len(read["sites"]))
         what += f"; {len(read['sites'])} sites from column {client_col!r}: {read['sites']}"
@@ -120,8 +162,9 @@ def your_data(path: str, *, text_col: str | None = None, label_col: str | None =
     return name, extra
 
 
-def run_your_data(profile_name: str, path: str, method: str = "lora", *, force: bool = False, progress: bool = True,
-                  **columns) -> dict[str, RunResult]:
+def run_your_data(
+    profile_name: str, path: str, method: str = "lora", *, force: bool = False, progress: bool = True, **columns
+) -> dict[str, RunResult]:
     """Zero-shot and every training setting of the profile on a user's file (one backbone: the profile's
     first), with the same result files, tables and verdicts as a built-in dataset."""
     profile = load_profile(profile_name)
@@ -129,8 +172,12 @@ def run_your_data(profile_name: str, path: str, method: str = "lora", *, force: 
     print(f"{path} -> {dataset}: {extra.pop('summary')}")
     cell = {"zeroshot": run(profile.zeroshot(dataset), force=force, progress=progress)}
     for setting in profile.grid["settings"]:
-        cell[setting] = run(profile.config(dataset, setting, method, **extra), force=force, progress=progress,
-                            resources=profile.resources)
+        cell[setting] = run(
+            profile.config(dataset, setting, method, **extra),
+            force=force,
+            progress=progress,
+            resources=profile.resources,
+        )
     return cell
 
 
@@ -139,15 +186,29 @@ def your_data_verdicts(profile_name: str, cell: dict[str, RunResult]) -> dict:
     the profile's analysis block, as the built-in datasets get them."""
     profile = load_profile(profile_name)
     fed = cell["federated"].config
-    comps = compare_settings([cell["federated"]], [cell["centralized"]] if "centralized" in cell else [],
-                             [cell["isolated"]] if "isolated" in cell else [], profile.analysis,
-                             dataset=fed["dataset"], method=fed["method"], model=fed["model"])
+    comps = compare_settings(
+        [cell["federated"]],
+        [cell["centralized"]] if "centralized" in cell else [],
+        [cell["isolated"]] if "isolated" in cell else [],
+        profile.analysis,
+        dataset=fed["dataset"],
+        method=fed["method"],
+        model=fed["model"],
+    )
     return {"analysis": profile.analysis.to_dict(), "floors": {}, "comparisons": decide(comps, profile.analysis.alpha)}
 
 
-def aggregation_runs(profile_name: str, dataset: str | None = None, method: str | None = None, *,
-                     strategies=AGGREGATION_STRATEGIES, dp_noises=DP_NOISES, dp_clip: float | None = None,
-                     force: bool = False, progress: bool = True) -> list[RunResult]:
+def aggregation_runs(
+    profile_name: str,
+    dataset: str | None = None,
+    method: str | None = None,
+    *,
+    strategies=AGGREGATION_STRATEGIES,
+    dp_noises=DP_NOISES,
+    dp_clip: float | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> list[RunResult]:
     """Federated runs of one (dataset, method) cell of a profile (its first backbone and seed) with each
     strategy, then FedAvg with differential privacy at each noise multiplier (server-side clipping)."""
     profile = load_profile(profile_name)

@@ -20,14 +20,20 @@ import pytest  # noqa: E402
 #: the tiny-model run settings every training test starts from (seconds per run on 2 cores)
 TINY = dict(dataset="fpb", model="tiny-random", dtype="fp32", rounds=2, local_steps=2, batch_size=2, lr=5e-3)
 #: a two-client federation with label skew, evaluated with CIs
-TINY_FEDERATED = dict(TINY, clients=2, partition="dirichlet:1.0", max_eval=12, n_boot=50, max_client_eval=6,
-                      max_length=128)
+TINY_FEDERATED = dict(
+    TINY, clients=2, partition="dirichlet:1.0", max_eval=12, n_boot=50, max_client_eval=6, max_length=128
+)
 #: three IID clients, no bootstrap: for faults, resume and bad-input tests
-TINY_FAULTS = dict(TINY, setting="federated", clients=3, partition="iid", max_eval=8, n_boot=0, max_client_eval=4,
-                   max_length=96)
+TINY_FAULTS = dict(
+    TINY, setting="federated", clients=3, partition="iid", max_eval=8, n_boot=0, max_client_eval=4, max_length=96
+)
 
-INTEGRATION_MARKERS = {"test_deployment.py": "deployment", "test_notebooks.py": "notebooks",
-                       "test_federated.py": "ray", "test_reliability.py": "ray"}
+INTEGRATION_MARKERS = {
+    "test_deployment.py": "deployment",
+    "test_notebooks.py": "notebooks",
+    "test_federated.py": "ray",
+    "test_reliability.py": "ray",
+}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -36,14 +36,18 @@ class GpuReport:
         if self.gpu is None or self.torch_sees_gpu:
             return None
         if self.torch_cuda is None:
-            return (f"this machine has an NVIDIA GPU ({self.gpu}, driver {self.driver}) but the installed torch is a "
-                    f"CPU build, so every run trains on the CPU. Fix: reinstall torch from a CUDA index that the "
-                    f"driver supports, e.g. pip install --force-reinstall torch==<pin> --index-url "
-                    f"{TORCH_INDEX}{suggested_build(self.driver_cuda)} (or make setup TORCH_INDEX=...).")
-        return (f"torch was built for CUDA {self.torch_cuda}, but the driver ({self.driver}) of {self.gpu} supports "
-                f"CUDA up to {self.driver_cuda or 'an unknown version'}, so torch cannot use the GPU. Fix: update the "
-                f"NVIDIA driver, or install the torch build for the driver's CUDA: pip install --force-reinstall "
-                f"torch==<pin> --index-url {TORCH_INDEX}{suggested_build(self.driver_cuda)}.")
+            return (
+                f"this machine has an NVIDIA GPU ({self.gpu}, driver {self.driver}) but the installed torch is a "
+                f"CPU build, so every run trains on the CPU. Fix: reinstall torch from a CUDA index that the "
+                f"driver supports, e.g. pip install --force-reinstall torch==<pin> --index-url "
+                f"{TORCH_INDEX}{suggested_build(self.driver_cuda)} (or make setup TORCH_INDEX=...)."
+            )
+        return (
+            f"torch was built for CUDA {self.torch_cuda}, but the driver ({self.driver}) of {self.gpu} supports "
+            f"CUDA up to {self.driver_cuda or 'an unknown version'}, so torch cannot use the GPU. Fix: update the "
+            f"NVIDIA driver, or install the torch build for the driver's CUDA: pip install --force-reinstall "
+            f"torch==<pin> --index-url {TORCH_INDEX}{suggested_build(self.driver_cuda)}."
+        )
 
 
 def suggested_build(driver_cuda: str | None) -> str:
@@ -60,8 +64,11 @@ def parse_nvidia_smi(text: str) -> tuple[str | None, str | None, str | None]:
     driver = re.search(r"Driver Version:\s*([\d.]+)", text)
     cuda = re.search(r"CUDA Version:\s*([\d.]+)", text)
     name = re.search(r"^\|\s+\d+\s+(.+?)\s{2,}", text, re.M)
-    return (name.group(1).strip() if name else ("NVIDIA GPU" if driver else None),
-            driver.group(1) if driver else None, cuda.group(1) if cuda else None)
+    return (
+        name.group(1).strip() if name else ("NVIDIA GPU" if driver else None),
+        driver.group(1) if driver else None,
+        cuda.group(1) if cuda else None,
+    )
 
 
 @functools.lru_cache(maxsize=1)
@@ -98,7 +105,9 @@ def main() -> int:
         print("no NVIDIA GPU found: runs train on the CPU")
         return 0
     if rep.problem is None:
-        print(f"GPU ready: {rep.gpu} (driver {rep.driver}, CUDA {rep.driver_cuda}); torch built for CUDA {rep.torch_cuda}")
+        print(
+            f"GPU ready: {rep.gpu} (driver {rep.driver}, CUDA {rep.driver_cuda}); torch built for CUDA {rep.torch_cuda}"
+        )
         return 0
     print(rep.problem, file=sys.stderr)
     return 1

@@ -32,7 +32,7 @@ class EnergyMeter:
         self._tracker = None
         self.mode: dict = {"cpu": None, "ram": None, "gpu": None}
 
-    def start(self) -> "EnergyMeter":
+    def start(self) -> EnergyMeter:
         if not self.enabled or self._tracker is not None:
             return self
         logging.getLogger("codecarbon").setLevel(logging.ERROR)
@@ -67,8 +67,10 @@ class EnergyMeter:
             return this
         data = self._tracker.stop_task()  # the active task (codecarbon renames repeated names)
         this.update(
-            kwh=float(data.energy_consumed or 0.0), kg_co2e=float(data.emissions or 0.0),
-            seconds=float(data.duration or 0.0), count=1,
+            kwh=float(data.energy_consumed or 0.0),
+            kg_co2e=float(data.emissions or 0.0),
+            seconds=float(data.duration or 0.0),
+            count=1,
         )
         acc = self.phases.setdefault(name, _empty())
         for k in acc:

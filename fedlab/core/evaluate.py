@@ -23,9 +23,9 @@ from fedlab.errors import ConfigError, did_you_mean
 
 from .metrics import compute_metrics
 from .precision import autocast_context
-from .stats import probability_scores
-from .prompts import LETTERS, completions, encode, prompt_text, task_of, uses_letters
 from .progress import bar as progress_bar
+from .prompts import LETTERS, completions, encode, prompt_text, task_of, uses_letters
+from .stats import probability_scores
 
 EVALUATORS = ("loglik", "generate")
 
@@ -65,8 +65,18 @@ def _forward_tail(model, seqs, pad_id, keep):
     return torch.log_softmax(out.logits.float(), dim=-1)
 
 
-def option_logliks(model, tokenizer, records, *, batch_size=8, max_length=512, progress=False, shortcut=True,
-                   system_prompt=None, truncation="middle"):
+def option_logliks(
+    model,
+    tokenizer,
+    records,
+    *,
+    batch_size=8,
+    max_length=512,
+    progress=False,
+    shortcut=True,
+    system_prompt=None,
+    truncation="middle",
+):
     """Summed log-likelihood of each option's answer tokens, shape ``(n_examples, n_options)``.
 
     With ``shortcut`` (default) and single-token options, one pass per example scores all options;
@@ -83,9 +93,7 @@ def option_logliks(model, tokenizer, records, *, batch_size=8, max_length=512, p
     if single:  # one pass per example: next-token distribution after the prompt
         items = [(i, None, e.prompt_ids) for i, e in enumerate(encoded)]
     else:  # one pass per (example, option)
-        items = [
-            (i, j, e.prompt_ids + o) for i, e in enumerate(encoded) for j, o in enumerate(e.option_ids)
-        ]
+        items = [(i, j, e.prompt_ids + o) for i, e in enumerate(encoded) for j, o in enumerate(e.option_ids)]
     order = sorted(range(len(items)), key=lambda k: len(items[k][2]))  # less padding
     bar = progress_bar(total=len(items), desc="loglik", disable=not progress, leave=False)
     with torch.inference_mode():
@@ -135,8 +143,18 @@ def parse_answer(text: str, record) -> int:
     return -1
 
 
-def generate_answers(model, tokenizer, records, *, batch_size=8, max_new_tokens=16, max_length=512, progress=False,
-                     system_prompt=None, truncation="middle"):
+def generate_answers(
+    model,
+    tokenizer,
+    records,
+    *,
+    batch_size=8,
+    max_new_tokens=16,
+    max_length=512,
+    progress=False,
+    system_prompt=None,
+    truncation="middle",
+):
     """Greedy answers for each record. Returns ``(texts, n_truncated)``."""
     import torch
 
@@ -187,8 +205,18 @@ def evaluate(
     model.eval()
     start = time.perf_counter()
     with autocast_context(autocast, model):
-        scores, preds, outputs, n_trunc = _score(model, tokenizer, records, evaluator, batch_size, max_length,
-                                                 max_new_tokens, progress, system_prompt, truncation)
+        scores, preds, outputs, n_trunc = _score(
+            model,
+            tokenizer,
+            records,
+            evaluator,
+            batch_size,
+            max_length,
+            max_new_tokens,
+            progress,
+            system_prompt,
+            truncation,
+        )
     seconds = time.perf_counter() - start
     if was_training:
         model.train()
@@ -197,9 +225,7 @@ def evaluate(
     metrics = compute_metrics(golds, preds, options, n_boot=n_boot, seed=seed)
     if scores is not None:  # continuous scores: they move when the model learns even if the argmax does not
         metrics.update(probability_scores(scores[:, : len(options)], golds))
-    metrics.update(
-        evaluator=evaluator, seconds=seconds, examples_per_s=len(records) / seconds, truncated=n_trunc
-    )
+    metrics.update(evaluator=evaluator, seconds=seconds, examples_per_s=len(records) / seconds, truncated=n_trunc)
     predictions = []
     for k, (r, p) in enumerate(zip(records, preds)):
         row = {"id": r.id, "group": r.group, "gold": r.label, "pred": int(p), "correct": int(p) == r.label}
@@ -211,34 +237,60 @@ def evaluate(
     return EvalResult(metrics, predictions)
 
 
-def _score(model, tokenizer, records, evaluator, batch_size, max_length, max_new_tokens, progress, system_prompt,
-           truncation):
+def _score(
+    model, tokenizer, records, evaluator, batch_size, max_length, max_new_tokens, progress, system_prompt, truncation
+):
     """``(scores or None, predictions, generated texts or Nones, n_truncated)`` of one evaluator."""
     if evaluator == "loglik":
         scores, n_trunc = option_logliks(
-            model, tokenizer, records, batch_size=batch_size, max_length=max_length, progress=progress,
-            system_prompt=system_prompt, truncation=truncation,
+            model,
+            tokenizer,
+            records,
+            batch_size=batch_size,
+            max_length=max_length,
+            progress=progress,
+            system_prompt=system_prompt,
+            truncation=truncation,
         )
         preds = scores.argmax(axis=1).tolist()
         outputs = [None] * len(records)
     else:
         outputs, n_trunc = generate_answers(
-            model, tokenizer, records, batch_size=batch_size, max_new_tokens=max_new_tokens,
-            max_length=max_length, progress=progress, system_prompt=system_prompt, truncation=truncation,
+            model,
+            tokenizer,
+            records,
+            batch_size=batch_size,
+            max_new_tokens=max_new_tokens,
+            max_length=max_length,
+            progress=progress,
+            system_prompt=system_prompt,
+            truncation=truncation,
         )
         preds = [parse_answer(t, r) for t, r in zip(outputs, records)]
         scores = None
     return scores, preds, outputs, n_trunc
 
 
-def generate_text(model, tokenizer, records, *, max_new_tokens=48, max_length=512, system_prompt=None,
-                  truncation="middle") -> list[dict]:
+def generate_text(
+    model, tokenizer, records, *, max_new_tokens=48, max_length=512, system_prompt=None, truncation="middle"
+) -> list[dict]:
     """Free-form answers to held-out prompts, to show what a (fine-tuned) model says."""
     texts, _ = generate_answers(
-        model, tokenizer, records, batch_size=4, max_new_tokens=max_new_tokens, max_length=max_length,
-        system_prompt=system_prompt, truncation=truncation,
+        model,
+        tokenizer,
+        records,
+        batch_size=4,
+        max_new_tokens=max_new_tokens,
+        max_length=max_length,
+        system_prompt=system_prompt,
+        truncation=truncation,
     )
     return [
-        {"id": r.id, "prompt": prompt_text(r, tokenizer, system_prompt=system_prompt), "gold": r.label_text, "output": t}
+        {
+            "id": r.id,
+            "prompt": prompt_text(r, tokenizer, system_prompt=system_prompt),
+            "gold": r.label_text,
+            "output": t,
+        }
         for r, t in zip(records, texts)
     ]

@@ -34,8 +34,11 @@ A_SUFFIX, B_SUFFIX = ".lora_A.weight", ".lora_B.weight"
 def lora_pairs(keys) -> list[tuple[str, str, str]]:
     """``(module prefix, A key, B key)`` of every LoRA-adapted module among adapter array names."""
     keys = set(keys)
-    return [(k[: -len(A_SUFFIX)], k, k[: -len(A_SUFFIX)] + B_SUFFIX) for k in sorted(keys)
-            if k.endswith(A_SUFFIX) and k[: -len(A_SUFFIX)] + B_SUFFIX in keys]
+    return [
+        (k[: -len(A_SUFFIX)], k, k[: -len(A_SUFFIX)] + B_SUFFIX)
+        for k in sorted(keys)
+        if k.endswith(A_SUFFIX) and k[: -len(A_SUFFIX)] + B_SUFFIX in keys
+    ]
 
 
 def base_weight_name(prefix: str) -> str:
@@ -60,8 +63,9 @@ def _updates(arrays: list[dict], weights, scaling: float) -> dict[str, tuple[np.
     arrays, w = _weighted(arrays, weights)
     out = {}
     for prefix, a_key, b_key in lora_pairs(arrays[0]):
-        mean_product = sum(wi * (np.asarray(x[b_key], np.float64) @ np.asarray(x[a_key], np.float64))
-                           for wi, x in zip(w, arrays))
+        mean_product = sum(
+            wi * (np.asarray(x[b_key], np.float64) @ np.asarray(x[a_key], np.float64)) for wi, x in zip(w, arrays)
+        )
         mean_a = sum(wi * np.asarray(x[a_key], np.float64) for wi, x in zip(w, arrays))
         mean_b = sum(wi * np.asarray(x[b_key], np.float64) for wi, x in zip(w, arrays))
         out[prefix] = (scaling * mean_product, scaling * (mean_product - mean_b @ mean_a))
@@ -81,8 +85,11 @@ def aggregation_error(arrays: list[dict], weights, scaling: float) -> dict:
         return {"absolute": 0.0, "relative": 0.0, "modules": 0}
     total = sum(float(np.sum(res * res)) for _, res in updates.values())
     update = sum(float(np.sum(m * m)) for m, _ in updates.values())
-    return {"absolute": float(np.sqrt(total)), "relative": float(np.sqrt(total) / np.sqrt(update)) if update > 0 else 0.0,
-            "modules": len(updates)}
+    return {
+        "absolute": float(np.sqrt(total)),
+        "relative": float(np.sqrt(total) / np.sqrt(update)) if update > 0 else 0.0,
+        "modules": len(updates),
+    }
 
 
 def apply_residuals(model, residual: dict[str, np.ndarray], applied: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

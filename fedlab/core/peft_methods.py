@@ -35,17 +35,23 @@ class MethodSpec:
 
 METHODS = {
     "lora": MethodSpec(
-        "lora", "LORA", None,
+        "lora",
+        "LORA",
+        None,
         {"r": 8, "lora_alpha": 16, "lora_dropout": 0.05, "target_modules": ["q_proj", "v_proj"]},
         "LoRA on the attention query/value projections",
     ),
     "qlora": MethodSpec(
-        "qlora", "LORA", "nf4",
+        "qlora",
+        "LORA",
+        "nf4",
         {"r": 8, "lora_alpha": 16, "lora_dropout": 0.05, "target_modules": ["q_proj", "v_proj"]},
         "LoRA on a 4-bit NF4 (double-quantised) base via bitsandbytes",
     ),
     "ia3": MethodSpec(
-        "ia3", "IA3", None,
+        "ia3",
+        "IA3",
+        None,
         {"target_modules": ["k_proj", "v_proj", "down_proj"], "feedforward_modules": ["down_proj"]},
         "IA3 rescaling vectors on keys, values and the MLP down projection",
     ),
@@ -64,9 +70,7 @@ def method_params(name: str, overrides: dict | None = None) -> dict:
     params = dict(spec.defaults)
     for key, value in (overrides or {}).items():
         if key not in params:
-            raise ConfigError(
-                f"{key!r} is not a parameter of {name}. Valid: {sorted(params)}. Fix the method params."
-            )
+            raise ConfigError(f"{key!r} is not a parameter of {name}. Valid: {sorted(params)}. Fix the method params.")
         params[key] = value
     return params
 
@@ -140,13 +144,18 @@ def load_for_method(model_name: str, method: str, dtype: str = "auto", overrides
         info = dict(info, notices=list(dict.fromkeys(kept)))
     model.eval()
     trainable, total = model.get_nb_trainable_parameters()
-    info = dict(info, method=method, method_params=method_params(method, overrides),
-                trainable_parameters=int(trainable), total_parameters=int(total),
-                adapter_bytes=adapter_nbytes(adapter_state(model)))
+    info = dict(
+        info,
+        method=method,
+        method_params=method_params(method, overrides),
+        trainable_parameters=int(trainable),
+        total_parameters=int(total),
+        adapter_bytes=adapter_nbytes(adapter_state(model)),
+    )
     return model, tokenizer, info
 
 
-def adapter_state(model) -> "OrderedDict[str, np.ndarray]":
+def adapter_state(model) -> OrderedDict[str, np.ndarray]:
     """The adapter tensors only (peft's state dict), as float32 numpy arrays in a fixed order.
 
     The arrays are copies: on a float32 CPU model ``.numpy()`` would share memory with the live
@@ -192,7 +201,7 @@ class AdapterSnapshot:
     arrays: dict
 
     @classmethod
-    def of(cls, model) -> "AdapterSnapshot":
+    def of(cls, model) -> AdapterSnapshot:
         config = copy.deepcopy(model.peft_config[model.active_adapter])
         config.inference_mode = True  # as peft's save_pretrained writes it
         return cls(config, adapter_state(model))
@@ -205,8 +214,11 @@ class AdapterSnapshot:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.peft_config.save_pretrained(str(folder))
-        save_file({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in self.arrays.items()},
-                  str(folder / "adapter_model.safetensors"), metadata={"format": "pt"})
+        save_file(
+            {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in self.arrays.items()},
+            str(folder / "adapter_model.safetensors"),
+            metadata={"format": "pt"},
+        )
 
 
 def adapter_nbytes(arrays: dict) -> int:

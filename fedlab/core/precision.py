@@ -32,14 +32,18 @@ def check_autocast(autocast: str | None, device: str) -> None:
     if autocast not in AUTOCASTS:
         raise ConfigError(f"Unknown autocast {autocast!r}; valid: {AUTOCASTS} or none. Fix: e.g. --set autocast=bf16.")
     if device == "cpu" and autocast == "fp16":
-        raise ConfigError("autocast fp16 is for GPUs (CPUs have no fast fp16 matrix products). Fix: on a CPU use "
-                          "autocast bf16 (with native bf16 instructions) or none.")
+        raise ConfigError(
+            "autocast fp16 is for GPUs (CPUs have no fast fp16 matrix products). Fix: on a CPU use "
+            "autocast bf16 (with native bf16 instructions) or none."
+        )
     if device == "cuda" and autocast == "bf16":
         import torch
 
         if not torch.cuda.is_bf16_supported():
-            raise ConfigError(f"autocast bf16 needs a GPU with bf16 (Ampere or newer); {torch.cuda.get_device_name(0)} "
-                              "has none. Fix: --set autocast=fp16 (loss-scaled) or none.")
+            raise ConfigError(
+                f"autocast bf16 needs a GPU with bf16 (Ampere or newer); {torch.cuda.get_device_name(0)} "
+                "has none. Fix: --set autocast=fp16 (loss-scaled) or none."
+            )
     if device == "cpu":
         if not cpu_supports_bf16():
             raise ConfigError(

@@ -29,6 +29,7 @@ def bar_class():
     if in_kernel():
         if importlib.util.find_spec("ipywidgets") is not None:
             from tqdm.notebook import tqdm as widget_bar
+
             return widget_bar
         return _StdoutBar
     return std.tqdm

@@ -16,14 +16,8 @@ from fedlab.errors import ConfigError
 LETTERS = "ABCDEFGH"
 
 INSTRUCTIONS = {
-    "sentiment": (
-        "What is the sentiment of this financial text? "
-        "Answer with one word: negative, neutral or positive."
-    ),
-    "mcq": (
-        "Answer the following medical multiple-choice question. "
-        "Reply with the letter of the correct option only."
-    ),
+    "sentiment": ("What is the sentiment of this financial text? Answer with one word: negative, neutral or positive."),
+    "mcq": ("Answer the following medical multiple-choice question. Reply with the letter of the correct option only."),
     # a user's own multiple-choice file, whatever its field
     "mcq_any": "Answer the following multiple-choice question. Reply with the letter of the correct option only.",
 }
@@ -51,7 +45,9 @@ def task_of(record) -> str:
 def instruction_for(record) -> str:
     task = task_of(record)
     if uses_letters(task):
-        return INSTRUCTIONS["mcq"] if getattr(record, "domain", "healthcare") == "healthcare" else INSTRUCTIONS["mcq_any"]
+        return (
+            INSTRUCTIONS["mcq"] if getattr(record, "domain", "healthcare") == "healthcare" else INSTRUCTIONS["mcq_any"]
+        )
     if task.startswith("sentiment"):
         return INSTRUCTIONS["sentiment"]
     return f"Classify this text. Answer with one of: {', '.join(record.options[:-1])} or {record.options[-1]}."
@@ -127,13 +123,12 @@ class Encoded:
 TRUNCATIONS = ("middle", "end")
 
 
-def encode(record, tokenizer, max_length: int = 512, system_prompt: str | None = None,
-           truncation: str = "middle") -> Encoded:
+def encode(
+    record, tokenizer, max_length: int = 512, system_prompt: str | None = None, truncation: str = "middle"
+) -> Encoded:
     """Tokenize prompt and options; if too long, shorten the input text (never the instruction or options)."""
     prefix = completion_prefix(tokenizer)
-    option_ids = [
-        tokenizer(prefix + c, add_special_tokens=False)["input_ids"] for c in completions(record)
-    ]
+    option_ids = [tokenizer(prefix + c, add_special_tokens=False)["input_ids"] for c in completions(record)]
     add_bos = tokenizer.bos_token_id is not None and not has_chat_template(tokenizer)
     # room for the prompt: the longest answer plus the end-of-turn token (training) must still fit
     budget = max_length - (max(len(o) for o in option_ids) + 1) - int(add_bos)
@@ -156,7 +151,7 @@ def final_sentence(text: str) -> str:
     """The last sentence of ``text`` (a clinical vignette ends with its question)."""
     body = text.rstrip()
     cut = max(body.rfind(". ", 0, len(body) - 1), body.rfind("\n", 0, len(body) - 1))
-    return body[cut + 1:].strip() if cut >= 0 else body
+    return body[cut + 1 :].strip() if cut >= 0 else body
 
 
 def shorten_middle(text: str, tokenizer, drop: int, *, min_head: int = 16) -> str:
@@ -167,7 +162,7 @@ def shorten_middle(text: str, tokenizer, drop: int, *, min_head: int = 16) -> st
     tail = tokenizer(" " + final_sentence(text), add_special_tokens=False)["input_ids"]
     n_tail = min(len(tail), keep - min_head)
     n_head = keep - n_tail
-    return tokenizer.decode(ids[:n_head]).rstrip() + " ... " + tokenizer.decode(tail[len(tail) - n_tail:]).strip()
+    return tokenizer.decode(ids[:n_head]).rstrip() + " ... " + tokenizer.decode(tail[len(tail) - n_tail :]).strip()
 
 
 def training_ids(enc: Encoded, tokenizer) -> tuple[list[int], list[int]]:

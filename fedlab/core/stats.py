@@ -94,14 +94,14 @@ class PairedComparison:
     n_seeds_a: int
     n_seeds_b: int
     effect: float
-    ci: tuple[float, float]          # (1 - alpha) two-sided percentile CI
-    ci_tost: tuple[float, float]     # (1 - 2 alpha) CI, the one TOST reads
-    p_two_sided: float               # paired bootstrap test of "no difference"
-    p_greater: float                 # one-sided: H0 effect <= 0
-    p_tost: float                    # max of the two one-sided tests against +-margin (nan without margin)
-    p_noninferior: float             # one-sided: H0 effect <= -margin (nan without margin)
+    ci: tuple[float, float]  # (1 - alpha) two-sided percentile CI
+    ci_tost: tuple[float, float]  # (1 - 2 alpha) CI, the one TOST reads
+    p_two_sided: float  # paired bootstrap test of "no difference"
+    p_greater: float  # one-sided: H0 effect <= 0
+    p_tost: float  # max of the two one-sided tests against +-margin (nan without margin)
+    p_noninferior: float  # one-sided: H0 effect <= -margin (nan without margin)
     margin: float | None
-    mcnemar_p: float | None          # exact McNemar on per-row correctness (one seed per side only)
+    mcnemar_p: float | None  # exact McNemar on per-row correctness (one seed per side only)
     discordant: tuple[int, int] | None  # (a right and b wrong, a wrong and b right)
     n_boot: int
     alpha: float
@@ -112,9 +112,19 @@ class PairedComparison:
         return asdict(self)
 
 
-def paired_comparison(golds, preds_a, preds_b, n_labels: int, *, metric: str = "accuracy", margin: float | None = None,
-                      n_boot: int = 2000, seed: int = 0, alpha: float = 0.05,
-                      random_seeds: bool = False) -> PairedComparison:
+def paired_comparison(
+    golds,
+    preds_a,
+    preds_b,
+    n_labels: int,
+    *,
+    metric: str = "accuracy",
+    margin: float | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
+    alpha: float = 0.05,
+    random_seeds: bool = False,
+) -> PairedComparison:
     """Compare system(s) ``a`` with system(s) ``b`` on the same rows.
 
     ``preds_a`` / ``preds_b``: one prediction per row, or a (seeds, rows) array; with several runs on
@@ -125,14 +135,29 @@ def paired_comparison(golds, preds_a, preds_b, n_labels: int, *, metric: str = "
     golds = np.asarray(golds, dtype=int)
     a, b = _stack(preds_a), _stack(preds_b)
     if a.shape[1] != len(golds) or b.shape[1] != len(golds):
-        raise ValueError(f"paired comparison needs predictions on the same {len(golds)} rows; got {a.shape[1]} and {b.shape[1]}")
+        raise ValueError(
+            f"paired comparison needs predictions on the same {len(golds)} rows; got {a.shape[1]} and {b.shape[1]}"
+        )
     n = len(golds)
-    effect = float(np.mean([metric_value(metric, golds, s, n_labels) for s in a])
-                   - np.mean([metric_value(metric, golds, s, n_labels) for s in b]))
+    effect = float(
+        np.mean([metric_value(metric, golds, s, n_labels) for s in a])
+        - np.mean([metric_value(metric, golds, s, n_labels) for s in b])
+    )
     rng = np.random.default_rng(seed)
-    boot = np.concatenate([_effects(metric, golds, a, b, rng.integers(0, n, (min(500, n_boot - i), n)), n_labels,
-                                    rng if random_seeds else None)
-                           for i in range(0, n_boot, 500)])
+    boot = np.concatenate(
+        [
+            _effects(
+                metric,
+                golds,
+                a,
+                b,
+                rng.integers(0, n, (min(500, n_boot - i), n)),
+                n_labels,
+                rng if random_seeds else None,
+            )
+            for i in range(0, n_boot, 500)
+        ]
+    )
     ci = (float(np.percentile(boot, 100 * alpha / 2)), float(np.percentile(boot, 100 * (1 - alpha / 2))))
     ci_tost = (float(np.percentile(boot, 100 * alpha)), float(np.percentile(boot, 100 * (1 - alpha))))
     # percentile-bootstrap p-values, consistent with the CIs above (add-one so that p is never 0)
@@ -140,8 +165,8 @@ def paired_comparison(golds, preds_a, preds_b, n_labels: int, *, metric: str = "
     p_two = float(min(1.0, 2 * min(le0, ge0)))
     p_tost = p_noninf = float("nan")
     if margin is not None:
-        p_low = (np.sum(boot <= -margin) + 1) / (n_boot + 1)   # H0: effect <= -margin
-        p_high = (np.sum(boot >= margin) + 1) / (n_boot + 1)   # H0: effect >= +margin
+        p_low = (np.sum(boot <= -margin) + 1) / (n_boot + 1)  # H0: effect <= -margin
+        p_high = (np.sum(boot >= margin) + 1) / (n_boot + 1)  # H0: effect >= +margin
         p_tost, p_noninf = float(max(p_low, p_high)), float(p_low)
     mc_p, disc = None, None
     if a.shape[0] == 1 and b.shape[0] == 1:
@@ -149,10 +174,25 @@ def paired_comparison(golds, preds_a, preds_b, n_labels: int, *, metric: str = "
         disc = (int(np.sum(ra & ~rb)), int(np.sum(~ra & rb)))
         table = [[int(np.sum(ra & rb)), disc[0]], [disc[1], int(np.sum(~ra & ~rb))]]
         mc_p = float(mcnemar(table, exact=True).pvalue) if sum(disc) else 1.0
-    return PairedComparison(metric=metric, n_rows=n, n_seeds_a=a.shape[0], n_seeds_b=b.shape[0], effect=effect,
-                            ci=ci, ci_tost=ci_tost, p_two_sided=p_two, p_greater=float(le0),
-                            p_tost=p_tost, p_noninferior=p_noninf, margin=margin, mcnemar_p=mc_p, discordant=disc, n_boot=n_boot, alpha=alpha,
-                            resampled="seeds and rows" if random_seeds else "rows")
+    return PairedComparison(
+        metric=metric,
+        n_rows=n,
+        n_seeds_a=a.shape[0],
+        n_seeds_b=b.shape[0],
+        effect=effect,
+        ci=ci,
+        ci_tost=ci_tost,
+        p_two_sided=p_two,
+        p_greater=float(le0),
+        p_tost=p_tost,
+        p_noninferior=p_noninf,
+        margin=margin,
+        mcnemar_p=mc_p,
+        discordant=disc,
+        n_boot=n_boot,
+        alpha=alpha,
+        resampled="seeds and rows" if random_seeds else "rows",
+    )
 
 
 def welch(a, b, alpha: float = 0.05) -> dict:
@@ -167,13 +207,21 @@ def welch(a, b, alpha: float = 0.05) -> dict:
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     diff = float(a.mean() - b.mean())
     if np.ptp(a) == 0 and np.ptp(b) == 0:
-        return {"difference": diff, "p": 1.0 if diff == 0 else 0.0, "difference_ci": [diff, diff],
-                "test": "exact (no spread in the repeats)"}
+        return {
+            "difference": diff,
+            "p": 1.0 if diff == 0 else 0.0,
+            "difference_ci": [diff, diff],
+            "test": "exact (no spread in the repeats)",
+        }
     compare = CompareMeans.from_data(a, b)
     p = compare.ttest_ind(usevar="unequal")[1]
     low, high = compare.tconfint_diff(alpha=alpha, usevar="unequal")
-    return {"difference": diff, "p": float(p), "difference_ci": [float(low), float(high)],
-            "test": "Welch t-test on the repeats"}
+    return {
+        "difference": diff,
+        "p": float(p),
+        "difference_ci": [float(low), float(high)],
+        "test": "Welch t-test on the repeats",
+    }
 
 
 def holm(pvalues, alpha: float = 0.05) -> list[float]:
@@ -288,5 +336,7 @@ def probability_scores(logliks, golds) -> dict:
     golds = np.asarray(golds, dtype=int)
     probs = np.exp(ll)
     onehot = np.eye(ll.shape[1])[golds]
-    return {"gold_logprob": float(np.mean(ll[np.arange(len(golds)), golds])),
-            "brier": float(np.mean(np.sum((probs - onehot) ** 2, axis=1)))}
+    return {
+        "gold_logprob": float(np.mean(ll[np.arange(len(golds)), golds])),
+        "brier": float(np.mean(np.sum((probs - onehot) ** 2, axis=1))),
+    }

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .precision import autocast_context, loss_scaler
-from .prompts import encode, training_ids
 from .progress import bar as progress_bar
+from .prompts import encode, training_ids
 
 
 @dataclass
@@ -37,12 +37,17 @@ class TrainStats:
 
     def to_dict(self) -> dict:
         return {
-            "steps": self.steps, "examples": self.examples, "tokens": self.tokens,
-            "padded_tokens": self.padded_tokens, "loss_tokens": self.loss_tokens,
-            "seconds": round(self.seconds, 3), "mean_loss": self.mean_loss,
+            "steps": self.steps,
+            "examples": self.examples,
+            "tokens": self.tokens,
+            "padded_tokens": self.padded_tokens,
+            "loss_tokens": self.loss_tokens,
+            "seconds": round(self.seconds, 3),
+            "mean_loss": self.mean_loss,
             "first_loss": self.losses[0] if self.losses else None,
             "last_loss": self.losses[-1] if self.losses else None,
-            "losses": [round(x, 5) for x in self.losses], "lrs": self.lrs,
+            "losses": [round(x, 5) for x in self.losses],
+            "lrs": self.lrs,
             **({"loss_scaling": self.loss_scaling} if self.loss_scaling else {}),
         }
 

@@ -19,8 +19,18 @@ The data dir is ``data_dir`` if given, else ``$FEDLAB_DATA_DIR``, else ``<home>/
 
 from .base import DATA_DIR_ENV, DatasetSpec, resolve_data_dir
 from .records import MCQ_LETTERS, SENTIMENT_OPTIONS, Record, make_id
-from .registry import (BUILTIN_DATASETS, DATASETS, MAIN_DATASETS, LoadResult, domain_of, domains, get_spec, load_records, register_user_data,
-                       resolve_source)
+from .registry import (
+    BUILTIN_DATASETS,
+    DATASETS,
+    MAIN_DATASETS,
+    LoadResult,
+    domain_of,
+    domains,
+    get_spec,
+    load_records,
+    register_user_data,
+    resolve_source,
+)
 from .splits import Splits, load_splits, manifest_name, split_hash
 
 __all__ = [

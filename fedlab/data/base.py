@@ -21,9 +21,7 @@ from .records import Record
 
 DATA_DIR_ENV = paths.DATA_DIR_ENV
 
-_RESTORE_HINT = (
-    "restore the original release file (see the data folder's README.md for its SHA-256)"
-)
+_RESTORE_HINT = "restore the original release file (see the data folder's README.md for its SHA-256)"
 _RESTORE_SENTENCE = _RESTORE_HINT[0].upper() + _RESTORE_HINT[1:] + "."
 
 

@@ -76,8 +76,13 @@ def _partitioner(spec: PartitionSpec, n_clients: int, seed: int, records, min_si
         return P.IidPartitioner(num_partitions=n_clients)
     if spec.kind == "dirichlet":
         return P.DirichletPartitioner(
-            num_partitions=n_clients, partition_by="label", alpha=spec.alpha,
-            min_partition_size=min_size, self_balancing=False, shuffle=True, seed=seed,
+            num_partitions=n_clients,
+            partition_by="label",
+            alpha=spec.alpha,
+            min_partition_size=min_size,
+            self_balancing=False,
+            shuffle=True,
+            seed=seed,
         )
     if spec.kind == "quantity":
         cls = {"linear": P.LinearPartitioner, "square": P.SquarePartitioner, "exponential": P.ExponentialPartitioner}
@@ -131,7 +136,8 @@ def partition_records(records, spec: PartitionSpec | str, n_clients: int, *, see
     except ValueError as exc:
         hint = (
             "Fix: a larger alpha (less skew), fewer clients, or more data."
-            if spec.kind == "dirichlet" else "Fix: fewer clients or another partition."
+            if spec.kind == "dirichlet"
+            else "Fix: fewer clients or another partition."
         )
         raise ConfigError(f"Partition {spec} into {n_clients} clients is impossible here ({exc}). {hint}") from exc
     small = [c for c, rows in enumerate(clients) if len(rows) < min_size]
@@ -152,9 +158,7 @@ def describe(clients, spec, seed: int) -> dict:
         "seed": seed,
         "n_clients": len(clients),
         "sizes": [len(rows) for rows in clients],
-        "label_histograms": [
-            [Counter(r.label for r in rows).get(k, 0) for k in range(n_labels)] for rows in clients
-        ],
+        "label_histograms": [[Counter(r.label for r in rows).get(k, 0) for k in range(n_labels)] for rows in clients],
         "group_histograms": [dict(sorted(Counter(r.group for r in rows).items())) for rows in clients],
         "partition_hash": hashlib.sha256(json.dumps(ids).encode()).hexdigest(),
     }

@@ -69,13 +69,11 @@ class Record:
     def __post_init__(self) -> None:
         if self.domain not in DOMAINS:
             raise DataError(
-                f"Record {self.id!r}: domain {self.domain!r} is not one of {DOMAINS}; "
-                "fix the dataset's spec."
+                f"Record {self.id!r}: domain {self.domain!r} is not one of {DOMAINS}; fix the dataset's spec."
             )
         if self.task not in TASKS:
             raise DataError(
-                f"Record {self.id!r}: task {self.task!r} is not one of {tuple(TASKS)}; "
-                "fix the dataset's spec."
+                f"Record {self.id!r}: task {self.task!r} is not one of {tuple(TASKS)}; fix the dataset's spec."
             )
         if not isinstance(self.label, int) or not 0 <= self.label < len(self.options):
             raise DataError(
@@ -97,23 +95,10 @@ class Record:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Record:
         """Inverse of :meth:`to_dict`; ``meta`` is optional."""
-        required = (
-            "id",
-            "dataset",
-            "domain",
-            "task",
-            "text",
-            "options",
-            "label",
-            "label_text",
-            "group",
-            "split",
-        )
+        required = ("id", "dataset", "domain", "task", "text", "options", "label", "label_text", "group", "split")
         missing = [key for key in required if key not in data]
         if missing:
-            raise DataError(
-                f"Cannot build a Record: missing keys {missing}; pass a dict made by Record.to_dict()."
-            )
+            raise DataError(f"Cannot build a Record: missing keys {missing}; pass a dict made by Record.to_dict().")
         return cls(
             id=data["id"],
             dataset=data["dataset"],

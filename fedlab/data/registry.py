@@ -10,12 +10,14 @@ from typing import Any, NamedTuple
 
 from fedlab.errors import ConfigError, DataError, did_you_mean
 
-from .datasets import fiqa_sa, fpb, medmcqa, medqa, pubmedqa
 from .base import DatasetSpec, dataset_folder, file_sha256, require_data_dir, resolve_data_dir
+from .datasets import fiqa_sa, fpb, medmcqa, medqa, pubmedqa
 from .records import Record
 from .user import UserData, user_spec
 
-_REGISTRY: dict[str, DatasetSpec] = {module.SPEC.name: module.SPEC for module in (fpb, fiqa_sa, medqa, medmcqa, pubmedqa)}
+_REGISTRY: dict[str, DatasetSpec] = {
+    module.SPEC.name: module.SPEC for module in (fpb, fiqa_sa, medqa, medmcqa, pubmedqa)
+}
 DATASETS: Mapping[str, DatasetSpec] = MappingProxyType(_REGISTRY)
 """Registry: dataset name -> :class:`~fedlab.data.base.DatasetSpec` (read-only; a user's file joins it
 through :func:`register_user_data`)."""
@@ -49,6 +51,7 @@ def domains() -> dict[str, list[str]]:
 
 def domain_of(name: str) -> str:
     return get_spec(name).domain
+
 
 SOURCES = ("local", "hub", "auto")
 
@@ -119,9 +122,7 @@ def _conflicting_labels(records: Iterable[Record]) -> int:
     return sum(len(found) > 1 for found in labels.values())
 
 
-def load_records(
-    name: str, source: str = "local", data_dir: str | os.PathLike[str] | None = None
-) -> LoadResult:
+def load_records(name: str, source: str = "local", data_dir: str | os.PathLike[str] | None = None) -> LoadResult:
     """All records of a dataset, exact duplicates dropped and counted.
 
     Args:
@@ -151,17 +152,12 @@ def load_records(
         raw = spec.load_local(folder)
         provenance: dict[str, Any] = {
             "files": {
-                f"{spec.local_folder}/{filename}": file_sha256(folder / filename)
-                for filename in spec.local_files
+                f"{spec.local_folder}/{filename}": file_sha256(folder / filename) for filename in spec.local_files
             }
         }
     else:
         raw = spec.load_hub()
-        provenance = {
-            "hub_id": spec.hub_id,
-            "hub_config": spec.hub_config,
-            "hub_splits": list(spec.hub_splits),
-        }
+        provenance = {"hub_id": spec.hub_id, "hub_config": spec.hub_config, "hub_splits": list(spec.hub_splits)}
     records, dropped = _drop_duplicates(raw)
     info = {
         "dataset": spec.name,

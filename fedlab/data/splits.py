@@ -33,6 +33,7 @@ from fedlab.io import write_json
 from .records import Record
 from .registry import get_spec, group_counts, label_counts, load_records
 
+
 @dataclass(frozen=True)
 class Splits:
     """A train / eval split: records sorted by id, the manifest info, and where it was written."""
@@ -45,9 +46,7 @@ class Splits:
 
 def split_hash(train_ids: list[str], eval_ids: list[str]) -> str:
     """SHA-256 over the sorted train ids and sorted eval ids (compact JSON of both lists)."""
-    payload = json.dumps(
-        {"train": sorted(train_ids), "eval": sorted(eval_ids)}, separators=(",", ":")
-    )
+    payload = json.dumps({"train": sorted(train_ids), "eval": sorted(eval_ids)}, separators=(",", ":"))
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -65,9 +64,7 @@ def _seeded_split(
     ordered = sorted(records, key=lambda record: record.id)
     labels = [record.label for record in ordered]
     try:
-        train, held_out = train_test_split(
-            ordered, test_size=eval_fraction, random_state=seed, stratify=labels
-        )
+        train, held_out = train_test_split(ordered, test_size=eval_fraction, random_state=seed, stratify=labels)
         return train, held_out, True, None
     except ValueError as exc:
         note = f"stratified split impossible ({exc}); used a plain seeded split"
@@ -81,9 +78,7 @@ def _seeded_split(
     return train, held_out, False, note
 
 
-def _check_manifest(
-    path: Path, train_ids: list[str], eval_ids: list[str], current_hash: str
-) -> None:
+def _check_manifest(path: Path, train_ids: list[str], eval_ids: list[str], current_hash: str) -> None:
     """Raise a DataError if the manifest at ``path`` records a different split."""
     try:
         old = json.loads(path.read_text(encoding="utf-8"))
@@ -145,18 +140,14 @@ def load_splits(
     where = f"Dataset {name!r} ({source})"
     if source == "hub" and spec.hub_eval_split is not None:
         train = sorted((r for r in records if r.split == spec.hub_train_split), key=lambda r: r.id)
-        held_out = sorted(
-            (r for r in records if r.split == spec.hub_eval_split), key=lambda r: r.id
-        )
+        held_out = sorted((r for r in records if r.split == spec.hub_eval_split), key=lambda r: r.id)
         stratified, stratify_note = None, None
         policy = (
             f"official splits: hub {spec.hub_train_split!r} -> train, {spec.hub_eval_split!r} -> eval "
             "(seed and eval_fraction not used)"
         )
     else:
-        train, held_out, stratified, stratify_note = _seeded_split(
-            records, seed, eval_fraction, where
-        )
+        train, held_out, stratified, stratify_note = _seeded_split(records, seed, eval_fraction, where)
         train.sort(key=lambda r: r.id)
         held_out.sort(key=lambda r: r.id)
         policy = (
@@ -202,8 +193,11 @@ def load_splits(
         "split_hash": current_hash,
     }
     # a user's file keeps its manifest beside its results, not among the committed built-in manifests
-    folder = Path(splits_dir) if splits_dir is not None else (
-        paths.results_dir() / "splits" if spec.user else paths.splits_dir())
+    folder = (
+        Path(splits_dir)
+        if splits_dir is not None
+        else (paths.results_dir() / "splits" if spec.user else paths.splits_dir())
+    )
     path = folder / manifest_name(spec.name, source, seed, eval_fraction)
     if path.exists():
         _check_manifest(path, train_ids, eval_ids, current_hash)

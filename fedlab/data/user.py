@@ -100,49 +100,66 @@ class UserData:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> "UserData":
+    def from_dict(cls, data: dict) -> UserData:
         data = dict(data)
         data["option_cols"] = tuple(data.get("option_cols") or ())
         return cls(**data)
 
-    def check(self) -> "UserData":
+    def check(self) -> UserData:
         """Validate the column choice and the file; returns a copy carrying the file's SHA-256."""
         path = Path(self.path).expanduser()
         if not path.is_file():
-            raise DataError(f"Data file {path} does not exist. Fix: pass the path of a CSV, TSV, JSONL, Parquet or .xlsx "
-                            f"file to --data.")
+            raise DataError(
+                f"Data file {path} does not exist. Fix: pass the path of a CSV, TSV, JSONL, Parquet or .xlsx "
+                f"file to --data."
+            )
         suffix = path.suffix.lower()
         if suffix not in FORMATS:
             hint = " (save it as .xlsx or CSV)" if suffix in (".xls", ".ods", ".numbers") else ""
-            raise DataError(f"Data file {path}: unknown format {path.suffix!r}. Fix: use one of {sorted(FORMATS)}{hint}.")
+            raise DataError(
+                f"Data file {path}: unknown format {path.suffix!r}. Fix: use one of {sorted(FORMATS)}{hint}."
+            )
         delimiter, encoding = _delimiter(self.delimiter), _encoding(self.encoding)
         if delimiter is not None and FORMATS[suffix] != "csv":
-            raise DataError(f"--delimiter {self.delimiter!r} applies to CSV and TSV files; {path.name} is "
-                            f"{FORMATS[suffix]}. Fix: leave --delimiter out.")
+            raise DataError(
+                f"--delimiter {self.delimiter!r} applies to CSV and TSV files; {path.name} is "
+                f"{FORMATS[suffix]}. Fix: leave --delimiter out."
+            )
         if encoding is not None and FORMATS[suffix] not in ("csv", "json"):
-            raise DataError(f"--encoding {self.encoding!r} applies to text files (CSV, TSV, JSON Lines); {path.name} "
-                            f"is {FORMATS[suffix]}, which has its own. Fix: leave --encoding out.")
+            raise DataError(
+                f"--encoding {self.encoding!r} applies to text files (CSV, TSV, JSON Lines); {path.name} "
+                f"is {FORMATS[suffix]}, which has its own. Fix: leave --encoding out."
+            )
         classification = self.text_col or self.label_col
         mcq = self.question_col or self.answer_col or self.option_cols or self.options_col
         if classification and mcq:
-            raise DataError("Give either --text-col and --label-col (classification) or --question-col, "
-                            "--option-cols/--options-col and --answer-col (multiple choice), not both.")
+            raise DataError(
+                "Give either --text-col and --label-col (classification) or --question-col, "
+                "--option-cols/--options-col and --answer-col (multiple choice), not both."
+            )
         if classification and not (self.text_col and self.label_col):
             raise DataError("Classification needs both --text-col and --label-col.")
-        if not classification and not (self.question_col and self.answer_col and (self.option_cols or self.options_col)):
-            raise DataError("Multiple choice needs --question-col, --answer-col and the options: --option-cols "
-                            "(one column per option) or --options-col (a column holding a list). "
-                            "For classification give --text-col and --label-col.")
+        if not classification and not (
+            self.question_col and self.answer_col and (self.option_cols or self.options_col)
+        ):
+            raise DataError(
+                "Multiple choice needs --question-col, --answer-col and the options: --option-cols "
+                "(one column per option) or --options-col (a column holding a list). "
+                "For classification give --text-col and --label-col."
+            )
         if self.option_cols and self.options_col:
             raise DataError("Give --option-cols or --options-col, not both.")
         if self.domain not in DOMAINS:
             raise DataError(f"Unknown domain {self.domain!r}. Fix: one of {DOMAINS}.")
         sha = file_sha256(path)
         if self.sha256 and self.sha256 != sha:
-            raise DataError(f"Data file {path} has changed since this run was configured (SHA-256 {sha[:12]} instead of "
-                            f"{self.sha256[:12]}): it is a different dataset. Fix: configure the run again from the file.")
-        return UserData.from_dict(dict(self.to_dict(), path=str(path.resolve()), sha256=sha,
-                                       delimiter=delimiter, encoding=encoding))
+            raise DataError(
+                f"Data file {path} has changed since this run was configured (SHA-256 {sha[:12]} instead of "
+                f"{self.sha256[:12]}): it is a different dataset. Fix: configure the run again from the file."
+            )
+        return UserData.from_dict(
+            dict(self.to_dict(), path=str(path.resolve()), sha256=sha, delimiter=delimiter, encoding=encoding)
+        )
 
 
 def _delimiter(value: str | None) -> str | None:
@@ -150,9 +167,11 @@ def _delimiter(value: str | None) -> str | None:
     if value is None or value == "":
         return None
     value = DELIMITER_NAMES.get(value.lower() if len(value) > 1 else value, value)
-    if len(value) != 1 or value in "\"\r\n":
-        raise DataError(f"--delimiter {value!r} is not one character other than a quote or a line break. Fix: e.g. "
-                        f"--delimiter ';' or --delimiter tab, or leave it out to detect one of {list(DELIMITERS)}.")
+    if len(value) != 1 or value in '"\r\n':
+        raise DataError(
+            f"--delimiter {value!r} is not one character other than a quote or a line break. Fix: e.g. "
+            f"--delimiter ';' or --delimiter tab, or leave it out to detect one of {list(DELIMITERS)}."
+        )
     return value
 
 
@@ -163,8 +182,9 @@ def _encoding(value: str | None) -> str | None:
     try:
         name = codecs.lookup(value).name
     except LookupError as exc:
-        raise DataError(f"Unknown encoding {value!r}. Fix: a Python codec name such as utf-8, cp1252, latin-1 "
-                        f"or utf-16.") from exc
+        raise DataError(
+            f"Unknown encoding {value!r}. Fix: a Python codec name such as utf-8, cp1252, latin-1 or utf-16."
+        ) from exc
     return None if name in ("utf-8", "utf-8-sig") else name
 
 
@@ -177,15 +197,19 @@ def decode_text(path: Path, encoding: str | None = None, data: bytes | None = No
         return data.decode(enc)
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        bad = data[exc.start: exc.end].hex(" ")
+        bad = data[exc.start : exc.end].hex(" ")
         shown = "UTF-8" if encoding is None else enc
-        fix = ("Fix: re-export the file as UTF-8 (e.g. Excel: Save As > CSV UTF-8), or name the encoding it was "
-               "written in with --encoding (e.g. --encoding cp1252 for Windows Western Europe, latin-1)."
-               if encoding is None else
-               "Fix: name the encoding the file was written in with --encoding, or re-export it as UTF-8 and "
-               "leave --encoding out.")
-        raise DataError(f"Data file {path} is not valid {shown}: byte(s) {bad} at byte offset {exc.start} "
-                        f"(line {line}) cannot be decoded ({exc.reason}). {fix}") from exc
+        fix = (
+            "Fix: re-export the file as UTF-8 (e.g. Excel: Save As > CSV UTF-8), or name the encoding it was "
+            "written in with --encoding (e.g. --encoding cp1252 for Windows Western Europe, latin-1)."
+            if encoding is None
+            else "Fix: name the encoding the file was written in with --encoding, or re-export it as UTF-8 and "
+            "leave --encoding out."
+        )
+        raise DataError(
+            f"Data file {path} is not valid {shown}: byte(s) {bad} at byte offset {exc.start} "
+            f"(line {line}) cannot be decoded ({exc.reason}). {fix}"
+        ) from exc
 
 
 def _field_counts(sample: str, delimiter: str, whole: bool) -> set[int]:
@@ -224,11 +248,15 @@ def _read_excel(path: Path) -> tuple[list[dict], dict]:
             sheets = list(book.sheet_names)
             frame = pd.read_excel(book, sheet_name=0, dtype=object)  # the first sheet, cells as stored
     except ImportError as exc:
-        raise DataError(f"Reading {path.name} needs openpyxl. Fix: pip install openpyxl (it is in requirements.txt), "
-                        f"or export the sheet as CSV.") from exc
+        raise DataError(
+            f"Reading {path.name} needs openpyxl. Fix: pip install openpyxl (it is in requirements.txt), "
+            f"or export the sheet as CSV."
+        ) from exc
     except Exception as exc:  # zip, XML and openpyxl errors: the message is what matters
-        raise DataError(f"Data file {path} could not be read as an Excel workbook: {exc.__class__.__name__}: {exc}. "
-                        f"Fix: check it is an .xlsx file (not a renamed .xls or CSV), or export the sheet as CSV.") from exc
+        raise DataError(
+            f"Data file {path} could not be read as an Excel workbook: {exc.__class__.__name__}: {exc}. "
+            f"Fix: check it is an .xlsx file (not a renamed .xls or CSV), or export the sheet as CSV."
+        ) from exc
 
     def cell(value):
         if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
@@ -240,8 +268,9 @@ def _read_excel(path: Path) -> tuple[list[dict], dict]:
     return rows, {"format": "xlsx", "sheet": sheets[0], "n_sheets": len(sheets)}
 
 
-def read_rows(path: Path, *, delimiter: str | None = None, encoding: str | None = None,
-              details: dict | None = None) -> list[dict]:
+def read_rows(
+    path: Path, *, delimiter: str | None = None, encoding: str | None = None, details: dict | None = None
+) -> list[dict]:
     """The file's rows as dicts, read with ``datasets`` (no caching to disk beside the file) or, for .xlsx,
     pandas. ``details`` (if given) is filled with how the file was read: format, delimiter, encoding."""
     builder = FORMATS[path.suffix.lower()]
@@ -275,10 +304,17 @@ def read_rows(path: Path, *, delimiter: str | None = None, encoding: str | None 
         table = load_dataset(builder, data_files=str(path), split="train", keep_in_memory=True, **kwargs)
     except Exception as exc:  # the datasets readers raise many types; the message is what matters
         how = f" with delimiter {delimiter!r}" if builder == "csv" else ""
-        fix = (" (or name the delimiter with --delimiter)" if builder == "csv" else
-               " (one JSON object per line for .jsonl)" if builder == "json" else "")
-        raise DataError(f"Data file {path} could not be read as {builder}{how}: {exc.__class__.__name__}: {exc}. "
-                        f"Fix: check the file is valid {builder}{fix}.") from exc
+        fix = (
+            " (or name the delimiter with --delimiter)"
+            if builder == "csv"
+            else " (one JSON object per line for .jsonl)"
+            if builder == "json"
+            else ""
+        )
+        raise DataError(
+            f"Data file {path} could not be read as {builder}{how}: {exc.__class__.__name__}: {exc}. "
+            f"Fix: check the file is valid {builder}{fix}."
+        ) from exc
     return table.to_list()
 
 
@@ -290,8 +326,10 @@ def _where(path: Path, i: int, builder: str) -> str:
 def _text(row: dict, col: str, where: str, what: str) -> str:
     value = row.get(col)
     if value is None or (isinstance(value, str) and not value.strip()):
-        raise DataError(f"{where}: empty {what} in column {col!r}. Fix: fill it in or remove the row "
-                        f"(fedlab drops nothing silently).")
+        raise DataError(
+            f"{where}: empty {what} in column {col!r}. Fix: fill it in or remove the row "
+            f"(fedlab drops nothing silently)."
+        )
     return str(value).strip()
 
 
@@ -303,9 +341,11 @@ def _answer_index(value, options: tuple[str, ...], where: str, col: str) -> int:
         return int(text)
     if text in options:
         return options.index(text)
-    raise DataError(f"{where}: answer {text!r} in column {col!r} is not an option letter "
-                    f"({', '.join(LETTER_ANSWERS[: len(options)])}), a 0-based index or one of the options "
-                    f"{list(options)}. Fix the answer.")
+    raise DataError(
+        f"{where}: answer {text!r} in column {col!r} is not an option letter "
+        f"({', '.join(LETTER_ANSWERS[: len(options)])}), a 0-based index or one of the options "
+        f"{list(options)}. Fix the answer."
+    )
 
 
 def load_user_records(user: UserData) -> tuple[list[Record], dict]:
@@ -317,19 +357,36 @@ def load_user_records(user: UserData) -> tuple[list[Record], dict]:
     if not rows:
         raise DataError(f"Data file {path} has no rows. Fix: pass a file with data.")
     columns = list(rows[0])
-    wanted = [c for c in (user.text_col, user.label_col, user.question_col, user.answer_col, user.options_col,
-                          user.client_col, *user.option_cols) if c]
+    wanted = [
+        c
+        for c in (
+            user.text_col,
+            user.label_col,
+            user.question_col,
+            user.answer_col,
+            user.options_col,
+            user.client_col,
+            *user.option_cols,
+        )
+        if c
+    ]
     missing = [c for c in wanted if c not in columns]
     if missing:
-        raise DataError(f"Data file {path} has no column(s) {missing}; its columns are {columns}. "
-                        f"Fix: pass the right names (--text-col, --label-col, ...).")
+        raise DataError(
+            f"Data file {path} has no column(s) {missing}; its columns are {columns}. "
+            f"Fix: pass the right names (--text-col, --label-col, ...)."
+        )
     name = user.name
     records, sites = [], Counter()
     if user.kind == "classification":
-        labels = tuple(sorted({_text(r, user.label_col, _where(path, i, builder), "label") for i, r in enumerate(rows)}))
+        labels = tuple(
+            sorted({_text(r, user.label_col, _where(path, i, builder), "label") for i, r in enumerate(rows)})
+        )
         if len(labels) < 2:
-            raise DataError(f"Data file {path}: column {user.label_col!r} has one label only ({labels}). "
-                            f"Fix: a classification needs at least two labels.")
+            raise DataError(
+                f"Data file {path}: column {user.label_col!r} has one label only ({labels}). "
+                f"Fix: a classification needs at least two labels."
+            )
     for i, row in enumerate(rows):
         where = _where(path, i, builder)
         site = _text(row, user.client_col, where, "site") if user.client_col else "all"
@@ -345,28 +402,54 @@ def load_user_records(user: UserData) -> tuple[list[Record], dict]:
             else:
                 value = row.get(user.options_col)
                 if not isinstance(value, (list, tuple)) or not value:
-                    raise DataError(f"{where}: column {user.options_col!r} must hold a list of options, got "
-                                    f"{type(value).__name__}. Fix: store the options as a list, or use --option-cols.")
+                    raise DataError(
+                        f"{where}: column {user.options_col!r} must hold a list of options, got "
+                        f"{type(value).__name__}. Fix: store the options as a list, or use --option-cols."
+                    )
                 options = tuple(str(o).strip() for o in value)
                 if len(options) != len(records[0].options if records else options):
-                    raise DataError(f"{where}: {len(options)} options where the first row has {len(records[0].options)}; "
-                                    f"the option count varies. Fix: give every row the same number of options, "
-                                    f"or name one column per option with --option-cols.")
+                    raise DataError(
+                        f"{where}: {len(options)} options where the first row has {len(records[0].options)}; "
+                        f"the option count varies. Fix: give every row the same number of options, "
+                        f"or name one column per option with --option-cols."
+                    )
             if not 2 <= len(options) <= MCQ_MAX_OPTIONS:
-                raise DataError(f"{where}: {len(options)} options; fedlab scores 2 to {MCQ_MAX_OPTIONS}. Fix the options.")
+                raise DataError(
+                    f"{where}: {len(options)} options; fedlab scores 2 to {MCQ_MAX_OPTIONS}. Fix the options."
+                )
             label = _answer_index(row.get(user.answer_col), options, where, user.answer_col)
             task = f"mcq{len(options)}"
-        records.append(Record(make_id(name, text, *options), name, user.domain, task, text, options, label,
-                              options[label], site, "train", {"row": i}))
+        records.append(
+            Record(
+                make_id(name, text, *options),
+                name,
+                user.domain,
+                task,
+                text,
+                options,
+                label,
+                options[label],
+                site,
+                "train",
+                {"row": i},
+            )
+        )
     if user.client_col:
         small = {s: n for s, n in sites.items() if n < MIN_SITE_ROWS}
         if small:
-            raise DataError(f"Data file {path}: site(s) {small} in column {user.client_col!r} have fewer than "
-                            f"{MIN_SITE_ROWS} rows, too few to train on and test. Fix: merge them with another "
-                            f"site or remove their rows.")
-    info = {"kind": user.kind, "columns": columns, "n_rows_read": len(rows),
-            "labels": list(records[0].options) if user.kind == "classification" else None,
-            "sites": dict(sorted(sites.items())) if user.client_col else None, **how}
+            raise DataError(
+                f"Data file {path}: site(s) {small} in column {user.client_col!r} have fewer than "
+                f"{MIN_SITE_ROWS} rows, too few to train on and test. Fix: merge them with another "
+                f"site or remove their rows."
+            )
+    info = {
+        "kind": user.kind,
+        "columns": columns,
+        "n_rows_read": len(rows),
+        "labels": list(records[0].options) if user.kind == "classification" else None,
+        "sites": dict(sorted(sites.items())) if user.client_col else None,
+        **how,
+    }
     return records, info
 
 
@@ -381,13 +464,24 @@ def user_spec(user: UserData) -> DatasetSpec:
         raise DataError(f"Dataset {user.name} is a local file ({user.path}); it has no hub copy.")
 
     return DatasetSpec(
-        name=user.name, domain=user.domain, task=first.task,
+        name=user.name,
+        domain=user.domain,
+        task=first.task,
         options=first.options if user.kind == "classification" else None,
         label_names=first.options if user.kind == "classification" else letters,
-        hub_id="", hub_config=None, hub_splits=(), hub_train_split=None, hub_eval_split=None,
-        local_folder=str(Path(user.path).parent), local_files=(Path(user.path).name,),
-        group_field=user.client_col or "none", offline_resplit_note=None,
-        load_local=lambda _folder: list(records), load_hub=no_hub, hub_row_to_record=no_hub, in_study=False,
+        hub_id="",
+        hub_config=None,
+        hub_splits=(),
+        hub_train_split=None,
+        hub_eval_split=None,
+        local_folder=str(Path(user.path).parent),
+        local_files=(Path(user.path).name,),
+        group_field=user.client_col or "none",
+        offline_resplit_note=None,
+        load_local=lambda _folder: list(records),
+        load_hub=no_hub,
+        hub_row_to_record=no_hub,
+        in_study=False,
         user=dict(user.to_dict(), read=info),
     )
 

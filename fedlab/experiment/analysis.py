@@ -36,10 +36,12 @@ class Analysis:
         return float(self.margins.get(dataset, self.margin))
 
     @classmethod
-    def from_dict(cls, data: dict | None) -> "Analysis":
+    def from_dict(cls, data: dict | None) -> Analysis:
         out = dataclass_from_mapping(cls, data, "analysis")
         if not 0 < out.margin < 1:
-            raise ConfigError(f"analysis.margin must be in (0, 1), got {out.margin}. Fix: e.g. 0.03 (three points of macro-F1).")
+            raise ConfigError(
+                f"analysis.margin must be in (0, 1), got {out.margin}. Fix: e.g. 0.03 (three points of macro-F1)."
+            )
         if not 0 < out.alpha < 0.5:
             raise ConfigError(f"analysis.alpha must be in (0, 0.5), got {out.alpha}. Fix: e.g. 0.05.")
         for name, m in out.margins.items():

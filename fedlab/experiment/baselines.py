@@ -18,8 +18,12 @@ from .rundata import RunData
 from .steps import eval_summary, evaluate_held_out, sample_generations, train_kwargs
 from .store import RunResult
 
-NO_TRAFFIC = {"bytes_up": 0, "bytes_down": 0, "bytes_total": 0,
-              "note": "no adapter traffic; pooling the raw data is what federated training avoids"}
+NO_TRAFFIC = {
+    "bytes_up": 0,
+    "bytes_down": 0,
+    "bytes_total": 0,
+    "note": "no adapter traffic; pooling the raw data is what federated training avoids",
+}
 
 
 def zeroshot(cfg: RunConfig, *, progress: bool = True, **_) -> RunResult:
@@ -30,7 +34,11 @@ def zeroshot(cfg: RunConfig, *, progress: bool = True, **_) -> RunResult:
     load_s = time.perf_counter() - t0
     res = evaluate_held_out(model, tokenizer, cfg, rows, progress=progress)
     return RunResult.of(
-        cfg, data=data.data_info, model=model_info, metrics=res.metrics, predictions=res.predictions,
+        cfg,
+        data=data.data_info,
+        model=model_info,
+        metrics=res.metrics,
+        predictions=res.predictions,
         timings={"model_load_s": round(load_s, 2), "eval_s": round(res.metrics["seconds"], 2)},
     )
 
@@ -72,8 +80,12 @@ def centralized(cfg: RunConfig, *, progress: bool = True, **_) -> RunResult:
             last["eval"] = evaluate_held_out(model, tokenizer, cfg, rows, n_boot=0 if select else None)
         # the adapter's hash at each checkpoint: with the continuous scores in the eval summary, a frozen
         # evaluation (same numbers while the adapter changes, or an adapter that never changes) is visible
-        entry = {"round": -(-k // chunk), "step": k, "examples": k * cfg.examples_per_step,
-                 "adapter_hash": adapter_hash(adapter_state(model))}
+        entry = {
+            "round": -(-k // chunk),
+            "step": k,
+            "examples": k * cfg.examples_per_step,
+            "adapter_hash": adapter_hash(adapter_state(model)),
+        }
         summary = eval_summary(last["eval"].metrics)
         if select:
             entry.update(eval=None, validation=summary)
@@ -88,29 +100,54 @@ def centralized(cfg: RunConfig, *, progress: bool = True, **_) -> RunResult:
         meter.begin(TRAIN)
 
     meter.begin(TRAIN)
-    stats = train_local(model, tokenizer, pooled, steps=steps, total_steps=steps,
-                        seed=[cfg.seed, 1_000_003], progress=progress, desc="centralized", on_step_end=at_step,
-                        **train_kwargs(cfg))
+    stats = train_local(
+        model,
+        tokenizer,
+        pooled,
+        steps=steps,
+        total_steps=steps,
+        seed=[cfg.seed, 1_000_003],
+        progress=progress,
+        desc="centralized",
+        on_step_end=at_step,
+        **train_kwargs(cfg),
+    )
     meter.end(TRAIN)
     selection = None
     if select:
         load_adapter_state(model, best["state"])
         with meter.phase(EVALUATION):
             final = evaluate_held_out(model, tokenizer, cfg, data.eval_rows)
-        selection = {"rule": f"best validation {metric}", "on": "pooled validation split",
-                     "n_validation": len(data.validation_rows), "step": best["step"], "score": best["score"]}
+        selection = {
+            "rule": f"best validation {metric}",
+            "on": "pooled validation split",
+            "n_validation": len(data.validation_rows),
+            "step": best["step"],
+            "score": best["score"],
+        }
     else:
         final = last["eval"]
     starts = [0] + [h["step"] for h in history[:-1]]
     for h, start in zip(history, starts):
         h["train_loss"] = float(np.mean(stats.losses[start : h["step"]]))
     return RunResult.of(
-        cfg, data=data.data_info, partition=data.partition_info, model=minfo, communication=dict(NO_TRAFFIC),
-        energy=meter.stop(), timings={"wall_s": round(time.perf_counter() - t_start, 2)},
-        n_train=len(pooled), rounds=history, train=stats.to_dict(), metrics=final.metrics,
-        predictions=final.predictions, budget={"optimizer_steps": stats.steps, "examples": stats.examples, "tokens": stats.tokens},
-        adapter_hash=adapter_hash(adapter_state(model)), generations=sample_generations(model, tokenizer, cfg, data.eval_rows),
-        adapter=AdapterSnapshot.of(model), selection=selection or {},
+        cfg,
+        data=data.data_info,
+        partition=data.partition_info,
+        model=minfo,
+        communication=dict(NO_TRAFFIC),
+        energy=meter.stop(),
+        timings={"wall_s": round(time.perf_counter() - t_start, 2)},
+        n_train=len(pooled),
+        rounds=history,
+        train=stats.to_dict(),
+        metrics=final.metrics,
+        predictions=final.predictions,
+        budget={"optimizer_steps": stats.steps, "examples": stats.examples, "tokens": stats.tokens},
+        adapter_hash=adapter_hash(adapter_state(model)),
+        generations=sample_generations(model, tokenizer, cfg, data.eval_rows),
+        adapter=AdapterSnapshot.of(model),
+        selection=selection or {},
     )
 
 
@@ -129,9 +166,9 @@ def isolated(cfg: RunConfig, *, progress: bool = True, **_) -> RunResult:
         checks: list[dict] = []
         best: dict = {}
 
-        def at_step(k: int) -> None:
+        def at_step(k: int, val_rows=val_rows, checks=checks, best=best) -> None:
             """Early stopping: score the adapter on the validation rows every eval_every (default local_steps)
-            steps and at the last, keep the best."""
+            steps and at the last, keep the best (this client's: its loop variables are bound here)."""
             if not stop_early or (k % (cfg.eval_every or cfg.local_steps) and k != cfg.isolated_steps):
                 return
             meter.end(TRAIN)
@@ -143,9 +180,18 @@ def isolated(cfg: RunConfig, *, progress: bool = True, **_) -> RunResult:
             meter.begin(TRAIN)
 
         meter.begin(TRAIN)
-        stats = train_local(model, tokenizer, rows, steps=cfg.isolated_steps, total_steps=cfg.isolated_steps,
-                            seed=[cfg.seed, pid, 2_000_003], progress=progress, desc=f"isolated client {pid}",
-                            on_step_end=at_step, **train_kwargs(cfg))
+        stats = train_local(
+            model,
+            tokenizer,
+            rows,
+            steps=cfg.isolated_steps,
+            total_steps=cfg.isolated_steps,
+            seed=[cfg.seed, pid, 2_000_003],
+            progress=progress,
+            desc=f"isolated client {pid}",
+            on_step_end=at_step,
+            **train_kwargs(cfg),
+        )
         meter.end(TRAIN)
         if best:
             load_adapter_state(model, best["state"])
@@ -154,32 +200,54 @@ def isolated(cfg: RunConfig, *, progress: bool = True, **_) -> RunResult:
             own = evaluate_held_out(model, tokenizer, cfg, data.client_eval_rows(pid), n_boot=0)
         if progress:
             print(f"[fedlab] isolated client {pid}: eval acc {ev.metrics['accuracy']:.3f}", flush=True)
-        per_client.append({
-            "client": pid, "n_train": len(rows), "train": stats.to_dict(),
-            "metrics": {k: v for k, v in ev.metrics.items() if k != "confusion_labels"},
-            "own_data_accuracy": own.metrics["accuracy"],
-            "own_data": {k: own.metrics[k] for k in ("n", "accuracy", "macro_f1")},
-            "early_stopping": {"validation_metric": metric, "checks": checks, "kept_step": best.get("step"),
-                               "on": "own validation rows" if select else "pooled validation split",
-                               "n_validation": len(val_rows)}
-            if stop_early else None,
-        })
+        per_client.append(
+            {
+                "client": pid,
+                "n_train": len(rows),
+                "train": stats.to_dict(),
+                "metrics": {k: v for k, v in ev.metrics.items() if k != "confusion_labels"},
+                "own_data_accuracy": own.metrics["accuracy"],
+                "own_data": {k: own.metrics[k] for k in ("n", "accuracy", "macro_f1")},
+                "early_stopping": {
+                    "validation_metric": metric,
+                    "checks": checks,
+                    "kept_step": best.get("step"),
+                    "on": "own validation rows" if select else "pooled validation split",
+                    "n_validation": len(val_rows),
+                }
+                if stop_early
+                else None,
+            }
+        )
         predictions += [dict(p, client=pid) for p in ev.predictions]
     accs = [c["metrics"]["accuracy"] for c in per_client]
     f1s = [c["metrics"]["macro_f1"] for c in per_client]
     best, worst = int(np.argmax(accs)), int(np.argmin(accs))
     return RunResult.of(
-        cfg, data=data.data_info, partition=data.partition_info, model=minfo, communication=dict(NO_TRAFFIC),
-        energy=meter.stop(), timings={"wall_s": round(time.perf_counter() - t_start, 2)},
-        per_client=per_client, predictions=predictions,
+        cfg,
+        data=data.data_info,
+        partition=data.partition_info,
+        model=minfo,
+        communication=dict(NO_TRAFFIC),
+        energy=meter.stop(),
+        timings={"wall_s": round(time.perf_counter() - t_start, 2)},
+        per_client=per_client,
+        predictions=predictions,
         metrics={
-            "n": len(data.eval_rows), "accuracy": float(np.mean(accs)), "macro_f1": float(np.mean(f1s)),
-            "accuracy_best": accs[best], "accuracy_worst": accs[worst], "best_client": best, "worst_client": worst,
+            "n": len(data.eval_rows),
+            "accuracy": float(np.mean(accs)),
+            "macro_f1": float(np.mean(f1s)),
+            "accuracy_best": accs[best],
+            "accuracy_worst": accs[worst],
+            "best_client": best,
+            "worst_client": worst,
             "accuracy_range": [accs[worst], accs[best]],
             "aggregate": "mean over clients (each client's own CI is in per_client)",
         },
-        budget={"optimizer_steps": sum(c["train"]["steps"] for c in per_client),
-                "examples": sum(c["train"]["examples"] for c in per_client),
-                "tokens": sum(c["train"]["tokens"] for c in per_client),
-                "per_client_steps": cfg.isolated_steps},
+        budget={
+            "optimizer_steps": sum(c["train"]["steps"] for c in per_client),
+            "examples": sum(c["train"]["examples"] for c in per_client),
+            "tokens": sum(c["train"]["tokens"] for c in per_client),
+            "per_client_steps": cfg.isolated_steps,
+        },
     )

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 from fedlab.core.evaluate import EVALUATORS
 from fedlab.core.models import check_name, resolve_device, resolve_device_kind, resolve_dtype
-from fedlab.core.precision import AUTOCASTS, check_autocast
 from fedlab.core.peft_methods import get_method, method_params
+from fedlab.core.precision import AUTOCASTS, check_autocast
 from fedlab.core.prompts import TRUNCATIONS
 from fedlab.core.train import SCHEDULES
 from fedlab.data import DATASETS, register_user_data, resolve_source
@@ -49,12 +49,17 @@ BASE_WEIGHT_STRATEGIES = ("fedex-lora",)
 def check_strategy(strategy: str, method: str, peft_type: str, quantization: str | None) -> None:
     """Refuse strategy x method combinations that cannot work, with the fix."""
     if strategy in FACTOR_STRATEGIES and peft_type != "LORA":
-        raise ConfigError(f"--strategy {strategy} splits a LoRA adapter into A and B; {method} has no such factors. "
-                          f"Fix: use --method lora or qlora, or --strategy fedavg for {method}.")
+        raise ConfigError(
+            f"--strategy {strategy} splits a LoRA adapter into A and B; {method} has no such factors. "
+            f"Fix: use --method lora or qlora, or --strategy fedavg for {method}."
+        )
     if strategy in BASE_WEIGHT_STRATEGIES and quantization is not None:
-        raise ConfigError(f"--strategy {strategy} folds a residual into the base weights, which {method}'s "
-                          f"{quantization} base cannot hold exactly. Fix: use --method lora or ia3 with {strategy}, or "
-                          f"--strategy ffa-lora for {method}.")
+        raise ConfigError(
+            f"--strategy {strategy} folds a residual into the base weights, which {method}'s "
+            f"{quantization} base cannot hold exactly. Fix: use --method lora or ia3 with {strategy}, or "
+            f"--strategy ffa-lora for {method}."
+        )
+
 
 #: what a run can be evaluated on
 EVAL_ON = ("eval", "validation")
@@ -64,14 +69,39 @@ DP_SIDES = ("server", "client")
 
 #: the fields a zero-shot result depends on (training fields do not change it)
 ZEROSHOT_FIELDS = (
-    "dataset", "setting", "model", "dtype", "source", "seed", "eval_fraction", "max_eval",
-    "evaluator", "max_length", "eval_batch_size", "n_boot", "system_prompt", "split_seed", "truncation",
-    "val_size", "eval_on", "data", "autocast", "device_kind",
+    "dataset",
+    "setting",
+    "model",
+    "dtype",
+    "source",
+    "seed",
+    "eval_fraction",
+    "max_eval",
+    "evaluator",
+    "max_length",
+    "eval_batch_size",
+    "n_boot",
+    "system_prompt",
+    "split_seed",
+    "truncation",
+    "val_size",
+    "eval_on",
+    "data",
+    "autocast",
+    "device_kind",
 )
 #: optional fields left out of a config's dict (and hash) while they hold their default, so that
 #: results made before a field existed keep their hash
-OPTIONAL_DEFAULTS = {"data": None, "dp": None, "autocast": None, "steps": None, "eval_every": None, "select": None,
-                     "client_val_fraction": 0.0, "device_kind": "cpu"}
+OPTIONAL_DEFAULTS = {
+    "data": None,
+    "dp": None,
+    "autocast": None,
+    "steps": None,
+    "eval_every": None,
+    "select": None,
+    "client_val_fraction": 0.0,
+    "device_kind": "cpu",
+}
 #: how a trained setting picks the checkpoint it is compared at: None = its last one; "validation" = the
 #: best on its own validation data (centralized: the pooled validation split; federated: federated
 #: evaluation on the clients' validation rows; isolated: each client's own validation rows), after which
@@ -105,7 +135,7 @@ class Faults:
     fail_clients: tuple = ()  # partition ids whose training raises in every round
 
     @classmethod
-    def from_dict(cls, data: dict | None) -> "Faults":
+    def from_dict(cls, data: dict | None) -> Faults:
         data = dict(data or {})
         unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
@@ -203,12 +233,14 @@ class RunConfig:
     #: delta at which epsilon is reported per round (Flower's RDP accountant). See DP_DEFAULTS.
     dp: dict | None = None
 
-    def validate(self) -> "RunConfig":
+    def validate(self) -> RunConfig:
         if self.data is not None:
             name = register_user_data(self.data)
             if name != self.dataset:
-                raise ConfigError(f"dataset {self.dataset!r} does not match its data file (registered as {name!r}). "
-                                  f"Fix: let fedlab name it (fedlab run --data PATH ...).")
+                raise ConfigError(
+                    f"dataset {self.dataset!r} does not match its data file (registered as {name!r}). "
+                    f"Fix: let fedlab name it (fedlab run --data PATH ...)."
+                )
         if self.dataset not in DATASETS:
             raise ConfigError(f"Unknown dataset {self.dataset!r}. {did_you_mean(self.dataset, DATASETS)}")
         if self.setting not in SETTINGS:
@@ -227,7 +259,9 @@ class RunConfig:
         if self.eval_on not in EVAL_ON:
             raise ConfigError(f"eval_on must be one of {EVAL_ON}, got {self.eval_on!r}.")
         if self.val_size < 0 or (self.eval_on == "validation" and self.val_size == 0):
-            raise ConfigError(f"val_size must be >= 0 (and > 0 to evaluate on the validation split), got {self.val_size}.")
+            raise ConfigError(
+                f"val_size must be >= 0 (and > 0 to evaluate on the validation split), got {self.val_size}."
+            )
         if self.autocast is not None and self.autocast not in AUTOCASTS:
             raise ConfigError(f"Unknown autocast {self.autocast!r}; valid: {AUTOCASTS} or none (null).")
         if self.n_boot < 0:
@@ -240,7 +274,9 @@ class RunConfig:
         for name in ("clients", "rounds", "local_steps", "batch_size", "grad_accum", "min_clients", "max_client_eval"):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}. Fix: e.g. --{name.replace('_', '-')} 3.")
+                raise ConfigError(
+                    f"{name} must be a positive integer, got {value!r}. Fix: e.g. --{name.replace('_', '-')} 3."
+                )
         for name in ("steps", "eval_every"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value <= 0):
@@ -248,22 +284,34 @@ class RunConfig:
         if self.select not in SELECTS:
             raise ConfigError(f"select must be one of {SELECTS}, got {self.select!r}. Fix: select=validation or none.")
         if not 0 <= self.client_val_fraction <= 0.5:
-            raise ConfigError(f"client_val_fraction must be in [0, 0.5], got {self.client_val_fraction}. Fix: e.g. 0.15.")
+            raise ConfigError(
+                f"client_val_fraction must be in [0, 0.5], got {self.client_val_fraction}. Fix: e.g. 0.15."
+            )
         if self.select == "validation":
             if self.setting == "centralized" and self.val_size <= 0:
-                raise ConfigError("select=validation for a centralized run needs the pooled validation split. "
-                                  "Fix: val_size > 0 (e.g. 300).")
+                raise ConfigError(
+                    "select=validation for a centralized run needs the pooled validation split. "
+                    "Fix: val_size > 0 (e.g. 300)."
+                )
             if self.setting in ("federated", "isolated") and self.client_val_fraction <= 0:
-                raise ConfigError(f"select=validation for a {self.setting} run needs the clients' own validation "
-                                  f"rows. Fix: client_val_fraction > 0 (e.g. 0.15).")
+                raise ConfigError(
+                    f"select=validation for a {self.setting} run needs the clients' own validation "
+                    f"rows. Fix: client_val_fraction > 0 (e.g. 0.15)."
+                )
             if self.setting == "federated" and self.strategy in ("fedsa-lora", "fedex-lora"):
-                raise ConfigError(f"select=validation goes back to the best round's global adapter; {self.strategy} "
-                                  f"has none to go back to (fedsa-lora: each client keeps its own B; fedex-lora: the "
-                                  f"base weights carry every round's residual). Fix: select none with {self.strategy}.")
+                raise ConfigError(
+                    f"select=validation goes back to the best round's global adapter; {self.strategy} "
+                    f"has none to go back to (fedsa-lora: each client keeps its own B; fedex-lora: the "
+                    f"base weights carry every round's residual). Fix: select none with {self.strategy}."
+                )
         if not 0 <= self.client_test_fraction <= 0.5:
-            raise ConfigError(f"client_test_fraction must be in [0, 0.5], got {self.client_test_fraction}. Fix: e.g. 0.2.")
+            raise ConfigError(
+                f"client_test_fraction must be in [0, 0.5], got {self.client_test_fraction}. Fix: e.g. 0.2."
+            )
         if not 0 < self.fraction <= 1:
-            raise ConfigError(f"fraction must be in (0, 1], got {self.fraction}. Fix: e.g. 0.5 samples half the clients.")
+            raise ConfigError(
+                f"fraction must be in (0, 1], got {self.fraction}. Fix: e.g. 0.5 samples half the clients."
+            )
         if not self.lr > 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}.")
         if self.min_clients > self.clients_per_round:
@@ -289,21 +337,29 @@ class RunConfig:
             raise ConfigError(f"Unknown dp setting(s) {unknown}; valid: {sorted(DP_DEFAULTS)}.")
         dp = dict(DP_DEFAULTS, **(self.dp or {}))
         if not dp["noise"] > 0 or not dp["clip"] > 0:
-            raise ConfigError(f"dp needs a noise multiplier > 0 and a clipping norm > 0, got noise={dp['noise']}, "
-                              f"clip={dp['clip']}. Fix: e.g. --dp-noise 1.0 --dp-clip 1.0.")
+            raise ConfigError(
+                f"dp needs a noise multiplier > 0 and a clipping norm > 0, got noise={dp['noise']}, "
+                f"clip={dp['clip']}. Fix: e.g. --dp-noise 1.0 --dp-clip 1.0."
+            )
         if dp["side"] not in DP_SIDES:
             raise ConfigError(f"dp side must be one of {DP_SIDES}, got {dp['side']!r}.")
         if not 0 < dp["delta"] < 1:
             raise ConfigError(f"dp delta must be in (0, 1), got {dp['delta']}. Fix: e.g. 1e-5.")
         if self.strategy == "fedex-lora":
-            raise ConfigError("fedex-lora changes the base weights beside the adapter, which the DP wrappers do not "
-                              "clip or noise. Fix: use DP with fedavg or ffa-lora.")
+            raise ConfigError(
+                "fedex-lora changes the base weights beside the adapter, which the DP wrappers do not "
+                "clip or noise. Fix: use DP with fedavg or ffa-lora."
+            )
         if self.strategy not in ("fedavg", "ffa-lora"):
-            raise ConfigError(f"Flower's privacy accountant needs uniform FedAvg aggregation; {self.strategy} is not. "
-                              f"Fix: --strategy fedavg or ffa-lora with DP.")
+            raise ConfigError(
+                f"Flower's privacy accountant needs uniform FedAvg aggregation; {self.strategy} is not. "
+                f"Fix: --strategy fedavg or ffa-lora with DP."
+            )
         if self.fraction < 1:
-            raise ConfigError("DP accounting here assumes every client takes part in every round (no sampling "
-                              "amplification). Fix: --fraction 1.")
+            raise ConfigError(
+                "DP accounting here assumes every client takes part in every round (no sampling "
+                "amplification). Fix: --fraction 1."
+            )
         return dp
 
     # --- budgets: the same optimizer steps and examples for every setting
@@ -330,12 +386,13 @@ class RunConfig:
     def examples_per_step(self) -> int:
         return self.batch_size * self.grad_accum
 
-    def resolved(self) -> "RunConfig":
+    def resolved(self) -> RunConfig:
         """Pin ``auto`` values (dtype, data source) to what this machine uses."""
         check_name(self.model)
         check_autocast(self.autocast, resolve_device())
         return dataclasses.replace(
-            self.validate(), dtype=resolve_dtype(self.dtype),
+            self.validate(),
+            dtype=resolve_dtype(self.dtype),
             source="local" if self.data is not None else resolve_source(self.source),
             device_kind=resolve_device_kind(),
         )
@@ -367,13 +424,12 @@ class RunConfig:
         return f"{self.setting}-{self.dataset}-{self.method}-{model}-{part}{device}-{self.hash()[:10]}"
 
     @classmethod
-    def from_dict(cls, data: dict) -> "RunConfig":
+    def from_dict(cls, data: dict) -> RunConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
             raise ConfigError(
-                f"Unknown config key(s) {unknown}. {did_you_mean(unknown[0], names)} "
-                f"Fix: remove or rename them."
+                f"Unknown config key(s) {unknown}. {did_you_mean(unknown[0], names)} Fix: remove or rename them."
             )
         data = dict(data)
         if data.get("data"):  # a user's file: registered in this process too (e.g. a Ray worker, a SuperNode)

@@ -54,7 +54,7 @@ class Curves:
     checks: int = 8
 
     @classmethod
-    def from_dict(cls, data: dict | None) -> "Curves | None":
+    def from_dict(cls, data: dict | None) -> Curves | None:
         if data is None:
             return None
         data = dict(data)
@@ -63,11 +63,15 @@ class Curves:
                 data[key] = tuple(data[key])
         out = dataclass_from_mapping(cls, data, "curves")
         if out.cap <= 0 or out.every <= 0 or out.cap % out.every:
-            raise ConfigError(f"curves: cap ({out.cap}) and every ({out.every}) must be positive and cap a multiple of "
-                              f"every, so the last checkpoint is the cap. Fix: e.g. cap 480, every 48.")
+            raise ConfigError(
+                f"curves: cap ({out.cap}) and every ({out.every}) must be positive and cap a multiple of "
+                f"every, so the last checkpoint is the cap. Fix: e.g. cap 480, every 48."
+            )
         if out.federated_multiple < 1 or out.min_rounds < 1 or out.checks < 1:
-            raise ConfigError("curves: federated_multiple must be >= 1, min_rounds and checks >= 1. "
-                              "Fix: e.g. federated_multiple 2, min_rounds 20, checks 8.")
+            raise ConfigError(
+                "curves: federated_multiple must be >= 1, min_rounds and checks >= 1. "
+                "Fix: e.g. federated_multiple 2, min_rounds 20, checks 8."
+            )
         if not 0 <= out.tolerance < 1:
             raise ConfigError(f"curves.tolerance must be in [0, 1), got {out.tolerance}. Fix: e.g. 0.02.")
         return out
@@ -81,8 +85,10 @@ def curve_points(result: RunResult) -> list[tuple[int, float]]:
     metric = DATASETS[result.config["dataset"]].primary_metric
     points = [(h["step"], h["validation"][metric]) for h in result.rounds if h.get("validation")]
     if not points:
-        raise ConfigError(f"{result.path}: not a curve run (no validation checkpoints). Fix: run it with "
-                          f"select=validation and eval_every (fedlab curves).")
+        raise ConfigError(
+            f"{result.path}: not a curve run (no validation checkpoints). Fix: run it with "
+            f"select=validation and eval_every (fedlab curves)."
+        )
     return sorted(points)
 
 
@@ -92,9 +98,16 @@ def budget_from_curve(result: RunResult, tolerance: float) -> dict:
     best_step, best = max(points, key=lambda p: (p[1], -p[0]))
     step, score = next((s, v) for s, v in points if v >= best - tolerance)
     metric = DATASETS[result.config["dataset"]].primary_metric
-    return {"steps": step, "score": score, "best_step": best_step, "best_score": best, "metric": metric,
-            "tolerance": tolerance, "cap": points[-1][0],
-            "rule": f"first checkpoint with validation {metric} >= best - {tolerance:g}"}
+    return {
+        "steps": step,
+        "score": score,
+        "best_step": best_step,
+        "best_score": best,
+        "metric": metric,
+        "tolerance": tolerance,
+        "cap": points[-1][0],
+        "rule": f"first checkpoint with validation {metric} >= best - {tolerance:g}",
+    }
 
 
 def budgeted_overrides(setting: str, budget_steps: int, curves: Curves, *, clients: int, local_steps: int) -> dict:

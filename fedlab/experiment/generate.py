@@ -20,18 +20,24 @@ def load_adapted(cfg: RunConfig, adapter_path: Path):
 
     adapter_path = Path(adapter_path)
     if not (adapter_path / "adapter_config.json").is_file():
-        raise ModelError(f"No adapter at {adapter_path}. Fix: rerun the training run (its adapter is saved on success).")
+        raise ModelError(
+            f"No adapter at {adapter_path}. Fix: rerun the training run (its adapter is saved on success)."
+        )
     saved = PeftConfig.from_pretrained(adapter_path)
     expected = get_method(cfg.method).peft_type
     if str(saved.peft_type.value if hasattr(saved.peft_type, "value") else saved.peft_type) != expected:
-        raise ModelError(f"Adapter at {adapter_path} is {saved.peft_type}, but the run used {cfg.method}. "
-                         f"Fix: pair the adapter with the method it was trained with.")
+        raise ModelError(
+            f"Adapter at {adapter_path} is {saved.peft_type}, but the run used {cfg.method}. "
+            f"Fix: pair the adapter with the method it was trained with."
+        )
     base, tokenizer, _ = load_model(cfg.model, cfg.dtype, quantization=get_method(cfg.method).quantization)
     try:
         model = PeftModel.from_pretrained(base, adapter_path)
     except (RuntimeError, ValueError, KeyError) as exc:
-        raise ModelError(f"Adapter at {adapter_path} does not fit base model {cfg.model!r} ({exc.__class__.__name__}). "
-                         f"Fix: use the base model the adapter was trained on.") from exc
+        raise ModelError(
+            f"Adapter at {adapter_path} does not fit base model {cfg.model!r} ({exc.__class__.__name__}). "
+            f"Fix: use the base model the adapter was trained on."
+        ) from exc
     model.eval()
     return model, tokenizer
 
@@ -46,5 +52,12 @@ def generate_from_result(result_path: str | Path, n: int = 3, max_new_tokens: in
         raise FedlabError(f"{path} is not a finished federated or centralized run with a saved adapter.")
     cfg = RunConfig.from_dict(result.config)
     model, tokenizer = load_adapted(cfg, path.parent / result.adapter_dir)
-    return generate_text(model, tokenizer, RunData(cfg).eval_rows[:n], max_new_tokens=max_new_tokens,
-                         max_length=cfg.max_length, system_prompt=cfg.system_prompt, truncation=cfg.truncation)
+    return generate_text(
+        model,
+        tokenizer,
+        RunData(cfg).eval_rows[:n],
+        max_new_tokens=max_new_tokens,
+        max_length=cfg.max_length,
+        system_prompt=cfg.system_prompt,
+        truncation=cfg.truncation,
+    )

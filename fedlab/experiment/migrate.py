@@ -14,6 +14,7 @@ from fedlab.io import write_json
 from .config import RunConfig
 from .store import SCHEMA_VERSION, ResultStore, RunResult
 
+
 # the schemas:
 #   1 -> 2: no `extra`; fault injection under `faults`
 #   2 -> 3: `system_prompt` (those runs used the chat template's default: None) and
@@ -52,8 +53,10 @@ def migrate_result(data: dict) -> tuple[dict, RunConfig]:
     out.pop("cached", None)
     out.pop("path", None)
     before = data.get("migrated") or {}
-    out["migrated"] = {"from_schema": before.get("from_schema", schema),
-                       "old_config_hash": before.get("old_config_hash", data["config_hash"])}
+    out["migrated"] = {
+        "from_schema": before.get("from_schema", schema),
+        "old_config_hash": before.get("old_config_hash", data["config_hash"]),
+    }
     out["config"], out["config_hash"], out["schema_version"] = cfg.to_dict(), cfg.hash(), SCHEMA_VERSION
     if cfg.setting == "federated":
         out.setdefault("engine", "simulation")

@@ -61,32 +61,49 @@ class Plan:
         lines = [f"{len(self.reuse)} finished runs are reused (same config hash), {len(self.train)} will be trained."]
         total = self.total_seconds
         if self.train:
-            when = f"about {total / 60:.0f} min" if total is not None else "unknown (a backbone that is not on this machine)"
-            lines.append(f"Estimated training and evaluation time on this machine: {when} "
-                         f"(matmul peak {', '.join(f'{k} {v:.0f}' for k, v in self.peak_gflops.items())} GFLOP/s, "
-                         f"assumed MFU {ASSUMED_MFU}).")
-            counts = {k: sum(self.source.get(c.hash()) == k for c in self.train) for k in ("measured", "calibrated", "flops")}
+            when = (
+                f"about {total / 60:.0f} min"
+                if total is not None
+                else "unknown (a backbone that is not on this machine)"
+            )
+            lines.append(
+                f"Estimated training and evaluation time on this machine: {when} "
+                f"(matmul peak {', '.join(f'{k} {v:.0f}' for k, v in self.peak_gflops.items())} GFLOP/s, "
+                f"assumed MFU {ASSUMED_MFU})."
+            )
+            counts = {
+                k: sum(self.source.get(c.hash()) == k for c in self.train) for k in ("measured", "calibrated", "flops")
+            }
             parts = []
             if counts["measured"]:
-                parts.append(f"{counts['measured']} from the median wall time of finished runs of the same backbone, "
-                             "dataset, setting and method on this CPU")
+                parts.append(
+                    f"{counts['measured']} from the median wall time of finished runs of the same backbone, "
+                    "dataset, setting and method on this CPU"
+                )
             if counts["calibrated"]:
                 ratio, n = self.calibration
-                parts.append(f"{counts['calibrated']} from the FLOP estimate x the median measured/estimated ratio of "
-                             f"runs finished on this CPU with the same dataset and setting ({ratio:.2f} over all {n})")
+                parts.append(
+                    f"{counts['calibrated']} from the FLOP estimate x the median measured/estimated ratio of "
+                    f"runs finished on this CPU with the same dataset and setting ({ratio:.2f} over all {n})"
+                )
             if counts["flops"]:
-                parts.append(f"{counts['flops']} from the FLOP estimate alone (no run of the grid has finished on this CPU)")
+                parts.append(
+                    f"{counts['flops']} from the FLOP estimate alone (no run of the grid has finished on this CPU)"
+                )
             lines.append("Estimates: " + "; ".join(parts) + ".")
             for cfg in self.train:
                 s = self.seconds.get(cfg.hash())
-                lines.append(f"  train {cfg.setting:11s} {cfg.dataset:8s} {cfg.method if cfg.setting != 'zeroshot' else '-':5s} "
-                             f"{cfg.model} seed {cfg.seed}: ~{s / 60:.1f} min ({self.source[cfg.hash()]})" if s is not None else
-                             f"  train {cfg.setting} {cfg.dataset} {cfg.method}: time unknown")
+                lines.append(
+                    f"  train {cfg.setting:11s} {cfg.dataset:8s} {cfg.method if cfg.setting != 'zeroshot' else '-':5s} "
+                    f"{cfg.model} seed {cfg.seed}: ~{s / 60:.1f} min ({self.source[cfg.hash()]})"
+                    if s is not None
+                    else f"  train {cfg.setting} {cfg.dataset} {cfg.method}: time unknown"
+                )
         lines += self.notes
         return "\n".join(lines)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _body_parameters(model: str) -> int | None:
     """Parameters of the backbone's transformer body (:func:`fedlab.core.flops.body_parameters`), counted on
     the model built from its config on the meta device: no weights are loaded or allocated."""
@@ -146,12 +163,25 @@ def _shape(cfg: RunConfig) -> tuple:
     the budget (a 480-step curve does not time a 48-step centralized run of the same cell)."""
     if cfg.setting == "zeroshot":
         return cfg.model, cfg.dataset, cfg.setting, None, cfg.dtype, cfg.max_eval
-    return (cfg.model, cfg.dataset, cfg.setting, cfg.method, cfg.dtype, cfg.max_eval, cfg.centralized_steps,
-            cfg.rounds, cfg.local_steps, cfg.clients, cfg.eval_every, cfg.select)
+    return (
+        cfg.model,
+        cfg.dataset,
+        cfg.setting,
+        cfg.method,
+        cfg.dtype,
+        cfg.max_eval,
+        cfg.centralized_steps,
+        cfg.rounds,
+        cfg.local_steps,
+        cfg.clients,
+        cfg.eval_every,
+        cfg.select,
+    )
 
 
-def plan_grid(configs: list[RunConfig], *, force: bool = False, store: ResultStore | None = None,
-              signature: str | None = None) -> Plan:
+def plan_grid(
+    configs: list[RunConfig], *, force: bool = False, store: ResultStore | None = None, signature: str | None = None
+) -> Plan:
     """Which of ``configs`` are reused and which trained, and how long the training will take
     (``signature``: this machine's :func:`cpu_signature`, whose finished runs calibrate the estimate)."""
     store = store or ResultStore()
@@ -171,18 +201,24 @@ def plan_grid(configs: list[RunConfig], *, force: bool = False, store: ResultSto
             if wall is not None and same_cpu and measured_on_shared_cpu(found.timings) is False:
                 finished.append((cfg, wall))
     if unreadable:
-        out.notes.append(f"{len(unreadable)} result file(s) exist but cannot be read; they count as not run, and the "
-                         f"run that replaces each moves it aside first (*.unreadable-N): " + "; ".join(unreadable))
+        out.notes.append(
+            f"{len(unreadable)} result file(s) exist but cannot be read; they count as not run, and the "
+            f"run that replaces each moves it aside first (*.unreadable-N): " + "; ".join(unreadable)
+        )
     if not out.train:
         return out
     device = resolve_device()
     dtypes = sorted({c.dtype for c in out.train})
     for dtype in dtypes:
         if dtype == "bf16" and device == "cpu" and not cpu_supports_bf16():
-            out.peak_gflops["bf16 (emulated)"] = matmul_peak_gflops("fp32", seconds=1.0, device=device) / BF16_EMULATION_SLOWDOWN
-            out.notes.append("Warning: these runs are bf16 but this CPU has no native bf16 instructions, so they run "
-                             f"about {BF16_EMULATION_SLOWDOWN:.0f}x slower than fp32 would; consider --dtype fp32 "
-                             "(a different config, kept apart by its hash).")
+            out.peak_gflops["bf16 (emulated)"] = (
+                matmul_peak_gflops("fp32", seconds=1.0, device=device) / BF16_EMULATION_SLOWDOWN
+            )
+            out.notes.append(
+                "Warning: these runs are bf16 but this CPU has no native bf16 instructions, so they run "
+                f"about {BF16_EMULATION_SLOWDOWN:.0f}x slower than fp32 would; consider --dtype fp32 "
+                "(a different config, kept apart by its hash)."
+            )
         else:
             out.peak_gflops[dtype] = matmul_peak_gflops(dtype, seconds=1.0, device=device)
     estimates: dict[str, float | None] = {}  # the arithmetic does not depend on the seed: once per shape
@@ -240,6 +276,7 @@ def pending_note(profile: Profile) -> str | None:
     if not pending:
         return None
     per = len(profile.grid["settings"]) * len(profile.seeds)
-    return (f"{len(pending)} (backbone, dataset, method) cells ({len(pending) * per} runs) wait for their learning "
-            f"curve, which sets their budget; they are not counted above: "
-            + ", ".join("/".join(k) for k in pending))
+    return (
+        f"{len(pending)} (backbone, dataset, method) cells ({len(pending) * per} runs) wait for their learning "
+        f"curve, which sets their budget; they are not counted above: " + ", ".join("/".join(k) for k in pending)
+    )

@@ -21,16 +21,26 @@ from fedlab.errors import ConfigError, did_you_mean
 from .analysis import Analysis
 from .config import SETTINGS, TRAINING_SETTINGS, RunConfig
 from .curves import CurvePending, Curves, budget_from_curve, budgeted_overrides
+from .resources import Resources
 from .store import ResultStore
 
 #: the aggregation study of notebook 07: FedAvg against the LoRA-aware strategies, and FedAvg under DP
 AGGREGATION_STRATEGIES = ("fedavg", "ffa-lora", "fedsa-lora", "fedex-lora")
 DP_NOISES = (0.3, 1.0, 3.0)
-from .resources import Resources
 
 PROFILE_DIR = paths.PROFILES_DIR
-GRID_KEYS = {"models", "datasets", "methods", "settings", "model_overrides", "dataset_overrides", "method_overrides",
-             "seeds", "exclude", "aggregation"}
+GRID_KEYS = {
+    "models",
+    "datasets",
+    "methods",
+    "settings",
+    "model_overrides",
+    "dataset_overrides",
+    "method_overrides",
+    "seeds",
+    "exclude",
+    "aggregation",
+}
 #: the fields an ``exclude`` entry may match on
 EXCLUDE_KEYS = {"model", "dataset", "method", "setting"}
 #: overrides whose None is a value (the template's default system turn), not "not given"
@@ -72,17 +82,33 @@ class Profile:
                 raise CurvePending(
                     f"the budget of {model} {dataset} {method} in profile {self.name!r} comes from its learning curve, "
                     f"which has not been run. Fix: fedlab curves --profile {self.name} --only-models {model} "
-                    f"--only-datasets {dataset} --only-methods {method}")
-            data.update(budgeted_overrides(setting, budget["steps"], self.curves, clients=int(data.get("clients", 4)),
-                                           local_steps=int(data.get("local_steps", RunConfig.local_steps))))
+                    f"--only-datasets {dataset} --only-methods {method}"
+                )
+            data.update(
+                budgeted_overrides(
+                    setting,
+                    budget["steps"],
+                    self.curves,
+                    clients=int(data.get("clients", 4)),
+                    local_steps=int(data.get("local_steps", RunConfig.local_steps)),
+                )
+            )
         data.update({k: v for k, v in overrides.items() if v is not None or k in NULLABLE})
         return RunConfig.from_dict(data).validate()
 
     def curve_config(self, model: str, dataset: str, method: str) -> RunConfig:
         """The curve run of one (backbone, dataset, method) (see :meth:`curve_configs`)."""
         c = self.curves
-        return self.config(dataset, "centralized", method, model=model, seed=c.seed, steps=c.cap, eval_every=c.every,
-                           select="validation")
+        return self.config(
+            dataset,
+            "centralized",
+            method,
+            model=model,
+            seed=c.seed,
+            steps=c.cap,
+            eval_every=c.every,
+            select="validation",
+        )
 
     def budget(self, model: str, dataset: str, method: str) -> dict | None:
         """The budget the finished curve of this cell sets (``budget_from_curve``), or None before it ran."""
@@ -125,9 +151,15 @@ class Profile:
 
     def _grid_keys(self):
         g = self.grid
-        return [(model, d, m, s, seed) for model in self.models for d in g["datasets"] for m in g["methods"]
-                for s in g["settings"] for seed in self.seeds
-                if not self.excluded(model=model, dataset=d, method=m, setting=s)]
+        return [
+            (model, d, m, s, seed)
+            for model in self.models
+            for d in g["datasets"]
+            for m in g["methods"]
+            for s in g["settings"]
+            for seed in self.seeds
+            if not self.excluded(model=model, dataset=d, method=m, setting=s)
+        ]
 
     @property
     def aggregation(self) -> dict | None:
@@ -136,17 +168,24 @@ class Profile:
         spec = self.grid.get("aggregation")
         return None if spec is None else {"dataset": "fpb", "method": "lora", "dp_clip": 1.0, **spec}
 
-    def aggregation_configs(self, dataset: str | None = None, method: str | None = None, *,
-                            strategies=AGGREGATION_STRATEGIES, dp_noises=DP_NOISES,
-                            dp_clip: float | None = None) -> list[RunConfig]:
+    def aggregation_configs(
+        self,
+        dataset: str | None = None,
+        method: str | None = None,
+        *,
+        strategies=AGGREGATION_STRATEGIES,
+        dp_noises=DP_NOISES,
+        dp_clip: float | None = None,
+    ) -> list[RunConfig]:
         """The aggregation study of one federated cell (first backbone, first seed): each strategy, then
         FedAvg with server-side DP at each noise multiplier (notebook 07). Defaults: ``grid.aggregation``."""
         spec = self.aggregation or {"dataset": "fpb", "method": "lora", "dp_clip": 1.0}
         dataset, method = dataset or spec["dataset"], method or spec["method"]
         dp_clip = spec["dp_clip"] if dp_clip is None else dp_clip
         out = [self.config(dataset, "federated", method, strategy=s) for s in strategies]
-        return out + [self.config(dataset, "federated", method, dp={"noise": float(z), "clip": float(dp_clip)})
-                      for z in dp_noises]
+        return out + [
+            self.config(dataset, "federated", method, dp={"noise": float(z), "clip": float(dp_clip)}) for z in dp_noises
+        ]
 
     def curve_configs(self) -> list[RunConfig]:
         """The curve runs of the profile's ``curves:`` block: centralized, to the cap, scored on the pooled
@@ -154,9 +193,12 @@ class Profile:
         c = self.curves
         if c is None:
             return []
-        return [self.curve_config(model, d, m)
-                for model in (c.models or self.models) for d in (c.datasets or self.grid["datasets"])
-                for m in (c.methods or self.grid["methods"])]
+        return [
+            self.curve_config(model, d, m)
+            for model in (c.models or self.models)
+            for d in (c.datasets or self.grid["datasets"])
+            for m in (c.methods or self.grid["methods"])
+        ]
 
     def excluded(self, **cell) -> bool:
         """True when ``grid.exclude`` leaves this cell out (an entry matches when all its fields do)."""
@@ -171,22 +213,28 @@ def load_profile(name_or_path: str) -> Profile:
     path = Path(name_or_path)
     if not (path.suffix in (".yaml", ".yml") and path.is_file()):
         if name_or_path not in profile_names():
-            raise ConfigError(f"Unknown profile {name_or_path!r}. {did_you_mean(name_or_path, profile_names())} "
-                              f"Or pass the path of a profile YAML file.")
+            raise ConfigError(
+                f"Unknown profile {name_or_path!r}. {did_you_mean(name_or_path, profile_names())} "
+                f"Or pass the path of a profile YAML file."
+            )
         path = PROFILE_DIR / f"{name_or_path}.yaml"
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"Profile {path} is not valid YAML ({where.strip() or 'see below'}): "
-                          f"{getattr(exc, 'problem', exc)}. Fix the file (compare fedlab/configs/profiles/quick.yaml).") from exc
+        raise ConfigError(
+            f"Profile {path} is not valid YAML ({where.strip() or 'see below'}): "
+            f"{getattr(exc, 'problem', exc)}. Fix the file (compare fedlab/configs/profiles/quick.yaml)."
+        ) from exc
     if not isinstance(data, dict) or not isinstance(data.get("defaults"), dict):
         raise ConfigError(f"Profile {path} needs a 'defaults:' mapping (see fedlab/configs/profiles/quick.yaml).")
     unknown = sorted(set(data) - {"description", "defaults", "grid", "resources", "analysis", "curves"})
     if unknown:
-        raise ConfigError(f"Profile {path}: unknown top-level keys {unknown}; allowed: description, defaults, grid, "
-                          f"resources, analysis, curves.")
+        raise ConfigError(
+            f"Profile {path}: unknown top-level keys {unknown}; allowed: description, defaults, grid, "
+            f"resources, analysis, curves."
+        )
     fields = {f.name for f in dataclasses.fields(RunConfig)} - {"dataset", "setting", "method"}
     bad = sorted(set(data["defaults"]) - fields)
     if bad:
@@ -194,44 +242,72 @@ def load_profile(name_or_path: str) -> Profile:
     grid = dict(data.get("grid") or {})
     bad = sorted(set(grid) - GRID_KEYS)
     if bad:
-        hint = (" A domain's datasets come from the dataset registry: list them in grid.datasets."
-                if "domains" in bad else "")
+        hint = (
+            " A domain's datasets come from the dataset registry: list them in grid.datasets."
+            if "domains" in bad
+            else ""
+        )
         raise ConfigError(f"Profile {path}: unknown grid key(s) {bad}; allowed: {sorted(GRID_KEYS)}.{hint}")
     grid.setdefault("datasets", [name for name in DATASETS if name in MAIN_DATASETS])
     grid.setdefault("methods", list(METHODS))
     grid.setdefault("settings", list(TRAINING_SETTINGS))
     models = grid.get("models")
-    if models is not None and (not isinstance(models, list) or not models or not all(isinstance(x, str) for x in models)
-                               or len(set(models)) != len(models)):
-        raise ConfigError(f"Profile {path}: grid.models must be a list of distinct backbone names, e.g. "
-                          f"[smollm2-135m, gemma3-270m]; got {models!r}.")
+    if models is not None and (
+        not isinstance(models, list)
+        or not models
+        or not all(isinstance(x, str) for x in models)
+        or len(set(models)) != len(models)
+    ):
+        raise ConfigError(
+            f"Profile {path}: grid.models must be a list of distinct backbone names, e.g. "
+            f"[smollm2-135m, gemma3-270m]; got {models!r}."
+        )
     agg = grid.get("aggregation")
     if agg is not None and (not isinstance(agg, dict) or set(agg) - {"dataset", "method", "dp_clip"}):
-        raise ConfigError(f"Profile {path}: grid.aggregation must be a mapping with dataset, method and dp_clip, "
-                          f"e.g. {{dataset: fpb, method: lora, dp_clip: 1.0}}; got {agg!r}.")
+        raise ConfigError(
+            f"Profile {path}: grid.aggregation must be a mapping with dataset, method and dp_clip, "
+            f"e.g. {{dataset: fpb, method: lora, dp_clip: 1.0}}; got {agg!r}."
+        )
     exclude = grid.get("exclude") or []
     if not isinstance(exclude, list) or not all(isinstance(e, dict) and e and set(e) <= EXCLUDE_KEYS for e in exclude):
-        raise ConfigError(f"Profile {path}: grid.exclude must be a list of mappings over {sorted(EXCLUDE_KEYS)}, e.g. "
-                          f"[{{model: mistralai/Mistral-7B-v0.3, method: lora}}]; got {exclude!r}.")
+        raise ConfigError(
+            f"Profile {path}: grid.exclude must be a list of mappings over {sorted(EXCLUDE_KEYS)}, e.g. "
+            f"[{{model: mistralai/Mistral-7B-v0.3, method: lora}}]; got {exclude!r}."
+        )
     for key in ("model_overrides", "dataset_overrides", "method_overrides"):
         for name, extra in (grid.get(key) or {}).items():
             bad = sorted(set(extra) - fields) if isinstance(extra, dict) else ["(not a mapping)"]
             if bad:
                 raise ConfigError(f"Profile {path}: {key}.{name} has unknown setting(s) {bad}.")
     seeds = grid.get("seeds")
-    if seeds is not None and (not isinstance(seeds, list) or not seeds or not all(isinstance(x, int) for x in seeds)
-                              or len(set(seeds)) != len(seeds)):
-        raise ConfigError(f"Profile {path}: grid.seeds must be a list of distinct integers, e.g. [0, 1, 2]; got {seeds!r}.")
+    if seeds is not None and (
+        not isinstance(seeds, list)
+        or not seeds
+        or not all(isinstance(x, int) for x in seeds)
+        or len(set(seeds)) != len(seeds)
+    ):
+        raise ConfigError(
+            f"Profile {path}: grid.seeds must be a list of distinct integers, e.g. [0, 1, 2]; got {seeds!r}."
+        )
     margins = (data.get("analysis") or {}).get("margins") or {}
     bad = sorted(set(margins) - set(DATASETS))
     if bad:
-        raise ConfigError(f"Profile {path}: analysis.margins names unknown dataset(s) {bad}. {did_you_mean(bad[0], DATASETS)}")
+        raise ConfigError(
+            f"Profile {path}: analysis.margins names unknown dataset(s) {bad}. {did_you_mean(bad[0], DATASETS)}"
+        )
     for s in grid["settings"]:
         if s not in SETTINGS:
             raise ConfigError(f"Profile {path}: unknown setting {s!r} in grid. {did_you_mean(s, SETTINGS)}")
-    profile = Profile(path.stem, str(data.get("description", "")), dict(data["defaults"]), grid, path,
-                      Resources.from_dict(data.get("resources")), Analysis.from_dict(data.get("analysis")),
-                      Curves.from_dict(data.get("curves")))
+    profile = Profile(
+        path.stem,
+        str(data.get("description", "")),
+        dict(data["defaults"]),
+        grid,
+        path,
+        Resources.from_dict(data.get("resources")),
+        Analysis.from_dict(data.get("analysis")),
+        Curves.from_dict(data.get("curves")),
+    )
     for cfg in profile.zeroshots() + profile.cells() + profile.curve_configs():
         cfg.validate()
     return profile

@@ -6,7 +6,7 @@ import os
 import platform
 import subprocess
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -36,9 +36,7 @@ PACKAGES = (
 
 def _git(*args: str) -> str | None:
     try:
-        out = subprocess.run(
-            ["git", *args], cwd=paths.home(), capture_output=True, text=True, timeout=10, check=True
-        )
+        out = subprocess.run(["git", *args], cwd=paths.home(), capture_output=True, text=True, timeout=10, check=True)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip()
@@ -55,8 +53,14 @@ def git_info() -> dict:
     A grid that overwrites a committed result (``--force``) or a sweep record must not mark the runs
     that follow as made from uncommitted code."""
     sha = _git("rev-parse", "HEAD")
-    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".",
-                  *(f":(exclude){folder}" for folder in OUTPUT_FOLDERS))
+    status = _git(
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        ".",
+        *(f":(exclude){folder}" for folder in OUTPUT_FOLDERS),
+    )
     info = {"git_sha": sha, "git_dirty": bool(status) if status is not None else None}
     if status:
         info["dirty_paths"] = [line.split(None, 1)[1] for line in status.splitlines()][:20]
@@ -117,9 +121,15 @@ def cpu_label(signature: str | None) -> str:
         return "?"
     vendor, ident, *flags = signature.split()
     vendor = {"AuthenticAMD": "AMD", "GenuineIntel": "Intel"}.get(vendor, vendor)
-    features = [name for name, present in (("avx512", "avx512f" in flags),
-                                           ("bf16", "avx512_bf16" in flags or "amx_bf16" in flags),
-                                           ("amx", "amx_tile" in flags)) if present]
+    features = [
+        name
+        for name, present in (
+            ("avx512", "avx512f" in flags),
+            ("bf16", "avx512_bf16" in flags or "amx_bf16" in flags),
+            ("amx", "amx_tile" in flags),
+        )
+        if present
+    ]
     return " ".join([vendor, ident, *features])
 
 
@@ -147,7 +157,7 @@ def run_manifest(dtype: str | None = None) -> dict:
         "hardware": hardware(),
         "dtype": dtype,
         "offline": {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")},
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 
@@ -168,8 +178,12 @@ def machine_load(interval: float = 0.5) -> dict:
     """How busy the CPU is *before* a run starts (system-wide, over ``interval`` seconds), so that runs
     whose energy and time were measured while something else used the machine can be flagged."""
     busy = psutil.cpu_percent(interval=interval)
-    return {"cpu_busy_percent": busy, "load_avg_1m": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(),
-            "shared": busy > SHARED_CPU_PERCENT}
+    return {
+        "cpu_busy_percent": busy,
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+        "cpus": os.cpu_count(),
+        "shared": busy > SHARED_CPU_PERCENT,
+    }
 
 
 def measured_on_shared_cpu(timings: dict | None) -> bool | None:
@@ -244,5 +258,11 @@ class Contention(PeriodicSampler):
         system = self._busy(psutil.cpu_times()) - self._sys0
         own = sum(last - first for first, last in self._seen.values())
         others = others_cpu_percent(system, own, wall, os.cpu_count() or 1)
-        self.result = {"others_cpu_percent": others, "own_cpu_s": round(own, 1), "system_busy_cpu_s": round(system, 1),
-                       "wall_s": round(wall, 1), "cpus": os.cpu_count(), "shared": others > OTHERS_CPU_LIMIT}
+        self.result = {
+            "others_cpu_percent": others,
+            "own_cpu_s": round(own, 1),
+            "system_busy_cpu_s": round(system, 1),
+            "wall_s": round(wall, 1),
+            "cpus": os.cpu_count(),
+            "shared": others > OTHERS_CPU_LIMIT,
+        }

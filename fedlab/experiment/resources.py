@@ -25,10 +25,12 @@ class Resources:
     server_gpu: float = 0.25
 
     @classmethod
-    def from_dict(cls, data: dict | None) -> "Resources":
+    def from_dict(cls, data: dict | None) -> Resources:
         out = dataclass_from_mapping(cls, data, "resource")
         if not 0 < out.client_gpus <= 1:
-            raise ConfigError(f"client_gpus must be in (0, 1], got {out.client_gpus}. Fix: e.g. 0.5 for two clients per GPU.")
+            raise ConfigError(
+                f"client_gpus must be in (0, 1], got {out.client_gpus}. Fix: e.g. 0.5 for two clients per GPU."
+            )
         if not 0 <= out.server_gpu < 1:
             raise ConfigError(f"server_gpu must be in [0, 1), got {out.server_gpu}. Fix: e.g. 0.25.")
         if out.client_cpus is not None and out.client_cpus < 1:
@@ -51,9 +53,15 @@ class Placement:
     why: str
 
     def describe(self, n_clients: int) -> str:
-        return (f"{self.at_once} of {n_clients} clients train at once ({self.num_cpus} CPU core(s)"
-                + (f", {self.num_gpus:g} GPU each; the ServerApp's model keeps {self.server_gpu:g} of GPU 0" if self.num_gpus else "")
-                + f"): {self.why}")
+        return (
+            f"{self.at_once} of {n_clients} clients train at once ({self.num_cpus} CPU core(s)"
+            + (
+                f", {self.num_gpus:g} GPU each; the ServerApp's model keeps {self.server_gpu:g} of GPU 0"
+                if self.num_gpus
+                else ""
+            )
+            + f"): {self.why}"
+        )
 
 
 def placement(resources: Resources, n_clients: int, cpus: int, gpus: int) -> Placement:
@@ -76,6 +84,8 @@ def placement(resources: Resources, n_clients: int, cpus: int, gpus: int) -> Pla
     at_once = min(n_clients, slots)
     per = min(resources.client_cpus or max(1, cpus // at_once), cpus)
     at_once = max(1, min(at_once, cpus // per))
-    why = (f"{gpus} GPU(s) x {share:g} per client = {slots} slot(s) after the server's {resources.server_gpu:g}, "
-           f"{cpus} cores / {per} per client")
+    why = (
+        f"{gpus} GPU(s) x {share:g} per client = {slots} slot(s) after the server's {resources.server_gpu:g}, "
+        f"{cpus} cores / {per} per client"
+    )
     return Placement(per, share, at_once, resources.server_gpu, why)

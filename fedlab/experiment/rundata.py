@@ -73,7 +73,12 @@ class RunData:
             n_test = min(max(1, round(c.client_test_fraction * len(rows))), len(rows) - 1)
             order = np.random.default_rng([c.seed, pid, 3_000_017]).permutation(len(rows))
             test = {by_id[k] for k in order[:n_test]}
-            out.append(([r for i, r in enumerate(rows) if i not in test], [rows[i] for i in sorted(test, key=lambda i: rows[i].id)]))
+            out.append(
+                (
+                    [r for i, r in enumerate(rows) if i not in test],
+                    [rows[i] for i in sorted(test, key=lambda i: rows[i].id)],
+                )
+            )
         return out
 
     @cached_property
@@ -89,8 +94,12 @@ class RunData:
                 continue
             n_val = min(max(1, round(c.client_val_fraction * len(rows))), len(rows) - 1)
             pick = set(np.random.default_rng([c.seed, pid, 5_000_011]).permutation(len(rows))[:n_val].tolist())
-            out.append(([r for i, r in enumerate(rows) if i not in pick],
-                        sorted((r for i, r in enumerate(rows) if i in pick), key=lambda r: r.id)))
+            out.append(
+                (
+                    [r for i, r in enumerate(rows) if i not in pick],
+                    sorted((r for i, r in enumerate(rows) if i in pick), key=lambda r: r.id),
+                )
+            )
         return out
 
     def client_validation_rows(self, pid: int) -> list:

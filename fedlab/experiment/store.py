@@ -15,20 +15,20 @@ import dataclasses
 import json
 import shutil
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from fedlab import paths
 from fedlab.io import write_json, write_jsonl
 
-from .config import RunConfig, config_hash
+from .config import RunConfig
 from .provenance import run_manifest
 
 SCHEMA_VERSION = 4
 
 
-class RunStatus(str, Enum):
+class RunStatus(StrEnum):
     SUCCESS = "success"  # finished; served from the cache
     PARTIAL = "partial"  # stopped after a round (its checkpoint stays); never served from the cache
     FAILED = "failed"
@@ -79,7 +79,7 @@ class RunResult:
     _TRANSIENT = ("predictions", "adapter", "path", "cached")
 
     @classmethod
-    def of(cls, cfg: RunConfig, **fields) -> "RunResult":
+    def of(cls, cfg: RunConfig, **fields) -> RunResult:
         return cls(config=cfg.to_dict(), config_hash=cfg.hash(), **fields)
 
     @property
@@ -96,7 +96,7 @@ class RunResult:
         return out
 
     @classmethod
-    def from_json(cls, data: dict, path: Path | None = None) -> "RunResult":
+    def from_json(cls, data: dict, path: Path | None = None) -> RunResult:
         names = {f.name for f in dataclasses.fields(cls)} - set(cls._TRANSIENT)
         unknown = sorted(set(data) - names)
         if unknown:
@@ -111,16 +111,21 @@ class RunResult:
         per client and round), whose driver's peak is kept beside it; on a GPU, device memory likewise."""
         clients = [c for h in self.rounds for c in h.get("clients", [])]
         workers = [c["peak_rss_mb"] for c in clients if c.get("peak_rss_mb")]
-        self.memory = {"driver_peak_mb": driver_peak_mb, "train_process": "client workers" if workers else "this process",
-                       "train_process_peak_mb": max(workers) if workers else driver_peak_mb}
+        self.memory = {
+            "driver_peak_mb": driver_peak_mb,
+            "train_process": "client workers" if workers else "this process",
+            "train_process_peak_mb": max(workers) if workers else driver_peak_mb,
+        }
         self.peak_memory_mb = self.memory["train_process_peak_mb"]
         worker_gpu = [c for c in clients if c.get("cuda_peak_allocated_mb")]
         if driver_gpu is not None:
             self.memory["driver_gpu" if worker_gpu else "train_gpu"] = driver_gpu
         if worker_gpu:
-            self.memory["train_gpu"] = {"peak_allocated_mb": max(c["cuda_peak_allocated_mb"] for c in worker_gpu),
-                                        "peak_reserved_mb": max(c.get("cuda_peak_reserved_mb") or 0 for c in worker_gpu),
-                                        "measured_in": "client workers (largest round)"}
+            self.memory["train_gpu"] = {
+                "peak_allocated_mb": max(c["cuda_peak_allocated_mb"] for c in worker_gpu),
+                "peak_reserved_mb": max(c.get("cuda_peak_reserved_mb") or 0 for c in worker_gpu),
+                "measured_in": "client workers (largest round)",
+            }
 
     def load_predictions(self) -> list[dict]:
         """The per-example predictions (from the file beside the result when loaded from disk)."""
@@ -137,7 +142,7 @@ class ResultStore:
         self.root = Path(root) if root is not None else paths.results_dir()
 
     @classmethod
-    def deployment(cls) -> "ResultStore":
+    def deployment(cls) -> ResultStore:
         """Runs on Flower's Deployment Engine live apart from simulated ones: ``results/deployment/``."""
         return cls(paths.results_dir() / "deployment")
 

@@ -11,7 +11,6 @@ from fedlab.errors import FedlabError
 from fedlab.io import atomic_write_text
 
 
-
 class Checkpoint:
     """Global adapter, strategy state and history after each completed round (atomic writes)."""
 
@@ -33,9 +32,13 @@ class Checkpoint:
         with open(tmp, "wb") as fh:
             np.savez(fh, **blobs)
         tmp.replace(self.folder / f"round_{rnd}.npz")
-        meta = {"config_hash": self.config_hash, "round": rnd, "history": history,
-                "strategy_state": {k: ("dict" if isinstance(v, dict) else "list") for k, v in state.items()},
-                "best": {"round": best["round"], "score": best["score"]} if best else None}
+        meta = {
+            "config_hash": self.config_hash,
+            "round": rnd,
+            "history": history,
+            "strategy_state": {k: ("dict" if isinstance(v, dict) else "list") for k, v in state.items()},
+            "best": {"round": best["round"], "score": best["score"]} if best else None,
+        }
         atomic_write_text(self.folder / "state.json", json.dumps(meta, default=str))
         for old in self.folder.glob("round_*.npz"):
             if old.name != f"round_{rnd}.npz":

@@ -32,8 +32,11 @@ from .strategies import client_side
 def dp_clipping_when_asked(msg: Message, context: Context, call_next) -> Message:
     """Flower's ``fixedclipping_mod`` on the training messages of a run with client-side DP (the server's
     ``DifferentialPrivacyClientSideFixedClipping`` sends the clipping norm); other messages pass."""
-    if msg.metadata.message_type == MessageType.TRAIN and "config" in msg.content \
-            and KEY_CLIPPING_NORM in msg.content["config"]:
+    if (
+        msg.metadata.message_type == MessageType.TRAIN
+        and "config" in msg.content
+        and KEY_CLIPPING_NORM in msg.content["config"]
+    ):
         return fixedclipping_mod(msg, context, call_next)
     return call_next(msg, context)
 
@@ -79,8 +82,13 @@ def worker_state(cfg: RunConfig) -> SimpleNamespace:
             _use_all_cores()
             _MODEL[mkey] = load_for_method(cfg.model, cfg.method, cfg.dtype, cfg.method_params, seed=cfg.seed)[:2]
         model, tokenizer = _MODEL[mkey]
-        state = SimpleNamespace(model=model, tokenizer=tokenizer, work=RunData(cfg),
-                                meter=EnergyMeter(cfg.energy_country).start(), side=side(model))
+        state = SimpleNamespace(
+            model=model,
+            tokenizer=tokenizer,
+            work=RunData(cfg),
+            meter=EnergyMeter(cfg.energy_country).start(),
+            side=side(model),
+        )
         _RUN[key] = state
     return state
 
@@ -110,15 +118,23 @@ def train(msg: Message, context: Context) -> Message:
     rnd = int(conf["server-round"])
     cfg = run_config_from(msg, context)
     if pid in cfg.faults.fail_clients:
-        raise RuntimeError(f"injected fault: client {pid} fails in round {rnd} (fail_clients={list(cfg.faults.fail_clients)})")
+        raise RuntimeError(
+            f"injected fault: client {pid} fails in round {rnd} (fail_clients={list(cfg.faults.fail_clients)})"
+        )
     st = worker_state(cfg)
     st.side.receive(msg.content, context)
     data = st.work.clients[pid]
     with st.meter.phase(TRAIN) as energy, PeakRSS() as mem, CudaPeak() as gpu:
         stats = train_local(
-            st.model, st.tokenizer, data, steps=cfg.local_steps, total_steps=cfg.rounds * cfg.local_steps,
-            step_offset=(rnd - 1) * cfg.local_steps, seed=[cfg.seed, rnd, pid],
-            proximal_mu=float(conf.get("proximal-mu", 0.0)), **train_kwargs(cfg),
+            st.model,
+            st.tokenizer,
+            data,
+            steps=cfg.local_steps,
+            total_steps=cfg.rounds * cfg.local_steps,
+            step_offset=(rnd - 1) * cfg.local_steps,
+            seed=[cfg.seed, rnd, pid],
+            proximal_mu=float(conf.get("proximal-mu", 0.0)),
+            **train_kwargs(cfg),
         )
     metrics = MetricRecord(
         {
@@ -132,8 +148,14 @@ def train(msg: Message, context: Context) -> Message:
             "examples-trained": stats.examples,
             "positions-trained": stats.tokens,  # real (non-padding) input positions
             "peak-rss-mb": mem.peak_mb,
-            **({"cuda-peak-allocated-mb": gpu.result["peak_allocated_mb"],
-                "cuda-peak-reserved-mb": gpu.result["peak_reserved_mb"]} if gpu.result else {}),
+            **(
+                {
+                    "cuda-peak-allocated-mb": gpu.result["peak_allocated_mb"],
+                    "cuda-peak-reserved-mb": gpu.result["peak_reserved_mb"],
+                }
+                if gpu.result
+                else {}
+            ),
             "train-seconds": stats.seconds,
             "torch-threads": torch.get_num_threads(),
             "dp-weight": 1,  # DP runs average with equal weights (Flower's accountant requires them)
@@ -164,8 +186,11 @@ def evaluate(msg: Message, context: Context) -> Message:
             shared = {"val-counts": [c for row in counts for c in row], "val-options": len(rows[0].options)}
         elif st.side.personalised:  # a personalised model: this client scores the shared eval set too
             ev = evaluate_held_out(st.model, st.tokenizer, cfg, st.work.eval_rows, n_boot=0)
-            shared = {"eval-preds": [int(p["pred"]) for p in ev.predictions], "eval-accuracy": ev.metrics["accuracy"],
-                      "eval-macro-f1": ev.metrics["macro_f1"]}
+            shared = {
+                "eval-preds": [int(p["pred"]) for p in ev.predictions],
+                "eval-accuracy": ev.metrics["accuracy"],
+                "eval-macro-f1": ev.metrics["macro_f1"],
+            }
     metrics = MetricRecord(
         {
             "num-examples": len(rows),

@@ -107,56 +107,94 @@ class Federation:
         for m in msgs:
             for name, record in strategy.records().items():
                 m.content[name] = record
-        down = {self.pid_of[m.metadata.dst_node_id]: sum(r.count_bytes() for r in m.content.array_records.values())
-                for m in msgs}
+        down = {
+            self.pid_of[m.metadata.dst_node_id]: sum(r.count_bytes() for r in m.content.array_records.values())
+            for m in msgs
+        }
         answered = self.exchange(msgs)
         if hooks.spy is not None:
             hooks.spy.append({"round": rnd, "sent": msgs, "received": [r for _, r in answered]})
         ok, clients, failures = [], [], []
         for pid, reply in answered:
             if reply.has_error():
-                failures.append({"client": pid, "code": int(reply.error.code), "reason": str(reply.error.reason)[-500:]})
+                failures.append(
+                    {"client": pid, "code": int(reply.error.code), "reason": str(reply.error.reason)[-500:]}
+                )
                 continue
             m = _scalars(reply.content["metrics"])
             energy = _energy(m)
             self.client_energy[TRAIN].append(energy)
-            clients.append({
-                "client": pid, "num_examples": int(m["num-examples"]), "train_loss": m["train-loss"],
-                "first_loss": m["first-loss"], "last_loss": m["last-loss"], "losses": m["losses"],
-                "steps": int(m["steps"]), "examples_trained": int(m["examples-trained"]),
-                "tokens_trained": int(m.get("positions-trained", 0)), "peak_rss_mb": m.get("peak-rss-mb"),
-                **({"cuda_peak_allocated_mb": m.get("cuda-peak-allocated-mb"),
-                    "cuda_peak_reserved_mb": m.get("cuda-peak-reserved-mb")} if m.get("cuda-peak-allocated-mb") else {}),
-                "train_seconds": m["train-seconds"], "torch_threads": int(m["torch-threads"]),
-                "bytes_up": int(reply.content["arrays"].count_bytes()), "bytes_down": int(down[pid]),
-                "energy": energy,
-            })
+            clients.append(
+                {
+                    "client": pid,
+                    "num_examples": int(m["num-examples"]),
+                    "train_loss": m["train-loss"],
+                    "first_loss": m["first-loss"],
+                    "last_loss": m["last-loss"],
+                    "losses": m["losses"],
+                    "steps": int(m["steps"]),
+                    "examples_trained": int(m["examples-trained"]),
+                    "tokens_trained": int(m.get("positions-trained", 0)),
+                    "peak_rss_mb": m.get("peak-rss-mb"),
+                    **(
+                        {
+                            "cuda_peak_allocated_mb": m.get("cuda-peak-allocated-mb"),
+                            "cuda_peak_reserved_mb": m.get("cuda-peak-reserved-mb"),
+                        }
+                        if m.get("cuda-peak-allocated-mb")
+                        else {}
+                    ),
+                    "train_seconds": m["train-seconds"],
+                    "torch_threads": int(m["torch-threads"]),
+                    "bytes_up": int(reply.content["arrays"].count_bytes()),
+                    "bytes_down": int(down[pid]),
+                    "energy": energy,
+                }
+            )
             ok.append(reply)
         replied = {pid for pid, _ in answered}
-        failures += [{"client": p, "code": None, "reason": f"no reply within the round timeout ({self.round_timeout:.0f} s)"}
-                     for p in chosen if p not in replied]
+        failures += [
+            {"client": p, "code": None, "reason": f"no reply within the round timeout ({self.round_timeout:.0f} s)"}
+            for p in chosen
+            if p not in replied
+        ]
         if len(ok) < cfg.min_clients:
-            shown = "; ".join(f"client {f['client']}: {str(f['reason']).strip().splitlines()[-1] if f['reason'] else '?'}"
-                              for f in failures[:3])
+            shown = "; ".join(
+                f"client {f['client']}: {str(f['reason']).strip().splitlines()[-1] if f['reason'] else '?'}"
+                for f in failures[:3]
+            )
             more = f" (and {len(failures) - 3} more)" if len(failures) > 3 else ""
             raise FedlabError(
                 f"round {rnd}: {len(ok)} of {len(chosen)} clients succeeded, fewer than min_clients="
                 f"{cfg.min_clients}. Failures: {shown}{more}. Fix the failing clients or lower min_clients."
             )
         return ok, {
-            "round": rnd, "sampled": chosen, "clients": clients, "failures": failures,
-            "train_loss": float(np.average([c["train_loss"] for c in clients], weights=[c["num_examples"] for c in clients])),
-            "bytes_up": sum(c["bytes_up"] for c in clients), "bytes_down": sum(down.values()), "t0": t0,
+            "round": rnd,
+            "sampled": chosen,
+            "clients": clients,
+            "failures": failures,
+            "train_loss": float(
+                np.average([c["train_loss"] for c in clients], weights=[c["num_examples"] for c in clients])
+            ),
+            "bytes_up": sum(c["bytes_up"] for c in clients),
+            "bytes_down": sum(down.values()),
+            "t0": t0,
         }
 
-    def evaluate_clients(self, strategy: FedlabStrategy, adapter: GlobalAdapter, hooks: RunHooks,
-                         rows: str = "own-test") -> list[dict]:
+    def evaluate_clients(
+        self, strategy: FedlabStrategy, adapter: GlobalAdapter, hooks: RunHooks, rows: str = "own-test"
+    ) -> list[dict]:
         """The global adapter on every client's own data (Flower federated evaluation): its own test rows,
         or (``rows="validation"``) its own validation rows."""
-        content = {"arrays": dict_to_arrays(strategy.sent(adapter.arrays)),
-                   "config": ConfigRecord({"run-config": self.run_conf, "rows": rows}), **strategy.records()}
-        msgs = [Message(RecordDict(dict(content)), dst_node_id=self.node_of[p], message_type=MessageType.EVALUATE)
-                for p in range(self.cfg.clients)]
+        content = {
+            "arrays": dict_to_arrays(strategy.sent(adapter.arrays)),
+            "config": ConfigRecord({"run-config": self.run_conf, "rows": rows}),
+            **strategy.records(),
+        }
+        msgs = [
+            Message(RecordDict(dict(content)), dst_node_id=self.node_of[p], message_type=MessageType.EVALUATE)
+            for p in range(self.cfg.clients)
+        ]
         per_client = []
         answered = self.exchange(msgs)
         if hooks.spy is not None and rows == "validation":
@@ -172,8 +210,11 @@ class Federation:
                 k = int(m["val-options"])
                 entry["counts"] = np.asarray(m["val-counts"], dtype=np.int64).reshape(k, k + 1).tolist()
             if "eval-preds" in m:  # a personalised model (FedSA-LoRA) scored on the shared eval set
-                entry["shared_eval"] = {"accuracy": m["eval-accuracy"], "macro_f1": m["eval-macro-f1"],
-                                        "preds": [int(p) for p in m["eval-preds"]]}
+                entry["shared_eval"] = {
+                    "accuracy": m["eval-accuracy"],
+                    "macro_f1": m["eval-macro-f1"],
+                    "preds": [int(p) for p in m["eval-preds"]],
+                }
             per_client.append(entry)
         if hooks.spy is not None and rows != "validation":
             hooks.spy.append({"round": "final-evaluate", "sent": msgs, "received": []})
@@ -185,8 +226,10 @@ class Federation:
         per_client = self.evaluate_clients(strategy, adapter, hooks, rows="validation")
         failed = [c for c in per_client if "error" in c]
         if failed:
-            raise FedlabError(f"federated validation failed on client(s) {[c['client'] for c in failed]}: "
-                              f"{failed[0]['error'].strip().splitlines()[-1]}")
+            raise FedlabError(
+                f"federated validation failed on client(s) {[c['client'] for c in failed]}: "
+                f"{failed[0]['error'].strip().splitlines()[-1]}"
+            )
         pooled = metrics_from_counts(np.sum([c["counts"] for c in per_client], axis=0))
         return dict(pooled, per_client=[{k: c[k] for k in ("client", "n", "accuracy", "macro_f1")} for c in per_client])
 
@@ -196,5 +239,10 @@ class Federation:
             self.client_energy[TRAIN] += [c["energy"] for c in h["clients"]]
 
     def clients_energy(self) -> dict:
-        return {"phases": {name: {k: sum(e[k] for e in items) for k in ENERGY_KEYS}
-                           for name, items in self.client_energy.items() if items}}
+        return {
+            "phases": {
+                name: {k: sum(e[k] for e in items) for k in ENERGY_KEYS}
+                for name, items in self.client_energy.items()
+                if items
+            }
+        }

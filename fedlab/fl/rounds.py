@@ -33,12 +33,31 @@ from .federation import DEFAULT_ROUND_TIMEOUT, Federation
 from .strategies import make_strategy
 
 #: what a round keeps in the run's history
-ROUND_KEYS = ("round", "sampled", "eval", "train_loss", "clients", "failures", "bytes_up", "bytes_down", "wall_s",
-              "adapter_hash", "aggregation_error", "privacy")
+ROUND_KEYS = (
+    "round",
+    "sampled",
+    "eval",
+    "train_loss",
+    "clients",
+    "failures",
+    "bytes_up",
+    "bytes_down",
+    "wall_s",
+    "adapter_hash",
+    "aggregation_error",
+    "privacy",
+)
 
 
-def run_server(grid: Grid, cfg: RunConfig, *, ckpt_dir: Path | None = None, hooks: RunHooks = NO_HOOKS,
-               progress: bool = True, round_timeout: float = DEFAULT_ROUND_TIMEOUT) -> RunResult:
+def run_server(
+    grid: Grid,
+    cfg: RunConfig,
+    *,
+    ckpt_dir: Path | None = None,
+    hooks: RunHooks = NO_HOOKS,
+    progress: bool = True,
+    round_timeout: float = DEFAULT_ROUND_TIMEOUT,
+) -> RunResult:
     """All rounds of a federated run; returns its result (the store adds the provenance)."""
     run = ServerRun(grid, cfg, ckpt_dir, round_timeout)
     for rnd in range(run.start_round, cfg.rounds + 1):
@@ -59,9 +78,10 @@ class ServerRun:
     def __init__(self, grid: Grid, cfg: RunConfig, ckpt_dir: Path | None, round_timeout: float):
         self.t_start, self.cfg = time.perf_counter(), cfg
         self.data = RunData(cfg)
-        self.data.partition_info  # an impossible partition is a ConfigError here, before any client is asked
-        model, self.tokenizer, self.model_info = load_for_method(cfg.model, cfg.method, cfg.dtype, cfg.method_params,
-                                                                 seed=cfg.seed)
+        _ = self.data.partition_info  # an impossible partition is a ConfigError here, before any client is asked
+        model, self.tokenizer, self.model_info = load_for_method(
+            cfg.model, cfg.method, cfg.dtype, cfg.method_params, seed=cfg.seed
+        )
         self.adapter = GlobalAdapter(model)
         self.meter = EnergyMeter(cfg.energy_country).start()
         self.strategy = make_strategy(cfg)
@@ -99,13 +119,25 @@ class ServerRun:
     def close(self, rnd: int, record: dict, progress: bool) -> None:
         """Record the round in the history, say how it went, checkpoint."""
         record.update(wall_s=round(time.perf_counter() - record.pop("t0"), 2), adapter_hash=self.adapter.hash())
-        self.history.append({**{k: record[k] for k in ROUND_KEYS},
-                             **({"validation": record["validation"]} if "validation" in record else {})})
+        self.history.append(
+            {
+                **{k: record[k] for k in ROUND_KEYS},
+                **({"validation": record["validation"]} if "validation" in record else {}),
+            }
+        )
         if progress:
-            shown = (f"validation {self.metric} {record['validation'][self.metric]:.3f}" if record.get("validation")
-                     else f"eval acc {record['eval']['accuracy']:.3f}" if record["eval"] else "not scored this round")
-            print(f"[fedlab] round {rnd}/{self.cfg.rounds}: {shown}, train loss {record['train_loss']:.3f}, "
-                  f"{len(record['failures'])} failed, {record['wall_s']:.0f} s", flush=True)
+            shown = (
+                f"validation {self.metric} {record['validation'][self.metric]:.3f}"
+                if record.get("validation")
+                else f"eval acc {record['eval']['accuracy']:.3f}"
+                if record["eval"]
+                else "not scored this round"
+            )
+            print(
+                f"[fedlab] round {rnd}/{self.cfg.rounds}: {shown}, train loss {record['train_loss']:.3f}, "
+                f"{len(record['failures'])} failed, {record['wall_s']:.0f} s",
+                flush=True,
+            )
         if self.ckpt is not None:
             self.ckpt.save(rnd, self.adapter.arrays, self.history, self.strategy, best=self.best)
 
@@ -116,9 +148,13 @@ class ServerRun:
         selection = {}
         if self.select:
             self.adapter.update(self.best["arrays"])  # scored below (no held-out score was taken per round)
-            selection = {"rule": f"best federated validation {self.metric}", "round": self.best["round"],
-                         "score": self.best["score"], "on": "clients' own validation rows (pooled gold x predicted counts)",
-                         "n_validation": sum(len(data.client_validation_rows(p)) for p in range(cfg.clients))}
+            selection = {
+                "rule": f"best federated validation {self.metric}",
+                "round": self.best["round"],
+                "score": self.best["score"],
+                "on": "clients' own validation rows (pooled gold x predicted counts)",
+                "n_validation": sum(len(data.client_validation_rows(p)) for p in range(cfg.clients)),
+            }
         per_client = self.federation.evaluate_clients(self.strategy, self.adapter, hooks)
         accs = [c["accuracy"] for c in per_client if "accuracy" in c]
         if self.strategy.personalised:
@@ -128,29 +164,50 @@ class ServerRun:
             metrics, predictions = final.metrics, final.predictions
         t_gen = time.perf_counter()
         # a personalised run has no one global model to generate with
-        generations = [] if self.strategy.personalised else sample_generations(self.adapter.model, self.tokenizer, cfg,
-                                                                                data.eval_rows)
+        generations = (
+            []
+            if self.strategy.personalised
+            else sample_generations(self.adapter.model, self.tokenizer, cfg, data.eval_rows)
+        )
         t_end = time.perf_counter()
         server_energy = self.meter.stop()
         clients_energy = self.federation.clients_energy()
         rounds = self.history
         return RunResult.of(
-            cfg, resumed_from=self.resumed_from, data=data.data_info, partition=data.partition_info,
-            model=self.model_info, rounds=rounds, metrics=metrics, predictions=predictions, per_client=per_client,
-            per_client_summary={"mean": float(np.mean(accs)), "worst": float(np.min(accs)),
-                                "best": float(np.max(accs))} if accs else {},
+            cfg,
+            resumed_from=self.resumed_from,
+            data=data.data_info,
+            partition=data.partition_info,
+            model=self.model_info,
+            rounds=rounds,
+            metrics=metrics,
+            predictions=predictions,
+            per_client=per_client,
+            per_client_summary={"mean": float(np.mean(accs)), "worst": float(np.min(accs)), "best": float(np.max(accs))}
+            if accs
+            else {},
             communication=_communication(rounds, self.adapter, self.model_info["n_parameters"]),
-            energy=merge(server_energy, dict(clients_energy, country_iso_code=cfg.energy_country,
-                                             mode=server_energy.get("mode"))),
+            energy=merge(
+                server_energy, dict(clients_energy, country_iso_code=cfg.energy_country, mode=server_energy.get("mode"))
+            ),
             energy_by_side={"server": server_energy, "clients": clients_energy},
-            budget={"optimizer_steps": sum(c["steps"] for h in rounds for c in h["clients"]),
-                    "examples": sum(c["examples_trained"] for h in rounds for c in h["clients"]),
-                    "tokens": sum(c.get("tokens_trained", 0) for h in rounds for c in h["clients"])},
-            timings={"wall_s": round(t_end - self.t_start, 2), "setup_s": round(self.t_rounds - self.t_start, 2),
-                     "rounds_s": round(t_final - self.t_rounds, 2), "client_eval_s": round(t_gen - t_final, 2),
-                     "generation_s": round(t_end - t_gen, 2)},
-            adapter_hash=self.adapter.hash(), selection=selection, generations=generations,
-            adapter=self.adapter.snapshot(), engine="simulation",
+            budget={
+                "optimizer_steps": sum(c["steps"] for h in rounds for c in h["clients"]),
+                "examples": sum(c["examples_trained"] for h in rounds for c in h["clients"]),
+                "tokens": sum(c.get("tokens_trained", 0) for h in rounds for c in h["clients"]),
+            },
+            timings={
+                "wall_s": round(t_end - self.t_start, 2),
+                "setup_s": round(self.t_rounds - self.t_start, 2),
+                "rounds_s": round(t_final - self.t_rounds, 2),
+                "client_eval_s": round(t_gen - t_final, 2),
+                "generation_s": round(t_end - t_gen, 2),
+            },
+            adapter_hash=self.adapter.hash(),
+            selection=selection,
+            generations=generations,
+            adapter=self.adapter.snapshot(),
+            engine="simulation",
         )
 
 
@@ -159,15 +216,25 @@ def personalised_metrics(per_client: list[dict], eval_rows: list, cfg: RunConfig
     over clients (like the isolated baseline); predictions carry their client."""
     scored = [c for c in per_client if "shared_eval" in c]
     if not scored:
-        raise FedlabError("no client returned its evaluation on the shared eval set (fedsa-lora); see per_client errors")
+        raise FedlabError(
+            "no client returned its evaluation on the shared eval set (fedsa-lora); see per_client errors"
+        )
     options = eval_rows[0].options
     per = [compute_metrics([r.label for r in eval_rows], c["shared_eval"]["preds"], options, n_boot=0) for c in scored]
     accs, f1s = [m["accuracy"] for m in per], [m["macro_f1"] for m in per]
-    predictions = [{"id": r.id, "group": r.group, "gold": r.label, "pred": p, "correct": p == r.label, "client": c["client"]}
-                   for c in scored for r, p in zip(eval_rows, c["shared_eval"]["preds"])]
-    metrics = {"n": len(eval_rows), "accuracy": float(np.mean(accs)), "macro_f1": float(np.mean(f1s)),
-               "accuracy_worst": float(np.min(accs)), "accuracy_best": float(np.max(accs)),
-               "aggregate": "mean over the clients' personalised models (global A, own B) on the shared eval set"}
+    predictions = [
+        {"id": r.id, "group": r.group, "gold": r.label, "pred": p, "correct": p == r.label, "client": c["client"]}
+        for c in scored
+        for r, p in zip(eval_rows, c["shared_eval"]["preds"])
+    ]
+    metrics = {
+        "n": len(eval_rows),
+        "accuracy": float(np.mean(accs)),
+        "macro_f1": float(np.mean(f1s)),
+        "accuracy_worst": float(np.min(accs)),
+        "accuracy_best": float(np.max(accs)),
+        "aggregate": "mean over the clients' personalised models (global A, own B) on the shared eval set",
+    }
     return metrics, predictions
 
 
@@ -176,8 +243,11 @@ def _communication(history: list, adapter: GlobalAdapter, n_parameters: int) -> 
     up, down = sum(h["bytes_up"] for h in history), sum(h["bytes_down"] for h in history)
     last = history[-1]["clients"] if history else []
     return {
-        "bytes_up": up, "bytes_down": down, "bytes_total": up + down,
-        "per_round_up": [h["bytes_up"] for h in history], "per_round_down": [h["bytes_down"] for h in history],
+        "bytes_up": up,
+        "bytes_down": down,
+        "bytes_total": up + down,
+        "per_round_up": [h["bytes_up"] for h in history],
+        "per_round_down": [h["bytes_down"] for h in history],
         "adapter_bytes_raw": adapter.nbytes(),
         "full_model_bytes_fp32": model_bytes,
         "ratio_per_message_to_full_model": last[0]["bytes_up"] / model_bytes if last else None,

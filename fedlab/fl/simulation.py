@@ -40,7 +40,6 @@ from fedlab.experiment.store import ResultStore, RunResult
 from .client_app import app as client_app
 from .rounds import run_server
 
-
 _PERSISTENT: dict = {}
 
 
@@ -113,19 +112,30 @@ def backend_config(resources: Resources = DEFAULT_RESOURCES, n_clients: int = 1)
         "client_resources": {"num_cpus": where.num_cpus, "num_gpus": where.num_gpus},
         # no dashboard, and no streaming of the workers' logs to this process (client errors come back
         # in the replies and are recorded per round); Ray's minimal job API server still starts
-        "init_args": {"num_cpus": cpus, "num_gpus": gpus, "logging_level": "ERROR", "include_dashboard": False,
-                      "log_to_driver": False},
+        "init_args": {
+            "num_cpus": cpus,
+            "num_gpus": gpus,
+            "logging_level": "ERROR",
+            "include_dashboard": False,
+            "log_to_driver": False,
+        },
     }
 
 
-def run_federated(cfg: RunConfig, *, store: ResultStore | None = None, hooks: RunHooks = NO_HOOKS,
-                  progress: bool = True, resources: Resources = DEFAULT_RESOURCES) -> RunResult:
+def run_federated(
+    cfg: RunConfig,
+    *,
+    store: ResultStore | None = None,
+    hooks: RunHooks = NO_HOOKS,
+    progress: bool = True,
+    resources: Resources = DEFAULT_RESOURCES,
+) -> RunResult:
     """Run a federated fine-tuning in simulation and return its result (checkpoints in ``store``)."""
     from flwr.server.superlink.fleet.vce.backend import raybackend  # imports Ray
     from flwr.simulation import run_simulation
 
     store = store or ResultStore()
-    RunData(cfg).partition_info  # an impossible partition fails here, before Ray and the virtual nodes start
+    _ = RunData(cfg).partition_info  # an impossible partition fails here, before Ray and the virtual nodes start
     sink: dict = {}
     server_app = ServerApp()
 
@@ -133,7 +143,9 @@ def run_federated(cfg: RunConfig, *, store: ResultStore | None = None, hooks: Ru
     def _main(grid: Grid, context: Context) -> None:
         try:
             with gpu_memory_cap(resources.server_gpu):  # the ServerApp's model shares GPU 0 with the clients
-                sink["result"] = run_server(grid, cfg, ckpt_dir=store.checkpoint_dir(cfg), hooks=hooks, progress=progress)
+                sink["result"] = run_server(
+                    grid, cfg, ckpt_dir=store.checkpoint_dir(cfg), hooks=hooks, progress=progress
+                )
         except BaseException as exc:  # re-raised below with its own type and message
             sink["error"] = exc
             raise
@@ -159,4 +171,3 @@ def run_federated(cfg: RunConfig, *, store: ResultStore | None = None, hooks: Ru
     if "result" not in sink:
         raise FedlabError("the Flower simulation ended without a result; see the log above for the cause.")
     return sink["result"]
-

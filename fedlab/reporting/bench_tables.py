@@ -21,11 +21,15 @@ def bench_throughput_table(path: Path | None = None) -> str:
     b = _bench(path, "throughput.json")
     if b is None:
         return NO_BENCH
-    lines = ["| backbone | dataset | method | dtype | s / step (batch 4) | training tokens/s | s / eval row |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| backbone | dataset | method | dtype | s / step (batch 4) | training tokens/s | s / eval row |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in b["rows"]:
-        lines.append(f"| {r['model']} | {r['dataset']} | {r['method']} | {r['dtype']} | {r['seconds_per_step']:.2f} | "
-                     f"{r['train_tokens_per_s']:.0f} | {r['seconds_per_eval_row']:.3f} |")
+        lines.append(
+            f"| {r['model']} | {r['dataset']} | {r['method']} | {r['dtype']} | {r['seconds_per_step']:.2f} | "
+            f"{r['train_tokens_per_s']:.0f} | {r['seconds_per_eval_row']:.3f} |"
+        )
     cpu = (b.get("manifest") or {}).get("hardware", {}).get("cpu") or "this machine's CPU"
     return "\n".join(lines) + f"\n\nMeasured on {cpu}, 2 threads, max_length 384, one process after a warm-up step."
 
@@ -68,7 +72,9 @@ def bench_federated_table(path: Path | None = None) -> str:
             f"{t.get('client_eval_s', float('nan')):.1f} / {t.get('generation_s', float('nan')):.1f} s | |",
         ]
     if "first_run_in_process_s" in b:
-        lines.append(f"| first federated run of a process (starts Ray and the client actors; later runs reuse them) | {b['first_run_in_process_s']:.1f} s | |")
+        lines.append(
+            f"| first federated run of a process (starts Ray and the client actors; later runs reuse them) | {b['first_run_in_process_s']:.1f} s | |"
+        )
     lines += [
         f"| peak memory of the simulation, 2 clients | {m['clients_2']['peak_rss_mb']:.0f} MB | |",
         f"| peak memory of the simulation, 8 clients | {m['clients_8']['peak_rss_mb']:.0f} MB | |",
@@ -84,10 +90,15 @@ def bench_train_table(path: Path | None = None) -> str:
     if b is None:
         return NO_BENCH
     s, hw = b["settings"], b["manifest"]["hardware"]
-    lines = ["| loop | tokens/s | padded tokens/s | needed GFLOP/s | MFU | MFU (6N convention) |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| loop | tokens/s | padded tokens/s | needed GFLOP/s | MFU | MFU (6N convention) |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, r in b["results"].items():
-        lines.append(f"| {name} | {r['tokens_per_s']:.1f} | {r['padded_tokens_per_s']:.1f} | {r['needed_gflop_per_s']:.1f} | "
-                     f"{r['mfu']:.2f} | {r['mfu_6n_convention']:.2f} |")
+        lines.append(
+            f"| {name} | {r['tokens_per_s']:.1f} | {r['padded_tokens_per_s']:.1f} | {r['needed_gflop_per_s']:.1f} | "
+            f"{r['mfu']:.2f} | {r['mfu_6n_convention']:.2f} |"
+        )
     g = b["goals"]
     peaks = ", ".join(f"{k} {v:.0f}" for k, v in b["matmul_peak_gflops"].items())
     lines.append(

@@ -26,7 +26,7 @@ def _effect(c: dict) -> str:
 
 
 def _in_seeds(c: dict, side: str) -> str:
-    """" in at least one seed" when a side of the comparison pools several seeds (collapse is judged per seed)."""
+    """ " in at least one seed" when a side of the comparison pools several seeds (collapse is judged per seed)."""
     return " in at least one seed" if (c.get(f"n_seeds_{side}") or c.get("n_seeds") or 1) > 1 else ""
 
 
@@ -46,46 +46,78 @@ def check_claims(verdicts: dict) -> list[dict]:
     for c in verdicts["comparisons"]:
         cell = {"model": c.get("model", "-"), "dataset": c["dataset"], "method": c["method"]}
         if c["family"] == FAMILIES[0]:
-            out.append(dict(cell, claim="1 federated comes close to centralized", test=c["verdict"],
-                            evidence=f"{_effect(c)}, margin ±{c['margin']:g}{_collapse_note(c)}",
-                            verdict=SUPPORTED if c["verdict"] == "equivalent" else NOT_SUPPORTED))
+            out.append(
+                dict(
+                    cell,
+                    claim="1 federated comes close to centralized",
+                    test=c["verdict"],
+                    evidence=f"{_effect(c)}, margin ±{c['margin']:g}{_collapse_note(c)}",
+                    verdict=SUPPORTED if c["verdict"] == "equivalent" else NOT_SUPPORTED,
+                )
+            )
         elif c["family"] == FAMILIES[1]:
             won, total = clients.get((c.get("model", "-"), c["dataset"], c["method"]), (0, 0))
-            out.append(dict(cell, claim="2 federated beats isolated training", test=c["verdict"],
-                            evidence=(f"{_effect(c)} vs the isolated clients' mean; significantly better than "
-                                      f"{won} of {total} single clients{_collapse_note(c)}"),
-                            verdict=SUPPORTED if c["verdict"] == "better" else NOT_SUPPORTED))
+            out.append(
+                dict(
+                    cell,
+                    claim="2 federated beats isolated training",
+                    test=c["verdict"],
+                    evidence=(
+                        f"{_effect(c)} vs the isolated clients' mean; significantly better than "
+                        f"{won} of {total} single clients{_collapse_note(c)}"
+                    ),
+                    verdict=SUPPORTED if c["verdict"] == "better" else NOT_SUPPORTED,
+                )
+            )
         elif c["family"] == FAMILIES[3]:
             costs = c["costs"]
             lower = [k for k, v in costs.items() if v["verdict"] == "lower"]
             cost_text = "; ".join(f"{k}: {v['verdict']}" for k, v in costs.items())
             ok = c["verdict"] == "non-inferior" and bool(lower)
-            out.append(dict(cell, claim=f"3 {c['method']} costs less than LoRA with small loss", test=c["verdict"],
-                            evidence=f"{_effect(c)} ({c['verdict']} at -{c['margin']:g}); {cost_text}{_collapse_note(c)}",
-                            cheaper_in=lower, verdict=SUPPORTED if ok else NOT_SUPPORTED))
+            out.append(
+                dict(
+                    cell,
+                    claim=f"3 {c['method']} costs less than LoRA with small loss",
+                    test=c["verdict"],
+                    evidence=f"{_effect(c)} ({c['verdict']} at -{c['margin']:g}); {cost_text}{_collapse_note(c)}",
+                    cheaper_in=lower,
+                    verdict=SUPPORTED if ok else NOT_SUPPORTED,
+                )
+            )
     return out
 
 
 def claims_markdown(claims: list[dict]) -> str:
     if not claims:
         return "(no results to check the claims against yet)"
-    lines = ["| claim | backbone | dataset | method | our numbers (effect [95 % CI]) | test | verdict |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| claim | backbone | dataset | method | our numbers (effect [95 % CI]) | test | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for c in claims:
-        lines.append(f"| {c['claim']} | {c['model']} | {c['dataset']} | {c['method']} | {c['evidence']} | {c['test']} | **{c['verdict']}** |")
+        lines.append(
+            f"| {c['claim']} | {c['model']} | {c['dataset']} | {c['method']} | {c['evidence']} | {c['test']} | **{c['verdict']}** |"
+        )
     return "\n".join(lines)
 
 
 #: the words of each family's verdicts, in the order the answer lists them
-_ANSWER_ORDER = {FAMILIES[0]: ("equivalent", "not equivalent", "inconclusive"),
-                 FAMILIES[1]: ("better", "not better"),
-                 FAMILIES[3]: ("non-inferior", "inconclusive", "inferior")}
-_LISTED = {FAMILIES[0]: ("equivalent", "not equivalent"), FAMILIES[1]: ("better",),
-           FAMILIES[3]: ("non-inferior", "inferior")}  # cells named with their effect; others only counted
+_ANSWER_ORDER = {
+    FAMILIES[0]: ("equivalent", "not equivalent", "inconclusive"),
+    FAMILIES[1]: ("better", "not better"),
+    FAMILIES[3]: ("non-inferior", "inconclusive", "inferior"),
+}
+_LISTED = {
+    FAMILIES[0]: ("equivalent", "not equivalent"),
+    FAMILIES[1]: ("better",),
+    FAMILIES[3]: ("non-inferior", "inferior"),
+}  # cells named with their effect; others only counted
 
 
 def _cell(c: dict) -> str:
-    return f"{c.get('model', '-')} {c['dataset']} {c['method']} {c['effect']:+.3f} [{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}]"
+    return (
+        f"{c.get('model', '-')} {c['dataset']} {c['method']} {c['effect']:+.3f} [{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}]"
+    )
 
 
 def _count_line(rows: list[dict], family: str) -> str:
@@ -132,17 +164,27 @@ def answer_markdown(verdicts: dict) -> str:
         fed_cen = [c for c in rows if c["family"] == FAMILIES[0]]
         if fed_cen:
             collapsed = sum(bool(c["federated_collapsed"]) for c in fed_cen)
-            lines.append(f"- Federated vs centralized (TOST at ±{fed_cen[0]['margin']:g}): {_count_line(fed_cen, FAMILIES[0])}."
-                         + (f" The federated model answers one class for >= 90 % of rows"
-                            f"{' in at least one seed' if any(_in_seeds(c, 'a') for c in fed_cen) else ''} in {collapsed} of "
-                            f"{len(fed_cen)} cells." if collapsed else ""))
+            lines.append(
+                f"- Federated vs centralized (TOST at ±{fed_cen[0]['margin']:g}): {_count_line(fed_cen, FAMILIES[0])}."
+                + (
+                    f" The federated model answers one class for >= 90 % of rows"
+                    f"{' in at least one seed' if any(_in_seeds(c, 'a') for c in fed_cen) else ''} in {collapsed} of "
+                    f"{len(fed_cen)} cells."
+                    if collapsed
+                    else ""
+                )
+            )
         fed_iso = [c for c in rows if c["family"] == FAMILIES[1]]
         if fed_iso:
-            lines.append(f"- Federated vs isolated (mean of the clients, one-sided): {_count_line(fed_iso, FAMILIES[1])}.")
+            lines.append(
+                f"- Federated vs isolated (mean of the clients, one-sided): {_count_line(fed_iso, FAMILIES[1])}."
+            )
         for method in sorted({c["method"] for c in rows if c["family"] == FAMILIES[3]}):
             cheap = [c for c in rows if c["family"] == FAMILIES[3] and c["method"] == method]
-            lines.append(f"- {method} vs LoRA, federated (non-inferiority at -{cheap[0]['margin']:g}): "
-                         f"{_count_line(cheap, FAMILIES[3])}; costs vs LoRA: {_cost_line(cheap)}.")
+            lines.append(
+                f"- {method} vs LoRA, federated (non-inferiority at -{cheap[0]['margin']:g}): "
+                f"{_count_line(cheap, FAMILIES[3])}; costs vs LoRA: {_cost_line(cheap)}."
+            )
         lines.append("")
     return "\n".join(lines).rstrip()
 
@@ -169,41 +211,57 @@ def headline_sentences(verdicts: dict, profile: str | None = None) -> list[str]:
     for c in comparisons:
         by_domain.setdefault(domain_of(c["dataset"]), []).append(c)
     source = f"the `{profile}` profile's" if profile else "the"
-    out = [f"Counted from {source} paired tests on the same held-out rows (one cell = backbone x dataset x PEFT "
-           f"method; Holm-corrected within each family of comparisons)."]
+    out = [
+        f"Counted from {source} paired tests on the same held-out rows (one cell = backbone x dataset x PEFT "
+        f"method; Holm-corrected within each family of comparisons)."
+    ]
     for domain, rows in by_domain.items():
         fed_cen = [c for c in rows if c["family"] == FAMILIES[0]]
         if fed_cen:
             n = len(fed_cen)
-            count = {w: sum(c["verdict"] == w for c in fed_cen) for w in ("equivalent", "not equivalent", "inconclusive")}
+            count = {
+                w: sum(c["verdict"] == w for c in fed_cen) for w in ("equivalent", "not equivalent", "inconclusive")
+            }
             lower = sum(c["verdict"] == "not equivalent" and c["effect"] < 0 for c in fed_cen)
             other = n - sum(count.values())
-            out.append(f"**{domain.capitalize()}** ({n} cells): federated was equivalent to centralized within "
-                       f"{_margins_text(fed_cen)} (TOST) in {count['equivalent']}, not equivalent in "
-                       f"{count['not equivalent']}" + (f" (federated lower in {lower} of them)" if count["not equivalent"] else "")
-                       + " and inconclusive in "
-                       f"{count['inconclusive']}" + (f", undecided in {other}" if other else "") + ".")
+            out.append(
+                f"**{domain.capitalize()}** ({n} cells): federated was equivalent to centralized within "
+                f"{_margins_text(fed_cen)} (TOST) in {count['equivalent']}, not equivalent in "
+                f"{count['not equivalent']}"
+                + (f" (federated lower in {lower} of them)" if count["not equivalent"] else "")
+                + " and inconclusive in "
+                f"{count['inconclusive']}" + (f", undecided in {other}" if other else "") + "."
+            )
             collapsed = sum(bool(c["federated_collapsed"]) for c in fed_cen)
             if collapsed:
                 seeds = " in at least one seed" if any(_in_seeds(c, "a") for c in fed_cen) else ""
-                out.append(f"The federated model answered one class on at least 90 % of the rows{seeds} in "
-                           f"{collapsed} of these {n} cells.")
+                out.append(
+                    f"The federated model answered one class on at least 90 % of the rows{seeds} in "
+                    f"{collapsed} of these {n} cells."
+                )
         fed_iso = [c for c in rows if c["family"] == FAMILIES[1]]
         if fed_iso:
             better = sum(c["verdict"] == "better" for c in fed_iso)
-            out.append(f"Federated beat the mean of the clients trained alone in {better} of {len(fed_iso)} "
-                       f"{domain} cells (one-sided paired test); in the others it was not shown to be better.")
+            out.append(
+                f"Federated beat the mean of the clients trained alone in {better} of {len(fed_iso)} "
+                f"{domain} cells (one-sided paired test); in the others it was not shown to be better."
+            )
         parts = []
         for method in sorted({c["method"] for c in rows if c["family"] == FAMILIES[3]}):
             cheap = [c for c in rows if c["family"] == FAMILIES[3] and c["method"] == method]
             non = sum(c["verdict"] == "non-inferior" for c in cheap)
             inf = sum(c["verdict"] == "inferior" for c in cheap)
             inc = sum(c["verdict"] == "inconclusive" for c in cheap)
-            parts.append(f"{_NAMES.get(method, method)} was non-inferior to LoRA in {non} of {len(cheap)} cells, "
-                         f"inferior in {inf} and inconclusive in {inc}")
+            parts.append(
+                f"{_NAMES.get(method, method)} was non-inferior to LoRA in {non} of {len(cheap)} cells, "
+                f"inferior in {inf} and inconclusive in {inc}"
+            )
         if parts:
-            out.append(f"Federated, at -{_margins_text([c for c in rows if c['family'] == FAMILIES[3]]).lstrip('±')}: "
-                       + "; ".join(parts) + ".")
+            out.append(
+                f"Federated, at -{_margins_text([c for c in rows if c['family'] == FAMILIES[3]]).lstrip('±')}: "
+                + "; ".join(parts)
+                + "."
+            )
     return out
 
 

@@ -35,15 +35,24 @@ def beats_floors(profile: Profile, curve, store: ResultStore | None = None) -> d
     ids, golds = _align(tc, tz)
     floors = {"majority class": np.full_like(golds, np.bincount(golds, minlength=n_labels).argmax())}
     if all("logliks" in tz[i] for i in ids):
-        floors["calibrated zero-shot"] = stats.calibrated_predictions([tz[i]["logliks"] for i in ids], golds,
-                                                                      metric=metric, seed=a.seed)
+        floors["calibrated zero-shot"] = stats.calibrated_predictions(
+            [tz[i]["logliks"] for i in ids], golds, metric=metric, seed=a.seed
+        )
     scores = {k: stats.metric_value(metric, golds, p, n_labels) for k, p in floors.items()}
     name = max(scores, key=scores.get)
-    comp = stats.paired_comparison(golds, _preds(tc, ids), floors[name], n_labels, metric=metric, n_boot=a.n_boot,
-                                   seed=a.seed, alpha=a.alpha)
-    return {"floor": name, "floor_score": scores[name], "effect": comp.effect, "ci": comp.ci, "p": comp.p_greater,
-            "verdict": "beats the floor" if comp.p_greater < a.alpha else "does not beat the floor",
-            "test": "one-sided paired bootstrap over rows", "n_rows": len(ids)}
+    comp = stats.paired_comparison(
+        golds, _preds(tc, ids), floors[name], n_labels, metric=metric, n_boot=a.n_boot, seed=a.seed, alpha=a.alpha
+    )
+    return {
+        "floor": name,
+        "floor_score": scores[name],
+        "effect": comp.effect,
+        "ci": comp.ci,
+        "p": comp.p_greater,
+        "verdict": "beats the floor" if comp.p_greater < a.alpha else "does not beat the floor",
+        "test": "one-sided paired bootstrap over rows",
+        "n_rows": len(ids),
+    }
 
 
 def curve_rows(profile: Profile, store: ResultStore | None = None) -> list[dict]:
@@ -57,15 +66,26 @@ def curve_rows(profile: Profile, store: ResultStore | None = None) -> list[dict]
         if r is not None:
             b = budget_from_curve(r, profile.curves.tolerance)
             m = r.metrics
-            row.update(metric=b["metric"], budget=b["steps"], budget_score=b["score"], best_step=b["best_step"],
-                       best_score=b["best_score"], held_out=m[b["metric"]], held_out_ci=m.get(f"{b['metric']}_ci"),
-                       n_rows=m["n"], majority=m.get("majority_class_accuracy"),
-                       top_share=max(m.get("prediction_shares") or [np.nan]),
-                       points=curve_points(r), examples_per_step=r.config["batch_size"] * r.config.get("grad_accum", 1),
-                       wall_min=(r.timings or {}).get("wall_s", np.nan) / 60,
-                       cpu=cpu_label(((r.manifest or {}).get("hardware") or {}).get("cpu_signature")),
-                       shared_cpu=measured_on_shared_cpu(r.timings), git_sha=(r.manifest or {}).get("git_sha", "")[:7],
-                       git_dirty=(r.manifest or {}).get("git_dirty"), floors=beats_floors(profile, r, store))
+            row.update(
+                metric=b["metric"],
+                budget=b["steps"],
+                budget_score=b["score"],
+                best_step=b["best_step"],
+                best_score=b["best_score"],
+                held_out=m[b["metric"]],
+                held_out_ci=m.get(f"{b['metric']}_ci"),
+                n_rows=m["n"],
+                majority=m.get("majority_class_accuracy"),
+                top_share=max(m.get("prediction_shares") or [np.nan]),
+                points=curve_points(r),
+                examples_per_step=r.config["batch_size"] * r.config.get("grad_accum", 1),
+                wall_min=(r.timings or {}).get("wall_s", np.nan) / 60,
+                cpu=cpu_label(((r.manifest or {}).get("hardware") or {}).get("cpu_signature")),
+                shared_cpu=measured_on_shared_cpu(r.timings),
+                git_sha=(r.manifest or {}).get("git_sha", "")[:7],
+                git_dirty=(r.manifest or {}).get("git_dirty"),
+                floors=beats_floors(profile, r, store),
+            )
         rows.append(row)
     return rows
 
@@ -74,13 +94,15 @@ def curves_markdown(profile: Profile, store: ResultStore | None = None) -> str:
     """The curves as a markdown table (README and the reports)."""
     rows = curve_rows(profile, store)
     c = profile.curves
-    head = (f"Curves of profile `{profile.name}`: centralized, seed {c.seed}, to {c.cap} steps, validation every "
-            f"{c.every}; budget = first checkpoint within {c.tolerance:g} of the best (validation primary metric). "
-            f"Held-out: the best checkpoint on every row of the eval set, 95 % CI.\n\n"
-            "Floor: the higher of the calibrated zero-shot and majority-class scores on the same rows; p of a one-sided "
-            "paired bootstrap test that the curve beats it.\n\n"
-            "| backbone | dataset | method | lr | budget (steps) | best validation (step) | held-out at best | rows | "
-            "vs floor | most frequent answer | wall (min) | CPU, commit |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
+    head = (
+        f"Curves of profile `{profile.name}`: centralized, seed {c.seed}, to {c.cap} steps, validation every "
+        f"{c.every}; budget = first checkpoint within {c.tolerance:g} of the best (validation primary metric). "
+        f"Held-out: the best checkpoint on every row of the eval set, 95 % CI.\n\n"
+        "Floor: the higher of the calibrated zero-shot and majority-class scores on the same rows; p of a one-sided "
+        "paired bootstrap test that the curve beats it.\n\n"
+        "| backbone | dataset | method | lr | budget (steps) | best validation (step) | held-out at best | rows | "
+        "vs floor | most frequent answer | wall (min) | CPU, commit |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+    )
     lines = [head]
     for r in rows:
         if not r["run"]:
@@ -90,11 +112,16 @@ def curves_markdown(profile: Profile, store: ResultStore | None = None) -> str:
         ci_text = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
         flags = (", shared CPU" if r["shared_cpu"] else "") + (", dirty tree" if r["git_dirty"] else "")
         f = r["floors"]
-        floor = (f"{f['floor']} {f['floor_score']:.3f}: {f['effect']:+.3f}, p={f['p']:.3g}, {f['verdict']}" if f else
-                 "floor not run yet")
-        lines.append(f"| {r['model']} | {r['dataset']} | {r['method']} | {r['lr']:g} | {r['budget']} | "
-                     f"{r['best_score']:.3f} ({r['best_step']}) | {r['metric']} {r['held_out']:.3f}{ci_text} | "
-                     f"{r['n_rows']} | {floor} | {r['top_share']:.0%} | {r['wall_min']:.0f} | {r['cpu']}, {r['git_sha']}{flags} |")
+        floor = (
+            f"{f['floor']} {f['floor_score']:.3f}: {f['effect']:+.3f}, p={f['p']:.3g}, {f['verdict']}"
+            if f
+            else "floor not run yet"
+        )
+        lines.append(
+            f"| {r['model']} | {r['dataset']} | {r['method']} | {r['lr']:g} | {r['budget']} | "
+            f"{r['best_score']:.3f} ({r['best_step']}) | {r['metric']} {r['held_out']:.3f}{ci_text} | "
+            f"{r['n_rows']} | {floor} | {r['top_share']:.0%} | {r['wall_min']:.0f} | {r['cpu']}, {r['git_sha']}{flags} |"
+        )
     return "\n".join(lines)
 
 
@@ -113,16 +140,28 @@ def curves_figure(profile: Profile, store: ResultStore | None = None, save: str 
         for r in (r for r in rows if (r["model"], r["dataset"]) == (model, dataset)):
             x = [s * r["examples_per_step"] for s, _ in r["points"]]
             y = [v for _, v in r["points"]]
-            line, = ax.plot(x, y, marker=METHOD_MARKERS.get(r["method"], "o"), mfc="white", ms=5,
-                            label=f"{r['method']} (held-out {r['held_out']:.2f})")
-            ax.plot([r["budget"] * r["examples_per_step"]], [r["budget_score"]], marker=METHOD_MARKERS.get(r["method"], "o"),
-                    color=line.get_color(), ms=8, ls="none")
+            (line,) = ax.plot(
+                x,
+                y,
+                marker=METHOD_MARKERS.get(r["method"], "o"),
+                mfc="white",
+                ms=5,
+                label=f"{r['method']} (held-out {r['held_out']:.2f})",
+            )
+            ax.plot(
+                [r["budget"] * r["examples_per_step"]],
+                [r["budget_score"]],
+                marker=METHOD_MARKERS.get(r["method"], "o"),
+                color=line.get_color(),
+                ms=8,
+                ls="none",
+            )
         metric = DATASETS[dataset].primary_metric.replace("_", "-")
         ax.set_title(f"{model} · {dataset}", fontsize=10)
         ax.set_xlabel("training examples seen (centralized)")
         ax.set_ylabel(f"validation {metric}")
         ax.legend(fontsize=7, loc="lower right")
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     fig.suptitle(f"Learning curves ({profile.name}): filled marker = the budget the curve sets", fontsize=11)
     fig.tight_layout()

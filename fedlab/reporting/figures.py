@@ -75,8 +75,16 @@ def partition_heatmaps(dataset: str, specs, n_clients: int, seed: int = 0, save:
     for ax, spec in zip(axes[0], specs):
         _, info = partition_records(records, spec, n_clients, seed=seed)
         hist = np.array(info["label_histograms"])
-        sns.heatmap(hist, annot=True, fmt="d", cmap="Blues", cbar=False, ax=ax,
-                    xticklabels=options, yticklabels=[f"client {i}" for i in range(n_clients)])
+        sns.heatmap(
+            hist,
+            annot=True,
+            fmt="d",
+            cmap="Blues",
+            cbar=False,
+            ax=ax,
+            xticklabels=options,
+            yticklabels=[f"client {i}" for i in range(n_clients)],
+        )
         ax.set_title(f"{spec}\nsizes {info['sizes']}", fontsize=10)
     fig.suptitle(f"{records[0].dataset}: label histogram per client", y=1.02)
     fig.tight_layout()
@@ -104,13 +112,21 @@ def learning_curves(results: list, zeroshot=None, save: str | None = None):
         ax.plot(rounds, val, "o-", color=SETTING_COLORS[s], label=s)
         ax.fill_between(rounds, lo, hi, color=SETTING_COLORS[s], alpha=0.15)
         if continuous and any("gold_logprob" in h["eval"] for h in r.rounds):
-            axes[0][1].plot(rounds, [h["eval"].get("gold_logprob", np.nan) for h in r.rounds], "o-",
-                            color=SETTING_COLORS[s], label=s)
+            axes[0][1].plot(
+                rounds,
+                [h["eval"].get("gold_logprob", np.nan) for h in r.rounds],
+                "o-",
+                color=SETTING_COLORS[s],
+                label=s,
+            )
     if zeroshot is not None:
         ax.axhline(zeroshot.metrics[metric], color=SETTING_COLORS["zeroshot"], ls=":", label="zero-shot (raw)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set(xlabel="round (equal optimizer steps across settings)", ylabel=f"held-out {metric}",
-           title=f"{c['model']} · {c['dataset']} · {c['method']}")
+    ax.set(
+        xlabel="round (equal optimizer steps across settings)",
+        ylabel=f"held-out {metric}",
+        title=f"{c['model']} · {c['dataset']} · {c['method']}",
+    )
     ax.legend(fontsize=8)
     if continuous:
         axes[0][1].xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -131,9 +147,13 @@ def per_client(result, save: str | None = None):
     for i, c in zip(range(len(ids)), clients):
         ax.text(i, c["accuracy"] + 0.01, f"n={sizes[c['client']]}", ha="center", fontsize=8)
     cfg = result.config
-    ax.set(xlabel="client", ylabel="accuracy on own data", ylim=(0, 1.05),
-           title=f"{cfg['model']} · {cfg['dataset']} · {cfg.get('method', '-')}: global adapter per client "
-                 f"(worst {min(c['accuracy'] for c in clients):.2f})")
+    ax.set(
+        xlabel="client",
+        ylabel="accuracy on own data",
+        ylim=(0, 1.05),
+        title=f"{cfg['model']} · {cfg['dataset']} · {cfg.get('method', '-')}: global adapter per client "
+        f"(worst {min(c['accuracy'] for c in clients):.2f})",
+    )
     return _save(fig, save)
 
 
@@ -148,7 +168,7 @@ def baselines(df, floors: dict | None = None, save: str | None = None):
     cols = min(4, len(panels))
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4 * rows), squeeze=False)
-    for ax in axes.flat[len(panels):]:
+    for ax in axes.flat[len(panels) :]:
         ax.set_visible(False)
     for ax, (model, dataset) in zip(axes.flat, panels):
         d = df[(df["model"] == model) & (df["dataset"] == dataset)]
@@ -174,8 +194,16 @@ def baselines(df, floors: dict | None = None, save: str | None = None):
                 any_collapsed |= collapsed
                 if s not in drawn:
                     drawn.append(s)
-                ax.bar(x, score, width, yerr=[[max(0, score - lo)], [max(0, hi - score)]], capsize=3,
-                       color=SETTING_COLORS[s], hatch="//" if collapsed else None, edgecolor="k" if collapsed else None)
+                ax.bar(
+                    x,
+                    score,
+                    width,
+                    yerr=[[max(0, score - lo)], [max(0, hi - score)]],
+                    capsize=3,
+                    color=SETTING_COLORS[s],
+                    hatch="//" if collapsed else None,
+                    edgecolor="k" if collapsed else None,
+                )
                 if len(sub) > 1:
                     ax.scatter([x] * len(sub), sub["score"], s=9, color="k", zorder=3)
         zs = d[d["setting"] == "zeroshot"]
@@ -194,7 +222,9 @@ def baselines(df, floors: dict | None = None, save: str | None = None):
         patches = [Patch(facecolor=SETTING_COLORS[s], label=s) for s in drawn]
         if any_collapsed:
             patches.append(Patch(facecolor="white", edgecolor="k", hatch="//", label="collapsed (>= 90 % one class)"))
-        ax.legend(handles=patches + lines, labels=[h.get_label() for h in patches] + names, fontsize=7, loc="upper left")
+        ax.legend(
+            handles=patches + lines, labels=[h.get_label() for h in patches] + names, fontsize=7, loc="upper left"
+        )
     fig.tight_layout()
     return _save(fig, save)
 
@@ -206,15 +236,30 @@ def energy_and_bytes(df, save: str | None = None):
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4))
     markers = METHOD_MARKERS
     for _, r in train.iterrows():
-        a1.scatter(1000 * r["kwh"], r["score"], color=SETTING_COLORS[r["setting"]], marker=markers.get(r["method"], "x"), s=50)
-        a1.annotate(f"{r['dataset']} ({r['metric']}, {r['model']})", (1000 * r["kwh"], r["score"]), fontsize=6, alpha=0.6)
+        a1.scatter(
+            1000 * r["kwh"], r["score"], color=SETTING_COLORS[r["setting"]], marker=markers.get(r["method"], "x"), s=50
+        )
+        a1.annotate(
+            f"{r['dataset']} ({r['metric']}, {r['model']})", (1000 * r["kwh"], r["score"]), fontsize=6, alpha=0.6
+        )
         if r["setting"] == "federated":
-            a2.scatter(r["bytes_total"] / 2**20, r["score"], marker=markers.get(r["method"], "x"), s=50,
-                       color=SETTING_COLORS["federated"])
-            a2.annotate(f"{r['dataset']} {r['method']} ({r['model']})", (r["bytes_total"] / 2**20, r["score"]), fontsize=6)
+            a2.scatter(
+                r["bytes_total"] / 2**20,
+                r["score"],
+                marker=markers.get(r["method"], "x"),
+                s=50,
+                color=SETTING_COLORS["federated"],
+            )
+            a2.annotate(
+                f"{r['dataset']} {r['method']} ({r['model']})", (r["bytes_total"] / 2**20, r["score"]), fontsize=6
+            )
     a1.set(xlabel="energy (Wh, CodeCarbon)", ylabel="primary metric (macro-F1 / accuracy)", title="score vs energy")
-    a2.set(xlabel="MiB sent (adapters, all rounds, both ways)", ylabel="primary metric", title="federated: score vs bytes")
-    handles = [Line2D([], [], color=c, marker="o", ls="", label=s) for s, c in SETTING_COLORS.items() if s != "zeroshot"]
+    a2.set(
+        xlabel="MiB sent (adapters, all rounds, both ways)", ylabel="primary metric", title="federated: score vs bytes"
+    )
+    handles = [
+        Line2D([], [], color=c, marker="o", ls="", label=s) for s, c in SETTING_COLORS.items() if s != "zeroshot"
+    ]
     handles += [Line2D([], [], color="k", marker=m, ls="", label=k) for k, m in markers.items()]
     a1.legend(handles=handles, fontsize=8)
     fig.tight_layout()
@@ -233,7 +278,9 @@ def energy_phases(results: list, save: str | None = None, by=("model", "dataset"
             continue
         key = tuple(c.get(k, "-") for k in by)
         groups.setdefault(key, []).append([1000 * r.energy["phases"].get(p, {}).get("kwh", 0.0) for p in phases])
-    labels = ["\n".join(str(v)[:12] for v in key) + (f"\n(n={len(v)})" if len(v) > 1 else "") for key, v in groups.items()]
+    labels = [
+        "\n".join(str(v)[:12] for v in key) + (f"\n(n={len(v)})" if len(v) > 1 else "") for key, v in groups.items()
+    ]
     means = np.array([np.mean(v, axis=0) for v in groups.values()]).reshape(len(groups), len(phases))
     fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(labels)), 4.5))
     bottom = np.zeros(len(labels))
@@ -267,22 +314,32 @@ def accuracy_vs_epsilon(results: list, save: str | None = None):
     for r in plain:
         ax.axhline(r.metrics[metric], color="k", ls="--", lw=1, label="FedAvg, no DP")
     delta = private[0].rounds[-1]["privacy"]["delta"] if private else None
-    ax.set(xlabel=f"epsilon spent after the last round (delta {delta:g})" if delta else "epsilon",
-           ylabel=f"held-out {metric}",
-           title=f"{fedavg[0].config['model']} · {fedavg[0].config['dataset']} · {fedavg[0].config.get('method', '-')}: "
-                 "score vs privacy (Flower DP, RDP accountant)")
+    ax.set(
+        xlabel=f"epsilon spent after the last round (delta {delta:g})" if delta else "epsilon",
+        ylabel=f"held-out {metric}",
+        title=f"{fedavg[0].config['model']} · {fedavg[0].config['dataset']} · {fedavg[0].config.get('method', '-')}: "
+        "score vs privacy (Flower DP, RDP accountant)",
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, save)
 
 
 #: the verdict colours of a forest plot
-VERDICT_COLORS = {"equivalent": "#3a9a5b", "non-inferior": "#3a9a5b", "better": "#3a9a5b",
-                  "not equivalent": "#c0392b", "inferior": "#c0392b", "not better": "#c0392b",
-                  "inconclusive": "#7f7f7f"}
+VERDICT_COLORS = {
+    "equivalent": "#3a9a5b",
+    "non-inferior": "#3a9a5b",
+    "better": "#3a9a5b",
+    "not equivalent": "#c0392b",
+    "inferior": "#c0392b",
+    "not better": "#c0392b",
+    "inconclusive": "#7f7f7f",
+}
 #: the two effects a forest plot shows, by verdict family
-FOREST_FAMILIES = (("federated vs centralized", "federated - centralized"),
-                   ("federated vs isolated (mean)", "federated - isolated (mean of clients)"))
+FOREST_FAMILIES = (
+    ("federated vs centralized", "federated - centralized"),
+    ("federated vs isolated (mean)", "federated - isolated (mean of clients)"),
+)
 
 
 def forest_rows(verdicts: dict, family: str) -> list[dict]:
@@ -290,9 +347,19 @@ def forest_rows(verdicts: dict, family: str) -> list[dict]:
     label, effect, 95 % CI, margin and verdict the forest plot draws."""
     rows = [c for c in verdicts["comparisons"] if c["family"] == family]
     rows.sort(key=lambda c: (c["dataset"], c["model"], c["method"]))
-    return [{"label": f"{c['model']} · {c['dataset']} · {c['method']}", "effect": c["effect"], "ci": tuple(c["ci"]),
-             "margin": c.get("margin"), "verdict": c["verdict"], "metric": c["metric"], "n_rows": c["n_rows"],
-             "n_seeds": c["n_seeds"]} for c in rows]
+    return [
+        {
+            "label": f"{c['model']} · {c['dataset']} · {c['method']}",
+            "effect": c["effect"],
+            "ci": tuple(c["ci"]),
+            "margin": c.get("margin"),
+            "verdict": c["verdict"],
+            "metric": c["metric"],
+            "n_rows": c["n_rows"],
+            "n_seeds": c["n_seeds"],
+        }
+        for c in rows
+    ]
 
 
 def forest(verdicts: dict, save: str | None = None):
@@ -304,19 +371,31 @@ def forest(verdicts: dict, save: str | None = None):
     panels = [p for p in panels if p[2]]
     if not panels:
         return None
-    labels = sorted({r["label"] for _, _, rows in panels for r in rows},
-                    key=lambda t: (t.split(" · ")[1], t.split(" · ")[0], t.split(" · ")[2]))  # dataset, backbone, method
+    labels = sorted(
+        {r["label"] for _, _, rows in panels for r in rows},
+        key=lambda t: (t.split(" · ")[1], t.split(" · ")[0], t.split(" · ")[2]),
+    )  # dataset, backbone, method
     where = {t: len(labels) - 1 - k for k, t in enumerate(labels)}  # one row per label, first at the top
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 0.32 * len(labels) + 1.6), sharey=True,
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(5.2 * len(panels), 0.32 * len(labels) + 1.6), sharey=True, squeeze=False
+    )
     for ax, (family, title, rows) in zip(axes[0], panels):
         for r in rows:
             yi = where[r["label"]]
             if r["margin"] and family == FOREST_FAMILIES[0][0]:
                 ax.fill_betweenx([yi - 0.4, yi + 0.4], -r["margin"], r["margin"], color="#3a9a5b", alpha=0.12, lw=0)
             color = VERDICT_COLORS.get(r["verdict"], "black")
-            ax.errorbar(r["effect"], yi, xerr=[[r["effect"] - r["ci"][0]], [r["ci"][1] - r["effect"]]], fmt="o",
-                        color=color, ms=4, capsize=2, lw=1.2, label=r["verdict"])
+            ax.errorbar(
+                r["effect"],
+                yi,
+                xerr=[[r["effect"] - r["ci"][0]], [r["ci"][1] - r["effect"]]],
+                fmt="o",
+                color=color,
+                ms=4,
+                capsize=2,
+                lw=1.2,
+                label=r["verdict"],
+            )
         ax.axvline(0, color="black", lw=0.8)
         ax.set_yticks(list(where.values()), list(where), fontsize=7)
         metrics = sorted({r["metric"].replace("_", "-") for r in rows})
@@ -325,8 +404,10 @@ def forest(verdicts: dict, save: str | None = None):
         handles = {h.get_label(): h for h in ax.get_legend_handles_labels()[0]}
         ax.legend(handles.values(), handles.keys(), fontsize=7, loc="lower right")
     profile = verdicts.get("profile", "")
-    fig.suptitle(f"Federated against centralized and isolated ({profile}): effect and 95 % CI per backbone · dataset · method",
-                 fontsize=10)
+    fig.suptitle(
+        f"Federated against centralized and isolated ({profile}): effect and 95 % CI per backbone · dataset · method",
+        fontsize=10,
+    )
     fig.tight_layout()
     _save(fig, save)
     return fig
@@ -356,20 +437,40 @@ def frontier_points(df) -> list[dict]:
         idle = d[~d["shared_cpu"].astype(bool)]
         wh, wh_lo, wh_hi = _mean_ci(1000 * idle["kwh"].astype(float)) if len(idle) else (np.nan,) * 3
         mib = d["bytes_total"].dropna()
-        points.append({"model": model, "dataset": dataset, "method": method, "setting": setting,
-                       "metric": d["metric"].iloc[0], "n_seeds": int(d["seed"].nunique()),
-                       "score": score, "score_ci": (lo, hi), "wh": wh, "wh_ci": (wh_lo, wh_hi),
-                       "n_energy": int(len(idle)), "cpu": ", ".join(sorted(set(idle["cpu"].dropna()))),
-                       "mib": float(mib.mean()) / 2**20 if len(mib) else 0.0})
+        points.append(
+            {
+                "model": model,
+                "dataset": dataset,
+                "method": method,
+                "setting": setting,
+                "metric": d["metric"].iloc[0],
+                "n_seeds": int(d["seed"].nunique()),
+                "score": score,
+                "score_ci": (lo, hi),
+                "wh": wh,
+                "wh_ci": (wh_lo, wh_hi),
+                "n_energy": int(len(idle)),
+                "cpu": ", ".join(sorted(set(idle["cpu"].dropna()))),
+                "mib": float(mib.mean()) / 2**20 if len(mib) else 0.0,
+            }
+        )
     return points
 
 
 def pareto(points: list[dict], cost: str) -> list[dict]:
     """The points no other point beats on both the score (higher) and ``cost`` (lower), by cost."""
     ok = [p for p in points if p[cost] == p[cost] and p["score"] == p["score"]]
-    return sorted((p for p in ok if not any(q[cost] <= p[cost] and q["score"] >= p["score"]
-                                            and (q[cost], q["score"]) != (p[cost], p["score"]) for q in ok)),
-                  key=lambda p: p[cost])
+    return sorted(
+        (
+            p
+            for p in ok
+            if not any(
+                q[cost] <= p[cost] and q["score"] >= p["score"] and (q[cost], q["score"]) != (p[cost], p["score"])
+                for q in ok
+            )
+        ),
+        key=lambda p: p[cost],
+    )
 
 
 def cost_frontier(df, save: str | None = None):
@@ -389,33 +490,53 @@ def cost_frontier(df, save: str | None = None):
     for k, (model, dataset) in enumerate(panels):
         block, col = divmod(k, cols)
         mine = [p for p in points if (p["model"], p["dataset"]) == (model, dataset)]
-        for row_i, (cost, lo_hi, label, log) in enumerate((("wh", "wh_ci", "energy (Wh, CodeCarbon)", False),
-                                                          ("mib", None, "MiB sent (adapters, both ways)", True))):
+        for row_i, (cost, lo_hi, label, log) in enumerate(
+            (("wh", "wh_ci", "energy (Wh, CodeCarbon)", False), ("mib", None, "MiB sent (adapters, both ways)", True))
+        ):
             ax = axes[2 * block + row_i][col]
             for p in mine:
                 if p[cost] != p[cost]:
                     continue
                 x = p[cost]
                 xerr = [[x - p[lo_hi][0]], [p[lo_hi][1] - x]] if lo_hi else None
-                ax.errorbar(x, p["score"], yerr=[[p["score"] - p["score_ci"][0]], [p["score_ci"][1] - p["score"]]],
-                            xerr=xerr, fmt=METHOD_MARKERS.get(p["method"], "x"), color=SETTING_COLORS[p["setting"]],
-                            capsize=2, ms=6, lw=1)
+                ax.errorbar(
+                    x,
+                    p["score"],
+                    yerr=[[p["score"] - p["score_ci"][0]], [p["score_ci"][1] - p["score"]]],
+                    xerr=xerr,
+                    fmt=METHOD_MARKERS.get(p["method"], "x"),
+                    color=SETTING_COLORS[p["setting"]],
+                    capsize=2,
+                    ms=6,
+                    lw=1,
+                )
             front = pareto([p for p in mine if not log or p["setting"] == "federated"], cost)
             if len(front) > 1:
                 ax.plot([p[cost] for p in front], [p["score"] for p in front], color="k", lw=0.8, ls="--", zorder=0)
             if log and any(p[cost] > 0 for p in mine):
                 ax.set_xscale("symlog", linthresh=0.1)
             seeds = max((p["n_seeds"] for p in mine), default=0)
-            ax.set(xlabel=label, ylabel=f"held-out {mine[0]['metric']}",
-                   title=f"{model} · {dataset} · all methods\n({seeds} seed(s); bars: 95 % CI)")
+            ax.set(
+                xlabel=label,
+                ylabel=f"held-out {mine[0]['metric']}",
+                title=f"{model} · {dataset} · all methods\n({seeds} seed(s); bars: 95 % CI)",
+            )
     handles = [Line2D([], [], color=SETTING_COLORS[s], marker="o", ls="", label=s) for s in TRAINING_SETTINGS]
-    handles += [Line2D([], [], color="k", marker=m, ls="", label=k) for k, m in METHOD_MARKERS.items()
-                if any(p["method"] == k for p in points)]
+    handles += [
+        Line2D([], [], color="k", marker=m, ls="", label=k)
+        for k, m in METHOD_MARKERS.items()
+        if any(p["method"] == k for p in points)
+    ]
     handles.append(Line2D([], [], color="k", ls="--", lw=0.8, label="Pareto frontier"))
     axes[0][0].legend(handles=handles, fontsize=7, loc="lower right")
     cpus = sorted({c for p in points for c in p["cpu"].split(", ") if c})
-    fig.suptitle("score vs cost; energy from runs on an idle CPU: " + (", ".join(cpus) or "none measured")
-                 + " (compare energy only within one CPU)", y=1.0, fontsize=10)
+    fig.suptitle(
+        "score vs cost; energy from runs on an idle CPU: "
+        + (", ".join(cpus) or "none measured")
+        + " (compare energy only within one CPU)",
+        y=1.0,
+        fontsize=10,
+    )
     fig.tight_layout()
     return _save(fig, save)
 
@@ -444,7 +565,9 @@ def _curve_points(result) -> tuple[list[dict], str]:
         else:  # older results: checkpoints evenly spaced over the run's examples
             seen = (result.budget or {}).get("examples", 0) * h["round"] / max(1, len(rounds))
         if (h.get(key) or {}).get(metric) is not None:
-            points.append({"x": seen, "mib": sent / 2**20, "y": h[key][metric], "round": h["round"], "step": h.get("step")})
+            points.append(
+                {"x": seen, "mib": sent / 2**20, "y": h[key][metric], "round": h["round"], "step": h.get("step")}
+            )
     return points, split
 
 
@@ -468,7 +591,9 @@ def shared_curves(cells: dict, floors: dict | None = None, save: str | None = No
     fig, axes = plt.subplots(2, max(1, len(cells)), figsize=(5 * max(1, len(cells)), 7.4), squeeze=False)
     for col, ((model, dataset), by_setting) in enumerate(cells.items()):
         metric = DATASETS[dataset].primary_metric
-        method = next((r.config.get("method") for s_, r in by_setting.items() if r is not None and s_ != "zeroshot"), "?")
+        method = next(
+            (r.config.get("method") for s_, r in by_setting.items() if r is not None and s_ != "zeroshot"), "?"
+        )
         splits = set()
         for setting, r in by_setting.items():
             if r is None or setting == "zeroshot":
@@ -477,31 +602,62 @@ def shared_curves(cells: dict, floors: dict | None = None, save: str | None = No
             if setting == "isolated":
                 examples = r.budget.get("examples", 0) / max(1, int(r.config.get("clients", 1)))
                 for ax, x in ((axes[0][col], examples), (axes[1][col], 0.0)):
-                    ax.scatter([x], [r.metrics[metric]], color=color, marker="D", s=40, zorder=3,
-                               label="isolated (mean of clients, held-out)")
+                    ax.scatter(
+                        [x],
+                        [r.metrics[metric]],
+                        color=color,
+                        marker="D",
+                        s=40,
+                        zorder=3,
+                        label="isolated (mean of clients, held-out)",
+                    )
                 continue
             points, split = _curve_points(r)
             splits.add(split)
-            axes[0][col].plot([p["x"] for p in points], [p["y"] for p in points], "o-", color=color, ms=3,
-                              label=f"{setting} ({split})")
+            axes[0][col].plot(
+                [p["x"] for p in points],
+                [p["y"] for p in points],
+                "o-",
+                color=color,
+                ms=3,
+                label=f"{setting} ({split})",
+            )
             if setting == "federated":
-                axes[1][col].plot([p["mib"] for p in points], [p["y"] for p in points], "o-", color=color, ms=3,
-                                  label=f"{setting} ({split})")
+                axes[1][col].plot(
+                    [p["mib"] for p in points],
+                    [p["y"] for p in points],
+                    "o-",
+                    color=color,
+                    ms=3,
+                    label=f"{setting} ({split})",
+                )
             kept = _chosen(points, r.selection) if split == "validation" else None
             if kept is not None:
-                axes[0][col].scatter([kept["x"]], [r.metrics[metric]], color=color, marker="*", s=90, zorder=4,
-                                     label=f"{setting}: held-out, kept checkpoint")
+                axes[0][col].scatter(
+                    [kept["x"]],
+                    [r.metrics[metric]],
+                    color=color,
+                    marker="*",
+                    s=90,
+                    zorder=4,
+                    label=f"{setting}: held-out, kept checkpoint",
+                )
         floor = (floors or {}).get(f"{model}/{dataset}") or {}
         for ax in axes[:, col]:
             if "calibrated" in floor:
-                ax.axhline(floor["calibrated"], color=SETTING_COLORS["zeroshot"], ls="--", lw=1, label="zero-shot (calibrated)")
+                ax.axhline(
+                    floor["calibrated"], color=SETTING_COLORS["zeroshot"], ls="--", lw=1, label="zero-shot (calibrated)"
+                )
             if "majority_class" in floor:
                 ax.axhline(floor["majority_class"], color="0.5", ls="-.", lw=1, label="majority class")
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=6)
         title = f"{model} · {dataset} · {method}"
-        axes[0][col].set(xlabel="examples seen (all clients)", title=title,
-                         ylabel=f"{metric} ({' / '.join(sorted(splits)) or 'held-out'})")
+        axes[0][col].set(
+            xlabel="examples seen (all clients)",
+            title=title,
+            ylabel=f"{metric} ({' / '.join(sorted(splits)) or 'held-out'})",
+        )
         axes[1][col].set(xlabel="MiB sent (federated adapters, both ways)", ylabel=metric, title=title)
     fig.tight_layout()
     return _save(fig, save)

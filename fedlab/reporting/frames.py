@@ -13,8 +13,8 @@ from fedlab.core import stats
 from fedlab.core.energy import TRAIN
 from fedlab.data import DATASETS
 from fedlab.experiment.config import RunConfig
-from fedlab.experiment.profiles import Profile
 from fedlab.experiment.plan import measured_wall_seconds
+from fedlab.experiment.profiles import Profile
 from fedlab.experiment.provenance import cpu_label, measured_on_shared_cpu
 from fedlab.experiment.store import ResultStore, RunResult
 
@@ -28,7 +28,9 @@ def result_for(cfg: RunConfig, store: ResultStore | None = None) -> RunResult | 
     return (store or ResultStore()).lookup(cfg.resolved())
 
 
-def profile_results(profile: Profile, *, include_zeroshot: bool = True, store: ResultStore | None = None) -> list[RunResult]:
+def profile_results(
+    profile: Profile, *, include_zeroshot: bool = True, store: ResultStore | None = None
+) -> list[RunResult]:
     """The finished results of a profile's grid (zero-shot floors first)."""
     cells = list(profile.cells())
     if include_zeroshot:
@@ -128,6 +130,9 @@ def frame(results: list[RunResult]) -> pd.DataFrame:
         df["setting"] = pd.Categorical(df["setting"], list(SETTING_ORDER), ordered=True)
         order = {name: i for i, name in enumerate(DATASETS)}
         df["_dataset_order"] = df["dataset"].map(lambda d: order.get(d, len(order)))
-        df = (df.sort_values(["model", "domain", "_dataset_order", "dataset", "method", "setting", "seed"], kind="stable")
-              .drop(columns="_dataset_order").reset_index(drop=True))
+        df = (
+            df.sort_values(["model", "domain", "_dataset_order", "dataset", "method", "setting", "seed"], kind="stable")
+            .drop(columns="_dataset_order")
+            .reset_index(drop=True)
+        )
     return df

@@ -17,9 +17,9 @@ from .bench_tables import bench_evaluators_table, bench_federated_table, bench_t
 from .claims import answer_markdown, check_claims, claims_markdown, headline_markdown
 from .curves import curves_markdown
 from .frames import result_for, results_frame
+from .tables import aggregation_table, backbones_table, cost_summary_table, main_table, zeroshot_table
 from .verdict_text import floors_markdown, verdict_markdown
 from .verdicts import profile_verdicts
-from .tables import aggregation_table, backbones_table, cost_summary_table, main_table, zeroshot_table
 
 
 def _summary(path: Path) -> str:
@@ -39,7 +39,9 @@ def layout_tree() -> str:
         if init.parent != root:
             rel = init.parent.relative_to(root)
             entries.append((f"{'  ' * len(rel.parts)}{rel.name}/", _summary(init)))
-    entries.append(("  configs/profiles/", "the profiles (smoke, quick, reference, full, paper) as YAML, shipped with the package"))
+    entries.append(
+        ("  configs/profiles/", "the profiles (smoke, quick, reference, full, paper) as YAML, shipped with the package")
+    )
     width = max(len(name) for name, _ in entries) + 2
     return "\n".join(["```"] + [f"{name:{width}s}{summary}".rstrip() for name, summary in entries] + ["```"])
 
@@ -74,8 +76,9 @@ BLOCKS = {
     "bench-throughput": bench_throughput_table,
     "backbones": backbones_table,
     # the aggregation study (notebook 07) of the quick profile, from its result files
-    "aggregation": lambda: aggregation_table([r for c in load_profile("quick").aggregation_configs()
-                                              if (r := result_for(c)) is not None]),
+    "aggregation": lambda: aggregation_table(
+        [r for c in load_profile("quick").aggregation_configs() if (r := result_for(c)) is not None]
+    ),
     "layout": layout_tree,
 }
 
@@ -95,7 +98,7 @@ def update_readme(path: Path | list[Path] | None = None, names=None) -> list[str
         if hits:
             block = make()
             for page in hits:
-                texts[page] = pattern.sub(lambda m: m.group(1) + block + "\n" + m.group(2), texts[page])
+                texts[page] = pattern.sub(lambda m, block=block: m.group(1) + block + "\n" + m.group(2), texts[page])
             done.append(name)
     for page, text in texts.items():
         if page.read_text() != text:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 
 from fedlab.core.models import SUGGESTED_HUB_BACKBONES, backbone_registry
-from fedlab.data import MAIN_DATASETS, DATASETS, load_splits
+from fedlab.data import DATASETS, MAIN_DATASETS, load_splits
 from fedlab.data.partition import partition_records
 from fedlab.experiment.profiles import Profile
 from fedlab.experiment.provenance import OTHERS_CPU_LIMIT
@@ -26,8 +26,10 @@ def main_table(df) -> str:
     """
     if df.empty:
         return "(no results yet)"
-    lines = ["| backbone | dataset | metric | method | zero-shot | isolated (mean / worst client) | federated | centralized |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| backbone | dataset | metric | method | zero-shot | isolated (mean / worst client) | federated | centralized |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
 
     def cell(sub):
         if sub.empty:
@@ -36,14 +38,24 @@ def main_table(df) -> str:
             flag = " (collapsed in some seeds)" if sub["collapsed"].any() else ""
             worst = sub["score_worst"].dropna() if sub["setting"].iloc[0] == "isolated" else ()
             worst = f" / {worst.mean():.3f}" if len(worst) else ""  # the worst client, mean over seeds
-            return (f"{sub['score'].mean():.3f} ({len(sub)} seeds: {sub['score'].min():.3f}-{sub['score'].max():.3f})"
-                    f"{worst}{flag}")
+            return (
+                f"{sub['score'].mean():.3f} ({len(sub)} seeds: {sub['score'].min():.3f}-{sub['score'].max():.3f})"
+                f"{worst}{flag}"
+            )
         r = sub.iloc[0]
         flag = " (collapsed)" if r["collapsed"] else ""
         if r["setting"] == "isolated":
-            worst = f" / {r['score_worst']:.3f}" if r["score_worst"] is not None and r["score_worst"] == r["score_worst"] else ""
+            worst = (
+                f" / {r['score_worst']:.3f}"
+                if r["score_worst"] is not None and r["score_worst"] == r["score_worst"]
+                else ""
+            )
             return f"{r['score']:.3f}{worst}"
-        ci = f" [{r['score_lo']:.3f}, {r['score_hi']:.3f}]" if r["score_lo"] is not None and r["score_lo"] == r["score_lo"] else ""
+        ci = (
+            f" [{r['score_lo']:.3f}, {r['score_hi']:.3f}]"
+            if r["score_lo"] is not None and r["score_lo"] == r["score_lo"]
+            else ""
+        )
         return f"{r['score']:.3f}{ci}{flag}"
 
     for (model, dataset), d in df.groupby(["model", "dataset"], sort=False):
@@ -51,8 +63,11 @@ def main_table(df) -> str:
         metric = d["metric"].iloc[0]
         for method in [m for m in d["method"].unique() if m != "none"]:
             dm = d[d["method"] == method]
-            lines.append(f"| {model} | {dataset} | {metric} | {method} | {zs} | " + " | ".join(
-                cell(dm[dm["setting"] == s]) for s in TRAINING_ORDER) + " |")
+            lines.append(
+                f"| {model} | {dataset} | {metric} | {method} | {zs} | "
+                + " | ".join(cell(dm[dm["setting"] == s]) for s in TRAINING_ORDER)
+                + " |"
+            )
     return "\n".join(lines)
 
 
@@ -69,24 +84,34 @@ def cost_table(df) -> str:
     fed = df[df["setting"] == "federated"]
     if fed.empty:
         return "(no federated results yet)"
-    lines = ["| backbone | dataset | method | seed | trainable params | bytes sent (all rounds, both ways) | energy (Wh) | train Wh / step | "
-             "train Wh / 1k tokens | CO2e (g) | peak memory (MB) | wall (s) | CPU | CPU used by others |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| backbone | dataset | method | seed | trainable params | bytes sent (all rounds, both ways) | energy (Wh) | train Wh / step | "
+        "train Wh / 1k tokens | CO2e (g) | peak memory (MB) | wall (s) | CPU | CPU used by others |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
 
     def num(value, fmt):
         return "-" if value is None or value != value else format(value, fmt)
 
     for _, r in fed.iterrows():
         memory = num(r["peak_memory_mb"], ".0f") + ("" if r["memory_measured"] or r["peak_memory_mb"] is None else "*")
-        shared = "?" if r["shared_cpu"] is None or r["shared_cpu"] != r["shared_cpu"] else (
-            "shared" if r["shared_cpu"] else "idle")
+        shared = (
+            "?"
+            if r["shared_cpu"] is None or r["shared_cpu"] != r["shared_cpu"]
+            else ("shared" if r["shared_cpu"] else "idle")
+        )
         if shared != "?":
             during = r.get("others_cpu_percent")
-            shared += (f" ({during:.0f} % during)" if during is not None and during == during
-                       else f" ({r['cpu_busy_at_start']:.0f} % at start)")
-        lines.append(f"| {r['model']} | {r['dataset']} | {r['method']} | {r['seed']} | {int(r['trainable_parameters']):,} | {int(r['bytes_total']):,} | "
-                     f"{1000 * r['kwh']:.3f} | {num(r['wh_per_step'], '.4f')} | {num(r['wh_per_1k_tokens'], '.4f')} | "
-                     f"{1000 * r['kg_co2e']:.3f} | {memory} | {r['wall_s']:.0f} | {r.get('cpu', '?')} | {shared} |")
+            shared += (
+                f" ({during:.0f} % during)"
+                if during is not None and during == during
+                else f" ({r['cpu_busy_at_start']:.0f} % at start)"
+            )
+        lines.append(
+            f"| {r['model']} | {r['dataset']} | {r['method']} | {r['seed']} | {int(r['trainable_parameters']):,} | {int(r['bytes_total']):,} | "
+            f"{1000 * r['kwh']:.3f} | {num(r['wh_per_step'], '.4f')} | {num(r['wh_per_1k_tokens'], '.4f')} | "
+            f"{1000 * r['kg_co2e']:.3f} | {memory} | {r['wall_s']:.0f} | {r.get('cpu', '?')} | {shared} |"
+        )
     return "\n".join(lines)
 
 
@@ -103,9 +128,11 @@ def cost_summary_table(df, setting: str = "federated") -> str:
     sub = df[df["setting"] == setting]
     if sub.empty:
         return f"(no {setting} results yet)"
-    lines = [f"| backbone | dataset | method | seeds | trainable params | bytes sent per run | energy (Wh) | "
-             f"train Wh / step | peak memory (MB) | wall (s) | CPU | seeds with > {OTHERS_CPU_LIMIT:.0f} % of the CPU used by others |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"| backbone | dataset | method | seeds | trainable params | bytes sent per run | energy (Wh) | "
+        f"train Wh / step | peak memory (MB) | wall (s) | CPU | seeds with > {OTHERS_CPU_LIMIT:.0f} % of the CPU used by others |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
 
     def spread(values, scale, fmt):
         values = [scale * v for v in values if v is not None and v == v]
@@ -120,10 +147,16 @@ def cost_summary_table(df, setting: str = "federated") -> str:
         memory = "-" if peak is None or peak != peak else f"{peak:.0f}" + ("" if d["memory_measured"].all() else "*")
         cpus = ", ".join(sorted({str(c) for c in d["cpu"]}))
         known = [bool(s) for s in d["shared_cpu"] if s is not None and s == s]
-        shared = "?" if not known else f"{sum(known)} of {len(d)}" + ("" if len(known) == len(d) else f" ({len(d) - len(known)} ?)")
-        lines.append(f"| {model} | {dataset} | {method} | {len(d)} | {int(d['trainable_parameters'].iloc[0]):,} | "
-                     f"{' / '.join(f'{b:,}' for b in nbytes)} | {spread(d['kwh'], 1000, '.3f')} | "
-                     f"{spread(d['wh_per_step'], 1, '.4f')} | {memory} | {spread(d['wall_s'], 1, '.0f')} | {cpus} | {shared} |")
+        shared = (
+            "?"
+            if not known
+            else f"{sum(known)} of {len(d)}" + ("" if len(known) == len(d) else f" ({len(d) - len(known)} ?)")
+        )
+        lines.append(
+            f"| {model} | {dataset} | {method} | {len(d)} | {int(d['trainable_parameters'].iloc[0]):,} | "
+            f"{' / '.join(f'{b:,}' for b in nbytes)} | {spread(d['kwh'], 1000, '.3f')} | "
+            f"{spread(d['wh_per_step'], 1, '.4f')} | {memory} | {spread(d['wall_s'], 1, '.0f')} | {cpus} | {shared} |"
+        )
     return "\n".join(lines)
 
 
@@ -132,14 +165,20 @@ def data_overview(data_dir=None) -> pd.DataFrame:
     rows = []
     for name in MAIN_DATASETS:
         info = load_splits(name, data_dir=data_dir).info
-        rows.append({
-            "dataset": name, "domain": DATASETS[name].domain, "task": DATASETS[name].task,
-            "records": info["n_records"], "train": info["n_train"], "eval": info["n_eval"],
-            "eval labels": ", ".join(f"{k} {v}" for k, v in info["label_counts"]["eval"].items()),
-            "natural groups": len(info["group_counts"]["train"]),
-            "duplicates dropped": info["duplicates_dropped"],
-            "offline re-split": info["offline_resplit"],
-        })
+        rows.append(
+            {
+                "dataset": name,
+                "domain": DATASETS[name].domain,
+                "task": DATASETS[name].task,
+                "records": info["n_records"],
+                "train": info["n_train"],
+                "eval": info["n_eval"],
+                "eval labels": ", ".join(f"{k} {v}" for k, v in info["label_counts"]["eval"].items()),
+                "natural groups": len(info["group_counts"]["train"]),
+                "duplicates dropped": info["duplicates_dropped"],
+                "offline re-split": info["offline_resplit"],
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -172,16 +211,23 @@ def offline_notes(data_dir=None) -> pd.DataFrame:
     rows = []
     for name in MAIN_DATASETS:
         info = load_splits(name, data_dir=data_dir).info
-        rows.append({"dataset": name, "source": info["source"], "offline re-split": info["offline_resplit"],
-                     "note": info["offline_resplit_note"] or ""})
+        rows.append(
+            {
+                "dataset": name,
+                "source": info["source"],
+                "offline re-split": info["offline_resplit"],
+                "note": info["offline_resplit_note"] or "",
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def partition_table(profile: Profile, dataset: str) -> tuple[pd.DataFrame, str]:
     """The clients of a profile's partition of ``dataset``: size and label histogram; and its hash."""
     d = profile.defaults
-    _, info = partition_records(load_splits(dataset).train, d["partition"], d["clients"], seed=d.get("seed", 0),
-                                min_size=d.get("batch_size", 2))
+    _, info = partition_records(
+        load_splits(dataset).train, d["partition"], d["clients"], seed=d.get("seed", 0), min_size=d.get("batch_size", 2)
+    )
     table = pd.DataFrame({"size": info["sizes"], "labels": info["label_histograms"]}).rename_axis(f"{dataset} client")
     return table, info["partition_hash"]
 
@@ -191,8 +237,11 @@ def aggregation_table(results: list[RunResult]) -> str:
     relative aggregation error of its rounds and the epsilon spent (at the run's delta) after the last round."""
     if not results:
         return "(no runs yet)"
-    lines = ["| backbone | dataset | method | strategy | DP noise / clip | epsilon (delta) | metric | score [95 % CI] | "
-             "bytes sent | aggregation error (mean relative) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| backbone | dataset | method | strategy | DP noise / clip | epsilon (delta) | metric | score [95 % CI] | "
+        "bytes sent | aggregation error (mean relative) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in results:
         c, m = r.config, r.metrics
         metric = DATASETS[c["dataset"]].primary_metric if c["dataset"] in DATASETS else "accuracy"
@@ -203,37 +252,94 @@ def aggregation_table(results: list[RunResult]) -> str:
         last = (r.rounds[-1].get("privacy") if r.rounds else None) or {}
         eps = f"{last['epsilon']:.1f} ({last['delta']:g})" if last else "-"
         errors = [h["aggregation_error"]["relative"] for h in r.rounds if h.get("aggregation_error")]
-        err = (f"{sum(errors) / len(errors):.4f}" if errors else "- (B stays local)" if c["strategy"] == "fedsa-lora"
-               else "- (not recorded: run made before the error was logged)")
-        lines.append(f"| {c['model']} | {c['dataset']} | {c['method']} | {c['strategy']} | "
-                     f"{dp_text} | "
-                     f"{eps} | {metric} | {score} | {r.communication['bytes_total']:,} | {err} |")
+        err = (
+            f"{sum(errors) / len(errors):.4f}"
+            if errors
+            else "- (B stays local)"
+            if c["strategy"] == "fedsa-lora"
+            else "- (not recorded: run made before the error was logged)"
+        )
+        lines.append(
+            f"| {c['model']} | {c['dataset']} | {c['method']} | {c['strategy']} | "
+            f"{dp_text} | "
+            f"{eps} | {metric} | {score} | {r.communication['bytes_total']:,} | {err} |"
+        )
     return "\n".join(lines)
 
 
 def cell_table(df: pd.DataFrame) -> pd.DataFrame:
     """The headline columns of a (dataset, method) cell."""
-    return df[["model", "dataset", "method", "setting", "seed", "accuracy", "acc_lo", "acc_hi", "macro_f1", "optimizer_steps",
-               "kwh", "bytes_total", "wall_s"]]
+    return df[
+        [
+            "model",
+            "dataset",
+            "method",
+            "setting",
+            "seed",
+            "accuracy",
+            "acc_lo",
+            "acc_hi",
+            "macro_f1",
+            "optimizer_steps",
+            "kwh",
+            "bytes_total",
+            "wall_s",
+        ]
+    ]
 
 
 def results_table(df: pd.DataFrame) -> pd.DataFrame:
     """Accuracy with CIs, macro-F1 and the worst isolated client of every result."""
-    return df[["model", "dataset", "method", "setting", "seed", "accuracy", "acc_lo", "acc_hi", "macro_f1", "accuracy_worst",
-               "n_eval", "offline_resplit"]]
+    return df[
+        [
+            "model",
+            "dataset",
+            "method",
+            "setting",
+            "seed",
+            "accuracy",
+            "acc_lo",
+            "acc_hi",
+            "macro_f1",
+            "accuracy_worst",
+            "n_eval",
+            "offline_resplit",
+        ]
+    ]
 
 
 def isolated_clients_table(iso: RunResult) -> pd.DataFrame:
     """Each client trained alone: accuracy on the shared eval set and on its own data."""
-    return pd.DataFrame([{"client": c["client"], "n_train": c["n_train"], "alone: accuracy": c["metrics"]["accuracy"],
-                          "alone: own data": c["own_data_accuracy"]} for c in iso.per_client])
+    return pd.DataFrame(
+        [
+            {
+                "client": c["client"],
+                "n_train": c["n_train"],
+                "alone: accuracy": c["metrics"]["accuracy"],
+                "alone: own data": c["own_data_accuracy"],
+            }
+            for c in iso.per_client
+        ]
+    )
 
 
 def rounds_table(fed: RunResult) -> pd.DataFrame:
     """Per federated round: sampled clients, failures, training loss, eval accuracy, bytes, time."""
-    return pd.DataFrame([{"round": h["round"], "clients": h["sampled"], "failed": len(h["failures"]),
-                          "train loss": h["train_loss"], "eval acc": (h["eval"] or {}).get("accuracy"), "bytes up": h["bytes_up"],
-                          "bytes down": h["bytes_down"], "wall s": h["wall_s"]} for h in fed.rounds])
+    return pd.DataFrame(
+        [
+            {
+                "round": h["round"],
+                "clients": h["sampled"],
+                "failed": len(h["failures"]),
+                "train loss": h["train_loss"],
+                "eval acc": (h["eval"] or {}).get("accuracy"),
+                "bytes up": h["bytes_up"],
+                "bytes down": h["bytes_down"],
+                "wall s": h["wall_s"],
+            }
+            for h in fed.rounds
+        ]
+    )
 
 
 def communication_table(fed: RunResult) -> pd.Series:
@@ -248,14 +354,18 @@ def generations_table(result: RunResult) -> pd.DataFrame:
 
 def costs_by_setting(df: pd.DataFrame) -> pd.DataFrame:
     """Mean energy, CO2e, peak memory and wall time per backbone, method and setting (over datasets and seeds)."""
-    return df.groupby(["model", "method", "setting"], observed=True)[["kwh", "kg_co2e", "peak_memory_mb", "wall_s"]].mean()
+    return df.groupby(["model", "method", "setting"], observed=True)[
+        ["kwh", "kg_co2e", "peak_memory_mb", "wall_s"]
+    ].mean()
 
 
 def energy_modes(df: pd.DataFrame) -> str:
     """How CodeCarbon measured the CPU's power in these results, in words."""
     modes = sorted(set(df["energy_mode"].dropna())) if "energy_mode" in df else []
-    return (f"CodeCarbon CPU mode(s): {modes} - cpu_load means power is estimated from CPU load and a default "
-            f"TDP (no RAPL counters)")
+    return (
+        f"CodeCarbon CPU mode(s): {modes} - cpu_load means power is estimated from CPU load and a default "
+        f"TDP (no RAPL counters)"
+    )
 
 
 def backbones_table() -> str:
@@ -264,9 +374,16 @@ def backbones_table() -> str:
     for name, entry in backbone_registry().items():
         lines.append(f"| `{name}`{' (default)' if entry['default'] else ''} | {entry['description']} | yes |")
     lines.append("| any folder | a directory written by `save_pretrained` | yes |")
-    lines.append("| any hub id | e.g. the suggestions below; needs network (`HF_HUB_OFFLINE` unset) and, beyond ~1B "
-                 "parameters, a GPU | no |")
-    lines += ["", "Suggested hub backbones (not run here: this machine has no GPU and no hub access):", "",
-              "| hub id | notes |", "|---|---|"]
+    lines.append(
+        "| any hub id | e.g. the suggestions below; needs network (`HF_HUB_OFFLINE` unset) and, beyond ~1B "
+        "parameters, a GPU | no |"
+    )
+    lines += [
+        "",
+        "Suggested hub backbones (not run here: this machine has no GPU and no hub access):",
+        "",
+        "| hub id | notes |",
+        "|---|---|",
+    ]
     lines += [f"| `{hub_id}` | {note} |" for hub_id, note in SUGGESTED_HUB_BACKBONES.items()]
     return "\n".join(lines)

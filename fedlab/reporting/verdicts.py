@@ -36,8 +36,12 @@ from fedlab.io import write_json
 from .frames import result_for
 
 #: the families Holm corrects within (each across all cells of a profile)
-FAMILIES = ("federated vs centralized", "federated vs isolated (mean)", "federated vs isolated (client)",
-            "method vs LoRA (federated)")
+FAMILIES = (
+    "federated vs centralized",
+    "federated vs isolated (mean)",
+    "federated vs isolated (client)",
+    "method vs LoRA (federated)",
+)
 #: the method cheaper methods are compared with (claim 3)
 REFERENCE_METHOD = "lora"
 VERDICTS_SCHEMA = 2  # 2: a backbone per comparison; floors keyed '<backbone>/<dataset>'
@@ -60,8 +64,10 @@ def _align(*tables: dict[str, dict]) -> tuple[list[str], np.ndarray]:
     ids = sorted(set.intersection(*(set(t) for t in tables)))
     sizes = {len(t) for t in tables}
     if len(sizes) > 1 or len(ids) != sizes.pop():
-        raise ValueError("paired tests need every system evaluated on the same rows; the result files "
-                         "differ in their evaluation rows (different max_eval or split?). Rerun with one config.")
+        raise ValueError(
+            "paired tests need every system evaluated on the same rows; the result files "
+            "differ in their evaluation rows (different max_eval or split?). Rerun with one config."
+        )
     golds = np.array([tables[0][i]["gold"] for i in ids], dtype=int)
     return ids, golds
 
@@ -75,12 +81,20 @@ def floor_key(model: str, dataset: str) -> str:
     return f"{model}/{dataset}"
 
 
-def runs(profile: Profile, dataset: str, method: str, setting: str, store: ResultStore | None = None,
-         model: str | None = None) -> list[RunResult]:
+def runs(
+    profile: Profile,
+    dataset: str,
+    method: str,
+    setting: str,
+    store: ResultStore | None = None,
+    model: str | None = None,
+) -> list[RunResult]:
     """The finished runs of one cell, one per seed of the profile (an empty list if any seed is missing)."""
     model = model or profile.models[0]
     try:
-        found = [result_for(profile.config(dataset, setting, method, seed=s, model=model), store) for s in profile.seeds]
+        found = [
+            result_for(profile.config(dataset, setting, method, seed=s, model=model), store) for s in profile.seeds
+        ]
     except CurvePending:  # its budget waits for its learning curve: nothing of it has run
         return []
     return [r for r in found if r is not None] if all(r is not None for r in found) else []
@@ -91,8 +105,12 @@ def floors(result: RunResult, n_labels: int, metric: str, *, seed: int = 0) -> d
     table = _rows(result)
     ids, golds = _align(table)
     raw = _preds(table, ids)
-    out = {"metric": metric, "n_rows": len(ids), "raw": stats.metric_value(metric, golds, raw, n_labels),
-           "raw_prediction_shares": stats.prediction_shares(raw, n_labels)}
+    out = {
+        "metric": metric,
+        "n_rows": len(ids),
+        "raw": stats.metric_value(metric, golds, raw, n_labels),
+        "raw_prediction_shares": stats.prediction_shares(raw, n_labels),
+    }
     majority = np.full_like(golds, np.bincount(golds, minlength=n_labels).argmax())
     out["majority_class"] = stats.metric_value(metric, golds, majority, n_labels)
     if all("logliks" in table[i] for i in ids):
@@ -112,20 +130,26 @@ def floors_of(zeroshot: RunResult, seed: int = 0) -> dict:
 def _system(runs_: list[RunResult], ids, n_labels) -> dict:
     preds = np.stack([_preds(_rows(r), ids) for r in runs_])
     shares = [stats.prediction_shares(p, n_labels) for p in preds]
-    return {"preds": preds, "shares": shares, "collapsed": any(stats.collapsed(s) for s in shares),
-            "hashes": [r.config_hash for r in runs_]}
+    return {
+        "preds": preds,
+        "shares": shares,
+        "collapsed": any(stats.collapsed(s) for s in shares),
+        "hashes": [r.config_hash for r in runs_],
+    }
 
 
-def cell_comparisons(profile: Profile, dataset: str, method: str, store: ResultStore | None = None,
-                     model: str | None = None) -> list[dict]:
+def cell_comparisons(
+    profile: Profile, dataset: str, method: str, store: ResultStore | None = None, model: str | None = None
+) -> list[dict]:
     """The unadjusted paired comparisons of one (backbone, dataset, method) cell (empty if a setting is missing)."""
     model = model or profile.models[0]
     fed, cen, iso = (runs(profile, dataset, method, s, store, model) for s in ("federated", "centralized", "isolated"))
     return compare_settings(fed, cen, iso, profile.analysis, dataset=dataset, method=method, model=model)
 
 
-def compare_settings(fed: list[RunResult], cen: list[RunResult], iso: list[RunResult], a, *, dataset: str,
-                     method: str, model: str) -> list[dict]:
+def compare_settings(
+    fed: list[RunResult], cen: list[RunResult], iso: list[RunResult], a, *, dataset: str, method: str, model: str
+) -> list[dict]:
     """The unadjusted paired comparisons of federated runs (one per seed) with centralized and isolated
     runs of the same seeds, under the analysis block ``a`` (see :func:`decide` for the verdicts)."""
     spec = DATASETS[dataset]
@@ -138,20 +162,38 @@ def compare_settings(fed: list[RunResult], cen: list[RunResult], iso: list[RunRe
         tables += list(clients.values())
     ids, golds = _align(*tables)
     f = _system(fed, ids, n_labels)
-    base = {"model": model, "dataset": dataset, "method": method, "metric": metric, "n_rows": len(ids), "n_seeds": len(fed),
-            "federated_collapsed": f["collapsed"], "federated_prediction_shares": f["shares"],
-            "federated": stats.metric_value(metric, golds, f["preds"][0], n_labels) if len(fed) == 1 else
-            float(np.mean([stats.metric_value(metric, golds, p, n_labels) for p in f["preds"]])),
-            "federated_hashes": f["hashes"]}
+    base = {
+        "model": model,
+        "dataset": dataset,
+        "method": method,
+        "metric": metric,
+        "n_rows": len(ids),
+        "n_seeds": len(fed),
+        "federated_collapsed": f["collapsed"],
+        "federated_prediction_shares": f["shares"],
+        "federated": stats.metric_value(metric, golds, f["preds"][0], n_labels)
+        if len(fed) == 1
+        else float(np.mean([stats.metric_value(metric, golds, p, n_labels) for p in f["preds"]])),
+        "federated_hashes": f["hashes"],
+    }
     kw = dict(metric=metric, n_boot=a.n_boot, seed=a.seed, alpha=a.alpha, random_seeds=a.random_seeds)
     out = []
     if cen:
         c = _system(cen, ids, n_labels)
         comp = stats.paired_comparison(golds, f["preds"], c["preds"], n_labels, margin=a.margin_for(dataset), **kw)
-        out.append(dict(base, family=FAMILIES[0], other="centralized", other_hashes=c["hashes"],
-                        seeds=seed_spread(golds, f["preds"], c["preds"], n_labels, metric, a.margin_for(dataset)),
-                        other_score=float(np.mean([stats.metric_value(metric, golds, p, n_labels) for p in c["preds"]])),
-                        other_collapsed=c["collapsed"], other_prediction_shares=c["shares"], **comp.to_dict()))
+        out.append(
+            dict(
+                base,
+                family=FAMILIES[0],
+                other="centralized",
+                other_hashes=c["hashes"],
+                seeds=seed_spread(golds, f["preds"], c["preds"], n_labels, metric, a.margin_for(dataset)),
+                other_score=float(np.mean([stats.metric_value(metric, golds, p, n_labels) for p in c["preds"]])),
+                other_collapsed=c["collapsed"],
+                other_prediction_shares=c["shares"],
+                **comp.to_dict(),
+            )
+        )
     if iso:
         n_clients = min(len(c) for c in iso_clients)
         # per client k: (seeds, rows) predictions of isolated client k
@@ -159,16 +201,33 @@ def compare_settings(fed: list[RunResult], cen: list[RunResult], iso: list[RunRe
         hashes = [r.config_hash for r in iso]
         mean_preds = np.concatenate(per_client)  # the mean over clients (and seeds) of the metric
         comp = stats.paired_comparison(golds, f["preds"], mean_preds, n_labels, **kw)
-        out.append(dict(base, family=FAMILIES[1], other="isolated (mean of clients)", other_hashes=hashes,
-                        other_score=float(np.mean([stats.metric_value(metric, golds, p, n_labels) for p in mean_preds])),
-                        other_collapsed=False, other_prediction_shares=None, **comp.to_dict()))
+        out.append(
+            dict(
+                base,
+                family=FAMILIES[1],
+                other="isolated (mean of clients)",
+                other_hashes=hashes,
+                other_score=float(np.mean([stats.metric_value(metric, golds, p, n_labels) for p in mean_preds])),
+                other_collapsed=False,
+                other_prediction_shares=None,
+                **comp.to_dict(),
+            )
+        )
         for k, preds in enumerate(per_client):
             comp = stats.paired_comparison(golds, f["preds"], preds, n_labels, **kw)
             shares = [stats.prediction_shares(p, n_labels) for p in preds]
-            out.append(dict(base, family=FAMILIES[2], other=f"isolated client {k}", other_hashes=hashes,
-                            other_score=float(np.mean([stats.metric_value(metric, golds, p, n_labels) for p in preds])),
-                            other_collapsed=any(stats.collapsed(s) for s in shares), other_prediction_shares=shares,
-                            **comp.to_dict()))
+            out.append(
+                dict(
+                    base,
+                    family=FAMILIES[2],
+                    other=f"isolated client {k}",
+                    other_hashes=hashes,
+                    other_score=float(np.mean([stats.metric_value(metric, golds, p, n_labels) for p in preds])),
+                    other_collapsed=any(stats.collapsed(s) for s in shares),
+                    other_prediction_shares=shares,
+                    **comp.to_dict(),
+                )
+            )
     return out
 
 
@@ -179,16 +238,24 @@ def seed_spread(golds, preds_a, preds_b, n_labels: int, metric: str, margin: flo
     k = min(len(preds_a), len(preds_b))
     if k < 2:
         return None
-    diffs = [stats.metric_value(metric, golds, preds_a[i], n_labels) - stats.metric_value(metric, golds, preds_b[i], n_labels)
-             for i in range(k)]
+    diffs = [
+        stats.metric_value(metric, golds, preds_a[i], n_labels)
+        - stats.metric_value(metric, golds, preds_b[i], n_labels)
+        for i in range(k)
+    ]
     sd = float(np.std(diffs, ddof=1))
-    return {"differences": diffs, "sd": sd, "se": sd / np.sqrt(k),
-            "seeds_needed": max(3, int(np.ceil((2 * sd / margin) ** 2))),
-            "rule": "seeds until the standard error of the per-seed difference is at most half the margin (>= 3)"}
+    return {
+        "differences": diffs,
+        "sd": sd,
+        "se": sd / np.sqrt(k),
+        "seeds_needed": max(3, int(np.ceil((2 * sd / margin) ** 2))),
+        "rule": "seeds until the standard error of the per-seed difference is at most half the margin (>= 3)",
+    }
 
 
-def method_comparison(profile: Profile, dataset: str, method: str, store: ResultStore | None = None,
-                      model: str | None = None) -> list[dict]:
+def method_comparison(
+    profile: Profile, dataset: str, method: str, store: ResultStore | None = None, model: str | None = None
+) -> list[dict]:
     """Federated ``method`` vs federated LoRA on the same rows (non-inferiority at the profile's margin)."""
     spec = DATASETS[dataset]
     model = model or profile.models[0]
@@ -198,22 +265,49 @@ def method_comparison(profile: Profile, dataset: str, method: str, store: Result
         return []
     ids, golds = _align(*[_rows(r) for r in other + ref])
     o, r = _system(other, ids, n_labels), _system(ref, ids, n_labels)
-    comp = stats.paired_comparison(golds, o["preds"], r["preds"], n_labels, metric=metric,
-                                   margin=a.margin_for(dataset), n_boot=a.n_boot, seed=a.seed, alpha=a.alpha,
-                                   random_seeds=a.random_seeds)
+    comp = stats.paired_comparison(
+        golds,
+        o["preds"],
+        r["preds"],
+        n_labels,
+        metric=metric,
+        margin=a.margin_for(dataset),
+        n_boot=a.n_boot,
+        seed=a.seed,
+        alpha=a.alpha,
+        random_seeds=a.random_seeds,
+    )
     score = lambda preds: float(np.mean([stats.metric_value(metric, golds, p, n_labels) for p in preds]))  # noqa: E731
-    return [{"model": model, "dataset": dataset, "method": method, "metric": metric, "n_rows": len(ids), "n_seeds": len(other),
-             "family": FAMILIES[3], "other": f"{REFERENCE_METHOD} (federated)", "federated": score(o["preds"]),
-             "federated_collapsed": o["collapsed"], "federated_prediction_shares": o["shares"],
-             "federated_hashes": o["hashes"], "other_score": score(r["preds"]), "other_collapsed": r["collapsed"],
-             "other_prediction_shares": r["shares"], "other_hashes": r["hashes"], **comp.to_dict(),
-             "costs": cost_comparison(other, ref)}]
+    return [
+        {
+            "model": model,
+            "dataset": dataset,
+            "method": method,
+            "metric": metric,
+            "n_rows": len(ids),
+            "n_seeds": len(other),
+            "family": FAMILIES[3],
+            "other": f"{REFERENCE_METHOD} (federated)",
+            "federated": score(o["preds"]),
+            "federated_collapsed": o["collapsed"],
+            "federated_prediction_shares": o["shares"],
+            "federated_hashes": o["hashes"],
+            "other_score": score(r["preds"]),
+            "other_collapsed": r["collapsed"],
+            "other_prediction_shares": r["shares"],
+            "other_hashes": r["hashes"],
+            **comp.to_dict(),
+            "costs": cost_comparison(other, ref),
+        }
+    ]
 
 
 #: costs compared in claim 3; bytes are exact (counted), the others are measurements that vary run to run
-COSTS = {"bytes": lambda r: r.communication.get("bytes_total"),
-         "energy_kwh": lambda r: (r.energy.get("total") or {}).get("kwh"),
-         "peak_memory_mb": lambda r: r.peak_memory_mb}
+COSTS = {
+    "bytes": lambda r: r.communication.get("bytes_total"),
+    "energy_kwh": lambda r: (r.energy.get("total") or {}).get("kwh"),
+    "peak_memory_mb": lambda r: r.peak_memory_mb,
+}
 #: repeats a measured cost needs before it is compared
 MIN_REPEATS = 3
 
@@ -234,9 +328,11 @@ def same_cpu(sides: list[list[RunResult]]) -> tuple[list[list[RunResult]], str |
     cpus = {cpu_of(r) for runs in sides for r in runs}
     if not cpus:
         return sides, None, 0
+
     def support(cpu):
         counts = [sum(cpu_of(r) == cpu for r in runs) for runs in sides]
         return min(counts), sum(counts), cpu != CPU_NOT_RECORDED, cpu
+
     cpu = max(cpus, key=support)
     kept = [[r for r in runs if cpu_of(r) == cpu] for runs in sides]
     return kept, cpu, sum(len(runs) - len(k) for runs, k in zip(sides, kept))
@@ -278,9 +374,15 @@ def cost_comparison(runs_a: list[RunResult], runs_b: list[RunResult]) -> dict:
             entry["verdict"] = f"undecided (needs >= {MIN_REPEATS} repeats per side, has {min(len(va), len(vb))}{why})"
         else:
             entry.update(stats.welch(va, vb))
-            entry["verdict"] = ("equal" if entry["difference_ci"] == [0.0, 0.0] else
-                                "no detectable difference" if entry["p"] >= 0.05 else
-                                "lower" if entry["difference"] < 0 else "higher")
+            entry["verdict"] = (
+                "equal"
+                if entry["difference_ci"] == [0.0, 0.0]
+                else "no detectable difference"
+                if entry["p"] >= 0.05
+                else "lower"
+                if entry["difference"] < 0
+                else "higher"
+            )
         out[name] = entry
     return out
 
@@ -293,10 +395,16 @@ def decide(comparisons: list[dict], alpha: float) -> list[dict]:
         if not members:
             continue
         if family == FAMILIES[0]:
-            for c, p_diff, p_tost in zip(members, stats.holm([c["p_two_sided"] for c in members], alpha),
-                                         stats.holm([c["p_tost"] for c in members], alpha)):
-                c.update(p_two_sided_holm=p_diff, p_tost_holm=p_tost,
-                         verdict=stats.equivalence_verdict(p_tost, p_diff, alpha))
+            for c, p_diff, p_tost in zip(
+                members,
+                stats.holm([c["p_two_sided"] for c in members], alpha),
+                stats.holm([c["p_tost"] for c in members], alpha),
+            ):
+                c.update(
+                    p_two_sided_holm=p_diff,
+                    p_tost_holm=p_tost,
+                    verdict=stats.equivalence_verdict(p_tost, p_diff, alpha),
+                )
         elif family == FAMILIES[3]:
             for c, p in zip(members, stats.holm([c["p_noninferior"] for c in members], alpha)):
                 c.update(p_noninferior_holm=p, verdict=stats.noninferiority_verdict(p, c["ci"][1], c["margin"], alpha))
@@ -313,12 +421,19 @@ def profile_verdicts(profile: Profile, store: ResultStore | None = None) -> dict
         for dataset in profile.grid["datasets"]:
             zs = result_for(profile.zeroshot(dataset, model=model), store)
             if zs is not None:
-                floor_rows[floor_key(model, dataset)] = dict(floors_of(zs, profile.analysis.seed), model=model, dataset=dataset)
+                floor_rows[floor_key(model, dataset)] = dict(
+                    floors_of(zs, profile.analysis.seed), model=model, dataset=dataset
+                )
             for method in profile.grid["methods"]:
                 comparisons += cell_comparisons(profile, dataset, method, store, model)
                 comparisons += method_comparison(profile, dataset, method, store, model)
-    return {"schema_version": VERDICTS_SCHEMA, "profile": profile.name, "analysis": profile.analysis.to_dict(),
-            "floors": floor_rows, "comparisons": decide(comparisons, profile.analysis.alpha)}
+    return {
+        "schema_version": VERDICTS_SCHEMA,
+        "profile": profile.name,
+        "analysis": profile.analysis.to_dict(),
+        "floors": floor_rows,
+        "comparisons": decide(comparisons, profile.analysis.alpha),
+    }
 
 
 def verdicts_path(profile: Profile) -> Path:

@@ -31,8 +31,15 @@ EXECUTORS: dict[str, Executor] = {
 }
 
 
-def run(config: RunConfig | dict, *, force: bool = False, store: ResultStore | None = None,
-        progress: bool = True, hooks: RunHooks = NO_HOOKS, resources: Resources = DEFAULT_RESOURCES) -> RunResult:
+def run(
+    config: RunConfig | dict,
+    *,
+    force: bool = False,
+    store: ResultStore | None = None,
+    progress: bool = True,
+    hooks: RunHooks = NO_HOOKS,
+    resources: Resources = DEFAULT_RESOURCES,
+) -> RunResult:
     """Run one configuration, or load its finished result when one with the same hash exists."""
     cfg = RunConfig.from_dict(config) if isinstance(config, dict) else config
     cfg = cfg.resolved()
@@ -42,8 +49,12 @@ def run(config: RunConfig | dict, *, force: bool = False, store: ResultStore | N
     executor = EXECUTORS[cfg.setting]  # a resolved config has one of the SETTINGS
     if (why := store.unreadable(cfg)) is not None:  # never replaced unseen: named, kept beside the new one
         aside = store.move_aside(cfg)
-        print(f"[fedlab] warning: result file {store.path(cfg)} could not be read ({why}); moved aside to "
-              f"{aside.name} before this run replaces it", file=sys.stderr, flush=True)
+        print(
+            f"[fedlab] warning: result file {store.path(cfg)} could not be read ({why}); moved aside to "
+            f"{aside.name} before this run replaces it",
+            file=sys.stderr,
+            flush=True,
+        )
     if force:
         store.clear_checkpoint(cfg)
     load = machine_load()

@@ -15,10 +15,9 @@ from pathlib import Path
 from fedlab import paths
 from fedlab.data import DATASETS
 from fedlab.errors import ConfigError
-from fedlab.io import write_json
-
 from fedlab.experiment.profiles import Profile
 from fedlab.experiment.store import ResultStore
+from fedlab.io import write_json
 
 from .runner import run
 
@@ -31,8 +30,17 @@ def sweep_path(profile: Profile, dataset: str, method: str, model: str | None = 
     return paths.results_dir() / "sweeps" / profile.name / f"{model}-{dataset}-{method}.json"
 
 
-def lr_sweep(profile: Profile, dataset: str, method: str, lrs=DEFAULT_LRS, *, force: bool = False,
-             store: ResultStore | None = None, progress: bool = True, model: str | None = None) -> dict:
+def lr_sweep(
+    profile: Profile,
+    dataset: str,
+    method: str,
+    lrs=DEFAULT_LRS,
+    *,
+    force: bool = False,
+    store: ResultStore | None = None,
+    progress: bool = True,
+    model: str | None = None,
+) -> dict:
     """Train centralized with each ``lr``, score on the validation split, record and return the choice.
 
     The choice is the highest validation score on the dataset's primary metric (macro-F1 for sentiment,
@@ -47,13 +55,29 @@ def lr_sweep(profile: Profile, dataset: str, method: str, lrs=DEFAULT_LRS, *, fo
     for lr in lrs:
         cfg = profile.config(dataset, "centralized", method, lr=lr, eval_on="validation", model=model)
         result = run(cfg, force=force, store=store, progress=progress, resources=profile.resources)
-        candidates.append({"lr": lr, "score": result.metrics[metric], "accuracy": result.metrics["accuracy"],
-                           "macro_f1": result.metrics["macro_f1"], "n_validation": result.metrics["n"],
-                           "last_loss": (result.train or {}).get("last_loss"), "config_hash": result.config_hash})
+        candidates.append(
+            {
+                "lr": lr,
+                "score": result.metrics[metric],
+                "accuracy": result.metrics["accuracy"],
+                "macro_f1": result.metrics["macro_f1"],
+                "n_validation": result.metrics["n"],
+                "last_loss": (result.train or {}).get("last_loss"),
+                "config_hash": result.config_hash,
+            }
+        )
     best = max(candidates, key=lambda c: (c["score"], -c["lr"]))
-    record = {"profile": profile.name, "model": model, "dataset": dataset, "method": method, "setting": "centralized",
-              "metric": metric, "rule": "highest validation score; ties go to the smaller learning rate",
-              "candidates": candidates, "chosen_lr": best["lr"],
-              "pin": {"grid": {"method_overrides": {f"{model}/{method}": {"lr": best["lr"]}}}}}
+    record = {
+        "profile": profile.name,
+        "model": model,
+        "dataset": dataset,
+        "method": method,
+        "setting": "centralized",
+        "metric": metric,
+        "rule": "highest validation score; ties go to the smaller learning rate",
+        "candidates": candidates,
+        "chosen_lr": best["lr"],
+        "pin": {"grid": {"method_overrides": {f"{model}/{method}": {"lr": best["lr"]}}}},
+    }
     write_json(sweep_path(profile, dataset, method, model), record)
     return record

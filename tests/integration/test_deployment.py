@@ -14,7 +14,6 @@ from fedlab.experiment.config import RunConfig
 from fedlab.experiment.hooks import RunHooks
 from fedlab.fl.deployment.federation import APP_DIR, FederationError, LocalFederation, _pids_with_marker
 from fedlab.fl.deployment.run import deploy_run
-
 from tests.conftest import TINY_FAULTS
 
 TINY = dict(TINY_FAULTS, clients=2)
@@ -80,8 +79,9 @@ def test_fedsa_lora_over_tls_keeps_each_clients_b_on_its_supernode(tls_federatio
 def test_a_supernode_killed_mid_run_does_not_hang_the_run(results, tmp_path):
     cfg = RunConfig(**dict(TINY, rounds=3))
     t0 = time.monotonic()
-    result = deploy_run(cfg, timeout=600, round_timeout=240, workdir=tmp_path / "fed",
-                        hooks=RunHooks(kill_node_after_round=(1, 1)))
+    result = deploy_run(
+        cfg, timeout=600, round_timeout=240, workdir=tmp_path / "fed", hooks=RunHooks(kill_node_after_round=(1, 1))
+    )
     assert time.monotonic() - t0 < 600
     _check(result, cfg)
     assert [c["client"] for c in result.rounds[0]["clients"]] == [0, 1]

@@ -10,7 +10,6 @@ from fedlab.experiment.config import RunConfig
 from fedlab.experiment.hooks import RunHooks
 from fedlab.experiment.store import ResultStore
 from fedlab.study import run
-
 from tests.conftest import TINY_FEDERATED as BASE
 
 
@@ -107,9 +106,15 @@ def test_centralized_and_isolated_have_matched_budgets(federated):
     assert cen.budget["optimizer_steps"] == fed.budget["optimizer_steps"] == cfg.federated_steps
     assert cen.budget["examples"] == fed.budget["examples"]
     # the pooled training rows: every client's partition minus its own held-out test rows
-    assert cen.n_train == sum(fed.partition["train_sizes"]) == sum(fed.partition["sizes"]) - sum(fed.partition["test_sizes"])
+    assert (
+        cen.n_train
+        == sum(fed.partition["train_sizes"])
+        == sum(fed.partition["sizes"]) - sum(fed.partition["test_sizes"])
+    )
     assert [h["round"] for h in cen.rounds] == [1, 2]
-    per_client_fed = {c: sum(cl["steps"] for h in fed.rounds for cl in h["clients"] if cl["client"] == c) for c in (0, 1)}
+    per_client_fed = {
+        c: sum(cl["steps"] for h in fed.rounds for cl in h["clients"] if cl["client"] == c) for c in (0, 1)
+    }
     assert all(c["train"]["steps"] == per_client_fed[c["client"]] for c in iso.per_client)
     m = iso.metrics
     assert m["accuracy_worst"] <= m["accuracy"] <= m["accuracy_best"]
@@ -121,8 +126,19 @@ def test_centralized_and_isolated_have_matched_budgets(federated):
 @pytest.mark.embedded
 def test_short_federated_run_on_the_embedded_model(env):
     cfg = RunConfig(
-        dataset="fiqa_sa", setting="federated", model="smollm2-135m", method="lora", clients=2, rounds=1,
-        local_steps=2, batch_size=2, partition="natural", max_eval=16, n_boot=0, max_client_eval=4, max_length=128,
+        dataset="fiqa_sa",
+        setting="federated",
+        model="smollm2-135m",
+        method="lora",
+        clients=2,
+        rounds=1,
+        local_steps=2,
+        batch_size=2,
+        partition="natural",
+        max_eval=16,
+        n_boot=0,
+        max_client_eval=4,
+        max_length=128,
     )
     res = run(cfg, progress=False)
     assert res.status == "success" and res.model["name"] == "smollm2-135m"
@@ -134,8 +150,20 @@ def test_short_federated_run_on_the_embedded_model(env):
 
 @pytest.mark.parametrize("strategy", ["fedprox", "fedadam", "fedyogi", "fedavgm"])
 def test_flower_strategies_and_seeded_partial_sampling(strategy, env):
-    cfg = RunConfig(**dict(BASE, clients=3, fraction=0.6, rounds=2, local_steps=1, max_eval=4, n_boot=0,
-                           strategy=strategy, partition="iid"), setting="federated")
+    cfg = RunConfig(
+        **dict(
+            BASE,
+            clients=3,
+            fraction=0.6,
+            rounds=2,
+            local_steps=1,
+            max_eval=4,
+            n_boot=0,
+            strategy=strategy,
+            partition="iid",
+        ),
+        setting="federated",
+    )
     res = run(cfg, progress=False)
     assert res.status == "success"
     sampled = [h["sampled"] for h in res.rounds]
@@ -154,10 +182,14 @@ def test_ffa_lora_with_client_side_dp_and_fedex_lora_in_simulation(env):
     clients (Flower's mod), spends more epsilon each round and changes the adapter; FedEx-LoRA sends
     its residual beside the adapter; plain FedAvg logs a non-zero aggregation error."""
     plain = run(RunConfig(setting="federated", **BASE).resolved(), progress=False)
-    assert all(h["aggregation_error"]["relative"] > 0 for h in plain.rounds) and all(h["privacy"] is None for h in plain.rounds)
+    assert all(h["aggregation_error"]["relative"] > 0 for h in plain.rounds) and all(
+        h["privacy"] is None for h in plain.rounds
+    )
 
     spy: list = []
-    cfg = RunConfig(setting="federated", **dict(BASE, strategy="ffa-lora", dp={"noise": 0.5, "clip": 0.1, "side": "client"}))
+    cfg = RunConfig(
+        setting="federated", **dict(BASE, strategy="ffa-lora", dp={"noise": 0.5, "clip": 0.1, "side": "client"})
+    )
     ffa = run(cfg.resolved(), hooks=RunHooks(spy=spy), progress=False)
     for exchange in spy[:-1]:  # the training rounds
         for msg in list(exchange["sent"]) + list(exchange["received"]):
@@ -173,16 +205,23 @@ def test_ffa_lora_with_client_side_dp_and_fedex_lora_in_simulation(env):
     assert [h["adapter_hash"] for h in again.rounds] == [h["adapter_hash"] for h in ffa.rounds]
 
     spy = []
-    fedex = run(RunConfig(setting="federated", **dict(BASE, strategy="fedex-lora")).resolved(), hooks=RunHooks(spy=spy),
-                progress=False)
+    fedex = run(
+        RunConfig(setting="federated", **dict(BASE, strategy="fedex-lora")).resolved(),
+        hooks=RunHooks(spy=spy),
+        progress=False,
+    )
     second = spy[1]["sent"][0].content
     assert "fedex-residual" in second and len(second["fedex-residual"].keys()) == len(
-        [k for k in second["arrays"].keys() if k.endswith(".lora_A.weight")])
+        [k for k in second["arrays"].keys() if k.endswith(".lora_A.weight")]
+    )
     assert fedex.communication["bytes_down"] > plain.communication["bytes_down"]  # the residual travels too
 
     spy = []
-    fedsa = run(RunConfig(setting="federated", **dict(BASE, strategy="fedsa-lora")).resolved(), hooks=RunHooks(spy=spy),
-                progress=False)
+    fedsa = run(
+        RunConfig(setting="federated", **dict(BASE, strategy="fedsa-lora")).resolved(),
+        hooks=RunHooks(spy=spy),
+        progress=False,
+    )
     for exchange in spy:  # B never leaves a client, in training or in the final evaluation
         for msg in list(exchange["sent"]) + list(exchange["received"]):
             if "arrays" in msg.content:
@@ -208,15 +247,26 @@ def test_every_setting_is_compared_at_the_checkpoint_its_own_validation_data_cho
     assert fed.metrics["n"] == BASE["max_eval"]
     for h in fed.rounds:  # the pooled score is each client's, weighted by its rows
         per = h["validation"]["per_client"]
-        assert h["validation"]["accuracy"] == pytest.approx(sum(c["accuracy"] * c["n"] for c in per) / sum(c["n"] for c in per))
+        assert h["validation"]["accuracy"] == pytest.approx(
+            sum(c["accuracy"] * c["n"] for c in per) / sum(c["n"] for c in per)
+        )
     # a validation reply carries counts only: gold x predicted, no row ids, no text
     replies = [m for x in spy if x["round"] == "validation" for m in x["received"]]
     assert len(replies) == 2 * 3
     for m in replies:
         rec = m.content["metrics"]
         assert not m.content.array_records
-        assert set(rec) == {"num-examples", "partition-id", "accuracy", "macro-f1", "val-counts", "val-options",
-                            "energy-kwh", "energy-kg-co2e", "energy-seconds"}
+        assert set(rec) == {
+            "num-examples",
+            "partition-id",
+            "accuracy",
+            "macro-f1",
+            "val-counts",
+            "val-options",
+            "energy-kwh",
+            "energy-kg-co2e",
+            "energy-seconds",
+        }
         k = int(rec["val-options"])
         assert len(rec["val-counts"]) == k * (k + 1) and sum(rec["val-counts"]) == rec["num-examples"]
     cen = run(RunConfig(setting="centralized", **dict(base, steps=8, eval_every=2)).resolved(), progress=False)

@@ -24,7 +24,9 @@ from fedlab.study import aggregation_runs, cell_frame, datasets_for, profile_dom
 PEFT_RUNS = {"02_peft_finance_lora": ("finance", "lora"), "02_peft_healthcare_ia3": ("healthcare", "ia3")}
 #: Flower logs that `run_simulation` is deprecated in every report that trains a federated run (issue #20's
 #: note: known and left until the simulation moves to `flwr run`); any other stderr output fails
-FLOWER_NOTICE = re.compile(r"^.*DEPRECATED FEATURE: The `run_simulation` function is deprecated.*\n(?:(?:[ \t].*)?\n)*", re.M)
+FLOWER_NOTICE = re.compile(
+    r"^.*DEPRECATED FEATURE: The `run_simulation` function is deprecated.*\n(?:(?:[ \t].*)?\n)*", re.M
+)
 
 
 WIDGET = "application/vnd.jupyter.widget-view+json"
@@ -64,17 +66,25 @@ def test_make_reproduce_executes_the_notebooks_of_the_smoke_profile(tmp_path, mo
     trained = sum(3 * len(datasets_for(profile, domain)) for domain, _ in PEFT_RUNS.values())  # 3 settings
     assert n_results == len(profile.grid["datasets"]) + trained + len(AGGREGATION_STRATEGIES) - 1 + len(DP_NOISES)
 
-    noise = [(stem, cell, text) for stem, cell, text in stderr_outputs(reports)
-             if FLOWER_NOTICE.sub("", text + "\n").strip()]
+    noise = [
+        (stem, cell, text) for stem, cell, text in stderr_outputs(reports) if FLOWER_NOTICE.sub("", text + "\n").strip()
+    ]
     sources = sorted({(stem, FLOWER_NOTICE.sub("", text + "\n").strip()[:120]) for stem, _, text in noise})
     assert not noise, f"{len(noise)} stderr outputs in the rendered reports, from: {sources[:20]}"
-    widgets = {stem: n for stem in stems
-               if (n := len([o for o in _outputs(reports / f"{stem}.ipynb", WIDGET) if o]))}
+    widgets = {stem: n for stem in stems if (n := len([o for o in _outputs(reports / f"{stem}.ipynb", WIDGET) if o]))}
     assert not widgets, f"progress widgets (frozen bars) in the reports: {widgets}"
     assert "Figures (" in index.read_text() and "smoke_forest.png" in index.read_text()
-    for name in ("smoke_baselines", "smoke_energy_bytes", "smoke_energy_phases", "smoke_cost_frontier", "data_label_balance",
-                 "partitions_fpb", "smoke_finance_lora_curves", "smoke_medqa_tiny-random_ia3_per_client",
-                 "smoke_fpb_lora_accuracy_vs_epsilon"):
+    for name in (
+        "smoke_baselines",
+        "smoke_energy_bytes",
+        "smoke_energy_phases",
+        "smoke_cost_frontier",
+        "data_label_balance",
+        "partitions_fpb",
+        "smoke_finance_lora_curves",
+        "smoke_medqa_tiny-random_ia3_per_client",
+        "smoke_fpb_lora_accuracy_vs_epsilon",
+    ):
         assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 5_000, name
 
     # the numbers each report shows are those made from the result files (not only "a file exists")
@@ -84,8 +94,9 @@ def test_make_reproduce_executes_the_notebooks_of_the_smoke_profile(tmp_path, mo
     summary = _outputs(reports / "05_summary.ipynb", "text/markdown")
     assert tables.main_table(results_frame(profile)) in summary
     assert claims.headline_markdown(profile_verdicts(profile), "smoke") in summary
-    assert tables.aggregation_table(aggregation_runs("smoke")) in _outputs(reports / "07_aggregation_privacy.ipynb",
-                                                                           "text/markdown")
+    assert tables.aggregation_table(aggregation_runs("smoke")) in _outputs(
+        reports / "07_aggregation_privacy.ipynb", "text/markdown"
+    )
     for stem, (domain, method) in PEFT_RUNS.items():
         results = run_cell("smoke", domain, method)  # loaded: every run is in the results folder
         cell = tables.cell_table(cell_frame(results))

@@ -14,7 +14,6 @@ from fedlab.experiment.config import Faults, RunConfig
 from fedlab.experiment.profiles import load_profile
 from fedlab.experiment.store import ResultStore
 from fedlab.study import run
-
 from tests.conftest import TINY_FAULTS as TINY
 
 
@@ -38,8 +37,27 @@ def test_too_many_failures_stop_with_a_clear_error(results):
 # ----------------------------------------------------------------------------- kill and restart
 def _cli(results, *extra):
     env = dict(os.environ, FEDLAB_RESULTS_DIR=str(results))
-    args = [sys.executable, "-m", "fedlab.cli", "run", "--profile", "smoke", "--dataset", "fpb", "--method", "lora",
-            "--setting", "federated", "--rounds", "3", "--local-steps", "6", "--clients", "2", *extra]
+    args = [
+        sys.executable,
+        "-m",
+        "fedlab.cli",
+        "run",
+        "--profile",
+        "smoke",
+        "--dataset",
+        "fpb",
+        "--method",
+        "lora",
+        "--setting",
+        "federated",
+        "--rounds",
+        "3",
+        "--local-steps",
+        "6",
+        "--clients",
+        "2",
+        *extra,
+    ]
     return args, env
 
 

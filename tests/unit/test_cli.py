@@ -25,7 +25,7 @@ def printed(capsys) -> tuple[dict, dict]:
     out = capsys.readouterr().out
     body, _, tail = out.partition("\n}\n")
     lines = dict(line.split(": ", 1) for line in tail.strip().splitlines())
-    return json.loads(body[body.index("{"):] + "\n}"), lines
+    return json.loads(body[body.index("{") :] + "\n}"), lines
 
 
 def test_every_option_of_every_subcommand_has_help_that_states_its_default():
@@ -68,20 +68,40 @@ def test_set_reaches_the_config_after_the_named_flags(results, capsys):
     expected = load_profile("smoke").config("fpb", "centralized", "lora", lr=0.01, schedule="linear").resolved()
     assert lines["hash"] == expected.hash()
     # YAML values with the field's type: 1e-3 is a number, null is None, a mapping is a dict, text stays text
-    assert main(RUN + ["--set", "lr=1e-3", "--set", "max_eval=null", "--set", "method_params={r: 4}",
-                       "--set", "energy_country=NO", "--set", "system_prompt=null", "--print-config"]) == 0
+    assert (
+        main(
+            RUN
+            + [
+                "--set",
+                "lr=1e-3",
+                "--set",
+                "max_eval=null",
+                "--set",
+                "method_params={r: 4}",
+                "--set",
+                "energy_country=NO",
+                "--set",
+                "system_prompt=null",
+                "--print-config",
+            ]
+        )
+        == 0
+    )
     config, _ = printed(capsys)
     assert config["lr"] == 0.001 and "max_eval" in config and config["max_eval"] is None
     assert config["method_params"] == {"r": 4} and config["energy_country"] == "NO" and config["system_prompt"] is None
 
 
-@pytest.mark.parametrize("setting, message", [
-    ("nonsense=1", r"'nonsense' is not a run-config field\. Valid names: .*lr.*Fix:"),
-    ("shedule=linear", r"Did you mean 'schedule'\?.*Fix:"),
-    ("dataset=medqa", r"chosen by --dataset NAME \(or --data PATH.*Fix: use that flag"),
-    ("clients=many", r"clients takes an integer, got 'many'\. Fix: e\.g\. --set clients=4"),
-    ("lr", r"is not KEY=VALUE"),
-])
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ("nonsense=1", r"'nonsense' is not a run-config field\. Valid names: .*lr.*Fix:"),
+        ("shedule=linear", r"Did you mean 'schedule'\?.*Fix:"),
+        ("dataset=medqa", r"chosen by --dataset NAME \(or --data PATH.*Fix: use that flag"),
+        ("clients=many", r"clients takes an integer, got 'many'\. Fix: e\.g\. --set clients=4"),
+        ("lr", r"is not KEY=VALUE"),
+    ],
+)
 def test_set_refuses_what_is_not_a_config_field_with_a_suggestion(results, capsys, setting, message):
     assert main(RUN + ["--set", setting, "--print-config"]) == 2
     err = capsys.readouterr().err
@@ -93,8 +113,20 @@ def test_own_data_flags_reach_the_loader_and_the_summary_names_the_delimiter(res
     path = tmp_path / "export.csv"
     rows = "".join(f"{k} request {i};{k}\n" for i, k in enumerate(["billing", "clinical"] * 20))
     path.write_bytes(("\ufeffnote;kind\n" + rows).encode("utf-8"))
-    own = ["run", "--profile", "smoke", "--data", str(path), "--text-col", "note", "--label-col", "kind",
-           "--setting", "centralized", "--print-config"]
+    own = [
+        "run",
+        "--profile",
+        "smoke",
+        "--data",
+        str(path),
+        "--text-col",
+        "note",
+        "--label-col",
+        "kind",
+        "--setting",
+        "centralized",
+        "--print-config",
+    ]
     assert main(own) == 0
     captured = capsys.readouterr()
     assert "delimited by ';' (detected), utf-8 with BOM" in captured.err  # stdout keeps the config alone

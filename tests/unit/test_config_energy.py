@@ -1,8 +1,8 @@
 """Names declared once, profiles from package data, and energy phases."""
 
-import zipfile
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -39,20 +39,44 @@ def test_profiles_ship_with_the_package_and_reject_unknown_grid_keys(tmp_path):
 
 def test_a_wheel_carries_the_profiles_and_the_deploy_app(tmp_path):
     """A non-editable install finds its profiles and the Flower app folder inside the package."""
-    out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                          "-w", str(tmp_path), str(REPO)], capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(REPO),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     names = zipfile.ZipFile(next(tmp_path.glob("*.whl"))).namelist()
-    for need in ("fedlab/configs/profiles/quick.yaml", "fedlab/configs/profiles/smoke.yaml",
-                 "fedlab/fl/deployment/app/pyproject.toml", "fedlab/core/metrics.py"):
+    for need in (
+        "fedlab/configs/profiles/quick.yaml",
+        "fedlab/configs/profiles/smoke.yaml",
+        "fedlab/fl/deployment/app/pyproject.toml",
+        "fedlab/core/metrics.py",
+    ):
         assert need in names, need
 
 
 def test_every_root_can_be_moved(monkeypatch, tmp_path):
-    for var, fn in ((paths.RESULTS_DIR_ENV, paths.results_dir), (paths.FIGURES_DIR_ENV, paths.figures_dir),
-                    (paths.REPORTS_DIR_ENV, paths.reports_dir), (paths.SPLITS_DIR_ENV, paths.splits_dir),
-                    (paths.BENCH_DIR_ENV, paths.bench_dir), (paths.CACHE_DIR_ENV, paths.cache_dir),
-                    (paths.DATA_DIR_ENV, paths.data_dir)):
+    for var, fn in (
+        (paths.RESULTS_DIR_ENV, paths.results_dir),
+        (paths.FIGURES_DIR_ENV, paths.figures_dir),
+        (paths.REPORTS_DIR_ENV, paths.reports_dir),
+        (paths.SPLITS_DIR_ENV, paths.splits_dir),
+        (paths.BENCH_DIR_ENV, paths.bench_dir),
+        (paths.CACHE_DIR_ENV, paths.cache_dir),
+        (paths.DATA_DIR_ENV, paths.data_dir),
+    ):
         monkeypatch.setenv(var, str(tmp_path / var))
         assert fn() == tmp_path / var
     monkeypatch.delenv(paths.RESULTS_DIR_ENV)
@@ -101,10 +125,16 @@ def test_a_models_axis_gives_every_backbone_its_cells_floors_and_own_overrides(t
     other = str(tmp_path / "other-model")
     (tmp_path / "other-model").mkdir()
     (tmp_path / "other-model" / "config.json").write_text("{}")
-    path.write_text(base.replace("grid:\n", f"grid:\n  models: [tiny-random, {other}]\n"
-                                 f"  model_overrides: {{{other}: {{batch_size: 1}}}}\n"
-                                 f"  method_overrides: {{{other}/ia3: {{lr: 0.5}}, ia3: {{lr: 0.25}}}}\n"
-                                 f"  exclude: [{{model: {other}, method: qlora}}]\n", 1))
+    path.write_text(
+        base.replace(
+            "grid:\n",
+            f"grid:\n  models: [tiny-random, {other}]\n"
+            f"  model_overrides: {{{other}: {{batch_size: 1}}}}\n"
+            f"  method_overrides: {{{other}/ia3: {{lr: 0.5}}, ia3: {{lr: 0.25}}}}\n"
+            f"  exclude: [{{model: {other}, method: qlora}}]\n",
+            1,
+        )
+    )
     two, smoke = load_profile(str(path)), load_profile("smoke")
     assert two.models == ["tiny-random", other]
     assert [c.model for c in two.zeroshots()] == ["tiny-random"] * 2 + [other] * 2
@@ -144,7 +174,9 @@ def test_clients_hold_out_their_own_test_rows(fedlab_data_dir, monkeypatch):
     from fedlab.experiment.rundata import RunData
 
     monkeypatch.setenv("FEDLAB_DATA_DIR", str(fedlab_data_dir))
-    cfg = RunConfig(dataset="fpb", setting="federated", clients=3, partition="iid", source="local", max_client_eval=1000)
+    cfg = RunConfig(
+        dataset="fpb", setting="federated", clients=3, partition="iid", source="local", max_client_eval=1000
+    )
     data = RunData(cfg)
     info = data.partition_info
     for pid in range(3):

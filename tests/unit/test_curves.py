@@ -8,13 +8,14 @@ from fedlab.errors import ConfigError
 from fedlab.experiment.config import RunConfig
 from fedlab.experiment.curves import Curves, budget_from_curve, budgeted_overrides
 from fedlab.experiment.store import RunResult
-
 from tests.conftest import TINY
 
 
 def _curve(scores, every=48, dataset="fpb"):
-    rounds = [{"step": every * (i + 1), "eval": None, "validation": {"macro_f1": s, "accuracy": s}}
-              for i, s in enumerate(scores)]
+    rounds = [
+        {"step": every * (i + 1), "eval": None, "validation": {"macro_f1": s, "accuracy": s}}
+        for i, s in enumerate(scores)
+    ]
     return RunResult(config={"dataset": dataset}, config_hash="x", rounds=rounds)
 
 
@@ -86,8 +87,9 @@ def test_select_validation_needs_validation_rows():
     with pytest.raises(ConfigError, match="val_size"):
         RunConfig(setting="centralized", select="validation", val_size=0, **TINY).validate()
     with pytest.raises(ConfigError, match="fedex-lora"):
-        RunConfig(setting="federated", select="validation", client_val_fraction=0.2, strategy="fedex-lora",
-                  **TINY).validate()
+        RunConfig(
+            setting="federated", select="validation", client_val_fraction=0.2, strategy="fedex-lora", **TINY
+        ).validate()
     with pytest.raises(ConfigError, match="select must be"):
         RunConfig(setting="centralized", select="last", **TINY).validate()
 
@@ -108,11 +110,19 @@ def test_client_validation_rows_are_their_own(fedlab_data_dir, monkeypatch):
     from fedlab.experiment.rundata import RunData
 
     monkeypatch.setenv("FEDLAB_DATA_DIR", str(fedlab_data_dir))
-    cfg = RunConfig(setting="isolated", clients=3, partition="dirichlet:0.5", client_val_fraction=0.15,
-                    **{k: v for k, v in TINY.items() if k != "rounds"})
+    cfg = RunConfig(
+        setting="isolated",
+        clients=3,
+        partition="dirichlet:0.5",
+        client_val_fraction=0.15,
+        **{k: v for k, v in TINY.items() if k != "rounds"},
+    )
     data = RunData(cfg)
-    plain = RunData(RunConfig(setting="isolated", clients=3, partition="dirichlet:0.5",
-                              **{k: v for k, v in TINY.items() if k != "rounds"}))
+    plain = RunData(
+        RunConfig(
+            setting="isolated", clients=3, partition="dirichlet:0.5", **{k: v for k, v in TINY.items() if k != "rounds"}
+        )
+    )
     for pid in range(3):
         train = {r.id for r in data.clients[pid]}
         val = {r.id for r in data.client_validation_rows(pid)}
@@ -135,10 +145,12 @@ def test_a_curve_sets_its_cells_budgets_and_is_tested_against_the_floors(tmp_pat
     monkeypatch.setenv("FEDLAB_DATA_DIR", str(fedlab_data_dir))
     monkeypatch.setenv("FEDLAB_RESULTS_DIR", str(tmp_path / "results"))
     path = tmp_path / "tinyref.yaml"
-    path.write_text("defaults: {model: tiny-random, dtype: fp32, clients: 2, local_steps: 2, batch_size: 2, "
-                    "val_size: 12, client_val_fraction: 0.2, select: validation, max_length: 64}\n"
-                    "grid: {datasets: [fpb], methods: [lora], settings: [federated, centralized, isolated], seeds: [0]}\n"
-                    "curves: {cap: 96, every: 48, tolerance: 0.02, min_rounds: 4, checks: 2}\n")
+    path.write_text(
+        "defaults: {model: tiny-random, dtype: fp32, clients: 2, local_steps: 2, batch_size: 2, "
+        "val_size: 12, client_val_fraction: 0.2, select: validation, max_length: 64}\n"
+        "grid: {datasets: [fpb], methods: [lora], settings: [federated, centralized, isolated], seeds: [0]}\n"
+        "curves: {cap: 96, every: 48, tolerance: 0.02, min_rounds: 4, checks: 2}\n"
+    )
     prof = load_profile(str(path))
     assert prof.cells() == [] and prof.pending_cells() == [("tiny-random", "fpb", "lora")]
     with pytest.raises(CurvePending, match="fedlab curves"):
@@ -149,16 +161,31 @@ def test_a_curve_sets_its_cells_budgets_and_is_tested_against_the_floors(tmp_pat
     golds[:200] = 1  # a majority class
     curve_preds = np.where(rng.random(300) < 0.9, golds, (golds + 1) % 3)
     cfg = prof.curve_config("tiny-random", "fpb", "lora").resolved()
-    curve = RunResult.of(cfg, rounds=[{"step": 48, "eval": None, "validation": {"macro_f1": 0.59}},
-                                      {"step": 96, "eval": None, "validation": {"macro_f1": 0.6}}],
-                         metrics={"n": 300, "macro_f1": 0.85, "prediction_shares": [0.2, 0.6, 0.2]},
-                         predictions=[{"id": str(i), "gold": int(g), "pred": int(p)} for i, (g, p) in enumerate(zip(golds, curve_preds))])
+    curve = RunResult.of(
+        cfg,
+        rounds=[
+            {"step": 48, "eval": None, "validation": {"macro_f1": 0.59}},
+            {"step": 96, "eval": None, "validation": {"macro_f1": 0.6}},
+        ],
+        metrics={"n": 300, "macro_f1": 0.85, "prediction_shares": [0.2, 0.6, 0.2]},
+        predictions=[
+            {"id": str(i), "gold": int(g), "pred": int(p)} for i, (g, p) in enumerate(zip(golds, curve_preds))
+        ],
+    )
     store.save(cfg, curve)
     zs_cfg = prof.zeroshot("fpb", model="tiny-random").resolved()
     logliks = rng.normal(size=(300, 3))
-    store.save(zs_cfg, RunResult.of(zs_cfg, metrics={"n": 300}, predictions=[
-        {"id": str(i), "gold": int(g), "pred": int(np.argmax(l)), "logliks": l.round(3).tolist()}
-        for i, (g, l) in enumerate(zip(golds, logliks))]))
+    store.save(
+        zs_cfg,
+        RunResult.of(
+            zs_cfg,
+            metrics={"n": 300},
+            predictions=[
+                {"id": str(i), "gold": int(g), "pred": int(np.argmax(ll)), "logliks": ll.round(3).tolist()}
+                for i, (g, ll) in enumerate(zip(golds, logliks))
+            ],
+        ),
+    )
     assert prof.pending_cells() == []
     assert prof.config("fpb", "centralized", "lora").steps == 48  # 0.59 is within 0.02 of 0.60
     fed = prof.config("fpb", "federated", "lora")

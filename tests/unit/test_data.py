@@ -145,9 +145,7 @@ def test_fpb_counts(local):
 def test_fiqa_counts(local):
     records, info = local("fiqa_sa")
     assert len(records) == 1173 and info["duplicates_dropped"] == 0
-    by_group = {
-        g: Counter(r.label_text for r in records if r.group == g) for g in ("headline", "post")
-    }
+    by_group = {g: Counter(r.label_text for r in records if r.group == g) for g in ("headline", "post")}
     assert by_group["headline"] == {"positive": 291, "neutral": 62, "negative": 145}
     assert by_group["post"] == {"positive": 426, "neutral": 31, "negative": 218}
     assert len({r.id for r in records}) == 1173  # multi-target headlines get distinct ids
@@ -156,9 +154,7 @@ def test_fiqa_counts(local):
     # the ±0.1 band is neutral, bounds included
     assert all(r.label_text == "neutral" for r in records if abs(r.meta["score"]) <= 0.1)
     assert fiqa_sa.score_to_label(0.1) == fiqa_sa.score_to_label(-0.1) == "neutral"
-    assert (
-        fiqa_sa.score_to_label(0.101) == "positive" and fiqa_sa.score_to_label(-0.11) == "negative"
-    )
+    assert fiqa_sa.score_to_label(0.101) == "positive" and fiqa_sa.score_to_label(-0.11) == "negative"
 
 
 def test_medqa_counts(local):
@@ -190,9 +186,7 @@ def test_pubmedqa_counts(local):
 
 @pytest.mark.parametrize("name", BUILTIN_DATASETS)
 def test_local_splits(name, fedlab_data_dir, tmp_path):
-    splits = load_splits(
-        name, source="local", data_dir=fedlab_data_dir, seed=0, splits_dir=tmp_path
-    )
+    splits = load_splits(name, source="local", data_dir=fedlab_data_dir, seed=0, splits_dir=tmp_path)
     info = splits.info
     train_ids, eval_ids = {r.id for r in splits.train}, {r.id for r in splits.eval}
     assert not train_ids & eval_ids
@@ -210,14 +204,9 @@ def test_local_splits(name, fedlab_data_dir, tmp_path):
     assert info["offline_resplit"] is resplit
     assert (info["offline_resplit_note"] is not None) is resplit
     # same seed again (fresh manifest dir, and the existing manifest): same split
-    again = load_splits(
-        name, source="local", data_dir=fedlab_data_dir, seed=0, splits_dir=tmp_path / "b"
-    )
+    again = load_splits(name, source="local", data_dir=fedlab_data_dir, seed=0, splits_dir=tmp_path / "b")
     assert again.info["split_hash"] == info["split_hash"]
-    assert (
-        load_splits(name, source="local", data_dir=fedlab_data_dir, splits_dir=tmp_path).train
-        == splits.train
-    )
+    assert load_splits(name, source="local", data_dir=fedlab_data_dir, splits_dir=tmp_path).train == splits.train
     other = load_splits(name, source="local", data_dir=fedlab_data_dir, seed=1, splits_dir=tmp_path)
     assert other.info["split_hash"] != info["split_hash"]
 
@@ -225,9 +214,7 @@ def test_local_splits(name, fedlab_data_dir, tmp_path):
 def test_manifest_written_and_tamper_detected(fedlab_data_dir, tmp_path):
     splits = load_splits("fpb", source="local", data_dir=fedlab_data_dir, splits_dir=tmp_path)
     path = tmp_path / "fpb-local-seed0-eval25.json"
-    assert splits.manifest_path == path and sorted(p.name for p in tmp_path.iterdir()) == [
-        path.name
-    ]
+    assert splits.manifest_path == path and sorted(p.name for p in tmp_path.iterdir()) == [path.name]
     manifest = json.loads(path.read_text())
     assert manifest["info"]["split_hash"] == splits.info["split_hash"]
     assert manifest["train_ids"] == [r.id for r in splits.train]
@@ -264,9 +251,7 @@ def test_manifest_written_and_tamper_detected(fedlab_data_dir, tmp_path):
         load_splits("fpb", source="local", data_dir=fedlab_data_dir, splits_dir=tmp_path)
     path.unlink()  # the documented fix
     assert (
-        load_splits("fpb", source="local", data_dir=fedlab_data_dir, splits_dir=tmp_path).info[
-            "split_hash"
-        ]
+        load_splits("fpb", source="local", data_dir=fedlab_data_dir, splits_dir=tmp_path).info["split_hash"]
         == splits.info["split_hash"]
     )
 
@@ -278,16 +263,11 @@ def test_manifest_name():
 
 
 def test_stratify_fallback_is_recorded(tmp_path):
-    lines = [f"Sentence number {i} .@neutral" for i in range(6)] + [
-        "Only one .@negative",
-        "Up .@positive",
-    ]
+    lines = [f"Sentence number {i} .@neutral" for i in range(6)] + ["Only one .@negative", "Up .@positive"]
     write(tmp_path, "fpb/Sentences_50Agree.txt", "\r\n".join(lines) + "\r\n", "latin-1")
     splits = load_splits("fpb", source="local", data_dir=tmp_path, splits_dir=tmp_path / "s")
     assert splits.info["stratified"] is False and "least populated" in splits.info["stratify_note"]
-    assert splits.info["n_eval"] == 2 and not {r.id for r in splits.train} & {
-        r.id for r in splits.eval
-    }
+    assert splits.info["n_eval"] == 2 and not {r.id for r in splits.train} & {r.id for r in splits.eval}
 
 
 def test_source_resolution(fedlab_data_dir, tmp_path, monkeypatch):
@@ -299,10 +279,7 @@ def test_source_resolution(fedlab_data_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("FEDLAB_DATA_DIR", str(tmp_path))
     assert resolve_data_dir() == tmp_path and resolve_data_dir("x") == Path("x")
     monkeypatch.delenv("FEDLAB_DATA_DIR")
-    assert (
-        resolve_data_dir()
-        == Path(__file__).resolve().parents[2] / "data" / "raw"
-    )
+    assert resolve_data_dir() == Path(__file__).resolve().parents[2] / "data" / "raw"
     with pytest.raises(ConfigError, match="eval_fraction"):
         load_splits("fpb", data_dir=fedlab_data_dir, eval_fraction=1.0, splits_dir=tmp_path)
 
@@ -313,10 +290,7 @@ def test_source_resolution(fedlab_data_dir, tmp_path, monkeypatch):
 def _fpb_hub_rows(data_dir: Path) -> list[dict]:
     """Every line of the release (duplicates included) as a hub row: sentence + int label."""
     lines = (data_dir / "fpb" / "Sentences_50Agree.txt").read_text("latin-1").splitlines()
-    return [
-        {"sentence": s, "label": SENTIMENT_OPTIONS.index(lab)}
-        for s, lab in (x.rsplit("@", 1) for x in lines)
-    ]
+    return [{"sentence": s, "label": SENTIMENT_OPTIONS.index(lab)} for s, lab in (x.rsplit("@", 1) for x in lines)]
 
 
 def _fiqa_hub_rows(records: list[Record]) -> list[dict]:
@@ -360,24 +334,19 @@ def test_hub_row_conversion_matches_local(local, fedlab_data_dir):
     assert list(seen.values()) == fpb_local
 
     fiqa_local = local("fiqa_sa").records
-    assert [
-        fiqa_sa.hub_row_to_record(row, "valid") for row in _fiqa_hub_rows(fiqa_local)
-    ] == fiqa_local
+    assert [fiqa_sa.hub_row_to_record(row, "valid") for row in _fiqa_hub_rows(fiqa_local)] == fiqa_local
 
     medqa_rows = _raw_jsonl(fedlab_data_dir / "medqa" / "phrases_no_exclude_test.jsonl")
     assert [medqa.hub_row_to_record(row, "test") for row in medqa_rows] == local("medqa").records
 
-    mcqa_rows = [
-        dict(row, cop=row["cop"] - 1)
-        for row in _raw_jsonl(fedlab_data_dir / "medmcqa" / "dev.json")
-    ]
+    mcqa_rows = [dict(row, cop=row["cop"] - 1) for row in _raw_jsonl(fedlab_data_dir / "medmcqa" / "dev.json")]
     converted = [medmcqa.hub_row_to_record(row, "validation") for row in mcqa_rows]
     assert converted == local("medmcqa").records
     assert [r.meta for r in converted] == [r.meta for r in local("medmcqa").records]
 
-    assert [
-        pubmedqa.hub_row_to_record(row, "train") for row in _pubmedqa_hub_rows(fedlab_data_dir)
-    ] == local("pubmedqa").records
+    assert [pubmedqa.hub_row_to_record(row, "train") for row in _pubmedqa_hub_rows(fedlab_data_dir)] == local(
+        "pubmedqa"
+    ).records
 
 
 @pytest.fixture
@@ -413,21 +382,11 @@ def test_hub_source_gives_local_split(local, fedlab_data_dir, fake_hub, tmp_path
     rows = _fiqa_hub_rows(local("fiqa_sa").records)
     random.Random(0).shuffle(rows)  # the hub copy is a random re-split 822 / 117 / 234
     hub_id = "TheFinAI/fiqa-sentiment-classification"
-    fake_hub(
-        {
-            (hub_id, "train"): rows[:822],
-            (hub_id, "valid"): rows[822:939],
-            (hub_id, "test"): rows[939:],
-        }
-    )
+    fake_hub({(hub_id, "train"): rows[:822], (hub_id, "valid"): rows[822:939], (hub_id, "test"): rows[939:]})
     hub = load_splits("fiqa_sa", source="hub", splits_dir=tmp_path)
     loc = load_splits("fiqa_sa", source="local", data_dir=fedlab_data_dir, splits_dir=tmp_path)
     assert hub.info["split_hash"] == loc.info["split_hash"] and hub.train == loc.train
-    assert Counter(r.meta["hub_split"] for r in hub.train + hub.eval) == {
-        "train": 822,
-        "valid": 117,
-        "test": 234,
-    }
+    assert Counter(r.meta["hub_split"] for r in hub.train + hub.eval) == {"train": 822, "valid": 117, "test": 234}
 
 
 def test_hub_official_splits(fedlab_data_dir, fake_hub, tmp_path):
@@ -435,10 +394,7 @@ def test_hub_official_splits(fedlab_data_dir, fake_hub, tmp_path):
     extra = dict(MEDQA_ROW)
     train_rows = [extra, test_rows[5]]  # the second repeats a test question: dropped from train
     fake_hub(
-        {
-            ("GBaker/MedQA-USMLE-4-options", "test"): test_rows,
-            ("GBaker/MedQA-USMLE-4-options", "train"): train_rows,
-        }
+        {("GBaker/MedQA-USMLE-4-options", "test"): test_rows, ("GBaker/MedQA-USMLE-4-options", "train"): train_rows}
     )
     splits = load_splits("medqa", source="hub", splits_dir=tmp_path)
     info = splits.info
@@ -450,10 +406,7 @@ def test_hub_official_splits(fedlab_data_dir, fake_hub, tmp_path):
     mcqa = dict(MEDMCQA_ROW, cop=1)
     fake_hub(
         {
-            ("openlifescienceai/medmcqa", "validation"): [
-                mcqa,
-                dict(mcqa, id="x2", question="Q2?"),
-            ],
+            ("openlifescienceai/medmcqa", "validation"): [mcqa, dict(mcqa, id="x2", question="Q2?")],
             ("openlifescienceai/medmcqa", "train"): [dict(mcqa, question="Q3?")],
         }
     )
@@ -519,9 +472,7 @@ def test_fpb_malformed_lines(tmp_path):
 def test_medqa_malformed(tmp_path):
     path = "medqa/phrases_no_exclude_test.jsonl"
     write(tmp_path, path, jsonl([MEDQA_ROW]) + '{"question": "truncated\n')
-    with pytest.raises(
-        DataError, match=r"phrases_no_exclude_test\.jsonl line 2: not valid JSON"
-    ) as err:
+    with pytest.raises(DataError, match=r"phrases_no_exclude_test\.jsonl line 2: not valid JSON") as err:
         load_records("medqa", data_dir=tmp_path)
     assert "truncated" in str(err.value)
     write(tmp_path, path, jsonl([MEDQA_ROW, dict(MEDQA_ROW, answer_idx="E")]))
@@ -543,13 +494,9 @@ def test_medqa_malformed(tmp_path):
 
 def test_medmcqa_cop_range(tmp_path):
     write(tmp_path, "medmcqa/dev.json", jsonl([MEDMCQA_ROW, dict(MEDMCQA_ROW, cop=5)]))
-    with pytest.raises(
-        DataError, match=r"dev\.json line 2 \(field 'cop', 1-based\): unknown label 5"
-    ):
+    with pytest.raises(DataError, match=r"dev\.json line 2 \(field 'cop', 1-based\): unknown label 5"):
         load_records("medmcqa", data_dir=tmp_path)
-    write(
-        tmp_path, "medmcqa/dev.json", jsonl([dict(MEDMCQA_ROW, cop=0)])
-    )  # a 0-based row in a 1-based file
+    write(tmp_path, "medmcqa/dev.json", jsonl([dict(MEDMCQA_ROW, cop=0)]))  # a 0-based row in a 1-based file
     with pytest.raises(DataError, match="line 1 .*unknown label 0"):
         load_records("medmcqa", data_dir=tmp_path)
     write(tmp_path, "medmcqa/dev.json", jsonl([MEDMCQA_ROW]))
@@ -566,27 +513,13 @@ def test_fiqa_malformed(tmp_path):
     good = {
         "1": {
             "sentence": "Shell profit jumps",
-            "info": [
-                {
-                    "snippets": "['profit jumps']",
-                    "target": "Shell",
-                    "sentiment_score": "0.5",
-                    "aspects": "['x']",
-                }
-            ],
+            "info": [{"snippets": "['profit jumps']", "target": "Shell", "sentiment_score": "0.5", "aspects": "['x']"}],
         }
     }
     bad = {
         "2": {
             "sentence": "BP slides",
-            "info": [
-                {
-                    "snippets": "['slides']",
-                    "target": "BP",
-                    "sentiment_score": "very bad",
-                    "aspects": "['x']",
-                }
-            ],
+            "info": [{"snippets": "['slides']", "target": "BP", "sentiment_score": "very bad", "aspects": "['x']"}],
         }
     }
     write(tmp_path, "fiqa_sa/task1_headline_ABSA_train.json", json.dumps(good, indent=2))
@@ -604,6 +537,4 @@ def test_fiqa_malformed(tmp_path):
     with pytest.raises(DataError, match=r"task1_post_ABSA_train\.json line 2: not valid JSON"):
         load_records("fiqa_sa", data_dir=tmp_path)
     with pytest.raises(DataError, match="format/type must be one of"):
-        fiqa_sa.hub_row_to_record(
-            {"sentence": "s", "target": "t", "score": 0.3, "type": "tweet"}, "train"
-        )
+        fiqa_sa.hub_row_to_record({"sentence": "s", "target": "t", "score": 0.3, "type": "tweet"}, "train")

@@ -9,7 +9,6 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from tests.conftest import TINY
 from fedlab.core import accelerator, memory, models, precision, prompts
 from fedlab.core.peft_methods import AdapterSnapshot, adapter_state, load_for_method
 from fedlab.errors import ConfigError, ModelError
@@ -18,6 +17,7 @@ from fedlab.experiment.config import RunConfig
 from fedlab.experiment.profiles import load_profile
 from fedlab.experiment.resources import Resources, placement
 from fedlab.study import run
+from tests.conftest import TINY
 
 
 # --------------------------------------------------------------------------- parallel clients
@@ -41,6 +41,7 @@ def test_placement_packs_clients_on_a_gpu_and_divides_the_cores():
 
 def test_the_plan_says_how_many_clients_train_at_once(results):
     from fedlab import study
+
     text = study.plan("smoke").describe()
     assert "clients train at once" in text
 
@@ -65,11 +66,16 @@ def test_a_finished_run_frees_its_model(results, monkeypatch):
     out = run(RunConfig(**dict(TINY, setting="centralized", max_eval=6, n_boot=0)), progress=False)
     gc.collect()
     assert refs and refs[0]() is None, "the run's model outlived the run"
-    assert out.adapter is None and out.adapter_dir and (out.path.parent / out.adapter_dir / "adapter_model.safetensors").is_file()
+    assert (
+        out.adapter is None
+        and out.adapter_dir
+        and (out.path.parent / out.adapter_dir / "adapter_model.safetensors").is_file()
+    )
 
 
 def test_an_adapter_snapshot_loads_back_as_the_same_adapter(tmp_path):
     from peft import PeftModel
+
     model, _, _ = load_for_method("tiny-random", "lora", "fp32", seed=3)
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -108,6 +114,7 @@ def test_a_gpu_result_has_its_own_identity_and_cpu_hashes_stay(monkeypatch):
 
 def test_the_committed_cpu_results_keep_their_hashes(fedlab_data_dir, monkeypatch):
     from fedlab.experiment.store import ResultStore
+
     monkeypatch.setenv("FEDLAB_DATA_DIR", str(fedlab_data_dir))
     cfg = load_profile("quick").config("fpb", "federated", "lora", model="smollm2-135m").resolved()
     assert ResultStore().lookup(cfg) is not None, "a committed quick result is no longer found by its config"
@@ -118,6 +125,7 @@ def test_loss_scaling_only_for_fp16_on_a_gpu():
     def fake(device, dtype):
         p = SimpleNamespace(device=SimpleNamespace(type=device), dtype=dtype)
         return SimpleNamespace(parameters=lambda: iter([p]))
+
     assert precision.needs_loss_scaling("fp16", fake("cuda", torch.float32))
     assert precision.needs_loss_scaling(None, fake("cuda", torch.float16))
     assert not precision.needs_loss_scaling("bf16", fake("cuda", torch.float32))
@@ -134,6 +142,7 @@ def test_a_cpu_training_run_records_no_loss_scaling(tiny, fedlab_data_dir, monke
     monkeypatch.setenv("FEDLAB_DATA_DIR", str(fedlab_data_dir))
     from fedlab.core.train import train_local
     from fedlab.data import load_splits
+
     model, tokenizer, _ = load_for_method("tiny-random", "lora", "fp32")
     stats = train_local(model, tokenizer, load_splits("fpb").train[:8], steps=2, batch_size=2, lr=1e-3, max_length=64)
     assert "loss_scaling" not in stats.to_dict() and stats.loss_scaling is None
@@ -179,6 +188,7 @@ def test_hub_errors_name_the_fix(monkeypatch):
 
 class _NoSystemTemplate:
     """A tokenizer whose chat template refuses a system turn (as Mistral's does)."""
+
     chat_template = "x"
 
     def apply_chat_template(self, messages, add_generation_prompt, tokenize):
@@ -190,6 +200,7 @@ class _NoSystemTemplate:
 def test_a_template_without_system_turns_gets_none_when_the_system_prompt_is_empty(fedlab_data_dir, monkeypatch):
     monkeypatch.setenv("FEDLAB_DATA_DIR", str(fedlab_data_dir))
     from fedlab.data import load_splits
+
     record = load_splits("fpb").eval[0]
     text = prompts.prompt_text(record, _NoSystemTemplate(), system_prompt="")
     assert text.startswith("[INST] ") and record.text[:20] in text
@@ -201,6 +212,7 @@ def test_the_gpu_check_runs_on_a_cpu(tmp_path, monkeypatch):
     """bench/gpu_check.py needs only torch/transformers/peft; on a CPU its GPU-only parts say skipped."""
     import importlib.util
     from pathlib import Path
+
     monkeypatch.setenv("OUT", str(tmp_path))
     path = Path(__file__).resolve().parents[2] / "bench" / "gpu_check.py"
     spec = importlib.util.spec_from_file_location("gpu_check", path)
@@ -222,7 +234,9 @@ def test_the_gpu_check_runs_on_a_cpu(tmp_path, monkeypatch):
 def test_the_paper_profile_checks_hub_access_before_its_first_run(monkeypatch):
     from huggingface_hub import HfApi
     from huggingface_hub.errors import GatedRepoError
+
     from fedlab import study
+
     assert study.check_profile_hub("quick") == [] and study.check_profile_hub("smoke") == []
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelError, match="PROFILE=paper"):
@@ -234,8 +248,11 @@ def test_the_paper_profile_checks_hub_access_before_its_first_run(monkeypatch):
         seen.append(repo_id)
         if repo_id.startswith("meta-llama/"):
             import httpx
-            raise GatedRepoError("401 Client Error: gated repo",
-                                 response=httpx.Response(401, request=httpx.Request("GET", "https://huggingface.co")))
+
+            raise GatedRepoError(
+                "401 Client Error: gated repo",
+                response=httpx.Response(401, request=httpx.Request("GET", "https://huggingface.co")),
+            )
         return SimpleNamespace(gated="manual" if repo_id.startswith("mistralai/") else False)
 
     monkeypatch.setattr(HfApi, "model_info", info)
@@ -252,12 +269,19 @@ def test_the_paper_profile_checks_hub_access_before_its_first_run(monkeypatch):
 
 def test_per_run_gpu_memory_is_recorded_with_a_faked_cuda(results, monkeypatch):
     """With CUDA in use (faked: this machine has none), a run's result carries its peak GPU memory."""
-    fake = SimpleNamespace(device_count=lambda: 1, get_device_name=lambda d: "Fake GPU", reset_peak_memory_stats=lambda d: None,
-                           max_memory_allocated=lambda d: 3 * 2**30, max_memory_reserved=lambda d: 4 * 2**30,
-                           empty_cache=lambda: None)
+    fake = SimpleNamespace(
+        device_count=lambda: 1,
+        get_device_name=lambda d: "Fake GPU",
+        reset_peak_memory_stats=lambda d: None,
+        max_memory_allocated=lambda d: 3 * 2**30,
+        max_memory_reserved=lambda d: 4 * 2**30,
+        empty_cache=lambda: None,
+    )
     monkeypatch.setattr(memory, "_cuda", lambda: fake)
     out = run(RunConfig(**dict(TINY, setting="centralized", max_eval=6, n_boot=0)), progress=False)
-    assert out.memory["train_gpu"]["peak_allocated_mb"] == 3072.0 and out.memory["train_gpu"]["peak_reserved_mb"] == 4096.0
+    assert (
+        out.memory["train_gpu"]["peak_allocated_mb"] == 3072.0 and out.memory["train_gpu"]["peak_reserved_mb"] == 4096.0
+    )
     assert out.memory["train_gpu"]["devices"][0]["name"] == "Fake GPU"
     saved = json.loads(out.path.read_text())
     assert saved["memory"]["train_gpu"]["peak_allocated_mb"] == 3072.0

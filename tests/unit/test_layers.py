@@ -12,10 +12,31 @@ PACKAGE = Path(__file__).resolve().parents[2] / "fedlab"
 #: external packages that may be imported inside a function: heavy (torch, transformers and what is
 #: built on them, Flower, Ray, HF datasets) and needed only on the code paths that use them
 # heavy or optional: safetensors.torch imports torch; tqdm.notebook imports IPython's display machinery
-LAZY_ALLOWED = {"torch", "transformers", "peft", "bitsandbytes", "flwr", "flwr_datasets", "ray", "datasets",
-                "safetensors", "tqdm"}
+LAZY_ALLOWED = {
+    "torch",
+    "transformers",
+    "peft",
+    "bitsandbytes",
+    "flwr",
+    "flwr_datasets",
+    "ray",
+    "datasets",
+    "safetensors",
+    "tqdm",
+}
 #: the layers, lowest first (must match [tool.importlinter] in pyproject.toml)
-LAYERS = [("errors", "paths"), ("io",), ("core",), ("data",), ("experiment",), ("fl",), ("reporting", "runs"), ("study",), ("pipeline",), ("cli",)]
+LAYERS = [
+    ("errors", "paths"),
+    ("io",),
+    ("core",),
+    ("data",),
+    ("experiment",),
+    ("fl",),
+    ("reporting", "runs"),
+    ("study",),
+    ("pipeline",),
+    ("cli",),
+]
 
 
 def _modules():
@@ -82,8 +103,11 @@ def test_imports_sit_at_module_top():
                     names = ["." * node.level + (node.module or "")]
                 else:
                     continue
-                lazy += [f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {n}" for n in names
-                         if n.split(".")[0] not in LAZY_ALLOWED]
+                lazy += [
+                    f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {n}"
+                    for n in names
+                    if n.split(".")[0] not in LAZY_ALLOWED
+                ]
     assert not lazy, "imports inside functions:\n" + "\n".join(lazy)
 
 
@@ -95,8 +119,10 @@ def test_the_ast_check_sees_an_upward_import(tmp_path):
     assert all(_layer_of(t) > _layer_of("fedlab.core.x") for _, t in found)
 
 
-@pytest.mark.skipif(shutil.which("lint-imports", path=str(Path(sys.executable).parent)) is None,
-                    reason="import-linter is not installed in this environment")
+@pytest.mark.skipif(
+    shutil.which("lint-imports", path=str(Path(sys.executable).parent)) is None,
+    reason="import-linter is not installed in this environment",
+)
 def test_import_linter_contracts_are_kept():
     exe = Path(sys.executable).parent / "lint-imports"
     out = subprocess.run([str(exe)], cwd=PACKAGE.parent, capture_output=True, text=True, timeout=120)

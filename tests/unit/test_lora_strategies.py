@@ -15,8 +15,10 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def two_clients(seed=0, d_in=6, d_out=5, r=2):
     rng = np.random.default_rng(seed)
     key = "base_model.model.layer.q_proj"
-    return [{key + lora.A_SUFFIX: rng.normal(size=(r, d_in)), key + lora.B_SUFFIX: rng.normal(size=(d_out, r))}
-            for _ in range(2)], key
+    return [
+        {key + lora.A_SUFFIX: rng.normal(size=(r, d_in)), key + lora.B_SUFFIX: rng.normal(size=(d_out, r))}
+        for _ in range(2)
+    ], key
 
 
 def test_fedex_residual_makes_the_aggregate_exactly_the_average_update():
@@ -35,8 +37,8 @@ def test_fedex_residual_makes_the_aggregate_exactly_the_average_update():
 
 
 def test_fedex_residual_is_folded_into_the_base_weight_once(tiny):
-    from fedlab.core.peft_methods import adapter_state, build_peft_model
     from fedlab.core.models import load_model
+    from fedlab.core.peft_methods import adapter_state, build_peft_model
 
     model = build_peft_model(load_model("tiny-random", dtype="fp32")[0], "lora")
     prefix = lora.lora_pairs(adapter_state(model))[0][0]
@@ -56,7 +58,9 @@ def test_strategies_refuse_what_cannot_work_and_own_what_they_send():
     arrays = {"m.lora_A.weight": np.zeros(1), "m.lora_B.weight": np.ones(1)}
 
     def sent(strategy):
-        return sorted(make_strategy(RunConfig(dataset="fpb", setting="federated", strategy=strategy).validate()).sent(arrays))
+        return sorted(
+            make_strategy(RunConfig(dataset="fpb", setting="federated", strategy=strategy).validate()).sent(arrays)
+        )
 
     assert sent("ffa-lora") == ["m.lora_B.weight"] and sent("fedsa-lora") == ["m.lora_A.weight"]
     assert sent("fedavg") == sent("fedex-lora") == sorted(arrays)
@@ -80,8 +84,12 @@ def test_the_rdp_accountant_spends_more_epsilon_every_round():
     strategy = make_strategy(cfg)
     assert isinstance(strategy, ServerSideDP) and isinstance(strategy, S.DifferentialPrivacyServerSideFixedClipping)
     assert strategy.privacy_spent_now()["epsilon"] == 0.0
-    ffa = make_strategy(RunConfig(dataset="fpb", setting="federated", strategy="ffa-lora", dp={"side": "client"}).validate())
-    assert isinstance(ffa.strategy, FFALoRA) and ffa.sent({"m.lora_A.weight": 0, "m.lora_B.weight": 1}) == {"m.lora_B.weight": 1}
+    ffa = make_strategy(
+        RunConfig(dataset="fpb", setting="federated", strategy="ffa-lora", dp={"side": "client"}).validate()
+    )
+    assert isinstance(ffa.strategy, FFALoRA) and ffa.sent({"m.lora_A.weight": 0, "m.lora_B.weight": 1}) == {
+        "m.lora_B.weight": 1
+    }
     accountant = strategy.accountant
     from flwr.serverapp import GaussianPrivacyEvent
 
@@ -128,10 +136,9 @@ def test_an_ffa_client_trains_b_and_leaves_the_shared_a_untouched(tiny):
     from fedlab.core.models import load_model
     from fedlab.core.peft_methods import adapter_state, build_peft_model
     from fedlab.core.train import train_local
-    from tests.unit.test_models_eval import RECORDS
-
     from fedlab.fl.strategies import ClientSide
     from fedlab.fl.strategies.ffa_lora import FFALoRAClient
+    from tests.unit.test_models_eval import RECORDS
 
     model, tok, _ = load_model("tiny-random", dtype="fp32")
     model = build_peft_model(model, "lora")
@@ -164,12 +171,26 @@ def test_notebook_07_runs_only_for_profiles_with_an_aggregation_cell_and_grid_fi
     ran = []
     monkeypatch.setattr(fedlab.study, "run", lambda cfg, **kw: ran.append(cfg))
     monkeypatch.setattr(fedlab.cli, "summary_line", lambda result: "")
-    argv = ["grid", "--profile", "quick", "--only-models", "smollm2-135m", "--only-datasets", "fiqa_sa", "fpb",
-            "--only-methods", "ia3"]
+    argv = [
+        "grid",
+        "--profile",
+        "quick",
+        "--only-models",
+        "smollm2-135m",
+        "--only-datasets",
+        "fiqa_sa",
+        "fpb",
+        "--only-methods",
+        "ia3",
+    ]
     assert main(argv) == 0
     # the floors first, then the chosen datasets in the order given; 2 datasets x 3 settings x 3 seeds
     assert [(c.setting, c.dataset) for c in ran[:2]] == [("zeroshot", "fiqa_sa"), ("zeroshot", "fpb")]
-    assert len(ran) == 2 + 2 * 3 * 3 and {c.method for c in ran[2:]} == {"ia3"} and {c.model for c in ran} == {"smollm2-135m"}
+    assert (
+        len(ran) == 2 + 2 * 3 * 3
+        and {c.method for c in ran[2:]} == {"ia3"}
+        and {c.model for c in ran} == {"smollm2-135m"}
+    )
     assert [c.dataset for c in ran[2:]] == ["fiqa_sa"] * 9 + ["fpb"] * 9
 
 

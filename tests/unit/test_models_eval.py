@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from fedlab.data.records import Record
-from fedlab.errors import ConfigError, ModelError
 from fedlab.core.evaluate import evaluate, option_logliks, parse_answer
 from fedlab.core.metrics import compute_metrics
 from fedlab.core.models import load_model, resolve, resolve_dtype
 from fedlab.core.prompts import encode, prompt_text, training_ids
+from fedlab.data.records import Record
+from fedlab.errors import ConfigError, ModelError
 
 SENT = ("negative", "neutral", "positive")
 
@@ -109,7 +109,9 @@ def test_long_inputs_are_shortened_not_the_options(tiny):
 def test_a_long_vignette_loses_its_middle_not_its_question(tiny):
     _, tok, _ = tiny
     story = "A 54-year-old man presents with chest pain. " + "He reports a long history of symptoms. " * 200
-    long = medqa(9, story + "Which of the following is the most likely diagnosis?", ["alpha", "beta", "gamma", "delta"], 0)
+    long = medqa(
+        9, story + "Which of the following is the most likely diagnosis?", ["alpha", "beta", "gamma", "delta"], 0
+    )
     enc = encode(long, tok, max_length=256, system_prompt="")
     text = tok.decode(enc.prompt_ids)
     assert enc.truncated and len(enc.prompt_ids) + 2 <= 256
@@ -200,10 +202,12 @@ def test_embedded_model_speaks_english(embedded):
     assert info["kind"] == "embedded" and 130e6 < info["n_parameters"] < 140e6
     ids = tok.apply_chat_template(
         [{"role": "user", "content": "What is the capital of France? Answer in one sentence."}],
-        add_generation_prompt=True, return_tensors="pt", return_dict=True,
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
     )
     out = model.generate(**ids, max_new_tokens=20, do_sample=False)
-    text = tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+    text = tok.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
     words = re.findall(r"[A-Za-z]+", text)
     assert "Paris" in text, text
     assert len(words) >= 4 and sum(w.lower() in {"the", "of", "is", "france", "paris"} for w in words) >= 2

@@ -1,7 +1,6 @@
 """The notebooks are thin and clean: no outputs, literal parameters, no logic, a Colab badge, one setup call."""
 
 import ast
-import json
 from pathlib import Path
 
 import nbformat
@@ -16,9 +15,16 @@ def code_cells(path):
 
 def test_the_numbered_notebooks_exist():
     names = [p.name for p in NOTEBOOKS]
-    assert names == ["00_data.ipynb", "01_partitions.ipynb", "02_peft_domain.ipynb",
-                     "03_baselines.ipynb", "04_energy.ipynb", "05_summary.ipynb", "06_your_data.ipynb",
-                     "07_aggregation_privacy.ipynb"]
+    assert names == [
+        "00_data.ipynb",
+        "01_partitions.ipynb",
+        "02_peft_domain.ipynb",
+        "03_baselines.ipynb",
+        "04_energy.ipynb",
+        "05_summary.ipynb",
+        "06_your_data.ipynb",
+        "07_aggregation_privacy.ipynb",
+    ]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -47,20 +53,26 @@ def test_no_function_or_class_definitions(path):
     for cell in code_cells(path):
         for node in ast.walk(ast.parse(cell.source)):
             assert not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)), (
-                f"{path.name}: logic belongs in the fedlab package, not in notebooks")
+                f"{path.name}: logic belongs in the fedlab package, not in notebooks"
+            )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_colab_badge_and_noop_install_cell(path):
     """Badge and install cell come from one place (pyproject's Repository URL, FEDLAB_REPO overrides)."""
     from fedlab import pipeline
+
     book = nbformat.read(path, as_version=4)
     assert book.cells[0].source.splitlines()[0] == pipeline.colab_badge(path.name), (
-        "stale Colab badge: run fedlab.pipeline.sync_notebook_headers()")
+        "stale Colab badge: run fedlab.pipeline.sync_notebook_headers()"
+    )
     install = code_cells(path)[0].source
     assert install == pipeline.install_cell(), "stale install cell: run fedlab.pipeline.sync_notebook_headers()"
     assert 'find_spec("fedlab") is None' in install and "FEDLAB_REPO" in install
-    assert pipeline.repository_url() in install and pipeline.repository_url().removeprefix("https://github.com/") in book.cells[0].source
+    assert (
+        pipeline.repository_url() in install
+        and pipeline.repository_url().removeprefix("https://github.com/") in book.cells[0].source
+    )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

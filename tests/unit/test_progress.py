@@ -34,7 +34,9 @@ def test_tqdm_disable_turns_our_bars_off_even_when_progress_was_asked_for(monkey
 
 def test_report_kernels_run_without_bars(monkeypatch):
     import os
+
     from fedlab import pipeline
+
     monkeypatch.delenv("TQDM_DISABLE", raising=False)
     monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "0")
     with pipeline.report_kernel_env():
@@ -44,7 +46,9 @@ def test_report_kernels_run_without_bars(monkeypatch):
 
 def test_library_notices_are_kept_with_the_run_not_printed(capsys):
     import logging
+
     from fedlab.core.peft_methods import library_notices
+
     with library_notices("bitsandbytes") as notices:
         logging.getLogger("bitsandbytes.backends.cpu.ops").warning("Failed to load CPU gemm_4bit_forward")
     assert [r.getMessage() for r in notices] == ["Failed to load CPU gemm_4bit_forward"]

@@ -13,7 +13,6 @@ from fedlab.errors import ConfigError, FedlabError, ModelError
 from fedlab.experiment.config import RunConfig
 from fedlab.experiment.store import ResultStore
 from fedlab.study import run
-
 from tests.conftest import TINY_FAULTS as TINY
 
 
@@ -166,8 +165,10 @@ def test_a_frozen_evaluation_cannot_pass_unnoticed(results, method):
     """Each centralized checkpoint has its own adapter hash, and the evaluation sees the change: the
     mean log-probability of the gold option moves between checkpoints (it is continuous, so it moves
     even where accuracy does not)."""
-    res = run(RunConfig(**dict(TINY, setting="centralized", method=method, clients=2, rounds=3, max_eval=16,
-                               n_boot=0)), progress=False)
+    res = run(
+        RunConfig(**dict(TINY, setting="centralized", method=method, clients=2, rounds=3, max_eval=16, n_boot=0)),
+        progress=False,
+    )
     hashes = [h["adapter_hash"] for h in res.rounds]
     scores = [h["eval"]["gold_logprob"] for h in res.rounds]
     assert len(hashes) == 3 and len(set(hashes)) == 3, hashes
@@ -186,6 +187,12 @@ def test_isolated_clients_stop_early_on_the_validation_split(results):
         best = max(checks, key=lambda c: c["macro_f1"])["macro_f1"]
         assert stop["kept_step"] in [c["step"] for c in checks if c["macro_f1"] == best]
         assert client["own_data"]["n"] >= 1
-    off = run(RunConfig(**dict(TINY, setting="isolated", clients=2, rounds=3, max_eval=8, n_boot=0, val_size=40,
-                                early_stopping=False)), progress=False)
+    off = run(
+        RunConfig(
+            **dict(
+                TINY, setting="isolated", clients=2, rounds=3, max_eval=8, n_boot=0, val_size=40, early_stopping=False
+            )
+        ),
+        progress=False,
+    )
     assert all(c["early_stopping"] is None for c in off.per_client)

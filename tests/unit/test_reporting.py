@@ -1,6 +1,5 @@
 """Reporting from small fixture result files: frames, tables, claims, figures and README blocks."""
 
-import shutil
 import subprocess
 import sys
 import time
@@ -11,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fedlab.experiment import provenance
-from fedlab.experiment.provenance import OTHERS_CPU_LIMIT, Contention, measured_on_shared_cpu, others_cpu_percent
-from fedlab.experiment.profiles import load_profile
-from fedlab.experiment.store import ResultStore, RunResult
 from fedlab.core.metrics import bootstrap_ci
+from fedlab.experiment import provenance
+from fedlab.experiment.profiles import load_profile
+from fedlab.experiment.provenance import OTHERS_CPU_LIMIT, Contention, measured_on_shared_cpu, others_cpu_percent
+from fedlab.experiment.store import ResultStore, RunResult
 from fedlab.reporting import claims, figures, frames, readme, tables, verdict_text, verdicts
 
 SMOKE = load_profile("smoke")
@@ -30,8 +29,14 @@ def _preds(correct_rows, *, wrong_as=lambda g: (g + 1) % 3, client=None):
     out = []
     for i, g in enumerate(GOLDS):
         pred = int(g) if i in correct_rows else int(wrong_as(g))
-        row = {"id": f"r{i:03d}", "group": "all", "gold": int(g), "pred": pred, "correct": pred == g,
-               "logliks": [0.0 if k == pred else -2.0 for k in range(3)]}
+        row = {
+            "id": f"r{i:03d}",
+            "group": "all",
+            "gold": int(g),
+            "pred": pred,
+            "correct": pred == g,
+            "logliks": [0.0 if k == pred else -2.0 for k in range(3)],
+        }
         if client is not None:
             row["client"] = client
         out.append(row)
@@ -43,14 +48,25 @@ def _write(store, cfg, acc, lo, hi, *, worst=None, kwh=1e-3, bytes_total=0, roun
     metrics = {"n": 16, "accuracy": acc, "macro_f1": acc / 2, "accuracy_ci": [lo, hi], "seconds": 1.0}
     if worst is not None:
         metrics["accuracy_worst"] = worst
-    energy = {"mode": {"cpu": "cpu_load"}, "total": {"kwh": kwh, "kg_co2e": kwh / 3},
-              "phases": {"client_train": {"kwh": kwh}}}
-    res = RunResult.of(cfg, metrics=metrics, energy=energy, communication={"bytes_total": bytes_total},
-                       model={"trainable_parameters": 1000, "adapter_bytes": 4000}, timings={"wall_s": 10.0},
-                       budget={"optimizer_steps": 8}, data={"offline_resplit": False}, rounds=list(rounds),
-                       partition={"sizes": [5, 7]},
-                       per_client=[{"client": 0, "accuracy": 0.5}, {"client": 1, "accuracy": 0.7}],
-                       predictions=predictions)
+    energy = {
+        "mode": {"cpu": "cpu_load"},
+        "total": {"kwh": kwh, "kg_co2e": kwh / 3},
+        "phases": {"client_train": {"kwh": kwh}},
+    }
+    res = RunResult.of(
+        cfg,
+        metrics=metrics,
+        energy=energy,
+        communication={"bytes_total": bytes_total},
+        model={"trainable_parameters": 1000, "adapter_bytes": 4000},
+        timings={"wall_s": 10.0},
+        budget={"optimizer_steps": 8},
+        data={"offline_resplit": False},
+        rounds=list(rounds),
+        partition={"sizes": [5, 7]},
+        per_client=[{"client": 0, "accuracy": 0.5}, {"client": 1, "accuracy": 0.7}],
+        predictions=predictions,
+    )
     return store.save(cfg, res)
 
 
@@ -61,8 +77,10 @@ def fixture_results(tmp_path, monkeypatch, fedlab_data_dir):
     monkeypatch.setenv("FEDLAB_RESULTS_DIR", str(tmp_path / "results"))
     monkeypatch.setenv("FEDLAB_FIGURES_DIR", str(tmp_path / "figures"))
     store = ResultStore()
-    curve = [{"round": 1, "eval": {"accuracy": 0.4, "accuracy_ci": [0.3, 0.5], "macro_f1": 0.3, "gold_logprob": -1.2}},
-             {"round": 2, "eval": {"accuracy": 0.6, "accuracy_ci": [0.5, 0.7], "macro_f1": 0.5, "gold_logprob": -0.9}}]
+    curve = [
+        {"round": 1, "eval": {"accuracy": 0.4, "accuracy_ci": [0.3, 0.5], "macro_f1": 0.3, "gold_logprob": -1.2}},
+        {"round": 2, "eval": {"accuracy": 0.6, "accuracy_ci": [0.5, 0.7], "macro_f1": 0.5, "gold_logprob": -0.9}},
+    ]
     _write(store, SMOKE.zeroshot("fpb"), 0.20, 0.10, 0.30, predictions=_preds(set(range(40)), wrong_as=lambda g: 0))
     # centralized right on rows 0..129; federated LoRA the same but wrong on 16 more of them (significant,
     # yet the two marginal CIs overlap); federated QLoRA equal to centralized but for 2 rows each way
@@ -70,19 +88,44 @@ def fixture_results(tmp_path, monkeypatch, fedlab_data_dir):
     fed = {"lora": cen - set(range(114, 130)), "qlora": (cen - {0, 1}) | {130, 131}}
     isolated = [set(range(0, 90)), set(range(40, 120))]
     for method, kwh, nbytes in (("lora", 2e-3, 10_000), ("qlora", 1e-3, 10_000)):
-        _write(store, SMOKE.config("fpb", "federated", method), 0.6, 0.5, 0.7, kwh=kwh, bytes_total=nbytes,
-               rounds=curve, predictions=_preds(fed[method]))
-        _write(store, SMOKE.config("fpb", "centralized", method), 0.65, 0.58, 0.72, rounds=curve, predictions=_preds(cen))
-        _write(store, SMOKE.config("fpb", "isolated", method), 0.45, 0.45, 0.45, worst=0.30,
-               predictions=[row for k, rows in enumerate(isolated) for row in _preds(rows, client=k)])
+        _write(
+            store,
+            SMOKE.config("fpb", "federated", method),
+            0.6,
+            0.5,
+            0.7,
+            kwh=kwh,
+            bytes_total=nbytes,
+            rounds=curve,
+            predictions=_preds(fed[method]),
+        )
+        _write(
+            store, SMOKE.config("fpb", "centralized", method), 0.65, 0.58, 0.72, rounds=curve, predictions=_preds(cen)
+        )
+        _write(
+            store,
+            SMOKE.config("fpb", "isolated", method),
+            0.45,
+            0.45,
+            0.45,
+            worst=0.30,
+            predictions=[row for k, rows in enumerate(isolated) for row in _preds(rows, client=k)],
+        )
     return store
 
 
 def test_frame_finds_the_profile_cells_by_hash(fixture_results):
     df = frames.results_frame(SMOKE)
-    assert len(df) == 7 and list(df[df["method"] == "lora"]["setting"].astype(str)) == ["isolated", "federated", "centralized"]
+    assert len(df) == 7 and list(df[df["method"] == "lora"]["setting"].astype(str)) == [
+        "isolated",
+        "federated",
+        "centralized",
+    ]
     assert df[df["setting"] == "zeroshot"]["method"].tolist() == ["none"]
-    assert set(df["domain"]) == {"finance"} and df.loc[df["setting"] == "federated", "bytes_total"].tolist() == [10_000] * 2
+    assert (
+        set(df["domain"]) == {"finance"}
+        and df.loc[df["setting"] == "federated", "bytes_total"].tolist() == [10_000] * 2
+    )
     assert frames.results_frame(load_profile("quick"), store=fixture_results).empty  # other profile, other hashes
 
 
@@ -100,31 +143,82 @@ def test_tables_and_claims_from_the_frame(fixture_results):
 def test_a_collapse_among_several_seeds_is_said_to_be_in_at_least_one_seed():
     """Collapse is judged per seed; with three seeds pooled, the note must not say the pooled model collapsed."""
     c = {"federated_collapsed": True, "other_collapsed": False, "other": "centralized", "n_seeds_a": 3, "n_seeds_b": 3}
-    assert claims._collapse_note(c) == " (the federated model answers one class for >= 90 % of rows in at least one seed)"
-    assert claims._collapse_note({**c, "n_seeds_a": 1}) == " (the federated model answers one class for >= 90 % of rows)"
+    assert (
+        claims._collapse_note(c) == " (the federated model answers one class for >= 90 % of rows in at least one seed)"
+    )
+    assert (
+        claims._collapse_note({**c, "n_seeds_a": 1}) == " (the federated model answers one class for >= 90 % of rows)"
+    )
 
 
 def test_the_main_table_keeps_the_worst_isolated_client_when_it_pools_seeds():
     row = {"model": "m", "dataset": "fpb", "metric": "macro_f1", "method": "lora", "collapsed": False}
-    df = pd.DataFrame([{**row, "setting": "isolated", "seed": k, "score": 0.4 + k / 10, "score_worst": 0.2 + k / 10}
-                       for k in (0, 1)] + [{**row, "setting": "federated", "seed": 0, "score": 0.5, "score_worst": None,
-                                            "score_lo": 0.4, "score_hi": 0.6}])
+    df = pd.DataFrame(
+        [{**row, "setting": "isolated", "seed": k, "score": 0.4 + k / 10, "score_worst": 0.2 + k / 10} for k in (0, 1)]
+        + [
+            {
+                **row,
+                "setting": "federated",
+                "seed": 0,
+                "score": 0.5,
+                "score_worst": None,
+                "score_lo": 0.4,
+                "score_hi": 0.6,
+            }
+        ]
+    )
     assert "| 0.450 (2 seeds: 0.400-0.500) / 0.250 | 0.500 [0.400, 0.600] |" in tables.main_table(df)
 
 
 def test_the_cost_summary_gives_one_line_per_cell_over_its_seeds():
-    run = {"setting": "federated", "model": "m", "dataset": "fpb", "method": "lora", "trainable_parameters": 460_800,
-           "bytes_total": 44_785_920, "memory_measured": True, "cpu": "AMD 25/17/1"}
-    df = pd.DataFrame([{**run, "seed": 0, "kwh": 1e-3, "wh_per_step": 0.01, "peak_memory_mb": 900.0, "wall_s": 100.0,
-                        "shared_cpu": False},
-                       {**run, "seed": 1, "kwh": 2e-3, "wh_per_step": 0.03, "peak_memory_mb": 950.0, "wall_s": 140.0,
-                        "shared_cpu": True},
-                       {**run, "setting": "centralized", "seed": 0, "kwh": 9e-3, "wh_per_step": 0.1,
-                        "peak_memory_mb": 5000.0, "wall_s": 999.0, "shared_cpu": False}])
+    run = {
+        "setting": "federated",
+        "model": "m",
+        "dataset": "fpb",
+        "method": "lora",
+        "trainable_parameters": 460_800,
+        "bytes_total": 44_785_920,
+        "memory_measured": True,
+        "cpu": "AMD 25/17/1",
+    }
+    df = pd.DataFrame(
+        [
+            {
+                **run,
+                "seed": 0,
+                "kwh": 1e-3,
+                "wh_per_step": 0.01,
+                "peak_memory_mb": 900.0,
+                "wall_s": 100.0,
+                "shared_cpu": False,
+            },
+            {
+                **run,
+                "seed": 1,
+                "kwh": 2e-3,
+                "wh_per_step": 0.03,
+                "peak_memory_mb": 950.0,
+                "wall_s": 140.0,
+                "shared_cpu": True,
+            },
+            {
+                **run,
+                "setting": "centralized",
+                "seed": 0,
+                "kwh": 9e-3,
+                "wh_per_step": 0.1,
+                "peak_memory_mb": 5000.0,
+                "wall_s": 999.0,
+                "shared_cpu": False,
+            },
+        ]
+    )
     lines = tables.cost_summary_table(df).splitlines()
     assert len(lines) == 3  # header, rule, one federated cell: the centralized run is not in it
-    assert lines[2] == ("| m | fpb | lora | 2 | 460,800 | 44,785,920 | 1.500 (1.000-2.000) | 0.0200 (0.0100-0.0300) | "
-                        "950 | 120 (100-140) | AMD 25/17/1 | 1 of 2 |")
+    assert lines[2] == (
+        "| m | fpb | lora | 2 | 460,800 | 44,785,920 | 1.500 (1.000-2.000) | 0.0200 (0.0100-0.0300) | "
+        "950 | 120 (100-140) | AMD 25/17/1 | 1 of 2 |"
+    )
     assert tables.cost_summary_table(df, "isolated") == "(no isolated results yet)"
 
 
@@ -135,8 +229,11 @@ def test_figures_are_drawn_from_results(fixture_results, tmp_path):
     figures.energy_and_bytes(df, save="t_energy")
     figures.energy_phases(results, save="t_phases")
     fed = frames.result_for(SMOKE.config("fpb", "federated", "lora"))
-    figures.learning_curves([fed, frames.result_for(SMOKE.config("fpb", "centralized", "lora"))],
-                            zeroshot=frames.result_for(SMOKE.zeroshot("fpb")), save="t_curves")
+    figures.learning_curves(
+        [fed, frames.result_for(SMOKE.config("fpb", "centralized", "lora"))],
+        zeroshot=frames.result_for(SMOKE.zeroshot("fpb")),
+        save="t_curves",
+    )
     figures.per_client(fed, save="t_per_client")
     for name in ("t_baselines", "t_energy", "t_phases", "t_curves", "t_per_client"):
         assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 5_000, name
@@ -144,8 +241,10 @@ def test_figures_are_drawn_from_results(fixture_results, tmp_path):
 
 def test_readme_blocks_are_generated(tmp_path):
     page = tmp_path / "README.md"
-    page.write_text("intro\n<!-- begin:backbones -->\nSTALE TABLE\n<!-- end:backbones -->\n"
-                    "<!-- begin:layout -->\n<!-- end:layout -->\nend\n")
+    page.write_text(
+        "intro\n<!-- begin:backbones -->\nSTALE TABLE\n<!-- end:backbones -->\n"
+        "<!-- begin:layout -->\n<!-- end:layout -->\nend\n"
+    )
     assert readme.update_readme(page, names=["backbones", "layout"]) == ["backbones", "layout"]
     text = page.read_text()
     assert "STALE TABLE" not in text and "`smollm2-135m` (default)" in text and "Qwen/Qwen2.5-0.5B-Instruct" in text
@@ -194,8 +293,9 @@ def test_the_answer_per_domain_counts_the_verdicts_in_their_own_words(fixture_re
     lora = next(c for c in v["comparisons"] if c["method"] == "lora" and c["family"] == verdicts.FAMILIES[0])
     assert text.startswith("**finance** (fpb; tiny-random;")
     # the significant difference is named with its effect, though the two marginal CIs overlap
-    assert (f"Federated vs centralized (TOST at ±0.03): 2 cells: *equivalent* 1 (tiny-random fpb qlora "
-            in text) and f"*not equivalent* 1 (tiny-random fpb lora {lora['effect']:+.3f} [" in text
+    assert (
+        "Federated vs centralized (TOST at ±0.03): 2 cells: *equivalent* 1 (tiny-random fpb qlora " in text
+    ) and f"*not equivalent* 1 (tiny-random fpb lora {lora['effect']:+.3f} [" in text
     assert "*inconclusive*" not in text.split("Federated vs isolated")[0]  # a verdict no cell got is not listed
     assert "Federated vs isolated (mean of the clients, one-sided): 2 cells: *better* 2 (" in text
     assert "qlora vs LoRA, federated (non-inferiority at -0.03): 1 cell: *non-inferior* 1 (" in text
@@ -208,8 +308,9 @@ def test_floors_calibrate_a_zero_shot_model_that_always_answers_one_class(fixtur
     v = verdicts.profile_verdicts(SMOKE)
     fpb = v["floors"]["tiny-random/fpb"]
     assert fpb["metric"] == "macro_f1" and fpb["raw_prediction_shares"][0] > 0.8
-    assert fpb["majority_class"] == pytest.approx(verdicts.stats.metric_value(
-        "macro_f1", GOLDS, np.full(N_ROWS, np.bincount(GOLDS).argmax()), 3))
+    assert fpb["majority_class"] == pytest.approx(
+        verdicts.stats.metric_value("macro_f1", GOLDS, np.full(N_ROWS, np.bincount(GOLDS).argmax()), 3)
+    )
     assert "calibrated" in fpb and "| tiny-random | fpb | macro_f1 |" in verdict_text.floors_markdown(v)
     path = verdicts.write_verdicts(SMOKE)
     assert path.name == "smoke.json" and '"not equivalent"' in path.read_text()
@@ -232,15 +333,22 @@ def test_each_cost_is_compared_on_its_own_with_repeats():
     dear[1].timings = {"load_at_start": {"shared": True}}  # an older result: only the load at its start
     costs = verdicts.cost_comparison(cheap, dear)
     assert costs["energy_kwh"]["excluded_shared"] == 2 and costs["energy_kwh"]["b"] == [1.9]
-    assert costs["energy_kwh"]["verdict"] == "undecided (needs >= 3 repeats per side, has 1, 2 measured on a shared CPU left out)"
+    assert (
+        costs["energy_kwh"]["verdict"]
+        == "undecided (needs >= 3 repeats per side, has 1, 2 measured on a shared CPU left out)"
+    )
     assert costs["peak_memory_mb"]["b"] == [101, 99, 100] and costs["bytes"]["verdict"] == "lower"
 
 
 def test_energy_is_compared_only_between_runs_made_on_one_cpu():
     def run_(kwh, cpu):
         hardware = {"cpu": "AMD EPYC", **({"cpu_signature": cpu} if cpu else {})}
-        return SimpleNamespace(communication={"bytes_total": 10}, energy={"total": {"kwh": kwh}}, peak_memory_mb=100,
-                               manifest={"hardware": hardware})
+        return SimpleNamespace(
+            communication={"bytes_total": 10},
+            energy={"total": {"kwh": kwh}},
+            peak_memory_mb=100,
+            manifest={"hardware": hardware},
+        )
 
     zen4, zen3 = "AuthenticAMD 25/17/1 avx2 avx512f", "AuthenticAMD 25/1/1 avx2"
     # a is cheaper than b on each CPU, but a's runs on the slower CPU would make it look dearer if pooled
@@ -253,14 +361,24 @@ def test_energy_is_compared_only_between_runs_made_on_one_cpu():
     energy = verdicts.cost_comparison(a[:2] + a[3:], b[:1] + [run_(2.2, zen3), run_(2.3, zen3)])["energy_kwh"]
     assert energy["verdict"] == "undecided (needs >= 3 repeats per side, has 1, 3 made on another CPU left out)"
     # results older than the signature form their own group, used when no recorded CPU has more runs
-    old = verdicts.cost_comparison([run_(v, None) for v in (1.0, 1.1, 0.9)], [run_(v, None) for v in (2.0, 2.1, 1.9)])["energy_kwh"]
+    old = verdicts.cost_comparison([run_(v, None) for v in (1.0, 1.1, 0.9)], [run_(v, None) for v in (2.0, 2.1, 1.9)])[
+        "energy_kwh"
+    ]
     assert old["cpu"] == verdicts.CPU_NOT_RECORDED and old["verdict"] == "lower"
-    assert provenance.cpu_signature("vendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 143\nstepping\t: 8\n"
-                                    "flags\t\t: fpu avx2 avx512f amx_tile amx_bf16\n\nvendor_id\t: other\n") \
+    assert (
+        provenance.cpu_signature(
+            "vendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 143\nstepping\t: 8\n"
+            "flags\t\t: fpu avx2 avx512f amx_tile amx_bf16\n\nvendor_id\t: other\n"
+        )
         == "GenuineIntel 6/143/8 avx2 avx512f amx_tile amx_bf16"
+    )
     assert provenance.cpu_signature("") is None
-    assert provenance.cpu_label("AuthenticAMD 25/17/1 avx2 avx512f avx512_bf16 avx512_vnni") == "AMD 25/17/1 avx512 bf16"
-    assert provenance.cpu_label("GenuineIntel 6/143/8 avx2 avx512f amx_tile amx_bf16") == "Intel 6/143/8 avx512 bf16 amx"
+    assert (
+        provenance.cpu_label("AuthenticAMD 25/17/1 avx2 avx512f avx512_bf16 avx512_vnni") == "AMD 25/17/1 avx512 bf16"
+    )
+    assert (
+        provenance.cpu_label("GenuineIntel 6/143/8 avx2 avx512f amx_tile amx_bf16") == "Intel 6/143/8 avx512 bf16 amx"
+    )
     assert provenance.cpu_label(None) == "?"
 
 
@@ -270,7 +388,13 @@ def test_contention_counts_the_cpu_of_other_processes_not_of_the_run_itself():
     # CPU burnt by this process and by a child it waits for is its own, not another process's (the child
     # idles before it exits so that a sample sees all its CPU time)
     with Contention(interval=0.2) as c:
-        child = subprocess.Popen([sys.executable, "-c", "import time; t = time.process_time()\nwhile time.process_time() - t < 1.0: pass\ntime.sleep(0.6)"])
+        child = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import time; t = time.process_time()\nwhile time.process_time() - t < 1.0: pass\ntime.sleep(0.6)",
+            ]
+        )
         t0 = time.process_time()
         while time.process_time() - t0 < 1.0:
             pass
@@ -282,7 +406,9 @@ def test_contention_counts_the_cpu_of_other_processes_not_of_the_run_itself():
     assert measured_on_shared_cpu({"contention": {"shared": False}, "load_at_start": {"shared": True}}) is False
     # a stored flag is re-judged by today's limit from the stored percentage (the limit was 25 % once)
     assert measured_on_shared_cpu({"contention": {"shared": False, "others_cpu_percent": OTHERS_CPU_LIMIT + 7}}) is True
-    assert measured_on_shared_cpu({"contention": {"shared": False, "others_cpu_percent": OTHERS_CPU_LIMIT - 3}}) is False
+    assert (
+        measured_on_shared_cpu({"contention": {"shared": False, "others_cpu_percent": OTHERS_CPU_LIMIT - 3}}) is False
+    )
     assert measured_on_shared_cpu({}) is None
 
 
@@ -297,8 +423,9 @@ def test_the_committed_verdicts_are_those_of_the_committed_results(profile, fedl
     fresh = _json.loads(_json.dumps(verdicts.profile_verdicts(load_profile(profile))))
     assert len(fresh["comparisons"]) > 0
     key = ("model", "dataset", "method", "family", "other", "verdict")
-    assert [tuple(c.get(k) for k in key) for c in committed["comparisons"]] == \
-        [tuple(c.get(k) for k in key) for c in fresh["comparisons"]]
+    assert [tuple(c.get(k) for k in key) for c in committed["comparisons"]] == [
+        tuple(c.get(k) for k in key) for c in fresh["comparisons"]
+    ]
     assert committed["floors"] == fresh["floors"]
 
 
@@ -306,8 +433,10 @@ def test_frames_list_datasets_in_registry_order_not_alphabetically(tmp_path, mon
     """FPB before FiQA-SA and MedQA before MedMCQA, as the registry (and the study) lists them."""
     monkeypatch.setenv("FEDLAB_RESULTS_DIR", str(tmp_path / "results"))
     store = ResultStore()
-    results = [_write(store, SMOKE.config(d, "federated", "lora"), 0.5, 0.4, 0.6)
-               for d in ("medmcqa", "fiqa_sa", "medqa", "fpb")]
+    results = [
+        _write(store, SMOKE.config(d, "federated", "lora"), 0.5, 0.4, 0.6)
+        for d in ("medmcqa", "fiqa_sa", "medqa", "fpb")
+    ]
     assert list(frames.frame(results)["dataset"]) == ["fpb", "fiqa_sa", "medqa", "medmcqa"]
 
 
@@ -318,14 +447,29 @@ def test_the_forest_plot_draws_each_effect_with_its_ci_and_margin():
     from fedlab.reporting import figures
 
     def comp(model, dataset, family, effect, ci, verdict):
-        return {"model": model, "dataset": dataset, "method": "lora", "family": family, "effect": effect, "ci": ci,
-                "margin": 0.05, "verdict": verdict, "metric": "macro_f1", "n_rows": 294, "n_seeds": 3}
+        return {
+            "model": model,
+            "dataset": dataset,
+            "method": "lora",
+            "family": family,
+            "effect": effect,
+            "ci": ci,
+            "margin": 0.05,
+            "verdict": verdict,
+            "metric": "macro_f1",
+            "n_rows": 294,
+            "n_seeds": 3,
+        }
 
-    verdicts = {"profile": "fixture", "comparisons": [
-        comp("smollm2-135m", "fiqa_sa", "federated vs centralized", -0.02, [-0.045, 0.004], "equivalent"),
-        comp("gemma3-270m", "fiqa_sa", "federated vs centralized", -0.12, [-0.2, -0.05], "not equivalent"),
-        comp("smollm2-135m", "fiqa_sa", "federated vs isolated (mean)", 0.15, [0.1, 0.2], "better"),
-        comp("smollm2-135m", "fiqa_sa", "method vs LoRA (federated)", 0.0, [-0.1, 0.1], "inconclusive")]}
+    verdicts = {
+        "profile": "fixture",
+        "comparisons": [
+            comp("smollm2-135m", "fiqa_sa", "federated vs centralized", -0.02, [-0.045, 0.004], "equivalent"),
+            comp("gemma3-270m", "fiqa_sa", "federated vs centralized", -0.12, [-0.2, -0.05], "not equivalent"),
+            comp("smollm2-135m", "fiqa_sa", "federated vs isolated (mean)", 0.15, [0.1, 0.2], "better"),
+            comp("smollm2-135m", "fiqa_sa", "method vs LoRA (federated)", 0.0, [-0.1, 0.1], "inconclusive"),
+        ],
+    }
     rows = figures.forest_rows(verdicts, "federated vs centralized")
     assert [r["label"] for r in rows] == ["gemma3-270m · fiqa_sa · lora", "smollm2-135m · fiqa_sa · lora"]
     fig = figures.forest(verdicts)
@@ -334,7 +478,9 @@ def test_the_forest_plot_draws_each_effect_with_its_ci_and_margin():
     ends = sorted((round(float(s[0][0]), 3), round(float(s[1][0]), 3)) for s in bars)
     assert ends == [(-0.2, -0.05), (-0.045, 0.004)]
     bands = [c for c in ax_cen.collections if isinstance(c, PolyCollection)]
-    assert len(bands) == 2 and np.allclose(sorted({round(float(x), 3) for b in bands for x in b.get_paths()[0].vertices[:, 0]}), [-0.05, 0.05])
+    assert len(bands) == 2 and np.allclose(
+        sorted({round(float(x), 3) for b in bands for x in b.get_paths()[0].vertices[:, 0]}), [-0.05, 0.05]
+    )
     iso_bars = [seg for c in ax_iso.collections if isinstance(c, LineCollection) for seg in c.get_segments()]
     assert [(round(float(s[0][0]), 3), round(float(s[1][0]), 3)) for s in iso_bars] == [(0.1, 0.2)]
     assert "gemma3-270m · fiqa_sa · lora" in [t.get_text() for t in ax_cen.get_yticklabels()]
@@ -347,6 +493,7 @@ REPO = Path(__file__).resolve().parents[2]
 def _anchor(heading: str) -> str:
     """GitHub's anchor of a markdown heading."""
     import re
+
     text = heading.strip().lower()
     text = re.sub(r"[^\w\- ]", "", text)
     return text.replace(" ", "-")
@@ -356,6 +503,7 @@ def test_readme_is_short_and_every_page_link_resolves():
     """#20: a README a newcomer finishes (<= 300 lines); README and docs pages link only to files and
     headings that exist."""
     import re
+
     pages = [REPO / "README.md"] + sorted((REPO / "docs").glob("*.md"))
     assert len(pages) >= 5
     assert len((REPO / "README.md").read_text().splitlines()) <= 300
@@ -387,20 +535,33 @@ def test_update_readme_fills_one_block_on_several_pages(tmp_path):
 
 
 def _comparison(family, dataset, method, verdict, effect=0.0, collapsed=False, model="m"):
-    return {"family": family, "dataset": dataset, "method": method, "model": model, "verdict": verdict,
-            "effect": effect, "ci": [effect - 0.1, effect + 0.1], "margin": 0.03 if dataset == "fpb" else 0.05,
-            "federated_collapsed": collapsed, "n_seeds": 3}
+    return {
+        "family": family,
+        "dataset": dataset,
+        "method": method,
+        "model": model,
+        "verdict": verdict,
+        "effect": effect,
+        "ci": [effect - 0.1, effect + 0.1],
+        "margin": 0.03 if dataset == "fpb" else 0.05,
+        "federated_collapsed": collapsed,
+        "n_seeds": 3,
+    }
 
 
 def test_headline_counts_the_verdicts_in_at_most_ten_sentences():
     F = verdicts.FAMILIES
-    rows = [_comparison(F[0], "fpb", "lora", "not equivalent", -0.2, collapsed=True),
-            _comparison(F[0], "fpb", "ia3", "equivalent"),
-            _comparison(F[0], "fiqa_sa", "lora", "not equivalent", +0.1),
-            _comparison(F[0], "medqa", "lora", "inconclusive"),
-            _comparison(F[1], "fpb", "lora", "better"), _comparison(F[1], "fiqa_sa", "lora", "not better"),
-            _comparison(F[3], "fpb", "ia3", "inferior"), _comparison(F[3], "fiqa_sa", "ia3", "non-inferior"),
-            _comparison(F[3], "fpb", "qlora", "inconclusive")]
+    rows = [
+        _comparison(F[0], "fpb", "lora", "not equivalent", -0.2, collapsed=True),
+        _comparison(F[0], "fpb", "ia3", "equivalent"),
+        _comparison(F[0], "fiqa_sa", "lora", "not equivalent", +0.1),
+        _comparison(F[0], "medqa", "lora", "inconclusive"),
+        _comparison(F[1], "fpb", "lora", "better"),
+        _comparison(F[1], "fiqa_sa", "lora", "not better"),
+        _comparison(F[3], "fpb", "ia3", "inferior"),
+        _comparison(F[3], "fiqa_sa", "ia3", "non-inferior"),
+        _comparison(F[3], "fpb", "qlora", "inconclusive"),
+    ]
     sentences = claims.headline_sentences({"comparisons": rows}, profile="p")
     assert len(sentences) <= 10
     finance = next(s for s in sentences if s.startswith("**Finance**"))
@@ -417,6 +578,7 @@ def test_headline_counts_the_verdicts_in_at_most_ten_sentences():
 
 def json_load(path):
     import json
+
     return json.loads(Path(path).read_text())
 
 
@@ -455,17 +617,19 @@ def test_shared_curves_put_every_setting_on_examples_seen(fixture_results, tmp_p
     top, bottom = fig.axes[0], fig.axes[1]
     assert SMOKE.models[0] in top.get_title() and "fpb" in top.get_title() and "lora" in top.get_title()
     assert top.get_xlabel().startswith("examples seen") and bottom.get_xlabel().startswith("MiB sent")
-    floors_drawn = sorted(round(l.get_ydata()[0], 2) for l in top.lines if l.get_linestyle() in ("--", "-."))
+    floors_drawn = sorted(round(line.get_ydata()[0], 2) for line in top.lines if line.get_linestyle() in ("--", "-."))
     assert floors_drawn == [0.25, 0.33]
     # the fixture's curves are held-out per round: federated and centralized each draw two checkpoints
-    curves = [l for l in top.lines if l.get_linestyle() == "-"]
-    assert len(curves) == 2 and all(len(l.get_xdata()) == 2 for l in curves)
+    curves = [line for line in top.lines if line.get_linestyle() == "-"]
+    assert len(curves) == 2 and all(len(line.get_xdata()) == 2 for line in curves)
 
 
 def test_reports_index_lists_every_report_and_figure(tmp_path, monkeypatch):
     import nbformat
     from nbformat.v4 import new_markdown_cell, new_notebook
+
     from fedlab.reporting.reports_index import write_index
+
     monkeypatch.setenv("FEDLAB_FIGURES_DIR", str(tmp_path / "figures"))
     out = tmp_path / "reports"
     out.mkdir()

@@ -5,9 +5,8 @@ import json
 import pytest
 
 from fedlab.cli import main
-from fedlab.experiment.config import RunConfig
 from fedlab.errors import ConfigError
-from fedlab.experiment.config import config_hash
+from fedlab.experiment.config import RunConfig, config_hash
 from fedlab.study import run
 
 
@@ -110,8 +109,9 @@ def test_a_changed_result_file_does_not_make_the_code_dirty(tmp_path, monkeypatc
     from fedlab.experiment.provenance import git_info
 
     def git(*args):
-        subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=tmp_path, check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=tmp_path, check=True, capture_output=True
+        )
 
     (tmp_path / "results").mkdir()
     (tmp_path / "code.py").write_text("x = 1\n")

@@ -22,7 +22,9 @@ def test_vectorised_metrics_equal_scikit_learn():
     assert np.allclose(f1, [f1_score(golds[r], a[r], labels=[0, 1, 2], average="macro", zero_division=0) for r in rows])
     assert np.allclose(stats.metric_rows("accuracy", golds, a, rows, 3), [np.mean(golds[r] == a[r]) for r in rows])
     # a class neither predicted nor present scores 0 (scikit-learn's zero_division=0)
-    assert stats.metric_rows("macro_f1", np.zeros(5, int), np.zeros(5, int), np.arange(5)[None], 3)[0] == pytest.approx(1 / 3)
+    assert stats.metric_rows("macro_f1", np.zeros(5, int), np.zeros(5, int), np.arange(5)[None], 3)[0] == pytest.approx(
+        1 / 3
+    )
 
 
 def test_identical_systems_are_equivalent_and_a_clear_gap_is_not():
@@ -57,7 +59,7 @@ def test_mcnemar_is_exact_on_the_discordant_rows():
     a = np.zeros(20, int)
     b = np.r_[np.ones(6, int), np.zeros(14, int)]  # b wrong on 6 rows a gets right, never the reverse
     comp = stats.paired_comparison(golds, a, b, 2, n_boot=200)
-    assert comp.discordant == (6, 0) and comp.mcnemar_p == pytest.approx(2 * 0.5 ** 6)
+    assert comp.discordant == (6, 0) and comp.mcnemar_p == pytest.approx(2 * 0.5**6)
 
 
 def test_holm_adjusts_and_keeps_nan():
@@ -125,6 +127,7 @@ def test_seed_spread_gives_the_seeds_the_margin_needs():
 
 def test_welch_handles_repeats_without_spread_and_large_nearly_equal_readings():
     import warnings
+
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # scipy's "Precision loss" warning would fail the test
         same = stats.welch([512.0] * 3, [512.0] * 3)
@@ -137,9 +140,11 @@ def test_welch_handles_repeats_without_spread_and_large_nearly_equal_readings():
     small = stats.welch([0.1, 0.2, 0.3], [0.2, 0.3, 0.4])
     assert abs(near["p"] - small["p"]) < 1e-6 and abs(near["difference"] + 0.1) < 1e-6
     from scipy.stats import ttest_ind
+
     assert abs(small["p"] - ttest_ind([0.1, 0.2, 0.3], [0.2, 0.3, 0.4], equal_var=False).pvalue) < 1e-9
     # one side without spread: Welch's df fall to the other side's n - 1
     from scipy.stats import t as student_t
+
     b = np.array([2090.0, 2095.0, 2097.0])
     t_stat = (2100.0 - b.mean()) / (b.std(ddof=1) / np.sqrt(3))
     assert one_side["test"].startswith("Welch") and one_side["difference"] == 2100.0 - b.mean()

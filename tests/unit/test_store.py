@@ -9,7 +9,6 @@ from fedlab.experiment.config import Faults, RunConfig
 from fedlab.experiment.hooks import RunHooks
 from fedlab.experiment.migrate import migrate_result, migrate_store, upgrade_config
 from fedlab.experiment.store import SCHEMA_VERSION, ResultStore, RunResult, RunStatus
-
 from tests.conftest import TINY_FAULTS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -22,8 +21,12 @@ def _cfg(**kw):
 def test_result_round_trip_and_transient_fields(tmp_path):
     cfg = _cfg(setting="centralized")
     store = ResultStore(tmp_path)
-    res = RunResult.of(cfg, metrics={"accuracy": 0.5, "n": 2}, predictions=[{"id": "a", "pred": 1}, {"id": "b", "pred": 0}],
-                       rounds=[{"round": 1}])
+    res = RunResult.of(
+        cfg,
+        metrics={"accuracy": 0.5, "n": 2},
+        predictions=[{"id": "a", "pred": 1}, {"id": "b", "pred": 0}],
+        rounds=[{"round": 1}],
+    )
     saved = store.save(cfg, res)
     assert saved.path == store.path(cfg) and not saved.cached
     data = json.loads(saved.path.read_text())
@@ -67,13 +70,34 @@ def test_hooks_and_faults_in_the_config():
 
 
 def test_schema_1_files_migrate_to_the_same_run(tmp_path):
-    cfg = _cfg(setting="centralized", system_prompt=None, group_by_length=False, split_seed=0, truncation="end",
-               client_test_fraction=0.0, val_size=0).resolved()
-    drop = ("faults", "system_prompt", "group_by_length", "split_seed", "truncation", "client_test_fraction",
-            "val_size", "eval_on")
+    cfg = _cfg(
+        setting="centralized",
+        system_prompt=None,
+        group_by_length=False,
+        split_seed=0,
+        truncation="end",
+        client_test_fraction=0.0,
+        val_size=0,
+    ).resolved()
+    drop = (
+        "faults",
+        "system_prompt",
+        "group_by_length",
+        "split_seed",
+        "truncation",
+        "client_test_fraction",
+        "val_size",
+        "eval_on",
+    )
     old_config = {k: v for k, v in cfg.to_dict().items() if k not in drop} | {"extra": {}, "fail_clients": []}
-    old = {"status": "success", "config": old_config, "config_hash": "0" * 64, "schema_version": 1,
-           "metrics": {"accuracy": 0.25}, "predictions_file": "old.predictions.jsonl"}
+    old = {
+        "status": "success",
+        "config": old_config,
+        "config_hash": "0" * 64,
+        "schema_version": 1,
+        "metrics": {"accuracy": 0.25},
+        "predictions_file": "old.predictions.jsonl",
+    }
     folder = tmp_path / "centralized"
     folder.mkdir()
     (folder / "old.json").write_text(json.dumps(old))
@@ -93,7 +117,13 @@ def test_schema_3_results_keep_their_split_truncation_and_training_rows():
     for key in ("split_seed", "truncation", "client_test_fraction", "val_size", "eval_on"):
         old.pop(key)
     new = upgrade_config(old, 3)
-    assert (new.split_seed, new.truncation, new.client_test_fraction, new.val_size, new.eval_on) == (2, "end", 0.0, 0, "eval")
+    assert (new.split_seed, new.truncation, new.client_test_fraction, new.val_size, new.eval_on) == (
+        2,
+        "end",
+        0.0,
+        0,
+        "eval",
+    )
     assert RunConfig(dataset="fpb").split_seed == 0 and RunConfig(dataset="fpb").truncation == "middle"
 
 

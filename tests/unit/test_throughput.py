@@ -24,7 +24,10 @@ from fedlab.fl.simulation import backend_config
 
 @pytest.fixture(scope="module")
 def rows(fedlab_data_dir):
-    return load_splits("fpb", data_dir=fedlab_data_dir).train[:12] + load_splits("medqa", data_dir=fedlab_data_dir).train[:4]
+    return (
+        load_splits("fpb", data_dir=fedlab_data_dir).train[:12]
+        + load_splits("medqa", data_dir=fedlab_data_dir).train[:4]
+    )
 
 
 @pytest.mark.parametrize("method", ["lora", "ia3"])
@@ -109,8 +112,11 @@ def test_the_plan_estimates_from_runs_finished_on_this_cpu(tmp_path, monkeypatch
     other_seed = dataclasses.replace(fed, seed=fed.seed + 1)
 
     def finish(cfg, wall, signature, shared=False):
-        result = RunResult.of(cfg, timings={"wall_s": wall, "contention": {"shared": shared}},
-                              manifest={"hardware": {"cpu_signature": signature}})
+        result = RunResult.of(
+            cfg,
+            timings={"wall_s": wall, "contention": {"shared": shared}},
+            manifest={"hardware": {"cpu_signature": signature}},
+        )
         store.path(cfg).parent.mkdir(parents=True, exist_ok=True)
         store.path(cfg).write_text(json.dumps(result.to_json()))
 

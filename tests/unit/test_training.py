@@ -22,7 +22,9 @@ def test_each_method_trains_and_its_loss_falls(method, train_records):
     assert 0 < info["trainable_parameters"] < info["total_parameters"] / 10
     assert info["adapter_bytes"] == 4 * info["trainable_parameters"]
     before = {k: v.copy() for k, v in adapter_state(model).items()}
-    stats = train_local(model, tok, train_records[:8], steps=12, batch_size=8, lr=3e-2, schedule="constant", max_length=96)
+    stats = train_local(
+        model, tok, train_records[:8], steps=12, batch_size=8, lr=3e-2, schedule="constant", max_length=96
+    )
     assert np.mean(stats.losses[-3:]) < np.mean(stats.losses[:3]) - 0.05, stats.losses
     after = adapter_state(model)
     assert set(after) == set(before) and any(not np.array_equal(before[k], after[k]) for k in after)
@@ -92,16 +94,22 @@ def test_too_skewed_dirichlet_names_the_fix(train_records):
         partition_records(train_records[:60], "dirichlet:0.01", 12, min_size=4)
 
 
-
 # ----------------------------------------------------------------------------- aggregation
 def test_fedavg_of_identical_updates_is_that_update():
     from flwr.app import Array, ArrayRecord, MetricRecord, RecordDict
     from flwr.serverapp.strategy.strategy_utils import aggregate_arrayrecords
 
     model, _, _ = load_for_method("tiny-random", "lora", dtype="fp32")
-    update = {k: v + 0.01 * np.arange(v.size, dtype=np.float32).reshape(v.shape) for k, v in adapter_state(model).items()}
+    update = {
+        k: v + 0.01 * np.arange(v.size, dtype=np.float32).reshape(v.shape) for k, v in adapter_state(model).items()
+    }
     replies = [
-        RecordDict({"arrays": ArrayRecord({k: Array(v) for k, v in update.items()}), "metrics": MetricRecord({"num-examples": n})})
+        RecordDict(
+            {
+                "arrays": ArrayRecord({k: Array(v) for k, v in update.items()}),
+                "metrics": MetricRecord({"num-examples": n}),
+            }
+        )
         for n in (3, 50, 7)
     ]
     agg = aggregate_arrayrecords(replies, "num-examples")

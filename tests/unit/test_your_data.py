@@ -25,8 +25,10 @@ def write_csv(path, rows, fields=("note", "kind", "site")):
 
 
 def notes(n=60, sites=("a", "b", "c")):
-    return [{"note": f"{LABELS[i % 3]} request number {i}", "kind": LABELS[i % 3], "site": sites[i % len(sites)]}
-            for i in range(n)]
+    return [
+        {"note": f"{LABELS[i % 3]} request number {i}", "kind": LABELS[i % 3], "site": sites[i % len(sites)]}
+        for i in range(n)
+    ]
 
 
 def test_a_classification_csv_with_sites_is_a_dataset_with_natural_clients(tmp_path):
@@ -46,8 +48,12 @@ def test_a_classification_csv_with_sites_is_a_dataset_with_natural_clients(tmp_p
     same, _ = your_data(str(copy), text_col="note", label_col="kind", client_col="site")
     moved = UserData(str(copy), text_col="note", label_col="kind", client_col="site").check().to_dict()
     assert same == name and moved["path"] != cfg.data["path"]
-    assert load_profile("smoke").config(same, "federated", "lora", data=moved,
-                                        **{k: v for k, v in extra.items() if k != "summary"}).hash() == cfg.hash()
+    assert (
+        load_profile("smoke")
+        .config(same, "federated", "lora", data=moved, **{k: v for k, v in extra.items() if k != "summary"})
+        .hash()
+        == cfg.hash()
+    )
     write_csv(copy, notes()[:-1] + [{"note": "edited", "kind": "billing", "site": "a"}])
     assert your_data(str(copy), text_col="note", label_col="kind", client_col="site")[0] != name
 
@@ -62,14 +68,28 @@ def test_multiple_choice_from_a_list_column_in_jsonl(tmp_path):
     assert "partition" not in extra
 
 
-@pytest.mark.parametrize("change, columns, message", [
-    (None, dict(text_col="note", label_col="label"), r"no column\(s\) \['label'\]; its columns are \['note', 'kind', 'site'\]"),
-    (lambda rows: rows[4].update(note="  "), dict(text_col="note", label_col="kind"), r"notes\.csv, line 6: empty text in column 'note'"),
-    (lambda rows: rows.append({"note": "x", "kind": "billing", "site": "tiny"}), dict(text_col="note", label_col="kind", client_col="site"),
-     r"site\(s\) \{'tiny': 1\}.*fewer than 5 rows.*merge them"),
-    (None, dict(text_col="note", label_col="kind", question_col="note"), "not both"),
-    (None, dict(question_col="note", answer_col="kind"), "needs --question-col, --answer-col and the options"),
-])
+@pytest.mark.parametrize(
+    "change, columns, message",
+    [
+        (
+            None,
+            dict(text_col="note", label_col="label"),
+            r"no column\(s\) \['label'\]; its columns are \['note', 'kind', 'site'\]",
+        ),
+        (
+            lambda rows: rows[4].update(note="  "),
+            dict(text_col="note", label_col="kind"),
+            r"notes\.csv, line 6: empty text in column 'note'",
+        ),
+        (
+            lambda rows: rows.append({"note": "x", "kind": "billing", "site": "tiny"}),
+            dict(text_col="note", label_col="kind", client_col="site"),
+            r"site\(s\) \{'tiny': 1\}.*fewer than 5 rows.*merge them",
+        ),
+        (None, dict(text_col="note", label_col="kind", question_col="note"), "not both"),
+        (None, dict(question_col="note", answer_col="kind"), "needs --question-col, --answer-col and the options"),
+    ],
+)
 def test_user_mistakes_name_the_file_the_row_and_the_fix(tmp_path, change, columns, message):
     rows = notes()
     if change:
@@ -91,8 +111,11 @@ def test_a_label_seen_only_in_eval_and_a_varying_option_count_are_errors(tmp_pat
     else:
         pytest.fail("a label present only in eval was not reported")
     quiz = tmp_path / "quiz.jsonl"
-    quiz.write_text("\n".join(json.dumps({"q": f"q{i}", "opts": ["a", "b", "c"] + (["d"] if i == 3 else []), "ans": 0})
-                              for i in range(10)))
+    quiz.write_text(
+        "\n".join(
+            json.dumps({"q": f"q{i}", "opts": ["a", "b", "c"] + (["d"] if i == 3 else []), "ans": 0}) for i in range(10)
+        )
+    )
     with pytest.raises(DataError, match=r"quiz\.jsonl, line 4: 4 options where the first row has 3.*--option-cols"):
         your_data(str(quiz), question_col="q", options_col="opts", answer_col="ans")
     with pytest.raises(DataError, match="does not exist"):
@@ -104,6 +127,7 @@ def test_a_label_seen_only_in_eval_and_a_varying_option_count_are_errors(tmp_pat
 
 
 # --- files as institutions export them: a European spreadsheet's CSV, TSV, Excel, a non-UTF-8 file
+
 
 def content(name):
     """What a user dataset's records say, whatever the file (ids and the dataset name depend on the file's hash)."""
@@ -124,8 +148,11 @@ def test_a_semicolon_csv_with_a_bom_loads_and_reports_its_delimiter(tmp_path):
     read = DATASETS[name].user["read"]
     assert read["columns"] == ["note", "kind", "site"] and read["delimiter"] == ";" and read["delimiter_detected"]
     assert read["bom"] and "delimited by ';' (detected)" in extra["summary"] and extra["clients"] == 3
-    assert content(name)[0][0] == "billing, with a comma; and a semicolon" and content(name)[1:] == content(
-        your_data(str(plain), text_col="note", label_col="kind", client_col="site")[0])[1:]
+    assert (
+        content(name)[0][0] == "billing, with a comma; and a semicolon"
+        and content(name)[1:]
+        == content(your_data(str(plain), text_col="note", label_col="kind", client_col="site")[0])[1:]
+    )
     # the identity stays the file's bytes (SHA-256), and a given delimiter reads the same records
     assert DATASETS[name].user["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     given, extra = your_data(str(path), text_col="note", label_col="kind", client_col="site", delimiter=";")
@@ -136,12 +163,17 @@ def test_a_semicolon_csv_with_a_bom_loads_and_reports_its_delimiter(tmp_path):
         your_data(str(quiz), text_col="note", label_col="kind", delimiter=";")
 
 
-@pytest.mark.parametrize("text, delimiter", [
-    ("id;text;kind\n" + "".join(f'{i};"a;b", c;k\n' for i in range(30)), ";"),  # fools csv.Sniffer alone (',')
-    ("note;score\n" + "".join(f"n{i};{i},5\n" for i in range(30)), ";"),  # decimal commas
-    ("note,kind\n" + "".join(f"x{i}; y,a\n" for i in range(30)), ","),  # semicolons in the text
-    ("a|b|c\n1|2|3\n", "|"), ("a\tb\n1\t2\n", "\t"), ("single\nx\n", ","),
-])
+@pytest.mark.parametrize(
+    "text, delimiter",
+    [
+        ("id;text;kind\n" + "".join(f'{i};"a;b", c;k\n' for i in range(30)), ";"),  # fools csv.Sniffer alone (',')
+        ("note;score\n" + "".join(f"n{i};{i},5\n" for i in range(30)), ";"),  # decimal commas
+        ("note,kind\n" + "".join(f"x{i}; y,a\n" for i in range(30)), ","),  # semicolons in the text
+        ("a|b|c\n1|2|3\n", "|"),
+        ("a\tb\n1\t2\n", "\t"),
+        ("single\nx\n", ","),
+    ],
+)
 def test_the_delimiter_is_detected_among_comma_semicolon_tab_and_pipe(text, delimiter):
     from fedlab.data.user import sniff_delimiter
 
@@ -152,8 +184,9 @@ def test_a_tsv_and_an_xlsx_load_the_same_records_as_the_csv(tmp_path):
     import pandas as pd
 
     rows = notes()
-    csv_name, _ = your_data(str(write_csv(tmp_path / "notes.csv", rows)), text_col="note", label_col="kind",
-                            client_col="site")
+    csv_name, _ = your_data(
+        str(write_csv(tmp_path / "notes.csv", rows)), text_col="note", label_col="kind", client_col="site"
+    )
     tsv = tmp_path / "notes.tsv"
     tsv.write_text("note\tkind\tsite\n" + "".join(f"{r['note']}\t{r['kind']}\t{r['site']}\n" for r in rows))
     tsv_name, extra = your_data(str(tsv), text_col="note", label_col="kind", client_col="site")
@@ -179,8 +212,11 @@ def test_a_file_that_is_not_utf8_names_the_byte_and_the_fix(tmp_path):
     text += "facture réglée,billing\n"
     path.write_bytes(text.encode("cp1252"))
     offset = text.encode("cp1252").index("é".encode("cp1252"))
-    with pytest.raises(DataError, match=rf"not valid UTF-8: byte\(s\) e9 at byte offset {offset} \(line 32\).*"
-                                        r"Fix: re-export the file as UTF-8.*--encoding"):
+    with pytest.raises(
+        DataError,
+        match=rf"not valid UTF-8: byte\(s\) e9 at byte offset {offset} \(line 32\).*"
+        r"Fix: re-export the file as UTF-8.*--encoding",
+    ):
         your_data(str(path), text_col="note", label_col="kind")
     name, extra = your_data(str(path), text_col="note", label_col="kind", encoding="cp1252")
     assert content(name)[-1][0] == "facture réglée" and "cp1252" in extra["summary"]

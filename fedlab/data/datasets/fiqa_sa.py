@@ -54,23 +54,14 @@ def _parse_score(value: Any, where: str) -> float:
     try:
         score = float(value)
     except (TypeError, ValueError):
-        raise malformed(
-            where, f"sentiment score must be a number in [-1, 1], got {value!r}"
-        ) from None
+        raise malformed(where, f"sentiment score must be a number in [-1, 1], got {value!r}") from None
     if not -1.0 <= score <= 1.0:
         raise malformed(where, f"sentiment score must be a number in [-1, 1], got {value!r}")
     return score
 
 
 def make_record(
-    sentence: str,
-    target: str,
-    score: Any,
-    group: str,
-    aspects: Any,
-    *,
-    meta: dict[str, Any],
-    where: str,
+    sentence: str, target: str, score: Any, group: str, aspects: Any, *, meta: dict[str, Any], where: str
 ) -> Record:
     """The record of one (sentence, target) instance; the id hashes sentence, target and label."""
     if group not in GROUPS:
@@ -97,21 +88,13 @@ def _load_file(path: Path, group: str) -> list[Record]:
     lines = KeyLines(text)
     shown = f"{path.parent.name}/{path.name}"
     if not isinstance(data, dict):
-        raise malformed(
-            shown, f"expected a JSON object keyed by entry id, got {type(data).__name__}"
-        )
+        raise malformed(shown, f"expected a JSON object keyed by entry id, got {type(data).__name__}")
     records = []
     for key, entry in data.items():
         line = lines.line(key)
         where = f"{shown} line {line} (entry {key!r})" if line else f"{shown} (entry {key!r})"
-        if (
-            not isinstance(entry, dict)
-            or not isinstance(entry.get("info"), list)
-            or not entry["info"]
-        ):
-            raise malformed(
-                where, "an entry needs 'sentence' and a non-empty 'info' list", str(entry)
-            )
+        if not isinstance(entry, dict) or not isinstance(entry.get("info"), list) or not entry["info"]:
+            raise malformed(where, "an entry needs 'sentence' and a non-empty 'info' list", str(entry))
         sentence = require_str(entry, "sentence", where)
         for index, item in enumerate(entry["info"]):
             item_where = f"{where}, info item {index}"

@@ -74,11 +74,7 @@ def load_local(folder: Path) -> list[Record]:
 def hub_row_to_record(row: Mapping[str, Any], split: str, *, where: str = "hub row") -> Record:
     """One ``takala/financial_phrasebank`` row (``sentence``, int ``label``) as a record."""
     label = row.get("label")
-    if (
-        not isinstance(label, int)
-        or isinstance(label, bool)
-        or not 0 <= label < len(SENTIMENT_OPTIONS)
-    ):
+    if not isinstance(label, int) or isinstance(label, bool) or not 0 <= label < len(SENTIMENT_OPTIONS):
         raise unknown_label(where, label, range(len(SENTIMENT_OPTIONS)))
     sentence = row.get("sentence")
     if not isinstance(sentence, str):

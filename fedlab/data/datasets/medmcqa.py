@@ -51,11 +51,7 @@ def make_record(row: Mapping[str, Any], label: int, split: str, *, where: str) -
         label_text=texts[label],
         group=require_str(row, "subject_name", where),
         split=split,
-        meta={
-            "source_id": row.get("id"),
-            "choice_type": row.get("choice_type"),
-            "topic_name": row.get("topic_name"),
-        },
+        meta={"source_id": row.get("id"), "choice_type": row.get("choice_type"), "topic_name": row.get("topic_name")},
     )
 
 

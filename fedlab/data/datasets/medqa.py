@@ -38,9 +38,7 @@ def row_to_record(row: Mapping[str, Any], split: str, *, where: str) -> Record:
     question = require_str(row, "question", where)
     options = row.get("options")
     if not isinstance(options, Mapping) or sorted(options) != list(MCQ_LETTERS):
-        raise malformed(
-            where, f"'options' must map exactly the letters A-D to texts, got {options!r}"
-        )
+        raise malformed(where, f"'options' must map exactly the letters A-D to texts, got {options!r}")
     texts = tuple(options[letter] for letter in MCQ_LETTERS)
     if not all(isinstance(text, str) and text.strip() for text in texts):
         raise malformed(where, f"every option must be a non-empty string, got {texts!r}")
@@ -49,10 +47,7 @@ def row_to_record(row: Mapping[str, Any], split: str, *, where: str) -> Record:
         raise unknown_label(where, letter, MCQ_LETTERS)
     label = MCQ_LETTERS.index(letter)
     if row.get("answer") != texts[label]:
-        raise malformed(
-            where,
-            f"'answer' {row.get('answer')!r} is not the text of option {letter} ({texts[label]!r})",
-        )
+        raise malformed(where, f"'answer' {row.get('answer')!r} is not the text of option {letter} ({texts[label]!r})")
     return Record(
         id=make_id(NAME, question, *texts, letter),
         dataset=NAME,
@@ -71,8 +66,7 @@ def load_local(folder: Path) -> list[Record]:
     """Every line of the official test split, in file order."""
     path = require_file(folder, FILENAME, NAME)
     records = [
-        row_to_record(row, LOCAL_SPLIT, where=where_line(path, line_no))
-        for line_no, row in read_json_lines(path)
+        row_to_record(row, LOCAL_SPLIT, where=where_line(path, line_no)) for line_no, row in read_json_lines(path)
     ]
     require_rows(len(records), f"{folder.name}/{FILENAME}")
     return records

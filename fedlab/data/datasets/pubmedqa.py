@@ -40,14 +40,7 @@ SPLIT = "train"  # the hub's only split
 
 
 def make_record(
-    pubid: str,
-    question: str,
-    contexts: Any,
-    decision: Any,
-    long_answer: Any,
-    *,
-    split: str = SPLIT,
-    where: str,
+    pubid: str, question: str, contexts: Any, decision: Any, long_answer: Any, *, split: str = SPLIT, where: str
 ) -> Record:
     """The record of one abstract's question; the id hashes PubMed id, question and label."""
     if decision not in OPTIONS:
@@ -81,9 +74,7 @@ def load_local(folder: Path) -> list[Record]:
     lines = KeyLines(text)
     shown = f"{folder.name}/{FILENAME}"
     if not isinstance(data, dict):
-        raise malformed(
-            shown, f"expected a JSON object keyed by PubMed id, got {type(data).__name__}"
-        )
+        raise malformed(shown, f"expected a JSON object keyed by PubMed id, got {type(data).__name__}")
     records = []
     for pubid, entry in data.items():
         line = lines.line(pubid)
@@ -108,9 +99,7 @@ def hub_row_to_record(row: Mapping[str, Any], split: str, *, where: str = "hub r
     """One ``qiaojin/PubMedQA`` / ``pqa_labeled`` row as a record (``pubid`` is an int there)."""
     context = row.get("context")
     if not isinstance(context, Mapping):
-        raise malformed(
-            where, f"field 'context' must be an object with 'contexts', got {context!r}"
-        )
+        raise malformed(where, f"field 'context' must be an object with 'contexts', got {context!r}")
     return make_record(
         str(row.get("pubid")),
         require_str(row, "question", where),

@@ -131,15 +131,17 @@ class LocalFederation:
         self.conn = f"fed{self.tag[:8]}"
         self.env = dict(os.environ)
         self.env.update(env or {})
-        self.env.update({
-            # the SuperLink starts `flower-superexec` and friends by name: they live beside python
-            "PATH": f"{BIN}{os.pathsep}{self.env.get('PATH', '')}",
-            "FLWR_HOME": str(self.flwr_home),
-            "FLWR_TELEMETRY_ENABLED": "0",
-            "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
-            MARKER: self.tag,
-            "PYTHONUNBUFFERED": "1",
-        })
+        self.env.update(
+            {
+                # the SuperLink starts `flower-superexec` and friends by name: they live beside python
+                "PATH": f"{BIN}{os.pathsep}{self.env.get('PATH', '')}",
+                "FLWR_HOME": str(self.flwr_home),
+                "FLWR_TELEMETRY_ENABLED": "0",
+                "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
+                MARKER: self.tag,
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         self.env.pop("FLWR_INTERNAL_GRPC_CONTROL_API", None)
         self.env.pop("FLWR_INTERNAL_GRPC_FLEET_API", None)
         self.superlink: subprocess.Popen | None = None
@@ -150,7 +152,7 @@ class LocalFederation:
         self.timings: dict[str, float] = {}
 
     # -- lifecycle --------------------------------------------------------------------------------
-    def __enter__(self) -> "LocalFederation":
+    def __enter__(self) -> LocalFederation:
         try:
             self.start()
         except BaseException:
@@ -165,8 +167,13 @@ class LocalFederation:
         log = open(self.logs / log_name, "ab")
         try:
             return subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env=self.env, cwd=self.cwd, start_new_session=True,  # own process group + session
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=self.cwd,
+                start_new_session=True,  # own process group + session
             )
         finally:
             log.close()
@@ -193,10 +200,14 @@ class LocalFederation:
         while not cond():
             for p, log in zip(procs, logs):
                 if p.poll() is not None:
-                    raise FederationError(f"{what}: process {p.pid} exited with {p.returncode}.\n{_tail(self.logs / log)}")
+                    raise FederationError(
+                        f"{what}: process {p.pid} exited with {p.returncode}.\n{_tail(self.logs / log)}"
+                    )
             if time.monotonic() > deadline:
-                raise FederationError(f"{what}: not ready within {self.start_timeout:.0f} s.\n"
-                                      + "\n".join(_tail(self.logs / log) for log in logs))
+                raise FederationError(
+                    f"{what}: not ready within {self.start_timeout:.0f} s.\n"
+                    + "\n".join(_tail(self.logs / log) for log in logs)
+                )
             time.sleep(0.25)
 
     def start(self) -> None:
@@ -207,9 +218,17 @@ class LocalFederation:
         for attempt in range(3):  # a free port can be taken between choosing and binding it
             self.port, *self.node_ports = free_ports(1 + self.n)
             self.superlink = self._spawn(
-                [str(BIN / "flower-superlink"), *self._tls_args_server(), "--host", "127.0.0.1",
-                 "--port", str(self.port), "--disable-runtime-dependency-installation"],
-                "superlink.log")
+                [
+                    str(BIN / "flower-superlink"),
+                    *self._tls_args_server(),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--disable-runtime-dependency-installation",
+                ],
+                "superlink.log",
+            )
             try:
                 self._wait(lambda: self._health(self.port), "SuperLink", deadline, [self.superlink], ["superlink.log"])
                 break
@@ -221,43 +240,79 @@ class LocalFederation:
         self._write_connection()
         for i in range(self.n):
             self.nodes.append(self.start_node(i))
-        self._wait(lambda: all(self._health(p) for p in self.node_ports), "SuperNodes", deadline,
-                   self.nodes, [f"supernode{i}.log" for i in range(self.n)])
-        self._wait(lambda: self.online_nodes() >= self.n, "SuperNode registration", deadline,
-                   self.nodes, [f"supernode{i}.log" for i in range(self.n)])
+        self._wait(
+            lambda: all(self._health(p) for p in self.node_ports),
+            "SuperNodes",
+            deadline,
+            self.nodes,
+            [f"supernode{i}.log" for i in range(self.n)],
+        )
+        self._wait(
+            lambda: self.online_nodes() >= self.n,
+            "SuperNode registration",
+            deadline,
+            self.nodes,
+            [f"supernode{i}.log" for i in range(self.n)],
+        )
         self.timings["federation_ready_s"] = round(time.monotonic() - t0, 2)
 
     def start_node(self, i: int) -> subprocess.Popen:
         return self._spawn(
-            [str(BIN / "flower-supernode"), *self._tls_args_client(), "--superlink", f"127.0.0.1:{self.port}",
-             "--host", "127.0.0.1", "--port", str(self.node_ports[i]), "--node-config", self.node_configs[i]],
-            f"supernode{i}.log")
+            [
+                str(BIN / "flower-supernode"),
+                *self._tls_args_client(),
+                "--superlink",
+                f"127.0.0.1:{self.port}",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.node_ports[i]),
+                "--node-config",
+                self.node_configs[i],
+            ],
+            f"supernode{i}.log",
+        )
 
     def _write_connection(self) -> None:
-        lines = ["[superlink]", f'default = "{self.conn}"', "", f"[superlink.{self.conn}]",
-                 f'address = "127.0.0.1:{self.port}"']
+        lines = [
+            "[superlink]",
+            f'default = "{self.conn}"',
+            "",
+            f"[superlink.{self.conn}]",
+            f'address = "127.0.0.1:{self.port}"',
+        ]
         lines.append(f"root-certificates = {_toml_str(str(self.certs['ca']))}" if self.tls else "insecure = true")
         (self.flwr_home / "config.toml").write_text("\n".join(lines) + "\n")
 
     # -- flwr CLI ----------------------------------------------------------------------------------
     def flwr(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
         """Run a `flwr` CLI command against this federation (in its own session, bounded)."""
-        p = subprocess.Popen([str(BIN / "flwr"), *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, env=self.env, cwd=self.cwd, start_new_session=True, text=True)
+        p = subprocess.Popen(
+            [str(BIN / "flwr"), *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=self.env,
+            cwd=self.cwd,
+            start_new_session=True,
+            text=True,
+        )
         try:
             out, err = p.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired as exc:
             os.killpg(p.pid, signal.SIGKILL)
             out, err = p.communicate()
-            raise FederationError(f"`flwr {' '.join(args)}` timed out after {timeout} s")
+            raise FederationError(f"`flwr {' '.join(args)}` timed out after {timeout} s") from exc
         return subprocess.CompletedProcess(p.args, p.returncode, out, err)
 
     def _json(self, *args: str, timeout: float = 60.0) -> dict:
         r = self.flwr(*args, "--format", "json", timeout=timeout)
         try:
-            return json.loads(r.stdout[r.stdout.index("{"):])
-        except ValueError:
-            raise FederationError(f"`flwr {' '.join(args)}` rc={r.returncode}: {r.stdout[-2000:]} {r.stderr[-2000:]}")
+            return json.loads(r.stdout[r.stdout.index("{") :])
+        except ValueError as exc:
+            raise FederationError(
+                f"`flwr {' '.join(args)}` rc={r.returncode}: {r.stdout[-2000:]} {r.stderr[-2000:]}"
+            ) from exc
 
     def online_nodes(self) -> int:
         try:
@@ -266,8 +321,13 @@ class LocalFederation:
             return 0
         return sum(1 for n in d.get("nodes", []) if n.get("status") == "online")
 
-    def submit(self, app_dir: str | Path, run_config: dict | str, checkpoint_dir: str | Path | None = None,
-               extra: dict | None = None) -> int:
+    def submit(
+        self,
+        app_dir: str | Path,
+        run_config: dict | str,
+        checkpoint_dir: str | Path | None = None,
+        extra: dict | None = None,
+    ) -> int:
         """Start a run; returns its run id. run_config: a fedlab RunConfig dict (or its JSON)."""
         text = run_config if isinstance(run_config, str) else json.dumps(run_config)
         over = {"run-config": text, **(extra or {})}
@@ -298,12 +358,23 @@ class LocalFederation:
                 on_poll(self, run_id)
             if time.monotonic() > deadline:
                 self.flwr("stop", str(run_id), self.conn, timeout=30)
-                raise FederationError(f"run {run_id} still {st['status']} after {timeout:.0f} s; stopped it.\n"
-                                      + self.logs_of(run_id)[-3000:])
+                raise FederationError(
+                    f"run {run_id} still {st['status']} after {timeout:.0f} s; stopped it.\n"
+                    + self.logs_of(run_id)[-3000:]
+                )
             time.sleep(poll)
 
-    def run(self, app_dir, run_config, *, timeout: float = 1800.0, checkpoint_dir=None, poll: float = 2.0,
-            extra: dict | None = None, on_poll=None) -> dict:
+    def run(
+        self,
+        app_dir,
+        run_config,
+        *,
+        timeout: float = 1800.0,
+        checkpoint_dir=None,
+        poll: float = 2.0,
+        extra: dict | None = None,
+        on_poll=None,
+    ) -> dict:
         """Submit, wait for the end, return {run_id, status, details, elapsed, wall_s, log}."""
         t0 = time.monotonic()
         if checkpoint_dir is None:  # never let fedlab fall back to Path("") == cwd
@@ -311,9 +382,15 @@ class LocalFederation:
         rid = self.submit(app_dir, run_config, checkpoint_dir, extra)
         t_sub = time.monotonic() - t0
         st = self.wait(rid, timeout, poll, on_poll)
-        return {"run_id": rid, "status": st["status"], "details": st.get("status-details"),
-                "elapsed": st.get("elapsed"), "submit_s": round(t_sub, 2),
-                "wall_s": round(time.monotonic() - t0, 2), "log": self.logs_of(rid)}
+        return {
+            "run_id": rid,
+            "status": st["status"],
+            "details": st.get("status-details"),
+            "elapsed": st.get("elapsed"),
+            "submit_s": round(t_sub, 2),
+            "wall_s": round(time.monotonic() - t0, 2),
+            "log": self.logs_of(rid),
+        }
 
     # -- faults / shutdown ----------------------------------------------------------------------------
     def kill_node(self, i: int, sig: int = signal.SIGKILL) -> None:
@@ -329,6 +406,7 @@ class LocalFederation:
     def stop(self, grace: float = 5.0) -> list[int]:
         """Stop everything: SuperNodes, then SuperLink, then sweep leftovers by marker. Returns
         the PIDs the sweep had to SIGKILL (should be empty)."""
+
         def term_group(p: subprocess.Popen | None) -> None:
             if p is not None and p.poll() is None:
                 try:

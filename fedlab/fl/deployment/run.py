@@ -25,9 +25,18 @@ def _node_killer(ckpt: Checkpoint, node: int, after_round: int):
     return on_poll
 
 
-def deploy_run(cfg: RunConfig, *, tls: bool = False, timeout: float = 3600.0, workdir=None,
-               round_timeout: float = DEFAULT_ROUND_TIMEOUT, node_threads: int | None = None, force: bool = False,
-               hooks: RunHooks = NO_HOOKS, federation: LocalFederation | None = None) -> RunResult:
+def deploy_run(
+    cfg: RunConfig,
+    *,
+    tls: bool = False,
+    timeout: float = 3600.0,
+    workdir=None,
+    round_timeout: float = DEFAULT_ROUND_TIMEOUT,
+    node_threads: int | None = None,
+    force: bool = False,
+    hooks: RunHooks = NO_HOOKS,
+    federation: LocalFederation | None = None,
+) -> RunResult:
     """Run one federated config on Flower's Deployment Engine on this machine; return its result.
 
     A finished result with the same config hash is returned as is unless ``force``; an interrupted
@@ -49,22 +58,45 @@ def deploy_run(cfg: RunConfig, *, tls: bool = False, timeout: float = 3600.0, wo
         on_poll, poll = _node_killer(Checkpoint(ckpt_dir, cfg.hash()), node, rnd), 0.5
     if federation is not None:
         if federation.n != cfg.clients or federation.tls != tls:
-            raise FederationError(f"the federation given has {federation.n} SuperNodes (tls={federation.tls}); this run "
-                                  f"needs {cfg.clients} (tls={tls}). Fix: start one SuperNode per client, or pass none.")
+            raise FederationError(
+                f"the federation given has {federation.n} SuperNodes (tls={federation.tls}); this run "
+                f"needs {cfg.clients} (tls={tls}). Fix: start one SuperNode per client, or pass none."
+            )
         fed = federation
-        out = fed.run(APP_DIR, cfg.to_dict(), timeout=timeout, checkpoint_dir=ckpt_dir, poll=poll,
-                      extra={"round-timeout": str(round_timeout)}, on_poll=on_poll)
+        out = fed.run(
+            APP_DIR,
+            cfg.to_dict(),
+            timeout=timeout,
+            checkpoint_dir=ckpt_dir,
+            poll=poll,
+            extra={"round-timeout": str(round_timeout)},
+            on_poll=on_poll,
+        )
     else:
         threads = node_threads or max(1, (os.cpu_count() or 1) // cfg.clients)
         with LocalFederation(cfg.clients, tls=tls, workdir=workdir, env={"FEDLAB_CLIENT_THREADS": str(threads)}) as fed:
-            out = fed.run(APP_DIR, cfg.to_dict(), timeout=timeout, checkpoint_dir=ckpt_dir, poll=poll,
-                          extra={"round-timeout": str(round_timeout)}, on_poll=on_poll)
+            out = fed.run(
+                APP_DIR,
+                cfg.to_dict(),
+                timeout=timeout,
+                checkpoint_dir=ckpt_dir,
+                poll=poll,
+                extra={"round-timeout": str(round_timeout)},
+                on_poll=on_poll,
+            )
     if out["status"] != "finished:completed":
         raise FederationError(f"run {out['run_id']} ended {out['status']}: {out.get('details')}\n{out['log'][-3000:]}")
     result = store.lookup(cfg)
     if result is None:
-        raise FederationError(f"run {out['run_id']} completed but wrote no result at {store.path(cfg)}.\n{out['log'][-3000:]}")
+        raise FederationError(
+            f"run {out['run_id']} completed but wrote no result at {store.path(cfg)}.\n{out['log'][-3000:]}"
+        )
     result.cached = False
-    result.deployment = {"run_id": out["run_id"], "status": out["status"], "wall_s": out["wall_s"],
-                         "federation_timings": fed.timings, "federation_tag": fed.tag}
+    result.deployment = {
+        "run_id": out["run_id"],
+        "status": out["status"],
+        "wall_s": out["wall_s"],
+        "federation_timings": fed.timings,
+        "federation_tag": fed.tag,
+    }
     return result

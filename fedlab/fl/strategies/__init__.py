@@ -23,21 +23,43 @@ from .ffa_lora import FFALoRA
 from .sampling import Offered, sample_clients
 
 STRATEGY_CLASSES: dict[str, type[FedlabStrategy]] = {
-    "fedavg": FedAvg, "fedprox": FedProx, "fedadam": FedAdam, "fedyogi": FedYogi, "fedavgm": FedAvgM,
-    "ffa-lora": FFALoRA, "fedsa-lora": FedSALoRA, "fedex-lora": FedExLoRA,
+    "fedavg": FedAvg,
+    "fedprox": FedProx,
+    "fedadam": FedAdam,
+    "fedyogi": FedYogi,
+    "fedavgm": FedAvgM,
+    "ffa-lora": FFALoRA,
+    "fedsa-lora": FedSALoRA,
+    "fedex-lora": FedExLoRA,
 }
 
-__all__ = ["STRATEGY_CLASSES", "ClientSide", "ClientSideDP", "DP_WEIGHT_KEY", "FedlabStrategy", "Offered",
-           "ServerSideDP", "client_side", "make_strategy", "sample_clients"]
+__all__ = [
+    "STRATEGY_CLASSES",
+    "ClientSide",
+    "ClientSideDP",
+    "DP_WEIGHT_KEY",
+    "FedlabStrategy",
+    "Offered",
+    "ServerSideDP",
+    "client_side",
+    "make_strategy",
+    "sample_clients",
+]
 
 
 def make_strategy(cfg: RunConfig) -> FedlabStrategy:
     """The run's strategy; with ``cfg.dp``, in Flower's fixed-clipping DP wrapper (see :mod:`.dp`)."""
     cls = STRATEGY_CLASSES[cfg.strategy]
-    strategy = cls(fraction_train=1.0, fraction_evaluate=1.0, min_train_nodes=1, min_evaluate_nodes=1,
-                   min_available_nodes=1, weighted_by_key=DP_WEIGHT_KEY if cfg.dp is not None else "num-examples",
-                   scaling=lora.lora_scaling(method_params(cfg.method, cfg.method_params)),
-                   **strategy_params(cfg.strategy, cfg.strategy_params))
+    strategy = cls(
+        fraction_train=1.0,
+        fraction_evaluate=1.0,
+        min_train_nodes=1,
+        min_evaluate_nodes=1,
+        min_available_nodes=1,
+        weighted_by_key=DP_WEIGHT_KEY if cfg.dp is not None else "num-examples",
+        scaling=lora.lora_scaling(method_params(cfg.method, cfg.method_params)),
+        **strategy_params(cfg.strategy, cfg.strategy_params),
+    )
     return strategy if cfg.dp is None else wrap(strategy, cfg)
 
 

@@ -21,8 +21,9 @@ DP_WEIGHT_KEY = "dp-weight"
 class _DPWrapper(FedlabStrategy):
     """The fedlab hooks of a DP wrapper: its own aggregation and privacy, the wrapped strategy's rest."""
 
-    def __init__(self, strategy: FedlabStrategy, noise: float, clip: float, n_sampled: int, *, accountant,
-                 seed: int = 0):
+    def __init__(
+        self, strategy: FedlabStrategy, noise: float, clip: float, n_sampled: int, *, accountant, seed: int = 0
+    ):
         super().__init__(strategy, noise, clip, n_sampled, accountant=accountant, scaling=strategy.scaling)
         self.seed = seed
 
@@ -88,8 +89,13 @@ def wrap(strategy: FedlabStrategy, cfg) -> FedlabStrategy:
     from flwr.supercore.privacy_accounting.rdp_accountant import RdpAccountant
 
     dp = cfg.dp_settings()
-    accountant = RdpAccountant(PrivacyConfig(target_delta=dp["delta"], population_size=cfg.clients,
-                                             neighboring_relation=NeighboringRelation.ADD_OR_REMOVE_ONE,
-                                             sampling_method=SamplingMethod.NO_AMPLIFICATION))
+    accountant = RdpAccountant(
+        PrivacyConfig(
+            target_delta=dp["delta"],
+            population_size=cfg.clients,
+            neighboring_relation=NeighboringRelation.ADD_OR_REMOVE_ONE,
+            sampling_method=SamplingMethod.NO_AMPLIFICATION,
+        )
+    )
     wrapper = ServerSideDP if dp["side"] == "server" else ClientSideDP
     return wrapper(strategy, dp["noise"], dp["clip"], cfg.clients_per_round, accountant=accountant, seed=cfg.seed)
