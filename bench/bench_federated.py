@@ -47,7 +47,7 @@ def pair(common: dict, clients: int, rounds: int, local_steps: int) -> dict:
     fed_s, fed, fed_mem = timed(RunConfig(setting="federated", **cfg))
     cen_s, cen, cen_mem = timed(RunConfig(setting="centralized", **cfg))
     steps = clients * rounds * local_steps
-    assert fed.budget["optimizer_steps"] == cen.budget["optimizer_steps"] == steps
+    assert fed.budget.optimizer_steps == cen.budget.optimizer_steps == steps
     return {
         "optimizer_steps": steps,
         "clients": clients,
@@ -60,8 +60,8 @@ def pair(common: dict, clients: int, rounds: int, local_steps: int) -> dict:
         "centralized_train_s": cen.train["seconds"],
         "federated_peak_rss_mb": round(fed_mem, 1),
         "centralized_peak_rss_mb": round(cen_mem, 1),
-        "federated_server_timings": fed.timings,
-        "simulation_overhead_s": round(fed_s - fed.timings["wall_s"], 1),
+        "federated_server_timings": fed.timings.to_dict(),
+        "simulation_overhead_s": round(fed_s - fed.timings.wall_s, 1),
         "client_torch_threads": sorted({c["torch_threads"] for h in fed.rounds for c in h["clients"]}),
     }
 

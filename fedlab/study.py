@@ -82,7 +82,7 @@ def run_cell(
                         progress=progress,
                         resources=profile.resources,
                     )
-                    for seed in profile.seeds
+                    for seed in profile.seeds_for(model, dataset, method)
                 ]
                 cell[setting] = runs[0]  # the first seed is shown per cell; the verdicts use every seed
             out[f"{dataset}_{model.replace('/', '--')}"] = cell

@@ -150,11 +150,11 @@ def estimate_seconds(cfg: RunConfig, peak_gflops: float) -> float | None:
 
 def measured_wall_seconds(result: RunResult) -> float | None:
     """A finished run's wall time: training runs record ``wall_s``, zero-shot runs loading and scoring."""
-    t = result.timings or {}
-    if "wall_s" in t:
-        return float(t["wall_s"])
-    if "eval_s" in t:
-        return float(t["eval_s"]) + float(t.get("model_load_s", 0.0))
+    t = result.timings
+    if t.wall_s is not None:
+        return float(t.wall_s)
+    if t.eval_s is not None:
+        return float(t.eval_s) + float(t.model_load_s or 0.0)
     return None
 
 
@@ -197,7 +197,7 @@ def plan_grid(
         (out.train if force or found is None else out.reuse).append(cfg)
         if found is not None and signature and found.ok:
             wall = measured_wall_seconds(found)
-            same_cpu = (found.manifest or {}).get("hardware", {}).get("cpu_signature") == signature
+            same_cpu = found.manifest.cpu_signature == signature
             if wall is not None and same_cpu and measured_on_shared_cpu(found.timings) is False:
                 finished.append((cfg, wall))
     if unreadable:
@@ -275,8 +275,8 @@ def pending_note(profile: Profile) -> str | None:
     pending = profile.pending_cells()
     if not pending:
         return None
-    per = len(profile.grid["settings"]) * len(profile.seeds)
+    runs = sum(len(profile.grid["settings"]) * len(profile.seeds_for(*k)) for k in pending)
     return (
-        f"{len(pending)} (backbone, dataset, method) cells ({len(pending) * per} runs) wait for their learning "
+        f"{len(pending)} (backbone, dataset, method) cells ({runs} runs) wait for their learning "
         f"curve, which sets their budget; they are not counted above: " + ", ".join("/".join(k) for k in pending)
     )

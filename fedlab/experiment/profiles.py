@@ -38,6 +38,7 @@ GRID_KEYS = {
     "dataset_overrides",
     "method_overrides",
     "seeds",
+    "extra_seeds",
     "exclude",
     "aggregation",
 }
@@ -132,6 +133,13 @@ class Profile:
         """The seeds each training cell is repeated with (``grid.seeds``; default: the one ``seed``)."""
         return list(self.grid.get("seeds") or [self.defaults.get("seed", 0)])
 
+    def seeds_for(self, model: str, dataset: str, method: str) -> list[int]:
+        """The seeds of one (backbone, dataset, method) cell: the grid's, then the cell's own extra seeds
+        (``grid.extra_seeds: {"<backbone>/<dataset>/<method>": [3]}``, for a cell whose measured seed SD
+        asks for more seeds than the grid's, see the seed rule in the reference profile)."""
+        extra = (self.grid.get("extra_seeds") or {}).get(f"{model}/{dataset}/{method}") or []
+        return self.seeds + [s for s in extra if s not in self.seeds]
+
     def cells(self) -> list[RunConfig]:
         """Every training run of the grid (backbone x dataset x method x setting x seed)."""
         out = []
@@ -157,7 +165,7 @@ class Profile:
             for d in g["datasets"]
             for m in g["methods"]
             for s in g["settings"]
-            for seed in self.seeds
+            for seed in self.seeds_for(model, d, m)
             if not self.excluded(model=model, dataset=d, method=m, setting=s)
         ]
 
@@ -289,6 +297,14 @@ def load_profile(name_or_path: str) -> Profile:
         raise ConfigError(
             f"Profile {path}: grid.seeds must be a list of distinct integers, e.g. [0, 1, 2]; got {seeds!r}."
         )
+    for cell, extra in (grid.get("extra_seeds") or {}).items():
+        parts = str(cell).split("/")
+        if len(parts) != 3 or parts[1] not in grid["datasets"] or parts[2] not in grid["methods"]:
+            raise ConfigError(
+                f"Profile {path}: grid.extra_seeds key {cell!r} must be '<backbone>/<dataset>/<method>' of the grid."
+            )
+        if not isinstance(extra, list) or not all(isinstance(x, int) for x in extra):
+            raise ConfigError(f"Profile {path}: grid.extra_seeds.{cell} must be a list of integers, got {extra!r}.")
     margins = (data.get("analysis") or {}).get("margins") or {}
     bad = sorted(set(margins) - set(DATASETS))
     if bad:

@@ -15,6 +15,8 @@ import psutil
 from fedlab import paths
 from fedlab.core.memory import PeriodicSampler
 
+from .sections import Timings
+
 PACKAGES = (
     "fedlab-study",
     "torch",
@@ -186,17 +188,18 @@ def machine_load(interval: float = 0.5) -> dict:
     }
 
 
-def measured_on_shared_cpu(timings: dict | None) -> bool | None:
+def measured_on_shared_cpu(timings: Timings | dict | None) -> bool | None:
     """Whether a run's energy and wall time were measured while other processes used the CPU: from the
     CPU other processes took during the run where recorded (``timings.contention``: more than
     :data:`OTHERS_CPU_LIMIT` percent, re-judged from the stored percentage), else from the load at its
     start; None for results older than both."""
-    contention = (timings or {}).get("contention") or {}
-    if contention.get("others_cpu_percent") is not None:
-        return contention["others_cpu_percent"] > OTHERS_CPU_LIMIT
-    if "shared" in contention:
-        return bool(contention["shared"])
-    return ((timings or {}).get("load_at_start") or {}).get("shared")
+    timings = Timings.from_dict(timings)
+    contention, load = timings.contention, timings.load_at_start
+    if contention and contention.others_cpu_percent is not None:
+        return contention.others_cpu_percent > OTHERS_CPU_LIMIT
+    if contention and contention.shared is not None:
+        return bool(contention.shared)
+    return load.shared if load else None
 
 
 def others_cpu_percent(system_busy_s: float, own_busy_s: float, wall_s: float, cpus: int) -> float:

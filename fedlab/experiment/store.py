@@ -24,6 +24,7 @@ from fedlab.io import write_json, write_jsonl
 
 from .config import RunConfig
 from .provenance import run_manifest
+from .sections import SECTIONS, Budget, Communication, Energy, EnergyBySide, Manifest, Memory, Metrics, Timings, empty
 
 SCHEMA_VERSION = 4
 
@@ -41,7 +42,7 @@ class RunResult:
     config: dict
     config_hash: str
     status: RunStatus = RunStatus.SUCCESS
-    metrics: dict = field(default_factory=dict)  # final held-out metrics (accuracy, macro-F1, CIs, ...)
+    metrics: Metrics = empty("metrics")  # final held-out metrics (accuracy, macro-F1, CIs, ...)
     data: dict = field(default_factory=dict)  # split info: rows, hashes, provenance of the data
     model: dict = field(default_factory=dict)  # backbone, dtype, method, trainable parameters
     partition: dict = field(default_factory=dict)  # client sizes, label histograms, partition hash
@@ -50,13 +51,13 @@ class RunResult:
     per_client_summary: dict = field(default_factory=dict)
     train: dict = field(default_factory=dict)  # training statistics of a single-model run (centralized)
     n_train: int | None = None
-    communication: dict = field(default_factory=dict)
-    energy: dict = field(default_factory=dict)
-    energy_by_side: dict = field(default_factory=dict)
-    budget: dict = field(default_factory=dict)
+    communication: Communication = empty("communication")
+    energy: Energy = empty("energy")
+    energy_by_side: EnergyBySide = empty("energy_by_side")
+    budget: Budget = empty("budget")
     #: the checkpoint a run is compared at, when chosen on validation data (rule, step or round, score)
     selection: dict = field(default_factory=dict)
-    timings: dict = field(default_factory=dict)
+    timings: Timings = empty("timings")
     generations: list = field(default_factory=list)
     adapter_hash: str | None = None
     resumed_from: int | None = None
@@ -64,8 +65,8 @@ class RunResult:
     deployment: dict = field(default_factory=dict)  # Deployment Engine run id, status, timings
     peak_memory_mb: float | None = None
     #: peak resident memory while the run trained: the training process's and the driver's (see fedlab.core.memory)
-    memory: dict = field(default_factory=dict)
-    manifest: dict = field(default_factory=dict)
+    memory: Memory = empty("memory")
+    manifest: Manifest = empty("manifest")
     predictions_file: str | None = None
     adapter_dir: str | None = None
     schema_version: int = SCHEMA_VERSION
@@ -77,6 +78,11 @@ class RunResult:
     cached: bool = field(default=False, compare=False)
 
     _TRANSIENT = ("predictions", "adapter", "path", "cached")
+
+    def __post_init__(self):
+        """The typed sections, built once from what an executor (or a result file) gives as plain dicts."""
+        for name, cls in SECTIONS.items():
+            setattr(self, name, cls.from_dict(getattr(self, name)))
 
     @classmethod
     def of(cls, cfg: RunConfig, **fields) -> RunResult:
@@ -92,6 +98,7 @@ class RunResult:
 
     def to_json(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in self._TRANSIENT}
+        out.update({name: getattr(self, name).to_dict() for name in SECTIONS})
         out["status"] = self.status.value
         return out
 
@@ -111,21 +118,24 @@ class RunResult:
         per client and round), whose driver's peak is kept beside it; on a GPU, device memory likewise."""
         clients = [c for h in self.rounds for c in h.get("clients", [])]
         workers = [c["peak_rss_mb"] for c in clients if c.get("peak_rss_mb")]
-        self.memory = {
-            "driver_peak_mb": driver_peak_mb,
-            "train_process": "client workers" if workers else "this process",
-            "train_process_peak_mb": max(workers) if workers else driver_peak_mb,
-        }
-        self.peak_memory_mb = self.memory["train_process_peak_mb"]
+        memory = Memory(
+            driver_peak_mb=driver_peak_mb,
+            train_process="client workers" if workers else "this process",
+            train_process_peak_mb=max(workers) if workers else driver_peak_mb,
+        )
         worker_gpu = [c for c in clients if c.get("cuda_peak_allocated_mb")]
         if driver_gpu is not None:
-            self.memory["driver_gpu" if worker_gpu else "train_gpu"] = driver_gpu
+            if worker_gpu:
+                memory.driver_gpu = driver_gpu
+            else:
+                memory.train_gpu = driver_gpu
         if worker_gpu:
-            self.memory["train_gpu"] = {
+            memory.train_gpu = {
                 "peak_allocated_mb": max(c["cuda_peak_allocated_mb"] for c in worker_gpu),
                 "peak_reserved_mb": max(c.get("cuda_peak_reserved_mb") or 0 for c in worker_gpu),
                 "measured_in": "client workers (largest round)",
             }
+        self.memory, self.peak_memory_mb = memory, memory.train_process_peak_mb
 
     def load_predictions(self) -> list[dict]:
         """The per-example predictions (from the file beside the result when loaded from disk)."""
@@ -228,7 +238,7 @@ class ResultStore:
             result.adapter_dir = self.adapter_dir(cfg).name
         result.adapter = None  # written (or not worth writing): nothing of the run's model outlives it
         result.schema_version = SCHEMA_VERSION
-        result.manifest = run_manifest(cfg.dtype)
+        result.manifest = Manifest.from_dict(run_manifest(cfg.dtype))
         write_json(self.path(cfg), result.to_json())
         result.path, result.cached = path, False
         return result

@@ -79,11 +79,11 @@ def curve_rows(profile: Profile, store: ResultStore | None = None) -> list[dict]
                 top_share=max(m.get("prediction_shares") or [np.nan]),
                 points=curve_points(r),
                 examples_per_step=r.config["batch_size"] * r.config.get("grad_accum", 1),
-                wall_min=(r.timings or {}).get("wall_s", np.nan) / 60,
-                cpu=cpu_label(((r.manifest or {}).get("hardware") or {}).get("cpu_signature")),
+                wall_min=(r.timings.wall_s if r.timings.wall_s is not None else np.nan) / 60,
+                cpu=cpu_label(r.manifest.cpu_signature),
                 shared_cpu=measured_on_shared_cpu(r.timings),
-                git_sha=(r.manifest or {}).get("git_sha", "")[:7],
-                git_dirty=(r.manifest or {}).get("git_dirty"),
+                git_sha=(r.manifest.git_sha or "")[:7],
+                git_dirty=r.manifest.git_dirty,
                 floors=beats_floors(profile, r, store),
             )
         rows.append(row)

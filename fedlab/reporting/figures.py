@@ -24,7 +24,7 @@ from fedlab.data import DATASETS, MAIN_DATASETS, load_splits
 from fedlab.data.partition import partition_records
 from fedlab.experiment.config import SETTINGS, TRAINING_SETTINGS
 
-from .frames import TRAINING_ORDER
+from .frames import TRAINING_ORDER, round_score
 
 SETTING_COLORS = dict(zip(SETTINGS, ("#9e9e9e", "#2f6db3", "#3a9a5b", "#e0a03a")))
 METHOD_MARKERS = dict(zip(METHODS, ("o", "s", "^", "D", "v", "P")))
@@ -277,7 +277,7 @@ def energy_phases(results: list, save: str | None = None, by=("model", "dataset"
         if c["setting"] == "zeroshot":
             continue
         key = tuple(c.get(k, "-") for k in by)
-        groups.setdefault(key, []).append([1000 * r.energy["phases"].get(p, {}).get("kwh", 0.0) for p in phases])
+        groups.setdefault(key, []).append([1000 * (r.energy.phase_kwh(p) or 0.0) for p in phases])
     labels = [
         "\n".join(str(v)[:12] for v in key) + (f"\n(n={len(v)})" if len(v) > 1 else "") for key, v in groups.items()
     ]
@@ -551,8 +551,8 @@ def _curve_points(result) -> tuple[list[dict], str]:
     rounds = [h for h in result.rounds if isinstance(h.get("round"), int)]
     split = "held-out" if rounds and all(h.get("eval") for h in rounds) else "validation"
     key = "eval" if split == "held-out" else "validation"
-    comm = result.communication or {}
-    per_round = [u + d for u, d in zip(comm.get("per_round_up") or [], comm.get("per_round_down") or [])]
+    comm = result.communication
+    per_round = [u + d for u, d in zip(comm.per_round_up or [], comm.per_round_down or [])]
     points, seen, sent = [], 0, 0
     for i, h in enumerate(rounds):
         if c["setting"] == "federated":
@@ -563,11 +563,9 @@ def _curve_points(result) -> tuple[list[dict], str]:
         elif h.get("step") is not None:
             seen = h["step"] * int(c.get("batch_size", 1)) * int(c.get("grad_accum", 1))
         else:  # older results: checkpoints evenly spaced over the run's examples
-            seen = (result.budget or {}).get("examples", 0) * h["round"] / max(1, len(rounds))
-        if (h.get(key) or {}).get(metric) is not None:
-            points.append(
-                {"x": seen, "mib": sent / 2**20, "y": h[key][metric], "round": h["round"], "step": h.get("step")}
-            )
+            seen = (result.budget.examples or 0) * h["round"] / max(1, len(rounds))
+        if (score := round_score(h, key, metric)) is not None:
+            points.append({"x": seen, "mib": sent / 2**20, "y": score, "round": h["round"], "step": h.get("step")})
     return points, split
 
 
@@ -600,7 +598,7 @@ def shared_curves(cells: dict, floors: dict | None = None, save: str | None = No
                 continue
             color = SETTING_COLORS[setting]
             if setting == "isolated":
-                examples = r.budget.get("examples", 0) / max(1, int(r.config.get("clients", 1)))
+                examples = (r.budget.examples or 0) / max(1, int(r.config.get("clients", 1)))
                 for ax, x in ((axes[0][col], examples), (axes[1][col], 0.0)):
                     ax.scatter(
                         [x],

@@ -53,9 +53,9 @@ def row(result: RunResult) -> dict:
     score_ci = m.get(f"{metric}_ci") or [None, None]
     clients = [pc["metrics"][metric] for pc in result.per_client or [] if metric in (pc.get("metrics") or {})]
     shares = prediction_shares_of(m)
-    steps, tokens = result.budget.get("optimizer_steps"), train_tokens(result)
-    train_kwh = ((energy.get("phases") or {}).get(TRAIN) or {}).get("kwh")
-    load = (result.timings or {}).get("load_at_start") or {}
+    steps, tokens = result.budget.optimizer_steps, train_tokens(result)
+    train_kwh = energy.phase_kwh(TRAIN)
+    load = result.timings.load_at_start
     return {
         "dataset": c["dataset"],
         "domain": DATASETS[c["dataset"]].domain if c["dataset"] in DATASETS else "?",
@@ -77,33 +77,40 @@ def row(result: RunResult) -> dict:
         "majority_class_accuracy": m.get("majority_class_accuracy"),
         "top_class_share": max(shares) if shares else None,
         "collapsed": stats.collapsed(shares),
-        "kwh": (energy.get("total") or {}).get("kwh"),
-        "kg_co2e": (energy.get("total") or {}).get("kg_co2e"),
-        "energy_mode": (energy.get("mode") or {}).get("cpu"),
-        "bytes_total": comm.get("bytes_total"),
+        "kwh": energy.kwh,
+        "kg_co2e": energy.kg_co2e,
+        "energy_mode": energy.mode.cpu if energy.mode else None,
+        "bytes_total": comm.bytes_total,
         "trainable_parameters": model.get("trainable_parameters"),
         "adapter_bytes": model.get("adapter_bytes"),
-        "peak_memory_mb": (result.memory or {}).get("train_process_peak_mb", result.peak_memory_mb),
-        "memory_measured": bool((result.memory or {}).get("train_process_peak_mb")),
+        "peak_memory_mb": result.memory.train_process_peak_mb or result.peak_memory_mb,
+        "memory_measured": bool(result.memory.train_process_peak_mb),
         "wall_s": measured_wall_seconds(result),
-        "optimizer_steps": result.budget.get("optimizer_steps"),
+        "optimizer_steps": result.budget.optimizer_steps,
         "train_tokens": tokens,
         # training energy per optimizer step and per 1000 training tokens (the client_train phase)
         "wh_per_step": 1000 * train_kwh / steps if train_kwh is not None and steps else None,
         "wh_per_1k_tokens": 1e6 * train_kwh / tokens if train_kwh is not None and tokens else None,
-        "cpu_busy_at_start": load.get("cpu_busy_percent"),
-        "others_cpu_percent": ((result.timings or {}).get("contention") or {}).get("others_cpu_percent"),
+        "cpu_busy_at_start": load.cpu_busy_percent if load else None,
+        "others_cpu_percent": result.timings.others_cpu_percent,
         "shared_cpu": measured_on_shared_cpu(result.timings),
-        "cpu": cpu_label(((result.manifest or {}).get("hardware") or {}).get("cpu_signature")),
+        "cpu": cpu_label(result.manifest.cpu_signature),
         "offline_resplit": result.data.get("offline_resplit"),
         "path": str(result.path) if result.path else None,
     }
 
 
+def round_score(record: dict, split: str, metric: str) -> float | None:
+    """A round's (or checkpoint's) score on ``split`` (``eval``: held-out, ``validation``), None where that
+    round was not scored there."""
+    scores = record.get(split)
+    return scores.get(metric) if scores else None
+
+
 def train_tokens(result: RunResult) -> int | None:
     """Training tokens of a run (its budget; older results: summed from the training records)."""
-    if result.budget.get("tokens"):
-        return result.budget["tokens"]
+    if result.budget.tokens:
+        return result.budget.tokens
     if result.train:
         return result.train.get("tokens")
     if result.per_client and all("train" in pc for pc in result.per_client):

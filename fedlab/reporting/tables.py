@@ -13,7 +13,7 @@ from fedlab.experiment.profiles import Profile
 from fedlab.experiment.provenance import OTHERS_CPU_LIMIT
 from fedlab.experiment.store import ResultStore, RunResult
 
-from .frames import TRAINING_ORDER
+from .frames import TRAINING_ORDER, round_score
 
 
 def main_table(df) -> str:
@@ -262,7 +262,7 @@ def aggregation_table(results: list[RunResult]) -> str:
         lines.append(
             f"| {c['model']} | {c['dataset']} | {c['method']} | {c['strategy']} | "
             f"{dp_text} | "
-            f"{eps} | {metric} | {score} | {r.communication['bytes_total']:,} | {err} |"
+            f"{eps} | {metric} | {score} | {r.communication.bytes_total:,} | {err} |"
         )
     return "\n".join(lines)
 
@@ -332,7 +332,7 @@ def rounds_table(fed: RunResult) -> pd.DataFrame:
                 "clients": h["sampled"],
                 "failed": len(h["failures"]),
                 "train loss": h["train_loss"],
-                "eval acc": (h["eval"] or {}).get("accuracy"),
+                "eval acc": round_score(h, "eval", "accuracy"),
                 "bytes up": h["bytes_up"],
                 "bytes down": h["bytes_down"],
                 "wall s": h["wall_s"],
@@ -344,7 +344,7 @@ def rounds_table(fed: RunResult) -> pd.DataFrame:
 
 def communication_table(fed: RunResult) -> pd.Series:
     """Bytes of the whole federated run, and the adapter's size against the full model's."""
-    return pd.Series({k: v for k, v in fed.communication.items() if not k.startswith("per_round")})
+    return pd.Series({k: v for k, v in fed.communication.to_dict().items() if not k.startswith("per_round")})
 
 
 def generations_table(result: RunResult) -> pd.DataFrame:

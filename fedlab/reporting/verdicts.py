@@ -93,7 +93,8 @@ def runs(
     model = model or profile.models[0]
     try:
         found = [
-            result_for(profile.config(dataset, setting, method, seed=s, model=model), store) for s in profile.seeds
+            result_for(profile.config(dataset, setting, method, seed=s, model=model), store)
+            for s in profile.seeds_for(model, dataset, method)
         ]
     except CurvePending:  # its budget waits for its learning curve: nothing of it has run
         return []
@@ -304,8 +305,8 @@ def method_comparison(
 
 #: costs compared in claim 3; bytes are exact (counted), the others are measurements that vary run to run
 COSTS = {
-    "bytes": lambda r: r.communication.get("bytes_total"),
-    "energy_kwh": lambda r: (r.energy.get("total") or {}).get("kwh"),
+    "bytes": lambda r: r.communication.bytes_total,
+    "energy_kwh": lambda r: r.energy.kwh,
     "peak_memory_mb": lambda r: r.peak_memory_mb,
 }
 #: repeats a measured cost needs before it is compared
@@ -317,7 +318,7 @@ CPU_NOT_RECORDED = "not recorded"
 
 
 def cpu_of(run: RunResult) -> str:
-    return ((getattr(run, "manifest", None) or {}).get("hardware") or {}).get("cpu_signature") or CPU_NOT_RECORDED
+    return run.manifest.cpu_signature or CPU_NOT_RECORDED
 
 
 def same_cpu(sides: list[list[RunResult]]) -> tuple[list[list[RunResult]], str | None, int]:
@@ -354,7 +355,7 @@ def cost_comparison(runs_a: list[RunResult], runs_b: list[RunResult]) -> dict:
         excluded = 0
         entry = {}
         if name == "energy_kwh":
-            idle = [[r for r in runs if not measured_on_shared_cpu(getattr(r, "timings", None))] for runs in sides]
+            idle = [[r for r in runs if not measured_on_shared_cpu(r.timings)] for runs in sides]
             excluded = sum(len(runs) - len(kept) for runs, kept in zip(sides, idle))
             sides, entry["cpu"], other_cpu = same_cpu(idle)
             if other_cpu:

@@ -18,6 +18,7 @@ from fedlab.experiment.config import RunConfig
 from fedlab.experiment.hooks import NO_HOOKS, RunHooks
 from fedlab.experiment.provenance import Contention, machine_load
 from fedlab.experiment.resources import DEFAULT_RESOURCES, Resources
+from fedlab.experiment.sections import ContentionRecord, Load
 from fedlab.experiment.store import ResultStore, RunResult
 from fedlab.fl.simulation import run_federated
 
@@ -61,7 +62,8 @@ def run(
     with PeakRSS() as mem, CudaPeak() as gpu, Contention() as contention:
         result = executor(cfg, store=store, hooks=hooks, progress=progress, resources=resources)
     # the load before the run, and how much CPU other processes took during it (flags a shared machine)
-    result.timings = dict(result.timings or {}, load_at_start=load, contention=contention.result)
+    result.timings.load_at_start = Load.from_dict(load)
+    result.timings.contention = ContentionRecord.from_dict(contention.result)
     result.record_memory(mem.peak_mb, gpu.result)
     result = store.save(cfg, result)
     free_accelerator_memory()  # the run's model is gone with its executor: give its memory back now

@@ -62,7 +62,7 @@ def lr_sweep(
                 "accuracy": result.metrics["accuracy"],
                 "macro_f1": result.metrics["macro_f1"],
                 "n_validation": result.metrics["n"],
-                "last_loss": (result.train or {}).get("last_loss"),
+                "last_loss": result.train.get("last_loss"),
                 "config_hash": result.config_hash,
             }
         )

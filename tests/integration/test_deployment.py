@@ -70,7 +70,7 @@ def test_fedsa_lora_over_tls_keeps_each_clients_b_on_its_supernode(tls_federatio
         assert h["eval"] is None and h["aggregation_error"] is None
     assert {c["client"] for c in result.per_client} == {0, 1} and all("shared_eval" in c for c in result.per_client)
     assert result.metrics["accuracy"] == pytest.approx(sum(c["shared_eval"]["accuracy"] for c in result.per_client) / 2)
-    assert result.memory["train_process"] == "client workers" and result.memory["train_process_peak_mb"] > 0
+    assert result.memory.train_process == "client workers" and result.memory.train_process_peak_mb > 0
     assert deploy_run(cfg, tls=True, timeout=600, federation=tls_federation).cached is True
     with pytest.raises(FederationError, match="needs 3"):
         deploy_run(RunConfig(**dict(TINY, clients=3)), tls=True, federation=tls_federation)

@@ -103,8 +103,8 @@ def test_centralized_and_isolated_have_matched_budgets(federated):
     base = {k: v for k, v in cfg.to_dict().items() if k != "setting"}
     cen = run(dict(base, setting="centralized"), progress=False)
     iso = run(dict(base, setting="isolated"), progress=False)
-    assert cen.budget["optimizer_steps"] == fed.budget["optimizer_steps"] == cfg.federated_steps
-    assert cen.budget["examples"] == fed.budget["examples"]
+    assert cen.budget.optimizer_steps == fed.budget.optimizer_steps == cfg.federated_steps
+    assert cen.budget.examples == fed.budget.examples
     # the pooled training rows: every client's partition minus its own held-out test rows
     assert (
         cen.n_train
@@ -120,7 +120,7 @@ def test_centralized_and_isolated_have_matched_budgets(federated):
     assert m["accuracy_worst"] <= m["accuracy"] <= m["accuracy_best"]
     for r in (cen, iso):
         assert r.data["split_hash"] == fed.data["split_hash"]  # the same held-out rows
-        assert r.energy["phases"]["client_train"]["kwh"] > 0
+        assert r.energy.phase_kwh("client_train") > 0
 
 
 @pytest.mark.embedded
@@ -198,7 +198,7 @@ def test_ffa_lora_with_client_side_dp_and_fedex_lora_in_simulation(env):
     assert all(h["aggregation_error"]["absolute"] == pytest.approx(0, abs=1e-9) for h in ffa.rounds)
     eps = [h["privacy"]["epsilon"] for h in ffa.rounds]
     assert all(b > a > 0 for a, b in zip(eps, eps[1:])) and ffa.rounds[0]["privacy"]["delta"] == 1e-5
-    assert ffa.communication["bytes_total"] < 0.6 * plain.communication["bytes_total"]
+    assert ffa.communication.bytes_total < 0.6 * plain.communication.bytes_total
     no_dp = run(RunConfig(setting="federated", **dict(BASE, strategy="ffa-lora")).resolved(), progress=False)
     assert no_dp.adapter_hash != ffa.adapter_hash  # clipping and noise changed the aggregate
     again = run(cfg.resolved(), force=True, progress=False)  # the noise is drawn from the run's seed
@@ -214,7 +214,7 @@ def test_ffa_lora_with_client_side_dp_and_fedex_lora_in_simulation(env):
     assert "fedex-residual" in second and len(second["fedex-residual"].keys()) == len(
         [k for k in second["arrays"].keys() if k.endswith(".lora_A.weight")]
     )
-    assert fedex.communication["bytes_down"] > plain.communication["bytes_down"]  # the residual travels too
+    assert fedex.communication.bytes_down > plain.communication.bytes_down  # the residual travels too
 
     spy = []
     fedsa = run(

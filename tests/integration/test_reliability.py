@@ -25,7 +25,7 @@ def test_a_client_failing_every_round_does_not_stop_the_run(results):
         assert [f["client"] for f in h["failures"]] == [1]
         assert "injected fault: client 1" in h["failures"][0]["reason"]
         assert sorted(c["client"] for c in h["clients"]) == [0, 2]
-    assert res.budget["optimizer_steps"] == 2 * 2 * 2  # the failed client trained nothing
+    assert res.budget.optimizer_steps == 2 * 2 * 2  # the failed client trained nothing
 
 
 def test_too_many_failures_stop_with_a_clear_error(results):

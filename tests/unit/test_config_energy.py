@@ -167,6 +167,19 @@ def test_a_seeds_axis_repeats_every_training_cell_on_the_same_eval_rows(tmp_path
     path.write_text(base.replace("grid:\n", "grid:\n  seeds: [0, 0]\n", 1))
     with pytest.raises(ConfigError, match="distinct integers"):
         load_profile(str(path))
+    # a cell whose seed SD asks for more seeds gets its own extra ones; the other cells keep the grid's
+    path.write_text(
+        base.replace("grid:\n", "grid:\n  seeds: [0, 1, 2]\n  extra_seeds:\n    tiny-random/fpb/lora: [3]\n", 1)
+    )
+    extra = load_profile(str(path))
+    assert extra.seeds_for("tiny-random", "fpb", "lora") == [0, 1, 2, 3] and extra.seeds_for(
+        "tiny-random", "fpb", "ia3"
+    ) == [0, 1, 2]
+    more = {(c.setting, c.seed) for c in extra.cells() if c.dataset == "fpb" and c.method == "lora"}
+    assert len(extra.cells()) == len(seeded.cells()) + len(smoke.grid["settings"]) and ("federated", 3) in more
+    path.write_text(base.replace("grid:\n", "grid:\n  extra_seeds:\n    fpb/lora: [3]\n", 1))
+    with pytest.raises(ConfigError, match="<backbone>/<dataset>/<method>"):
+        load_profile(str(path))
 
 
 def test_clients_hold_out_their_own_test_rows(fedlab_data_dir, monkeypatch):

@@ -279,9 +279,7 @@ def test_per_run_gpu_memory_is_recorded_with_a_faked_cuda(results, monkeypatch):
     )
     monkeypatch.setattr(memory, "_cuda", lambda: fake)
     out = run(RunConfig(**dict(TINY, setting="centralized", max_eval=6, n_boot=0)), progress=False)
-    assert (
-        out.memory["train_gpu"]["peak_allocated_mb"] == 3072.0 and out.memory["train_gpu"]["peak_reserved_mb"] == 4096.0
-    )
-    assert out.memory["train_gpu"]["devices"][0]["name"] == "Fake GPU"
+    assert out.memory.train_gpu["peak_allocated_mb"] == 3072.0 and out.memory.train_gpu["peak_reserved_mb"] == 4096.0
+    assert out.memory.train_gpu["devices"][0]["name"] == "Fake GPU"
     saved = json.loads(out.path.read_text())
     assert saved["memory"]["train_gpu"]["peak_allocated_mb"] == 3072.0

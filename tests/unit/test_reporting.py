@@ -14,6 +14,7 @@ from fedlab.core.metrics import bootstrap_ci
 from fedlab.experiment import provenance
 from fedlab.experiment.profiles import load_profile
 from fedlab.experiment.provenance import OTHERS_CPU_LIMIT, Contention, measured_on_shared_cpu, others_cpu_percent
+from fedlab.experiment.sections import Communication, Energy, EnergyTotal, Manifest, Timings
 from fedlab.experiment.store import ResultStore, RunResult
 from fedlab.reporting import claims, figures, frames, readme, tables, verdict_text, verdicts
 
@@ -318,7 +319,13 @@ def test_floors_calibrate_a_zero_shot_model_that_always_answers_one_class(fixtur
 
 def test_each_cost_is_compared_on_its_own_with_repeats():
     def run_(kwh, nbytes, mb):
-        return SimpleNamespace(communication={"bytes_total": nbytes}, energy={"total": {"kwh": kwh}}, peak_memory_mb=mb)
+        return SimpleNamespace(
+            communication=Communication(bytes_total=nbytes),
+            energy=Energy(total=EnergyTotal(kwh=kwh)),
+            peak_memory_mb=mb,
+            timings=Timings(),
+            manifest=Manifest(),
+        )
 
     cheap = [run_(1.0, 10, 100), run_(1.1, 10, 103), run_(0.9, 10, 97)]
     dear = [run_(2.0, 20, 101), run_(2.1, 20, 99), run_(1.9, 20, 100)]
@@ -329,8 +336,8 @@ def test_each_cost_is_compared_on_its_own_with_repeats():
     once = verdicts.cost_comparison(cheap[:1], dear[:1])
     assert once["bytes"]["verdict"] == "lower" and once["energy_kwh"]["verdict"].startswith("undecided")
     # a run measured while other processes used the CPU is left out of the energy comparison only
-    dear[0].timings = {"contention": {"shared": True, "others_cpu_percent": 60.0}}
-    dear[1].timings = {"load_at_start": {"shared": True}}  # an older result: only the load at its start
+    dear[0].timings = Timings.from_dict({"contention": {"shared": True, "others_cpu_percent": 60.0}})
+    dear[1].timings = Timings.from_dict({"load_at_start": {"shared": True}})  # older: only the load at its start
     costs = verdicts.cost_comparison(cheap, dear)
     assert costs["energy_kwh"]["excluded_shared"] == 2 and costs["energy_kwh"]["b"] == [1.9]
     assert (
@@ -344,10 +351,11 @@ def test_energy_is_compared_only_between_runs_made_on_one_cpu():
     def run_(kwh, cpu):
         hardware = {"cpu": "AMD EPYC", **({"cpu_signature": cpu} if cpu else {})}
         return SimpleNamespace(
-            communication={"bytes_total": 10},
-            energy={"total": {"kwh": kwh}},
+            communication=Communication(bytes_total=10),
+            energy=Energy(total=EnergyTotal(kwh=kwh)),
             peak_memory_mb=100,
-            manifest={"hardware": hardware},
+            timings=Timings(),
+            manifest=Manifest.from_dict({"hardware": hardware}),
         )
 
     zen4, zen3 = "AuthenticAMD 25/17/1 avx2 avx512f", "AuthenticAMD 25/1/1 avx2"
