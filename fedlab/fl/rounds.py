@@ -212,12 +212,12 @@ class ServerRun:
 
 
 def personalised_metrics(per_client: list[dict], eval_rows: list, cfg: RunConfig) -> tuple[dict, list[dict]]:
-    """FedSA-LoRA's held-out metrics: each client's personalised model on the shared eval set, averaged
+    """A personalised run's held-out metrics (FedSA-LoRA): each client's model on the shared eval set, averaged
     over clients (like the isolated baseline); predictions carry their client."""
     scored = [c for c in per_client if "shared_eval" in c]
     if not scored:
         raise FedlabError(
-            "no client returned its evaluation on the shared eval set (fedsa-lora); see per_client errors"
+            f"no client returned its evaluation on the shared eval set ({cfg.strategy}); see per_client errors"
         )
     options = eval_rows[0].options
     per = [compute_metrics([r.label for r in eval_rows], c["shared_eval"]["preds"], options, n_boot=0) for c in scored]
