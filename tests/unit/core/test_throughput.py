@@ -97,7 +97,7 @@ def test_the_plan_says_what_is_reused_and_trained(tmp_path, monkeypatch, fedlab_
     assert all(s is not None and 0 < s < 3600 for s in plan.seconds.values())
     text = plan.describe()
     assert f"0 finished runs are reused (same config hash), {len(configs)} will be trained" in text
-    committed = ResultStore(Path(__file__).resolve().parents[2] / "results")
+    committed = ResultStore(Path(__file__).resolve().parents[3] / "results")
     for name in ("quick",):
         quick = plan_grid(profile_configs(load_profile(name)), store=committed)
         assert not quick.train, f"the committed {name} results are found on any CPU (dtype pinned in the profile)"

@@ -279,7 +279,7 @@ def test_source_resolution(fedlab_data_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("FEDLAB_DATA_DIR", str(tmp_path))
     assert resolve_data_dir() == tmp_path and resolve_data_dir("x") == Path("x")
     monkeypatch.delenv("FEDLAB_DATA_DIR")
-    assert resolve_data_dir() == Path(__file__).resolve().parents[2] / "data" / "raw"
+    assert resolve_data_dir() == Path(__file__).resolve().parents[3] / "data" / "raw"
     with pytest.raises(ConfigError, match="eval_fraction"):
         load_splits("fpb", data_dir=fedlab_data_dir, eval_fraction=1.0, splits_dir=tmp_path)
 

@@ -11,7 +11,7 @@ from fedlab.experiment.migrate import migrate_result, migrate_store, upgrade_con
 from fedlab.experiment.store import SCHEMA_VERSION, ResultStore, RunResult, RunStatus
 from tests.conftest import TINY_FAULTS
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _cfg(**kw):

@@ -138,7 +138,7 @@ def test_an_ffa_client_trains_b_and_leaves_the_shared_a_untouched(tiny):
     from fedlab.core.train import train_local
     from fedlab.fl.strategies import ClientSide
     from fedlab.fl.strategies.ffa_lora import FFALoRAClient
-    from tests.unit.test_models_eval import RECORDS
+    from tests.unit.core.test_models_eval import RECORDS
 
     model, tok, _ = load_model("tiny-random", dtype="fp32")
     model = build_peft_model(model, "lora")

@@ -1,0 +1,79 @@
+"""experiment.profiles: the shipped profiles, their grid keys, the models and seeds axes."""
+
+import pytest
+
+from fedlab import paths
+from fedlab.errors import ConfigError
+from fedlab.experiment.profiles import load_profile, profile_names
+
+
+def test_profiles_ship_with_the_package_and_reject_unknown_grid_keys(tmp_path):
+    assert set(profile_names()) >= {"smoke", "quick", "paper"}
+    assert all(p.parent == paths.PROFILES_DIR for p in paths.PROFILES_DIR.glob("*.yaml"))
+    bad = tmp_path / "p.yaml"
+    bad.write_text("defaults: {model: tiny-random}\ngrid: {domains: {finance: fpb}}\n")
+    with pytest.raises(ConfigError, match="come from the dataset registry"):
+        load_profile(str(bad))
+
+
+def test_a_models_axis_gives_every_backbone_its_cells_floors_and_own_overrides(tmp_path):
+    base = (paths.PROFILES_DIR / "smoke.yaml").read_text()
+    path = tmp_path / "two.yaml"
+    other = str(tmp_path / "other-model")
+    (tmp_path / "other-model").mkdir()
+    (tmp_path / "other-model" / "config.json").write_text("{}")
+    path.write_text(
+        base.replace(
+            "grid:\n",
+            f"grid:\n  models: [tiny-random, {other}]\n"
+            f"  model_overrides: {{{other}: {{batch_size: 1}}}}\n"
+            f"  method_overrides: {{{other}/ia3: {{lr: 0.5}}, ia3: {{lr: 0.25}}}}\n"
+            f"  exclude: [{{model: {other}, method: qlora}}]\n",
+            1,
+        )
+    )
+    two, smoke = load_profile(str(path)), load_profile("smoke")
+    assert two.models == ["tiny-random", other]
+    assert [c.model for c in two.zeroshots()] == ["tiny-random"] * 2 + [other] * 2
+    cells = two.cells()
+    assert len(cells) == len(smoke.cells()) + len(smoke.cells()) * 2 // 3  # the second backbone without qlora
+    mine = [c for c in cells if c.model == other]
+    assert {c.batch_size for c in mine} == {1} and {c.method for c in mine} == {"lora", "ia3"}
+    assert {c.lr for c in mine if c.method == "ia3"} == {0.5}  # the backbone's own pin wins
+    assert {c.lr for c in cells if c.model == "tiny-random" and c.method == "ia3"} == {0.25}
+    assert {c.batch_size for c in cells if c.model == "tiny-random"} == {smoke.defaults["batch_size"]}
+    path.write_text(base.replace("grid:\n", "grid:\n  exclude: [{backbone: x}]\n", 1))
+    with pytest.raises(ConfigError, match="grid.exclude"):
+        load_profile(str(path))
+
+
+def test_a_seeds_axis_repeats_every_training_cell_on_the_same_eval_rows(tmp_path, fedlab_data_dir, monkeypatch):
+    from fedlab.experiment.rundata import RunData
+
+    monkeypatch.setenv("FEDLAB_DATA_DIR", str(fedlab_data_dir))
+    base = (paths.PROFILES_DIR / "smoke.yaml").read_text()
+    path = tmp_path / "seeded.yaml"
+    path.write_text(base.replace("grid:\n", "grid:\n  seeds: [0, 1, 2]\n", 1))
+    seeded, smoke = load_profile(str(path)), load_profile("smoke")
+    assert seeded.seeds == [0, 1, 2] and len(seeded.cells()) == 3 * len(smoke.cells())
+    runs = [c for c in seeded.cells() if c.dataset == "fpb" and c.method == "lora" and c.setting == "federated"]
+    assert [c.seed for c in runs] == [0, 1, 2] and len({c.hash() for c in runs}) == 3
+    data = [RunData(c.resolved()) for c in runs]
+    assert len({tuple(r.id for r in d.eval_rows) for d in data}) == 1  # the same eval rows for every seed
+    assert len({d.partition_info["partition_hash"] for d in data}) == 3  # a new partition draw per seed
+    path.write_text(base.replace("grid:\n", "grid:\n  seeds: [0, 0]\n", 1))
+    with pytest.raises(ConfigError, match="distinct integers"):
+        load_profile(str(path))
+    # a cell whose seed SD asks for more seeds gets its own extra ones; the other cells keep the grid's
+    path.write_text(
+        base.replace("grid:\n", "grid:\n  seeds: [0, 1, 2]\n  extra_seeds:\n    tiny-random/fpb/lora: [3]\n", 1)
+    )
+    extra = load_profile(str(path))
+    assert extra.seeds_for("tiny-random", "fpb", "lora") == [0, 1, 2, 3] and extra.seeds_for(
+        "tiny-random", "fpb", "ia3"
+    ) == [0, 1, 2]
+    more = {(c.setting, c.seed) for c in extra.cells() if c.dataset == "fpb" and c.method == "lora"}
+    assert len(extra.cells()) == len(seeded.cells()) + len(smoke.grid["settings"]) and ("federated", 3) in more
+    path.write_text(base.replace("grid:\n", "grid:\n  extra_seeds:\n    fpb/lora: [3]\n", 1))
+    with pytest.raises(ConfigError, match="<backbone>/<dataset>/<method>"):
+        load_profile(str(path))

@@ -1,0 +1,115 @@
+"""reporting.figures: figures drawn from result files (forest plot, cost frontier, shared curves)."""
+
+import numpy as np
+import pytest
+
+from fedlab.experiment.profiles import load_profile
+from fedlab.reporting import figures, frames, verdicts
+
+SMOKE = load_profile("smoke")
+
+
+def test_figures_are_drawn_from_results(fixture_results, tmp_path):
+    df = frames.results_frame(SMOKE)
+    results = frames.profile_results(SMOKE)
+    figures.baselines(df, floors=verdicts.profile_verdicts(SMOKE)["floors"], save="t_baselines")
+    figures.energy_and_bytes(df, save="t_energy")
+    figures.energy_phases(results, save="t_phases")
+    fed = frames.result_for(SMOKE.config("fpb", "federated", "lora"))
+    figures.learning_curves(
+        [fed, frames.result_for(SMOKE.config("fpb", "centralized", "lora"))],
+        zeroshot=frames.result_for(SMOKE.zeroshot("fpb")),
+        save="t_curves",
+    )
+    figures.per_client(fed, save="t_per_client")
+    for name in ("t_baselines", "t_energy", "t_phases", "t_curves", "t_per_client"):
+        assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 5_000, name
+
+
+def test_the_forest_plot_draws_each_effect_with_its_ci_and_margin():
+    """Drawn from a verdict file: the CI ends of a row are where the figure puts them, the margin band too."""
+    from matplotlib.collections import LineCollection, PolyCollection
+
+    from fedlab.reporting import figures
+
+    def comp(model, dataset, family, effect, ci, verdict):
+        return {
+            "model": model,
+            "dataset": dataset,
+            "method": "lora",
+            "family": family,
+            "effect": effect,
+            "ci": ci,
+            "margin": 0.05,
+            "verdict": verdict,
+            "metric": "macro_f1",
+            "n_rows": 294,
+            "n_seeds": 3,
+        }
+
+    verdicts = {
+        "profile": "fixture",
+        "comparisons": [
+            comp("smollm2-135m", "fiqa_sa", "federated vs centralized", -0.02, [-0.045, 0.004], "equivalent"),
+            comp("gemma3-270m", "fiqa_sa", "federated vs centralized", -0.12, [-0.2, -0.05], "not equivalent"),
+            comp("smollm2-135m", "fiqa_sa", "federated vs isolated (mean)", 0.15, [0.1, 0.2], "better"),
+            comp("smollm2-135m", "fiqa_sa", "method vs LoRA (federated)", 0.0, [-0.1, 0.1], "inconclusive"),
+        ],
+    }
+    rows = figures.forest_rows(verdicts, "federated vs centralized")
+    assert [r["label"] for r in rows] == ["gemma3-270m · fiqa_sa · lora", "smollm2-135m · fiqa_sa · lora"]
+    fig = figures.forest(verdicts)
+    ax_cen, ax_iso = fig.axes[:2]
+    bars = [seg for c in ax_cen.collections if isinstance(c, LineCollection) for seg in c.get_segments()]
+    ends = sorted((round(float(s[0][0]), 3), round(float(s[1][0]), 3)) for s in bars)
+    assert ends == [(-0.2, -0.05), (-0.045, 0.004)]
+    bands = [c for c in ax_cen.collections if isinstance(c, PolyCollection)]
+    assert len(bands) == 2 and np.allclose(
+        sorted({round(float(x), 3) for b in bands for x in b.get_paths()[0].vertices[:, 0]}), [-0.05, 0.05]
+    )
+    iso_bars = [seg for c in ax_iso.collections if isinstance(c, LineCollection) for seg in c.get_segments()]
+    assert [(round(float(s[0][0]), 3), round(float(s[1][0]), 3)) for s in iso_bars] == [(0.1, 0.2)]
+    assert "gemma3-270m · fiqa_sa · lora" in [t.get_text() for t in ax_cen.get_yticklabels()]
+    assert figures.forest({"comparisons": []}) is None
+
+
+def test_cost_frontier_points_and_pareto_front(fixture_results, tmp_path):
+    df = frames.results_frame(SMOKE)
+    points = figures.frontier_points(df)
+    fed = {p["method"]: p for p in points if p["setting"] == "federated"}
+    assert fed["lora"]["wh"] == pytest.approx(2.0) and fed["qlora"]["wh"] == pytest.approx(1.0)
+    row = df[(df["setting"] == "federated") & (df["method"] == "lora")].iloc[0]
+    assert fed["lora"]["mib"] == pytest.approx(10_000 / 2**20)
+    # one seed: its bootstrap CI where the result has one, else the value itself
+    want = (row["score_lo"], row["score_hi"]) if row["score_lo"] is not None else (fed["lora"]["score"],) * 2
+    assert fed["lora"]["score_ci"] == want
+    assert all(p["setting"] != "zeroshot" for p in points)
+    # qlora: same score, half the energy -> lora is dominated on energy
+    front = figures.pareto(list(fed.values()), "wh")
+    assert [p["method"] for p in front] == ["qlora"]
+    # a point that is better on the score stays on the front even when it costs more
+    richer = dict(fed["lora"], score=0.9)
+    assert [p["method"] for p in figures.pareto([fed["qlora"], richer], "wh")] == ["qlora", "lora"]
+    fig = figures.cost_frontier(df, save="t_frontier")
+    assert (tmp_path / "figures" / "t_frontier.png").stat().st_size > 5_000
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    assert titles and all("smollm2" in t or "tiny" in t for t in titles) and all("fpb" in t for t in titles)
+
+
+def test_shared_curves_put_every_setting_on_examples_seen(fixture_results, tmp_path):
+    cells = {}
+    for method in ("lora",):
+        cell = {s: frames.result_for(SMOKE.config("fpb", s, method)) for s in ("federated", "centralized", "isolated")}
+        cell["zeroshot"] = frames.result_for(SMOKE.zeroshot("fpb"))
+        cells[(SMOKE.models[0], "fpb")] = cell
+    floors = {verdicts.floor_key(SMOKE.models[0], "fpb"): {"calibrated": 0.33, "majority_class": 0.25}}
+    fig = figures.shared_curves(cells, floors=floors, save="t_shared")
+    assert (tmp_path / "figures" / "t_shared.png").stat().st_size > 5_000
+    top, bottom = fig.axes[0], fig.axes[1]
+    assert SMOKE.models[0] in top.get_title() and "fpb" in top.get_title() and "lora" in top.get_title()
+    assert top.get_xlabel().startswith("examples seen") and bottom.get_xlabel().startswith("MiB sent")
+    floors_drawn = sorted(round(line.get_ydata()[0], 2) for line in top.lines if line.get_linestyle() in ("--", "-."))
+    assert floors_drawn == [0.25, 0.33]
+    # the fixture's curves are held-out per round: federated and centralized each draw two checkpoints
+    curves = [line for line in top.lines if line.get_linestyle() == "-"]
+    assert len(curves) == 2 and all(len(line.get_xdata()) == 2 for line in curves)
