@@ -344,7 +344,9 @@ FOREST_FAMILIES = (
 
 def forest_rows(verdicts: dict, family: str) -> list[dict]:
     """The comparisons of one family of a verdict file, in (dataset, backbone, method) order, with the
-    label, effect, 95 % CI, margin and verdict the forest plot draws."""
+    label, effect, 95 % CI, the interval the family's test decides with (``ci_test``: the 90 % CI, i.e.
+    TOST's two one-sided 95 % bounds, whose lower end is also the one-sided test's bound), margin and
+    verdict the forest plot draws."""
     rows = [c for c in verdicts["comparisons"] if c["family"] == family]
     rows.sort(key=lambda c: (c["dataset"], c["model"], c["method"]))
     return [
@@ -352,6 +354,7 @@ def forest_rows(verdicts: dict, family: str) -> list[dict]:
             "label": f"{c['model']} · {c['dataset']} · {c['method']}",
             "effect": c["effect"],
             "ci": tuple(c["ci"]),
+            "ci_test": tuple(c["ci_tost"]) if c.get("ci_tost") else None,
             "margin": c.get("margin"),
             "verdict": c["verdict"],
             "metric": c["metric"],
@@ -364,8 +367,11 @@ def forest_rows(verdicts: dict, family: str) -> list[dict]:
 
 def forest(verdicts: dict, save: str | None = None):
     """The study's answer as a forest plot: per (backbone, dataset, method) the paired effect federated -
-    centralized and federated - isolated with its 95 % CI, the pre-registered margin as a band (each
-    row's own), the verdict as the colour. Returns the figure (its axes carry the drawn numbers)."""
+    centralized and federated - isolated with the interval its test decides with (thick: the 90 % CI,
+    TOST's two one-sided 95 % bounds; for the one-sided "better" test its lower end is the bound) and the
+    95 % CI (thin), the pre-registered margin as a band (each row's own), the verdict as the colour (after
+    Holm's correction across the cells of a family, so a verdict can differ from what one row's interval
+    alone would say). Returns the figure (its axes carry the drawn numbers)."""
     plt = _plt()
     panels = [(fam, title, forest_rows(verdicts, fam)) for fam, title in FOREST_FAMILIES]
     panels = [p for p in panels if p[2]]
@@ -393,19 +399,23 @@ def forest(verdicts: dict, save: str | None = None):
                 color=color,
                 ms=4,
                 capsize=2,
-                lw=1.2,
+                lw=0.8,
                 label=r["verdict"],
             )
+            if r["ci_test"] is not None:
+                ax.hlines(yi, *r["ci_test"], color=color, lw=3.2, alpha=0.8)
         ax.axvline(0, color="black", lw=0.8)
         ax.set_yticks(list(where.values()), list(where), fontsize=7)
         metrics = sorted({r["metric"].replace("_", "-") for r in rows})
-        ax.set_xlabel(f"paired effect on {' / '.join(metrics)} (95 % CI)")
+        ax.set_xlabel(f"paired effect, {' / '.join(metrics)} (thick: 90 % CI, the tests'; thin: 95 %)", fontsize=8)
+        ax.tick_params(axis="x", labelsize=7)
         ax.set_title(title + (" · band: margin" if family == FOREST_FAMILIES[0][0] else ""), fontsize=10)
         handles = {h.get_label(): h for h in ax.get_legend_handles_labels()[0]}
         ax.legend(handles.values(), handles.keys(), fontsize=7, loc="lower right")
     profile = verdicts.get("profile", "")
     fig.suptitle(
-        f"Federated against centralized and isolated ({profile}): effect and 95 % CI per backbone · dataset · method",
+        f"Federated against centralized and isolated ({profile}): paired effect per backbone · dataset · method, "
+        "verdicts Holm-corrected",
         fontsize=10,
     )
     fig.tight_layout()

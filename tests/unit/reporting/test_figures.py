@@ -33,7 +33,9 @@ def test_the_forest_plot_draws_each_effect_with_its_ci_and_margin():
     from fedlab.reporting import figures
 
     def comp(model, dataset, family, effect, ci, verdict):
+        tost = [effect - 0.8 * (effect - ci[0]), effect + 0.8 * (ci[1] - effect)]  # the 90 % interval inside
         return {
+            "ci_tost": tost,
             "model": model,
             "dataset": dataset,
             "method": "lora",
@@ -62,13 +64,16 @@ def test_the_forest_plot_draws_each_effect_with_its_ci_and_margin():
     ax_cen, ax_iso = fig.axes[:2]
     bars = [seg for c in ax_cen.collections if isinstance(c, LineCollection) for seg in c.get_segments()]
     ends = sorted((round(float(s[0][0]), 3), round(float(s[1][0]), 3)) for s in bars)
-    assert ends == [(-0.2, -0.05), (-0.045, 0.004)]
+    # each row: its 95 % CI (thin, the error bar) and the 90 % interval its test decides with (thick)
+    tost = [(round(-0.12 - 0.8 * 0.08, 3), round(-0.12 + 0.8 * 0.07, 3)), (-0.04, round(-0.02 + 0.8 * 0.024, 3))]
+    assert ends == sorted([(-0.2, -0.05), (-0.045, 0.004), *tost])
     bands = [c for c in ax_cen.collections if isinstance(c, PolyCollection)]
     assert len(bands) == 2 and np.allclose(
         sorted({round(float(x), 3) for b in bands for x in b.get_paths()[0].vertices[:, 0]}), [-0.05, 0.05]
     )
     iso_bars = [seg for c in ax_iso.collections if isinstance(c, LineCollection) for seg in c.get_segments()]
-    assert [(round(float(s[0][0]), 3), round(float(s[1][0]), 3)) for s in iso_bars] == [(0.1, 0.2)]
+    assert sorted((round(float(s[0][0]), 3), round(float(s[1][0]), 3)) for s in iso_bars) == [(0.1, 0.2), (0.11, 0.19)]
+    assert "90 % CI" in ax_cen.get_xlabel()
     assert "gemma3-270m · fiqa_sa · lora" in [t.get_text() for t in ax_cen.get_yticklabels()]
     assert figures.forest({"comparisons": []}) is None
 
