@@ -129,7 +129,7 @@ def test_energy_is_compared_only_between_runs_made_on_one_cpu():
     assert provenance.cpu_label(None) == "?"
 
 
-@pytest.mark.parametrize("profile", ["quick"])
+@pytest.mark.parametrize("profile", ["quick", "reference"])
 def test_the_committed_verdicts_are_those_of_the_committed_results(profile, fedlab_data_dir, monkeypatch):
     """results/verdicts/<profile>.json is what `make figures` makes from the committed result files."""
     import json as _json
