@@ -14,8 +14,8 @@ into a global adapter and give each client back one of its own rank:
   rank-``r_i`` approximation of it (Eckart-Young: the truncated SVD), split into its ``A`` and ``B``
   with its own scaling (:func:`svd_factors`).
 
-Only the maths lives here (numpy); the strategies that send each client its rank are in
-:mod:`fedlab.fl.strategies`.
+Only the maths lives here (numpy). The strategies that will send each client an adapter of its own rank
+(in :mod:`fedlab.fl.strategies`) are not built yet: nothing runs mixed ranks today.
 """
 
 from __future__ import annotations
