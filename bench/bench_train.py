@@ -46,30 +46,15 @@ SYSTEM_PROMPT = ""
 def fedlab_run(args, rows, compile_model: bool = False) -> dict:
     model, tok, info = load_for_method(args.model, args.method, args.dtype, seed=0)
     target = torch.compile(model, dynamic=True) if compile_model else model
-    warm = train_local(
-        target,
-        tok,
-        rows,
-        steps=args.warmup,
+    common = dict(
         batch_size=args.batch_size,
         lr=args.lr,
         schedule="constant",
-        seed=99,
         max_length=args.max_length,
         system_prompt=SYSTEM_PROMPT,
     )
-    stats = train_local(
-        target,
-        tok,
-        rows,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        schedule="constant",
-        seed=0,
-        max_length=args.max_length,
-        system_prompt=SYSTEM_PROMPT,
-    )
+    warm = train_local(target, tok, rows, steps=args.warmup, seed=99, **common)
+    stats = train_local(target, tok, rows, steps=args.steps, seed=0, **common)
     return {"stats": stats, "model": model, "info": info, "warmup_s": warm.seconds}
 
 

@@ -267,45 +267,18 @@ def aggregation_table(results: list[RunResult]) -> str:
     return "\n".join(lines)
 
 
+#: what every per-run table starts with: the run, and its score with the accuracy's CI
+RUN_SCORE_COLUMNS = ["model", "dataset", "method", "setting", "seed", "accuracy", "acc_lo", "acc_hi", "macro_f1"]
+
+
 def cell_table(df: pd.DataFrame) -> pd.DataFrame:
     """The headline columns of a (dataset, method) cell."""
-    return df[
-        [
-            "model",
-            "dataset",
-            "method",
-            "setting",
-            "seed",
-            "accuracy",
-            "acc_lo",
-            "acc_hi",
-            "macro_f1",
-            "optimizer_steps",
-            "kwh",
-            "bytes_total",
-            "wall_s",
-        ]
-    ]
+    return df[[*RUN_SCORE_COLUMNS, "optimizer_steps", "kwh", "bytes_total", "wall_s"]]
 
 
 def results_table(df: pd.DataFrame) -> pd.DataFrame:
     """Accuracy with CIs, macro-F1 and the worst isolated client of every result."""
-    return df[
-        [
-            "model",
-            "dataset",
-            "method",
-            "setting",
-            "seed",
-            "accuracy",
-            "acc_lo",
-            "acc_hi",
-            "macro_f1",
-            "accuracy_worst",
-            "n_eval",
-            "offline_resplit",
-        ]
-    ]
+    return df[[*RUN_SCORE_COLUMNS, "accuracy_worst", "n_eval", "offline_resplit"]]
 
 
 def isolated_clients_table(iso: RunResult) -> pd.DataFrame:

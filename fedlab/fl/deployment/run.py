@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from fedlab.experiment.config import RunConfig
@@ -62,7 +63,11 @@ def deploy_run(
                 f"the federation given has {federation.n} SuperNodes (tls={federation.tls}); this run "
                 f"needs {cfg.clients} (tls={tls}). Fix: start one SuperNode per client, or pass none."
             )
-        fed = federation
+        running = contextlib.nullcontext(federation)  # the caller's: left running
+    else:
+        threads = node_threads or max(1, (os.cpu_count() or 1) // cfg.clients)
+        running = LocalFederation(cfg.clients, tls=tls, workdir=workdir, env={"FEDLAB_CLIENT_THREADS": str(threads)})
+    with running as fed:
         out = fed.run(
             APP_DIR,
             cfg.to_dict(),
@@ -72,18 +77,6 @@ def deploy_run(
             extra={"round-timeout": str(round_timeout)},
             on_poll=on_poll,
         )
-    else:
-        threads = node_threads or max(1, (os.cpu_count() or 1) // cfg.clients)
-        with LocalFederation(cfg.clients, tls=tls, workdir=workdir, env={"FEDLAB_CLIENT_THREADS": str(threads)}) as fed:
-            out = fed.run(
-                APP_DIR,
-                cfg.to_dict(),
-                timeout=timeout,
-                checkpoint_dir=ckpt_dir,
-                poll=poll,
-                extra={"round-timeout": str(round_timeout)},
-                on_poll=on_poll,
-            )
     if out["status"] != "finished:completed":
         raise FederationError(f"run {out['run_id']} ended {out['status']}: {out.get('details')}\n{out['log'][-3000:]}")
     result = store.lookup(cfg)
