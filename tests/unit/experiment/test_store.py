@@ -135,3 +135,28 @@ def test_committed_reference_results_are_current_and_readable():
         res = ResultStore.read(path)
         assert res is not None and res.ok and res.schema_version == SCHEMA_VERSION, path
         assert res.config_hash == RunConfig.from_dict(res.config).hash(), path
+
+
+def test_result_sections_are_typed_strict_and_written_as_before():
+    from fedlab.experiment.sections import Energy, Metrics, Timings
+
+    with pytest.raises(ValueError, match=r"Energy has no field\(s\) \['totl'\]"):
+        Energy.from_dict({"totl": {"kwh": 1.0}})  # a misspelt key is named, never dropped
+    energy = Energy.from_dict({"total": {"kwh": 2e-3, "count": 1}, "phases": {"client_train": {"kwh": 1.5e-3}}})
+    assert energy.kwh == 2e-3 and energy.phase_kwh("client_train") == 1.5e-3 and energy.phase_kwh("aggregation") is None
+    assert Energy().kwh is None and Energy().to_dict() == {}  # a run without energy writes {} as before
+    assert energy.to_dict() == {"total": {"kwh": 2e-3, "count": 1}, "phases": {"client_train": {"kwh": 1.5e-3}}}
+    assert Timings.from_dict({"contention": {"others_cpu_percent": 3.0}}).others_cpu_percent == 3.0
+    assert Timings().others_cpu_percent is None
+    metrics = Metrics.from_dict({"accuracy": 0.5, "macro_f1": 0.4, "n": 10})
+    assert (
+        metrics["macro_f1"] == 0.4
+        and metrics.accuracy == 0.5
+        and metrics == {"accuracy": 0.5, "macro_f1": 0.4, "n": 10}
+    )
+    assert "brier" not in metrics and metrics.get("brier") is None  # not measured: not there
+    with pytest.raises(KeyError):
+        metrics["not_a_metric"]
+    cfg = _cfg(setting="centralized")
+    result = RunResult.of(cfg, metrics={"accuracy": 0.5, "n": 2}, energy={"total": {"kwh": 1e-3}})
+    assert isinstance(result.energy, Energy) and RunResult.from_json(result.to_json()).to_json() == result.to_json()
