@@ -69,6 +69,7 @@ OVERRIDES = {
     "faults": lambda text: Faults(fail_clients=tuple(int(x) for x in text.split(",") if x.strip())),
     "system_prompt": str,  # "default" (or none/null): the chat template's own system turn
     "group_by_length": lambda text: text.lower() in ("1", "true", "yes", "on"),
+    "client_ranks": lambda text: _ranks(text),
 }
 #: flags whose name differs from the config field
 FLAG_NAMES = {"faults": "fail-clients"}
@@ -100,6 +101,8 @@ OVERRIDE_HELP = {
     "system_prompt": "the chat template's system turn, the same in training and evaluation: a text; '' = an empty "
     "turn; none/null/default = the template's own",
     "group_by_length": "batch examples of similar length together (less padding): true | false",
+    "client_ranks": "each client's LoRA rank, comma-separated, one per client, e.g. 4,8,16,16 (needs --strategy "
+    "hetlora or flexlora; lora_alpha scales with the rank); unset: every client at the method's r",
 }
 #: the RunConfig fields chosen by a command's own flags, not by --set: command -> field -> (how it is chosen, the fix)
 OWN_FLAGS = {
@@ -124,6 +127,17 @@ OWN_FLAGS = {
         "method": ("by nothing: a zero-shot run trains no adapter", "leave it out"),
     },
 }
+
+
+def _ranks(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ConfigError(
+            f"--client-ranks {text}: not comma-separated integers. Fix: e.g. --client-ranks 4,8,16,16."
+        ) from None
+
+
 #: what a --set value may be written as to mean None
 NULL_WORDS = ("null", "Null", "NULL", "~", "none", "None")
 FROM_PROFILE = "default: from the profile"
@@ -293,6 +307,14 @@ def _set_value(key: str, raw: str):
         if not isinstance(value, dict):
             raise wrong("a mapping", "'{key: value}'")
         return value
+    if typing.get_origin(base) is tuple:  # client_ranks: a YAML list or "4,8,16"
+        if isinstance(value, str):
+            return _ranks(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = [value]
+        if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
+            raise wrong("a list of integers", "'[4, 8, 16, 16]'")
+        return tuple(value)
     if base is Faults:
         if isinstance(value, int) and not isinstance(value, bool):
             value = [value]
@@ -503,6 +525,12 @@ def build_parser() -> argparse.ArgumentParser:
     p_dep.add_argument("--dataset", required=True, help=f"a built-in dataset ({', '.join(BUILTIN_DATASETS)})")
     p_dep.add_argument("--method", default="lora", help=f"PEFT method: {methods}")
     p_dep.add_argument("--tls", action="store_true", help="self-signed TLS between SuperNodes, CLI and SuperLink")
+    p_dep.add_argument(
+        "--auth",
+        action="store_true",
+        help="SuperNode authentication (needs --tls): a key pair per SuperNode, each public key registered "
+        "with the SuperLink (flwr supernode register); a node with an unregistered key is refused",
+    )
     p_dep.add_argument("--timeout", type=float, default=3600.0, help="seconds before the run is stopped")
     _add_overrides(p_dep)
 
@@ -603,7 +631,7 @@ def main(argv: list[str] | None = None) -> int:
             cfg = _configure(
                 lambda **o: prof.config(args.dataset, "federated", args.method, **o), _overrides(args), sets
             )
-            result = deploy_run(cfg, tls=args.tls, timeout=args.timeout, force=args.force)
+            result = deploy_run(cfg, tls=args.tls, auth=args.auth, timeout=args.timeout, force=args.force)
             print(summary_line(result))
             print(f"deployment: {result.deployment or 'cached'}  result: {result.path}")
         elif args.command == "grid":

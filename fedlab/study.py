@@ -216,6 +216,22 @@ def aggregation_runs(
     return [run(c, force=force, progress=progress, resources=profile.resources) for c in configs]
 
 
+def mixed_rank_runs(
+    profile_name: str,
+    dataset: str | None = None,
+    method: str | None = None,
+    *,
+    force: bool = False,
+    progress: bool = True,
+) -> list[RunResult]:
+    """Clients of different compute on the aggregation cell (``grid.aggregation.client_ranks``): FedAvg with
+    every client at the method's rank and at the largest rank, then each mixed-rank strategy with every client
+    at its own rank (:meth:`fedlab.experiment.profiles.Profile.mixed_rank_configs`)."""
+    profile = load_profile(profile_name)
+    configs = profile.mixed_rank_configs(dataset, method)
+    return [run(c, force=force, progress=progress, resources=profile.resources) for c in configs]
+
+
 def cell_frame(results: dict[str, dict[str, RunResult]]) -> pd.DataFrame:
     return frame([r for cell in results.values() for r in cell.values()])
 

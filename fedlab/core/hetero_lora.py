@@ -14,8 +14,8 @@ into a global adapter and give each client back one of its own rank:
   rank-``r_i`` approximation of it (Eckart-Young: the truncated SVD), split into its ``A`` and ``B``
   with its own scaling (:func:`svd_factors`).
 
-Only the maths lives here (numpy). The strategies that will send each client an adapter of its own rank
-(in :mod:`fedlab.fl.strategies`) are not built yet: nothing runs mixed ranks today.
+Only the maths lives here (numpy); the strategies that use it (``hetlora``, ``flexlora``) are in
+:mod:`fedlab.fl.strategies`.
 """
 
 from __future__ import annotations
@@ -109,3 +109,21 @@ def redistribute(updates: dict[str, np.ndarray], rank: int, scaling: float) -> d
         a, b = svd_factors(update, rank, scaling)
         out[prefix + A_SUFFIX], out[prefix + B_SUFFIX] = a, b
     return out
+
+
+def update_error(updates: dict[str, np.ndarray], arrays: dict, scaling: float) -> dict:
+    """How far a global adapter's update ``s B A`` is from the mean of the clients' updates (``updates``, by
+    module prefix, from :func:`mean_update`): the Frobenius norm of the difference over all modules,
+    absolute and relative to ``|| mean update ||_F`` (the same measure as
+    :func:`fedlab.core.lora_aggregation.aggregation_error`)."""
+    diff = norm = 0.0
+    for prefix, update in updates.items():
+        a, b = np.asarray(arrays[prefix + A_SUFFIX], np.float64), np.asarray(arrays[prefix + B_SUFFIX], np.float64)
+        res = update - scaling * (b @ a)
+        diff += float(np.sum(res * res))
+        norm += float(np.sum(update * update))
+    return {
+        "absolute": float(np.sqrt(diff)),
+        "relative": float(np.sqrt(diff) / np.sqrt(norm)) if norm > 0 else 0.0,
+        "modules": len(updates),
+    }

@@ -38,16 +38,26 @@ STRATEGY_DEFAULTS = {
     "ffa-lora": {},
     "fedsa-lora": {},
     "fedex-lora": {},
+    # mixed LoRA ranks (fedlab.core.hetero_lora's maths): each client trains and receives its own rank
+    "hetlora": {},
+    "flexlora": {},
 }
 STRATEGIES = tuple(STRATEGY_DEFAULTS)
 #: the strategies that split a LoRA adapter into its A and B factors, and the one that folds a residual into
 #: the base weights (fedlab.fl.strategies holds what each does)
 FACTOR_STRATEGIES = ("ffa-lora", "fedsa-lora")
 BASE_WEIGHT_STRATEGIES = ("fedex-lora",)
+#: the strategies that aggregate LoRA adapters of different ranks (``RunConfig.client_ranks``)
+MIXED_RANK_STRATEGIES = ("hetlora", "flexlora")
 
 
 def check_strategy(strategy: str, method: str, peft_type: str, quantization: str | None) -> None:
     """Refuse strategy x method combinations that cannot work, with the fix."""
+    if strategy in MIXED_RANK_STRATEGIES and peft_type != "LORA":
+        raise ConfigError(
+            f"--strategy {strategy} aggregates LoRA adapters of different ranks; {method} has no rank. "
+            f"Fix: use --method lora or qlora, or --strategy fedavg for {method}."
+        )
     if strategy in FACTOR_STRATEGIES and peft_type != "LORA":
         raise ConfigError(
             f"--strategy {strategy} splits a LoRA adapter into A and B; {method} has no such factors. "
@@ -101,6 +111,7 @@ OPTIONAL_DEFAULTS = {
     "select": None,
     "client_val_fraction": 0.0,
     "device_kind": "cpu",
+    "client_ranks": None,
 }
 #: how a trained setting picks the checkpoint it is compared at: None = its last one; "validation" = the
 #: best on its own validation data (centralized: the pooled validation split; federated: federated
@@ -232,6 +243,10 @@ class RunConfig:
     #: fixed clipping norm, where clipping happens (Flower's server- or client-side wrapper) and the
     #: delta at which epsilon is reported per round (Flower's RDP accountant). See DP_DEFAULTS.
     dp: dict | None = None
+    #: each client's LoRA rank, one per client (None = every client at the method's ``r``): a member with
+    #: less compute trains a smaller adapter. Needs a mixed-rank strategy (MIXED_RANK_STRATEGIES); the
+    #: scaling ``lora_alpha / r`` of the method is kept at every rank (see :meth:`client_method_params`)
+    client_ranks: tuple[int, ...] | None = None
 
     def validate(self) -> RunConfig:
         if self.data is not None:
@@ -328,7 +343,48 @@ class RunConfig:
         bad = [c for c in self.faults.fail_clients if not 0 <= int(c) < self.clients]
         if bad:
             raise ConfigError(f"fail_clients {bad} are not client ids 0..{self.clients - 1}.")
+        if self.client_ranks is not None:
+            self._check_client_ranks()
         return self
+
+    def _check_client_ranks(self) -> None:
+        ranks = self.client_ranks
+        if self.setting != "federated":
+            raise ConfigError(
+                f"client_ranks sets each federated client's LoRA rank; a {self.setting} run trains one rank. "
+                f"Fix: leave client_ranks out for {self.setting} runs (set the rank with method_params r)."
+            )
+        if len(ranks) != self.clients or any(isinstance(r, bool) or not isinstance(r, int) or r < 1 for r in ranks):
+            raise ConfigError(
+                f"client_ranks needs one positive integer rank per client ({self.clients} clients), got "
+                f"{list(ranks)}. Fix: e.g. --client-ranks {','.join(('4', '8', '16')[i % 3] for i in range(self.clients))}."
+            )
+        if self.strategy in FACTOR_STRATEGIES:
+            raise ConfigError(
+                f"--strategy {self.strategy} shares one A of one rank between the clients (ffa-lora: frozen at "
+                f"its seeded initialisation; fedsa-lora: averaged), which clients of ranks {sorted(set(ranks))} "
+                f"cannot hold. Fix: --strategy {' or '.join(MIXED_RANK_STRATEGIES)} with client_ranks, or leave "
+                f"client_ranks out."
+            )
+        if self.strategy not in MIXED_RANK_STRATEGIES:
+            raise ConfigError(
+                f"--strategy {self.strategy} averages adapters of one shape and cannot combine clients of "
+                f"ranks {sorted(set(ranks))}. Fix: --strategy {' or '.join(MIXED_RANK_STRATEGIES)} with "
+                f"client_ranks, or leave client_ranks out."
+            )
+
+    def client_method_params(self, client: int | None = None) -> dict:
+        """The method parameters a client's adapter is built with (``client=None``: the server's, at the
+        largest rank). With ``client_ranks`` the rank is the client's and ``lora_alpha`` is scaled with it
+        (``lora_alpha / r`` unchanged), so that the first ``r_i`` ranks of a larger adapter mean the same
+        update in a client's smaller one; without, the run's own ``method_params``."""
+        if self.client_ranks is None:
+            return dict(self.method_params)
+        params = method_params(self.method, self.method_params)
+        scaling = float(params["lora_alpha"]) / float(params["r"])
+        rank = max(self.client_ranks) if client is None else self.client_ranks[client]
+        alpha = scaling * rank
+        return dict(self.method_params, r=rank, lora_alpha=int(alpha) if alpha == int(alpha) else alpha)
 
     def dp_settings(self) -> dict:
         """The DP settings with defaults filled in, validated (ConfigError naming the fix)."""
@@ -436,4 +492,6 @@ class RunConfig:
             register_user_data(data["data"])
         if not isinstance(data.get("faults", Faults()), Faults):
             data["faults"] = Faults.from_dict(data["faults"])
+        if isinstance(data.get("client_ranks"), list):  # JSON and YAML give a list; the config is frozen
+            data["client_ranks"] = tuple(data["client_ranks"])
         return cls(**data)

@@ -13,13 +13,13 @@ from pathlib import Path
 import yaml
 
 from fedlab import paths
-from fedlab.core.peft_methods import METHODS
+from fedlab.core.peft_methods import METHODS, method_params
 from fedlab.data import DATASETS, MAIN_DATASETS
 from fedlab.data.user import user_data_of
 from fedlab.errors import ConfigError, did_you_mean
 
 from .analysis import Analysis
-from .config import SETTINGS, TRAINING_SETTINGS, RunConfig
+from .config import MIXED_RANK_STRATEGIES, SETTINGS, TRAINING_SETTINGS, RunConfig
 from .curves import CurvePending, Curves, budget_from_curve, budgeted_overrides
 from .resources import Resources
 from .store import ResultStore
@@ -195,6 +195,26 @@ class Profile:
             self.config(dataset, "federated", method, dp={"noise": float(z), "clip": float(dp_clip)}) for z in dp_noises
         ]
 
+    def mixed_rank_configs(self, dataset: str | None = None, method: str | None = None) -> list[RunConfig]:
+        """Clients of different compute (notebook 07): the aggregation cell with every client at the method's
+        rank and at the largest of ``grid.aggregation.client_ranks`` (FedAvg; ``lora_alpha`` scaled with the
+        rank; one run when the two are equal), then at their own ranks with each mixed-rank strategy. Empty
+        without ``client_ranks``."""
+        spec = self.aggregation or {}
+        if not spec.get("client_ranks"):
+            return []
+        dataset, method = dataset or spec["dataset"], method or spec["method"]
+        ranks = tuple(spec["client_ranks"])
+        mixed = [
+            self.config(dataset, "federated", method, strategy=s, client_ranks=ranks) for s in MIXED_RANK_STRATEGIES
+        ]
+        own = self.config(dataset, "federated", method)
+        top = mixed[0].client_method_params()  # the largest rank, alpha scaled as the mixed runs scale it
+        if top["r"] == method_params(method, own.method_params)["r"]:
+            return [own, *mixed]  # the largest rank is the method's: one uniform run
+        wide = self.config(dataset, "federated", method, method_params=dict(own.method_params, **top))
+        return [own, wide, *mixed]
+
     def curve_configs(self) -> list[RunConfig]:
         """The curve runs of the profile's ``curves:`` block: centralized, to the cap, scored on the pooled
         validation split every ``every`` steps (see :mod:`fedlab.experiment.curves`)."""
@@ -271,10 +291,19 @@ def load_profile(name_or_path: str) -> Profile:
             f"[smollm2-135m, gemma3-270m]; got {models!r}."
         )
     agg = grid.get("aggregation")
-    if agg is not None and (not isinstance(agg, dict) or set(agg) - {"dataset", "method", "dp_clip"}):
+    if agg is not None and (not isinstance(agg, dict) or set(agg) - {"dataset", "method", "dp_clip", "client_ranks"}):
         raise ConfigError(
-            f"Profile {path}: grid.aggregation must be a mapping with dataset, method and dp_clip, "
-            f"e.g. {{dataset: fpb, method: lora, dp_clip: 1.0}}; got {agg!r}."
+            f"Profile {path}: grid.aggregation must be a mapping with dataset, method and dp_clip (and, for "
+            f"the mixed-rank comparison, client_ranks), e.g. {{dataset: fpb, method: lora, dp_clip: 1.0, "
+            f"client_ranks: [4, 8, 16, 16]}}; got {agg!r}."
+        )
+    ranks = (agg or {}).get("client_ranks")
+    if ranks is not None and (
+        not isinstance(ranks, list) or not ranks or any(isinstance(r, bool) or not isinstance(r, int) for r in ranks)
+    ):
+        raise ConfigError(
+            f"Profile {path}: grid.aggregation.client_ranks must be a list of integer LoRA ranks, one per "
+            f"client, e.g. [4, 8, 16, 16]; got {ranks!r}."
         )
     exclude = grid.get("exclude") or []
     if not isinstance(exclude, list) or not all(isinstance(e, dict) and e and set(e) <= EXCLUDE_KEYS for e in exclude):

@@ -43,7 +43,8 @@ def dp_clipping_when_asked(msg: Message, context: Context, call_next) -> Message
 
 app = ClientApp(mods=[dp_clipping_when_asked])
 
-#: this worker's backbone (one at a time) and the state of the run it serves (one at a time)
+#: this worker's backbone models (one backbone at a time; one model per adapter shape a run needs) and
+#: the state of the run it serves (one at a time)
 _MODEL: dict[str, tuple] = {}
 _RUN: dict[str, SimpleNamespace] = {}
 
@@ -59,38 +60,42 @@ def run_config_from(msg: Message, context: Context) -> RunConfig:
     return RunConfig.from_dict(json.loads(text))
 
 
-def worker_state(cfg: RunConfig) -> SimpleNamespace:
-    """Model, tokenizer, data and energy meter of this worker.
+def _model_key(cfg: RunConfig, client: int) -> str:
+    """Which cached model serves ``client``: backbone, method, dtype and the client's method parameters
+    (its own rank under ``client_ranks``), and the run itself where its strategy needs a private model."""
+    key = json.dumps([cfg.model, cfg.method, cfg.dtype, cfg.client_method_params(client)], sort_keys=True)
+    return key + cfg.hash() if client_side(cfg).private_model else key
+
+
+def worker_state(cfg: RunConfig, client: int) -> SimpleNamespace:
+    """Model, tokenizer and strategy side of ``client`` (a partition id), with its run's data and energy meter.
 
     The PEFT-wrapped backbone is kept across rounds and across the runs of a grid that share the
     backbone, method, dtype and method parameters (the worker process outlives a run, see
     :mod:`.simulation`): a client always loads the global adapter before it trains or evaluates,
-    so the adapter it was initialised with never matters. Data and energy meter are per run.
+    so the adapter it was initialised with never matters. A run whose clients have different LoRA ranks
+    keeps one model per rank. Data and energy meter are per run.
     """
     key = cfg.hash()
-    state = _RUN.get(key)
-    if state is None:
+    run = _RUN.get(key)
+    if run is None:
         for old in _RUN.values():
             old.meter.stop()
         _RUN.clear()
-        side = client_side(cfg)
-        mkey = json.dumps([cfg.model, cfg.method, cfg.dtype, cfg.method_params], sort_keys=True)
-        if side.private_model:  # e.g. a frozen seeded A, or base weights changed in place: this run's only
-            mkey += key
-        if mkey not in _MODEL:
-            _MODEL.clear()
-            _use_all_cores()
-            _MODEL[mkey] = load_for_method(cfg.model, cfg.method, cfg.dtype, cfg.method_params, seed=cfg.seed)[:2]
-        model, tokenizer = _MODEL[mkey]
-        state = SimpleNamespace(
-            model=model,
-            tokenizer=tokenizer,
-            work=RunData(cfg),
-            meter=EnergyMeter(cfg.energy_country).start(),
-            side=side(model),
-        )
-        _RUN[key] = state
-    return state
+        needed = {_model_key(cfg, c) for c in range(cfg.clients)}
+        for mkey in [k for k in _MODEL if k not in needed]:  # another backbone or shape: free its memory
+            del _MODEL[mkey]
+        run = SimpleNamespace(work=RunData(cfg), meter=EnergyMeter(cfg.energy_country).start(), sides={})
+        _RUN[key] = run
+    mkey = _model_key(cfg, client)
+    if mkey not in _MODEL:
+        _use_all_cores()
+        params = cfg.client_method_params(client)
+        _MODEL[mkey] = load_for_method(cfg.model, cfg.method, cfg.dtype, params, seed=cfg.seed)[:2]
+    model, tokenizer = _MODEL[mkey]
+    if mkey not in run.sides:
+        run.sides[mkey] = client_side(cfg)(model)
+    return SimpleNamespace(model=model, tokenizer=tokenizer, side=run.sides[mkey], work=run.work, meter=run.meter)
 
 
 def _use_all_cores() -> None:
@@ -121,7 +126,7 @@ def train(msg: Message, context: Context) -> Message:
         raise RuntimeError(
             f"injected fault: client {pid} fails in round {rnd} (fail_clients={list(cfg.faults.fail_clients)})"
         )
-    st = worker_state(cfg)
+    st = worker_state(cfg, pid)
     st.side.receive(msg.content, context)
     data = st.work.clients[pid]
     with st.meter.phase(TRAIN) as energy, PeakRSS() as mem, CudaPeak() as gpu:
@@ -173,7 +178,7 @@ def evaluate(msg: Message, context: Context) -> Message:
     predicted counts only (the server pools them into one validation score; no row leaves the client)."""
     pid = partition_id(context)
     cfg = run_config_from(msg, context)
-    st = worker_state(cfg)
+    st = worker_state(cfg, pid)
     st.side.receive(msg.content, context)
     validation = msg.content["config"].get("rows", "own-test") == "validation"
     rows = st.work.client_validation_rows(pid) if validation else st.work.client_eval_rows(pid)

@@ -97,14 +97,20 @@ class Federation:
     def train_round(self, rnd: int, strategy: FedlabStrategy, adapter: GlobalAdapter, hooks: RunHooks):
         """One round of client training: ``(successful replies, round record)``.
 
-        Only the arrays the strategy sends travel (FFA-LoRA: B), with the records it adds beside them
-        (FedEx-LoRA's cumulative residuals, counted in the bytes sent)."""
+        Only the arrays the strategy sends travel (FFA-LoRA: B; a mixed-rank strategy: the client's own
+        rank of them), with the records it adds beside them (FedEx-LoRA's cumulative residuals, counted in
+        the bytes sent)."""
         cfg, t0 = self.cfg, time.perf_counter()
         chosen = sample_clients(cfg, rnd)
         offered = Offered(self.grid, [self.node_of[p] for p in chosen])
-        sent = dict_to_arrays(strategy.sent(adapter.arrays))
-        msgs = list(strategy.configure_train(rnd, sent, ConfigRecord({"run-config": self.run_conf}), offered))
+        arrays = strategy.sent(adapter.arrays)
+        msgs = list(
+            strategy.configure_train(rnd, dict_to_arrays(arrays), ConfigRecord({"run-config": self.run_conf}), offered)
+        )
         for m in msgs:
+            if strategy.per_client:  # e.g. an adapter of the client's own rank; Flower's messages share one
+                own = dict_to_arrays(strategy.sent_to(arrays, self.pid_of[m.metadata.dst_node_id]))  # RecordDict
+                m.content = RecordDict({**dict(m.content.items()), "arrays": own})
             for name, record in strategy.records().items():
                 m.content[name] = record
         down = {
@@ -186,13 +192,16 @@ class Federation:
     ) -> list[dict]:
         """The global adapter on every client's own data (Flower federated evaluation): its own test rows,
         or (``rows="validation"``) its own validation rows."""
-        content = {
-            "arrays": dict_to_arrays(strategy.sent(adapter.arrays)),
-            "config": ConfigRecord({"run-config": self.run_conf, "rows": rows}),
-            **strategy.records(),
-        }
+        arrays = strategy.sent(adapter.arrays)
+        shared = dict_to_arrays(arrays)
+        config = ConfigRecord({"run-config": self.run_conf, "rows": rows})
+
+        def content(pid: int) -> RecordDict:
+            sent = dict_to_arrays(strategy.sent_to(arrays, pid)) if strategy.per_client else shared
+            return RecordDict({"arrays": sent, "config": config, **strategy.records()})
+
         msgs = [
-            Message(RecordDict(dict(content)), dst_node_id=self.node_of[p], message_type=MessageType.EVALUATE)
+            Message(content(p), dst_node_id=self.node_of[p], message_type=MessageType.EVALUATE)
             for p in range(self.cfg.clients)
         ]
         per_client = []

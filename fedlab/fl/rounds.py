@@ -79,8 +79,9 @@ class ServerRun:
         self.t_start, self.cfg = time.perf_counter(), cfg
         self.data = RunData(cfg)
         _ = self.data.partition_info  # an impossible partition is a ConfigError here, before any client is asked
+        # the server's adapter is at the largest client rank (the run's rank without client_ranks)
         model, self.tokenizer, self.model_info = load_for_method(
-            cfg.model, cfg.method, cfg.dtype, cfg.method_params, seed=cfg.seed
+            cfg.model, cfg.method, cfg.dtype, cfg.client_method_params(), seed=cfg.seed
         )
         self.adapter = GlobalAdapter(model)
         self.meter = EnergyMeter(cfg.energy_country).start()

@@ -17,7 +17,7 @@ from .bench_tables import bench_evaluators_table, bench_federated_table, bench_t
 from .claims import answer_markdown, check_claims, claims_markdown, headline_markdown
 from .curves import curves_markdown
 from .frames import result_for, results_frame
-from .tables import aggregation_table, backbones_table, cost_summary_table, main_table, zeroshot_table
+from .tables import aggregation_table, backbones_table, cost_summary_table, main_table, mixed_rank_table, zeroshot_table
 from .verdict_text import floors_markdown, verdict_markdown
 from .verdicts import profile_verdicts
 
@@ -78,6 +78,10 @@ BLOCKS = {
     # the aggregation study (notebook 07) of the quick profile, from its result files
     "aggregation": lambda: aggregation_table(
         [r for c in load_profile("quick").aggregation_configs() if (r := result_for(c)) is not None]
+    ),
+    # clients of different compute (notebook 07): mixed LoRA ranks on the quick profile's aggregation cell
+    "mixed-ranks": lambda: mixed_rank_table(
+        [r for c in load_profile("quick").mixed_rank_configs() if (r := result_for(c)) is not None]
     ),
     "layout": layout_tree,
 }

@@ -267,6 +267,38 @@ def aggregation_table(results: list[RunResult]) -> str:
     return "\n".join(lines)
 
 
+def mixed_rank_table(results: list[RunResult]) -> str:
+    """Markdown: each run of the mixed-rank comparison (clients of different LoRA ranks) with its ranks, primary
+    metric [95 % CI], the bytes each client sent per round by rank, all bytes sent, and the mean relative
+    aggregation error (what the global adapter misses of the clients' mean update)."""
+    if not results:
+        return "(no runs yet)"
+    lines = [
+        "| backbone | dataset | strategy | client ranks | metric | score [95 % CI] | bytes up per client-round "
+        "(by rank) | bytes sent (all) | aggregation error (mean relative) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        c, m = r.config, r.metrics
+        metric = DATASETS[c["dataset"]].primary_metric if c["dataset"] in DATASETS else "accuracy"
+        ci = m.get(f"{metric}_ci")
+        score = f"{m[metric]:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+        rank = int(r.model["method_params"]["r"])
+        ranks = c.get("client_ranks") or [rank] * c["clients"]
+        by_rank: dict[int, set] = {}
+        for h in r.rounds:
+            for cl in h["clients"]:
+                by_rank.setdefault(ranks[cl["client"]], set()).add(cl["bytes_up"])
+        up = ", ".join(f"r{k}: {'/'.join(f'{b:,}' for b in sorted(v))}" for k, v in sorted(by_rank.items()))
+        errors = [h["aggregation_error"]["relative"] for h in r.rounds if h.get("aggregation_error")]
+        err = f"{sum(errors) / len(errors):.4f}" if errors else "- (not recorded)"
+        lines.append(
+            f"| {c['model']} | {c['dataset']} | {c['strategy']} | {', '.join(map(str, ranks))} | {metric} | {score} | "
+            f"{up} | {r.communication.bytes_total:,} | {err} |"
+        )
+    return "\n".join(lines)
+
+
 #: what every per-run table starts with: the run, and its score with the accuracy's CI
 RUN_SCORE_COLUMNS = ["model", "dataset", "method", "setting", "seed", "accuracy", "acc_lo", "acc_hi", "macro_f1"]
 

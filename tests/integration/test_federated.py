@@ -232,6 +232,49 @@ def test_ffa_lora_with_client_side_dp_and_fedex_lora_in_simulation(env):
     assert {p["client"] for p in fedsa.load_predictions()} == set(range(BASE["clients"]))
 
 
+def test_mixed_lora_ranks_in_simulation(env):
+    """Each client receives, trains and sends an adapter of its own rank, and what it sends follows its rank;
+    the server's adapter is at the largest rank; HetLoRA at one rank is FedAvg; FlexLoRA runs."""
+    from fedlab.core.hetero_lora import rank_of
+    from fedlab.fl.codec import arrays_to_dict
+
+    ranks = (2, 8)
+    spy: list = []
+    het = run(
+        RunConfig(setting="federated", **dict(BASE, strategy="hetlora", client_ranks=ranks)).resolved(),
+        hooks=RunHooks(spy=spy),
+        progress=False,
+    )
+    assert het.status == "success" and het.model["method_params"]["r"] == 8
+    for exchange in spy:
+        assert sorted(rank_of(arrays_to_dict(m.content["arrays"])) for m in exchange["sent"]) == [2, 8]
+        for r in exchange["received"]:
+            if "arrays" in r.content:
+                assert rank_of(arrays_to_dict(r.content["arrays"])) == ranks[int(r.content["metrics"]["partition-id"])]
+    raw = het.communication.adapter_bytes_raw  # the rank-8 adapter's float32 bytes
+    for h in het.rounds:  # the rank-2 client moves 6/8 of the adapter's bytes less, both ways (framing aside)
+        by_client = {c["client"]: c for c in h["clients"]}
+        for way in ("bytes_up", "bytes_down"):
+            assert by_client[1][way] - by_client[0][way] == pytest.approx(raw * 6 / 8, abs=64), way
+    assert (
+        het.communication.bytes_up
+        < run(RunConfig(setting="federated", **BASE).resolved(), progress=False).communication.bytes_up
+    )
+
+    uniform = run(RunConfig(setting="federated", **dict(BASE, strategy="hetlora")).resolved(), progress=False)
+    plain = run(RunConfig(setting="federated", **BASE).resolved(), progress=False)
+    for a, b in zip(uniform.rounds, plain.rounds):  # one rank: the same aggregate as FedAvg (float rounding aside)
+        assert a["eval"]["accuracy"] == b["eval"]["accuracy"]
+        assert a["aggregation_error"]["absolute"] == pytest.approx(b["aggregation_error"]["absolute"], rel=1e-3)
+    assert uniform.metrics["macro_f1"] == pytest.approx(plain.metrics["macro_f1"])
+
+    flex = run(
+        RunConfig(setting="federated", **dict(BASE, strategy="flexlora", client_ranks=ranks)).resolved(), progress=False
+    )
+    assert flex.status == "success" and flex.adapter_hash != het.adapter_hash
+    assert all(0 <= h["aggregation_error"]["relative"] < 1 for h in flex.rounds)
+
+
 def test_every_setting_is_compared_at_the_checkpoint_its_own_validation_data_chooses(env):
     """select=validation: federated by federated evaluation on the clients' validation rows (pooled counts),
     centralized on the pooled validation split, each isolated client on its own validation rows; the

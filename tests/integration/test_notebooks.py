@@ -19,7 +19,15 @@ from fedlab.reporting import claims, tables
 from fedlab.reporting.frames import results_frame
 from fedlab.reporting.reports_index import stderr_outputs
 from fedlab.reporting.verdicts import profile_verdicts
-from fedlab.study import aggregation_runs, cell_frame, datasets_for, profile_domains, profile_frame, run_cell
+from fedlab.study import (
+    aggregation_runs,
+    cell_frame,
+    datasets_for,
+    mixed_rank_runs,
+    profile_domains,
+    profile_frame,
+    run_cell,
+)
 
 PEFT_RUNS = {"02_peft_finance_lora": ("finance", "lora"), "02_peft_healthcare_ia3": ("healthcare", "ia3")}
 #: Flower logs that `run_simulation` is deprecated in every report that trains a federated run (issue #20's
@@ -64,7 +72,9 @@ def test_make_reproduce_executes_the_notebooks_of_the_smoke_profile(tmp_path, mo
                 assert {"energy", "communication", "budget", "partition"} <= set(data)
             n_results += 1
     trained = sum(3 * len(datasets_for(profile, domain)) for domain, _ in PEFT_RUNS.values())  # 3 settings
-    assert n_results == len(profile.grid["datasets"]) + trained + len(AGGREGATION_STRATEGIES) - 1 + len(DP_NOISES)
+    aggregation = len(AGGREGATION_STRATEGIES) - 1 + len(DP_NOISES)  # its FedAvg run is the grid's
+    ranked = len(profile.mixed_rank_configs()) - 1  # FedAvg at rank 8 is the aggregation study's
+    assert n_results == len(profile.grid["datasets"]) + trained + aggregation + ranked
 
     noise = [
         (stem, cell, text) for stem, cell, text in stderr_outputs(reports) if FLOWER_NOTICE.sub("", text + "\n").strip()
@@ -94,9 +104,11 @@ def test_make_reproduce_executes_the_notebooks_of_the_smoke_profile(tmp_path, mo
     summary = _outputs(reports / "05_summary.ipynb", "text/markdown")
     assert tables.main_table(results_frame(profile)) in summary
     assert claims.headline_markdown(profile_verdicts(profile), "smoke") in summary
-    assert tables.aggregation_table(aggregation_runs("smoke")) in _outputs(
-        reports / "07_aggregation_privacy.ipynb", "text/markdown"
-    )
+    aggregation_report = _outputs(reports / "07_aggregation_privacy.ipynb", "text/markdown")
+    assert tables.aggregation_table(aggregation_runs("smoke")) in aggregation_report
+    ranked = mixed_rank_runs("smoke")  # loaded: the notebook trained them
+    assert [r.config["strategy"] for r in ranked] == ["fedavg", "fedavg", "hetlora", "flexlora"]
+    assert tables.mixed_rank_table(ranked) in aggregation_report and "| 4, 16 |" in tables.mixed_rank_table(ranked)
     for stem, (domain, method) in PEFT_RUNS.items():
         results = run_cell("smoke", domain, method)  # loaded: every run is in the results folder
         cell = tables.cell_table(cell_frame(results))

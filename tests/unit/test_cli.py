@@ -92,6 +92,23 @@ def test_set_reaches_the_config_after_the_named_flags(results, capsys):
     assert config["method_params"] == {"r": 4} and config["energy_country"] == "NO" and config["system_prompt"] is None
 
 
+def test_client_ranks_from_the_flag_or_set_and_refused_with_the_fix(results, capsys):
+    fed = ["run", "--profile", "smoke", "--dataset", "fpb", "--setting", "federated", "--clients", "4"]
+    assert main(fed + ["--strategy", "hetlora", "--client-ranks", "4,8,16,16", "--print-config"]) == 0
+    config, lines = printed(capsys)
+    assert config["client_ranks"] == [4, 8, 16, 16] and config["strategy"] == "hetlora"
+    expected = load_profile("smoke").config(
+        "fpb", "federated", "lora", clients=4, strategy="hetlora", client_ranks=(4, 8, 16, 16)
+    )
+    assert lines["hash"] == expected.resolved().hash()
+    assert main(fed + ["--strategy", "flexlora", "--set", "client_ranks=[4, 8, 16, 16]", "--print-config"]) == 0
+    assert printed(capsys)[0]["client_ranks"] == [4, 8, 16, 16]
+    assert main(fed + ["--client-ranks", "4,8,16,16", "--print-config"]) == 2
+    assert "Fix: --strategy hetlora or flexlora" in capsys.readouterr().err
+    assert main(fed + ["--strategy", "hetlora", "--set", "client_ranks=[4, x]", "--print-config"]) == 2
+    assert "client_ranks takes a list of integers" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "setting, message",
     [

@@ -21,9 +21,11 @@ simulate. Everything is bounded in time and stopped by PID, even on failure:
   * ``stop()``: SuperNodes (SIGTERM to their process groups, then SIGKILL), then the SuperLink, then
     a sweep that SIGKILLs any process still carrying this federation's private environment marker.
   * ``tls=True``: a self-signed CA and server certificate for 127.0.0.1 are generated; the SuperLink
-    serves TLS and the SuperNodes and the CLI verify it. Production deployments should also enable
-    SuperNode authentication (``--enable-supernode-auth`` on the SuperLink, keys registered with
-    ``flwr supernode register``, ``--auth-supernode-private-key`` on each node).
+    serves TLS and the SuperNodes and the CLI verify it.
+  * ``auth=True`` (with TLS): SuperNode authentication as a production federation runs it. The
+    SuperLink starts with ``--enable-supernode-auth``; one P-384 key pair per SuperNode is generated
+    (:mod:`.node_auth`), each public key registered with ``flwr supernode register``, and each node
+    started with ``--auth-supernode-private-key``: a node whose key was not registered is refused.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from pathlib import Path
 from fedlab import paths
 from fedlab.errors import FedlabError
 
+from .node_auth import NodeKey, make_node_key
 from .tls import make_tls
 
 BIN = Path(sys.executable).parent  # flower-superlink etc. live next to the interpreter
@@ -111,13 +114,19 @@ class LocalFederation:
         n_nodes: int = 2,
         *,
         tls: bool = False,
+        auth: bool = False,
         workdir: str | Path | None = None,
         node_configs: list[str] | None = None,
         env: dict[str, str] | None = None,
         start_timeout: float = 90.0,
     ):
+        if auth and not tls:
+            raise FederationError(
+                "SuperNode authentication needs TLS (Flower signs node requests over an encrypted "
+                "connection only). Fix: add --tls to --auth."
+            )
         self.n = n_nodes
-        self.tls = tls
+        self.tls, self.auth = tls, auth
         base = Path(workdir) if workdir else None
         if base:
             base.mkdir(parents=True, exist_ok=True)
@@ -149,6 +158,8 @@ class LocalFederation:
         self.port: int | None = None
         self.node_ports: list[int] = []
         self.certs: dict[str, Path] | None = None
+        self.node_keys: list[NodeKey] = []  # with auth: node i's key pair, registered with the SuperLink
+        self.registered: list[int] = []  # the node ids the SuperLink gave the registered keys
         self.timings: dict[str, float] = {}
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -226,6 +237,7 @@ class LocalFederation:
                     "--port",
                     str(self.port),
                     "--disable-runtime-dependency-installation",
+                    *(["--enable-supernode-auth"] if self.auth else []),
                 ],
                 "superlink.log",
             )
@@ -238,6 +250,10 @@ class LocalFederation:
                 self.superlink.wait()
         self.timings["superlink_ready_s"] = round(time.monotonic() - t0, 2)
         self._write_connection()
+        if self.auth:
+            self.node_keys = [make_node_key(self.dir / "node-keys", f"supernode{i}") for i in range(self.n)]
+            self.registered = [self.register(k) for k in self.node_keys]
+            self.timings["nodes_registered_s"] = round(time.monotonic() - t0, 2)
         for i in range(self.n):
             self.nodes.append(self.start_node(i))
         self._wait(
@@ -256,7 +272,9 @@ class LocalFederation:
         )
         self.timings["federation_ready_s"] = round(time.monotonic() - t0, 2)
 
-    def start_node(self, i: int) -> subprocess.Popen:
+    def start_node(self, i: int, *, key: NodeKey | None = None, port: int | None = None) -> subprocess.Popen:
+        """Start SuperNode ``i`` (with auth: with its registered key, or ``key``; ``port``: another node's)."""
+        key = key or (self.node_keys[i] if self.auth else None)
         return self._spawn(
             [
                 str(BIN / "flower-supernode"),
@@ -266,12 +284,18 @@ class LocalFederation:
                 "--host",
                 "127.0.0.1",
                 "--port",
-                str(self.node_ports[i]),
+                str(port or self.node_ports[i]),
                 "--node-config",
                 self.node_configs[i],
+                *(["--auth-supernode-private-key", str(key.private)] if key else []),
             ],
-            f"supernode{i}.log",
+            f"supernode{i}.log" if port is None else f"supernode{i}-{port}.log",
         )
+
+    def register(self, key: NodeKey) -> int:
+        """Register a SuperNode's public key with the SuperLink (``flwr supernode register``); its node id."""
+        out = self._json("supernode", "register", str(key.public), self.conn)
+        return int(out["node-id"])
 
     def _write_connection(self) -> None:
         lines = [

@@ -30,6 +30,7 @@ def deploy_run(
     cfg: RunConfig,
     *,
     tls: bool = False,
+    auth: bool = False,
     timeout: float = 3600.0,
     workdir=None,
     round_timeout: float = DEFAULT_ROUND_TIMEOUT,
@@ -58,15 +59,18 @@ def deploy_run(
         node, rnd = hooks.kill_node_after_round
         on_poll, poll = _node_killer(Checkpoint(ckpt_dir, cfg.hash()), node, rnd), 0.5
     if federation is not None:
-        if federation.n != cfg.clients or federation.tls != tls:
+        if federation.n != cfg.clients or federation.tls != tls or federation.auth != auth:
             raise FederationError(
-                f"the federation given has {federation.n} SuperNodes (tls={federation.tls}); this run "
-                f"needs {cfg.clients} (tls={tls}). Fix: start one SuperNode per client, or pass none."
+                f"the federation given has {federation.n} SuperNodes (tls={federation.tls}, auth="
+                f"{federation.auth}); this run needs {cfg.clients} (tls={tls}, auth={auth}). Fix: start one "
+                f"SuperNode per client with those settings, or pass none."
             )
         running = contextlib.nullcontext(federation)  # the caller's: left running
     else:
         threads = node_threads or max(1, (os.cpu_count() or 1) // cfg.clients)
-        running = LocalFederation(cfg.clients, tls=tls, workdir=workdir, env={"FEDLAB_CLIENT_THREADS": str(threads)})
+        running = LocalFederation(
+            cfg.clients, tls=tls, auth=auth, workdir=workdir, env={"FEDLAB_CLIENT_THREADS": str(threads)}
+        )
     with running as fed:
         out = fed.run(
             APP_DIR,
@@ -91,5 +95,8 @@ def deploy_run(
         "wall_s": out["wall_s"],
         "federation_timings": fed.timings,
         "federation_tag": fed.tag,
+        "tls": fed.tls,
+        # SuperNode authentication: only these registered node ids could join
+        "supernode_auth": {"registered_node_ids": fed.registered} if fed.auth else None,
     }
-    return result
+    return store.save(cfg, result)  # the result file records how the federation was run

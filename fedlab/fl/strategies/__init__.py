@@ -20,6 +20,8 @@ from .fedavg import FedAdam, FedAvg, FedAvgM, FedProx, FedYogi
 from .fedex_lora import FedExLoRA
 from .fedsa_lora import FedSALoRA
 from .ffa_lora import FFALoRA
+from .flexlora import FlexLoRA
+from .hetlora import HetLoRA
 from .sampling import Offered, sample_clients
 
 STRATEGY_CLASSES: dict[str, type[FedlabStrategy]] = {
@@ -31,6 +33,8 @@ STRATEGY_CLASSES: dict[str, type[FedlabStrategy]] = {
     "ffa-lora": FFALoRA,
     "fedsa-lora": FedSALoRA,
     "fedex-lora": FedExLoRA,
+    "hetlora": HetLoRA,
+    "flexlora": FlexLoRA,
 }
 
 __all__ = [
@@ -59,6 +63,7 @@ def make_strategy(cfg: RunConfig) -> FedlabStrategy:
         weighted_by_key=DP_WEIGHT_KEY if cfg.dp is not None else "num-examples",
         scaling=lora.lora_scaling(method_params(cfg.method, cfg.method_params)),
         **strategy_params(cfg.strategy, cfg.strategy_params),
+        **cls.options(cfg),
     )
     return strategy if cfg.dp is None else wrap(strategy, cfg)
 

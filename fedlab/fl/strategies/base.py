@@ -2,7 +2,9 @@
 
 A fedlab strategy is a Flower ``Strategy`` subclass (Message API) that also owns:
 
-* what travels: :meth:`FedlabStrategy.sent` (the adapter arrays sent both ways) and
+* what travels: :meth:`FedlabStrategy.sent` (the adapter arrays sent both ways), what each client
+  receives of them (:meth:`~FedlabStrategy.sent_to`, where :attr:`~FedlabStrategy.per_client`: a
+  mixed-rank strategy sends each client an adapter of its own rank) and
   :meth:`~FedlabStrategy.records` (extra array records beside them, e.g. FedEx-LoRA's residuals);
 * the aggregation step around Flower's own ``aggregate_train``: :meth:`~FedlabStrategy.aggregate`
   updates the global adapter, measures what averaging the factors separately misses, and lets a
@@ -62,7 +64,14 @@ class FedlabStrategy:
     RECORD_STATE: tuple[str, ...] = ()
     #: no global model each round (each client keeps part of it): scored per client at the end
     personalised = False
+    #: whether clients receive different arrays (then :meth:`sent_to` gives each client's)
+    per_client = False
     client: type[ClientSide] = ClientSide
+
+    @classmethod
+    def options(cls, cfg) -> dict:
+        """Constructor arguments this strategy takes from the run config (none by default)."""
+        return {}
 
     def __init__(self, *args, scaling: float = 1.0, **kwargs):
         self.scaling = scaling  # LoRA's alpha / r: the aggregation error is measured on s * B @ A
@@ -72,6 +81,11 @@ class FedlabStrategy:
     def sent(self, arrays: dict) -> dict:
         """The adapter arrays that travel (both ways) under this strategy."""
         return dict(arrays)
+
+    def sent_to(self, arrays: dict, client: int) -> dict:
+        """What client ``client`` (a partition id) receives of the arrays :meth:`sent` gives: all of them
+        unless the strategy is :attr:`per_client`."""
+        return arrays
 
     def records(self) -> dict[str, ArrayRecord]:
         """Array records sent beside the adapter, by record name (none by default)."""
