@@ -75,6 +75,7 @@ bench: $(STAMP) ## benchmarks (write JSON under bench/results/)
 	$(BIN)/python bench/bench_train.py --compile
 	$(BIN)/python bench/bench_evaluators.py
 	$(BIN)/python bench/bench_federated.py
+	$(BIN)/python bench/bench_secagg.py
 
 reproduce: $(STAMP) ## execute every notebook for PROFILE (default quick) -> reports/, figures/; FORCE=1 reruns finished runs
 	$(BIN)/fedlab prepare

@@ -35,7 +35,7 @@ from fedlab.data import BUILTIN_DATASETS, MAIN_DATASETS, load_splits
 from fedlab.data.registry import SOURCES
 from fedlab.data.user import DELIMITERS
 from fedlab.errors import ConfigError, FedlabError, did_you_mean
-from fedlab.experiment.config import DP_DEFAULTS, SETTINGS, STRATEGIES, Faults, RunConfig
+from fedlab.experiment.config import DP_DEFAULTS, SECAGG_DEFAULTS, SETTINGS, STRATEGIES, Faults, RunConfig
 from fedlab.experiment.curves import budget_from_curve
 from fedlab.experiment.generate import generate_from_result
 from fedlab.experiment.migrate import migrate_store
@@ -234,6 +234,34 @@ def _add_overrides(p: argparse.ArgumentParser, profile: str | None = "quick") ->
         f"{DP_DEFAULTS['delta']})",
     )
     p.add_argument(
+        "--secagg",
+        action="store_true",
+        default=None,
+        help=f"secure aggregation with Flower's SecAgg+ (FedAvg): the server sees only the clients' weighted mean "
+        f"({FROM_PROFILE}, else off; any --secagg-* flag turns it on too; defaults {SECAGG_DEFAULTS})",
+    )
+    p.add_argument(
+        "--secagg-threshold",
+        type=int,
+        default=None,
+        help=f"SecAgg+: shares needed to reconstruct a client's secrets (a round survives while every client keeps "
+        f"that many neighbours) ({FROM_PROFILE}; with SecAgg+ on {SECAGG_DEFAULTS['reconstruction_threshold']})",
+    )
+    p.add_argument(
+        "--secagg-clipping-range",
+        type=float,
+        default=None,
+        help=f"SecAgg+: weighted adapter values are quantised over [-R, R]; a larger one is refused, not clipped "
+        f"({FROM_PROFILE}; with SecAgg+ on {SECAGG_DEFAULTS['clipping_range']})",
+    )
+    p.add_argument(
+        "--secagg-quantization-range",
+        type=int,
+        default=None,
+        help=f"SecAgg+: quantisation levels over the clipping range (step 2R / levels) ({FROM_PROFILE}; with "
+        f"SecAgg+ on {SECAGG_DEFAULTS['quantization_range']})",
+    )
+    p.add_argument(
         "--set",
         action="append",
         default=[],
@@ -257,6 +285,13 @@ def _overrides(args) -> dict:
     dp = {k: getattr(args, f"dp_{k}", None) for k in ("noise", "clip", "side", "delta")}
     if any(v is not None for v in dp.values()):
         out["dp"] = {k: v for k, v in dp.items() if v is not None}
+    secagg = {
+        "reconstruction_threshold": getattr(args, "secagg_threshold", None),
+        "clipping_range": getattr(args, "secagg_clipping_range", None),
+        "quantization_range": getattr(args, "secagg_quantization_range", None),
+    }
+    if getattr(args, "secagg", None) or any(v is not None for v in secagg.values()):
+        out["secagg"] = {k: v for k, v in secagg.items() if v is not None}
     return out
 
 

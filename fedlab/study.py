@@ -232,6 +232,23 @@ def mixed_rank_runs(
     return [run(c, force=force, progress=progress, resources=profile.resources) for c in configs]
 
 
+def secagg_runs(
+    profile_name: str,
+    dataset: str | None = None,
+    method: str | None = None,
+    *,
+    force: bool = False,
+    progress: bool = True,
+) -> list[RunResult]:
+    """The aggregation cell's FedAvg without and with SecAgg+ (``grid.aggregation.secagg``;
+    :meth:`fedlab.experiment.profiles.Profile.secagg_configs`)."""
+    profile = load_profile(profile_name)
+    return [
+        run(c, force=force, progress=progress, resources=profile.resources)
+        for c in profile.secagg_configs(dataset, method)
+    ]
+
+
 def cell_frame(results: dict[str, dict[str, RunResult]]) -> pd.DataFrame:
     return frame([r for cell in results.values() for r in cell.values()])
 

@@ -76,6 +76,32 @@ EVAL_ON = ("eval", "validation")
 #: differential privacy (Flower's fixed-clipping wrappers): the keys of ``RunConfig.dp`` and their defaults
 DP_DEFAULTS = {"noise": 1.0, "clip": 1.0, "side": "server", "delta": 1e-5}
 DP_SIDES = ("server", "client")
+#: secure aggregation (Flower's SecAgg+): the keys of ``RunConfig.secagg`` and their defaults. num_shares: the
+#: share of the sampled clients each client's secrets are shared with (a float in (0, 1]) or their number (an
+#: int > 2); reconstruction_threshold: the shares needed to reconstruct a secret (an int >= 2, or a float
+#: share of num_shares), so a round survives as long as every client keeps that many neighbours; the clients
+#: quantise their weighted adapters to quantization_range levels over [-clipping_range, clipping_range];
+#: max_weight: the example count of weight 1 (None: the largest client's)
+SECAGG_DEFAULTS = {
+    "num_shares": 1.0,
+    "reconstruction_threshold": 2,
+    "clipping_range": 8.0,
+    "quantization_range": 2**22,
+    "modulus_range": 2**32,
+    "max_weight": None,
+}
+#: why a strategy cannot run under SecAgg+ (the server sees only the clients' weighted mean)
+SECAGG_REFUSED = {
+    "fedex-lora": "its residual is computed from every client's own A and B",
+    "fedsa-lora": "it keeps each client's B and scores per-client models the server must tell apart",
+    "ffa-lora": "use fedavg: SecAgg+ already averages what FFA-LoRA sends",
+    "hetlora": "it sends each client an adapter of its own rank, and SecAgg+ sums vectors of one shape",
+    "flexlora": "it sends each client an adapter of its own rank, and SecAgg+ sums vectors of one shape",
+    "fedprox": "use fedavg",
+    "fedadam": "its server optimizer would need the mean only and is not wired to it",
+    "fedyogi": "its server optimizer would need the mean only and is not wired to it",
+    "fedavgm": "its server momentum would need the mean only and is not wired to it",
+}
 
 #: the fields a zero-shot result depends on (training fields do not change it)
 ZEROSHOT_FIELDS = (
@@ -112,6 +138,7 @@ OPTIONAL_DEFAULTS = {
     "client_val_fraction": 0.0,
     "device_kind": "cpu",
     "client_ranks": None,
+    "secagg": None,
 }
 #: how a trained setting picks the checkpoint it is compared at: None = its last one; "validation" = the
 #: best on its own validation data (centralized: the pooled validation split; federated: federated
@@ -247,6 +274,9 @@ class RunConfig:
     #: less compute trains a smaller adapter. Needs a mixed-rank strategy (MIXED_RANK_STRATEGIES); the
     #: scaling ``lora_alpha / r`` of the method is kept at every rank (see :meth:`client_method_params`)
     client_ranks: tuple[int, ...] | None = None
+    #: secure aggregation with Flower's SecAgg+ (None = off): the server sees only the weighted mean of
+    #: the clients' masked, quantised adapters. See SECAGG_DEFAULTS and :meth:`secagg_settings`.
+    secagg: dict | None = None
 
     def validate(self) -> RunConfig:
         if self.data is not None:
@@ -345,7 +375,62 @@ class RunConfig:
             raise ConfigError(f"fail_clients {bad} are not client ids 0..{self.clients - 1}.")
         if self.client_ranks is not None:
             self._check_client_ranks()
+        if self.secagg is not None:
+            self.secagg_settings()
         return self
+
+    def secagg_settings(self) -> dict:
+        """The SecAgg+ settings with defaults filled in, validated (ConfigError naming the fix)."""
+        unknown = sorted(set(self.secagg or {}) - set(SECAGG_DEFAULTS))
+        if unknown:
+            raise ConfigError(f"Unknown secagg setting(s) {unknown}; valid: {sorted(SECAGG_DEFAULTS)}.")
+        s = dict(SECAGG_DEFAULTS, **(self.secagg or {}))
+        if self.setting != "federated":
+            raise ConfigError(f"secagg aggregates federated clients' adapters; a {self.setting} run has none.")
+        if self.strategy in SECAGG_REFUSED:
+            raise ConfigError(
+                f"--strategy {self.strategy} cannot run under SecAgg+, where the server sees only the clients' "
+                f"weighted mean: {SECAGG_REFUSED[self.strategy]}. Fix: --strategy fedavg with secagg."
+            )
+        if self.dp is not None:
+            raise ConfigError(
+                "DP here is Flower's fixed-clipping wrappers, which clip (server side) or weigh each client's "
+                "update as the server receives it; under SecAgg+ it receives only their mean. Fix: leave out "
+                "either dp or secagg."
+            )
+        n = self.clients_per_round
+        if n < 2:
+            raise ConfigError(f"SecAgg+ needs at least 2 clients per round, got {n}. Fix: --clients 3 or more.")
+        t, shares = s["reconstruction_threshold"], s["num_shares"]
+        if isinstance(t, bool) or not ((isinstance(t, int) and 2 <= t <= n) or (isinstance(t, float) and 0 < t <= 1)):
+            raise ConfigError(
+                f"secagg reconstruction_threshold must be a number of clients in 2..{n} or a share in (0, 1], "
+                f"got {t!r}. Fix: e.g. reconstruction_threshold: 2."
+            )
+        if isinstance(shares, bool) or not (
+            (isinstance(shares, int) and 2 < shares <= n) or (isinstance(shares, float) and 0 < shares <= 1)
+        ):
+            raise ConfigError(
+                f"secagg num_shares must be a share of the sampled clients in (0, 1] or a number of them in "
+                f"3..{n}, got {shares!r}. Fix: num_shares: 1.0 (every client)."
+            )
+        if not isinstance(s["clipping_range"], (int, float)) or not s["clipping_range"] > 0:
+            raise ConfigError(f"secagg clipping_range must be > 0, got {s['clipping_range']!r}. Fix: e.g. 8.0.")
+        q, m = s["quantization_range"], s["modulus_range"]
+        if not isinstance(q, int) or q < 2 or not isinstance(m, int) or m <= q or m & (m - 1):
+            raise ConfigError(
+                f"secagg needs an integer quantization_range >= 2 and a power-of-two modulus_range above it, "
+                f"got {q!r} and {m!r}. Fix: e.g. 4194304 (2**22) and 4294967296 (2**32)."
+            )
+        if n * q >= m:
+            raise ConfigError(
+                f"secagg: the sum of {n} clients' values (each below quantization_range {q}) would wrap around "
+                f"modulus_range {m}. Fix: a modulus_range above {n * q} (a power of two) or a smaller "
+                f"quantization_range."
+            )
+        if s["max_weight"] is not None and not s["max_weight"] > 0:
+            raise ConfigError(f"secagg max_weight must be > 0 or None, got {s['max_weight']!r}.")
+        return dict(s, clipping_range=float(s["clipping_range"]))
 
     def _check_client_ranks(self) -> None:
         ranks = self.client_ranks

@@ -215,6 +215,16 @@ class Profile:
         wide = self.config(dataset, "federated", method, method_params=dict(own.method_params, **top))
         return [own, wide, *mixed]
 
+    def secagg_configs(self, dataset: str | None = None, method: str | None = None) -> list[RunConfig]:
+        """Secure aggregation (notebook 07): the aggregation cell's FedAvg, then the same under SecAgg+ with
+        ``grid.aggregation.secagg``'s settings. Empty without ``secagg``."""
+        spec = self.aggregation or {}
+        if spec.get("secagg") is None:
+            return []
+        dataset, method = dataset or spec["dataset"], method or spec["method"]
+        plain = self.config(dataset, "federated", method)
+        return [plain, self.config(dataset, "federated", method, secagg=dict(spec["secagg"]))]
+
     def curve_configs(self) -> list[RunConfig]:
         """The curve runs of the profile's ``curves:`` block: centralized, to the cap, scored on the pooled
         validation split every ``every`` steps (see :mod:`fedlab.experiment.curves`)."""
@@ -291,11 +301,14 @@ def load_profile(name_or_path: str) -> Profile:
             f"[smollm2-135m, gemma3-270m]; got {models!r}."
         )
     agg = grid.get("aggregation")
-    if agg is not None and (not isinstance(agg, dict) or set(agg) - {"dataset", "method", "dp_clip", "client_ranks"}):
+    if agg is not None and (
+        not isinstance(agg, dict) or set(agg) - {"dataset", "method", "dp_clip", "client_ranks", "secagg"}
+    ):
         raise ConfigError(
             f"Profile {path}: grid.aggregation must be a mapping with dataset, method and dp_clip (and, for "
-            f"the mixed-rank comparison, client_ranks), e.g. {{dataset: fpb, method: lora, dp_clip: 1.0, "
-            f"client_ranks: [4, 8, 16, 16]}}; got {agg!r}."
+            f"the mixed-rank comparison, client_ranks; for secure aggregation, secagg settings), e.g. "
+            f"{{dataset: fpb, method: lora, dp_clip: 1.0, client_ranks: [4, 8, 16, 16], secagg: {{}}}}; "
+            f"got {agg!r}."
         )
     ranks = (agg or {}).get("client_ranks")
     if ranks is not None and (

@@ -26,6 +26,7 @@ from fedlab.experiment.rundata import RunData
 from fedlab.experiment.steps import evaluate_held_out, train_kwargs
 
 from .codec import dict_to_arrays
+from .secagg import secagg_when_asked
 from .strategies import client_side
 
 
@@ -114,7 +115,7 @@ def _energy_metrics(prefix: str, e: dict) -> dict:
     return {f"{prefix}-kwh": e["kwh"], f"{prefix}-kg-co2e": e["kg_co2e"], f"{prefix}-seconds": e["seconds"]}
 
 
-@app.train()
+@app.train(mods=[secagg_when_asked])  # SecAgg+ when the server runs it (fedlab.fl.secagg); else passes
 def train(msg: Message, context: Context) -> Message:
     import torch
 

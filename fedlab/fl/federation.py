@@ -23,6 +23,7 @@ from fedlab.experiment.hooks import RunHooks
 
 from .adapter import GlobalAdapter
 from .codec import dict_to_arrays
+from .secagg import secure_round
 from .strategies import FedlabStrategy, Offered, sample_clients
 
 #: seconds a round waits for client replies; a node that died is reported by Flower within ~60 s,
@@ -70,6 +71,8 @@ class Federation:
     grid: Grid
     cfg: RunConfig
     round_timeout: float
+    #: each client's training example count (SecAgg+'s default max_weight is the largest)
+    client_sizes: list[int] = field(default_factory=list)
     node_of: dict[int, int] = field(init=False)  # partition id -> node id
     pid_of: dict[int, int] = field(init=False)  # node id -> partition id
     run_conf: str = field(init=False)
@@ -99,7 +102,8 @@ class Federation:
 
         Only the arrays the strategy sends travel (FFA-LoRA: B; a mixed-rank strategy: the client's own
         rank of them), with the records it adds beside them (FedEx-LoRA's cumulative residuals, counted in
-        the bytes sent)."""
+        the bytes sent). Under SecAgg+ (``strategy.secure``) the round is the protocol's four exchanges,
+        and the one "reply" handed on is its :class:`~fedlab.fl.secagg.SecureRound` (the mean)."""
         cfg, t0 = self.cfg, time.perf_counter()
         chosen = sample_clients(cfg, rnd)
         offered = Offered(self.grid, [self.node_of[p] for p in chosen])
@@ -113,11 +117,26 @@ class Federation:
                 m.content = RecordDict({**dict(m.content.items()), "arrays": own})
             for name, record in strategy.records().items():
                 m.content[name] = record
-        down = {
-            self.pid_of[m.metadata.dst_node_id]: sum(r.count_bytes() for r in m.content.array_records.values())
-            for m in msgs
-        }
-        answered = self.exchange(msgs)
+        secure = None
+        if strategy.secure:
+            secure = secure_round(
+                self.grid,
+                rnd,
+                {m.metadata.dst_node_id: m.content for m in msgs},
+                sorted(arrays),
+                self.secagg_settings(strategy),
+                self.round_timeout,
+            )
+            answered = sorted(((self.pid_of[n], r) for n, r in secure.replies.items()), key=lambda pr: pr[0])
+            down = {self.pid_of[n]: b for n, b in secure.bytes_down.items()}
+            up = {self.pid_of[n]: b for n, b in secure.bytes_up.items()}
+        else:
+            down = {
+                self.pid_of[m.metadata.dst_node_id]: sum(r.count_bytes() for r in m.content.array_records.values())
+                for m in msgs
+            }
+            answered = self.exchange(msgs)
+            up = {pid: int(r.content["arrays"].count_bytes()) for pid, r in answered if not r.has_error()}
         if hooks.spy is not None:
             hooks.spy.append({"round": rnd, "sent": msgs, "received": [r for _, r in answered]})
         ok, clients, failures = [], [], []
@@ -127,36 +146,7 @@ class Federation:
                     {"client": pid, "code": int(reply.error.code), "reason": str(reply.error.reason)[-500:]}
                 )
                 continue
-            m = _scalars(reply.content["metrics"])
-            energy = _energy(m)
-            self.client_energy[TRAIN].append(energy)
-            clients.append(
-                {
-                    "client": pid,
-                    "num_examples": int(m["num-examples"]),
-                    "train_loss": m["train-loss"],
-                    "first_loss": m["first-loss"],
-                    "last_loss": m["last-loss"],
-                    "losses": m["losses"],
-                    "steps": int(m["steps"]),
-                    "examples_trained": int(m["examples-trained"]),
-                    "tokens_trained": int(m.get("positions-trained", 0)),
-                    "peak_rss_mb": m.get("peak-rss-mb"),
-                    **(
-                        {
-                            "cuda_peak_allocated_mb": m.get("cuda-peak-allocated-mb"),
-                            "cuda_peak_reserved_mb": m.get("cuda-peak-reserved-mb"),
-                        }
-                        if m.get("cuda-peak-allocated-mb")
-                        else {}
-                    ),
-                    "train_seconds": m["train-seconds"],
-                    "torch_threads": int(m["torch-threads"]),
-                    "bytes_up": int(reply.content["arrays"].count_bytes()),
-                    "bytes_down": int(down[pid]),
-                    "energy": energy,
-                }
-            )
+            clients.append(self._client_record(pid, reply, up[pid], down[pid]))
             ok.append(reply)
         replied = {pid for pid, _ in answered}
         failures += [
@@ -174,7 +164,7 @@ class Federation:
                 f"round {rnd}: {len(ok)} of {len(chosen)} clients succeeded, fewer than min_clients="
                 f"{cfg.min_clients}. Failures: {shown}{more}. Fix the failing clients or lower min_clients."
             )
-        return ok, {
+        record = {
             "round": rnd,
             "sampled": chosen,
             "clients": clients,
@@ -185,6 +175,48 @@ class Federation:
             "bytes_up": sum(c["bytes_up"] for c in clients),
             "bytes_down": sum(down.values()),
             "t0": t0,
+        }
+        if secure is not None:
+            record["secagg"] = secure.record(self.pid_of)
+            ok = [secure]
+        return ok, record
+
+    def secagg_settings(self, strategy) -> dict:
+        """The strategy's SecAgg+ settings, ``max_weight`` defaulting to the largest client's example count."""
+        s = dict(strategy.secagg)
+        if s["max_weight"] is None:
+            s["max_weight"] = float(max(self.client_sizes))
+        return s
+
+    def _client_record(self, pid: int, reply, bytes_up: int, bytes_down: int) -> dict:
+        """What a client's training reply says (its metrics; the bytes it sent and received)."""
+        m = _scalars(reply.content["metrics"])
+        energy = _energy(m)
+        self.client_energy[TRAIN].append(energy)
+        return {
+            "client": pid,
+            "num_examples": int(m["num-examples"]),
+            "train_loss": m["train-loss"],
+            "first_loss": m["first-loss"],
+            "last_loss": m["last-loss"],
+            "losses": m["losses"],
+            "steps": int(m["steps"]),
+            "examples_trained": int(m["examples-trained"]),
+            "tokens_trained": int(m.get("positions-trained", 0)),
+            "peak_rss_mb": m.get("peak-rss-mb"),
+            **(
+                {
+                    "cuda_peak_allocated_mb": m.get("cuda-peak-allocated-mb"),
+                    "cuda_peak_reserved_mb": m.get("cuda-peak-reserved-mb"),
+                }
+                if m.get("cuda-peak-allocated-mb")
+                else {}
+            ),
+            "train_seconds": m["train-seconds"],
+            "torch_threads": int(m["torch-threads"]),
+            "bytes_up": int(bytes_up),
+            "bytes_down": int(bytes_down),
+            "energy": energy,
         }
 
     def evaluate_clients(

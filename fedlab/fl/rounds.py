@@ -98,7 +98,7 @@ class ServerRun:
             self.adapter.update(arrays)
             self.strategy.restore(state, self.adapter)
             self.start_round, self.resumed_from, self.best = done + 1, done, self.ckpt.load_best()
-        self.federation = Federation(grid, cfg, round_timeout)
+        self.federation = Federation(grid, cfg, round_timeout, client_sizes=[len(c) for c in self.data.clients])
         self.federation.resume(self.history)
         self.t_rounds = time.perf_counter()
 
@@ -121,10 +121,7 @@ class ServerRun:
         """Record the round in the history, say how it went, checkpoint."""
         record.update(wall_s=round(time.perf_counter() - record.pop("t0"), 2), adapter_hash=self.adapter.hash())
         self.history.append(
-            {
-                **{k: record[k] for k in ROUND_KEYS},
-                **({"validation": record["validation"]} if "validation" in record else {}),
-            }
+            {**{k: record[k] for k in ROUND_KEYS}, **{k: record[k] for k in ("validation", "secagg") if k in record}}
         )
         if progress:
             shown = (

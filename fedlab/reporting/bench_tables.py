@@ -110,3 +110,33 @@ def bench_train_table(path: Path | None = None) -> str:
         f"{'kept (faster)' if b.get('compile_kept') else 'not used (not faster here)' if 'fedlab_compiled' in b['results'] else 'not tried'}."
     )
     return "\n".join(lines)
+
+
+def bench_secagg_table(path: Path | None = None) -> str:
+    """bench/bench_secagg.py: SecAgg+ against plain FedAvg on the same round, and its added time as clients grow."""
+    b = _bench(path, "secagg.json")
+    if b is None:
+        return NO_BENCH
+    lines = [
+        "| model | clients | max abs adapter difference (bound) | round wall time plain -> SecAgg+ | bytes up / down vs plain |",
+        "|---|---|---|---|---|",
+    ]
+    for c in b["same_round"]:
+        lines.append(
+            f"| {c['model']} | {c['clients']} | {c['max_abs_adapter_difference']:.1e} ({c['quantisation_bound']:.1e}) | "
+            f"{c['plain_round']['wall_s']:.1f} -> {c['secagg_round']['wall_s']:.1f} s | "
+            f"x{c['bytes_ratio_up']:.2f} / x{c['bytes_ratio_down']:.2f} |"
+        )
+    growth = ", ".join(f"{g['clients']} clients +{g['added_round_s']:.1f} s" for g in b["clients_growth"])
+    if b.get("deployment"):
+        d = b["deployment"]
+        growth += (
+            f"; on the Deployment Engine (loopback, TLS, authenticated SuperNodes, a ClientApp process per message), "
+            f"{d['clients']} clients: {d['plain_round']['wall_s']:.1f} -> {d['secagg_round']['wall_s']:.1f} s per round"
+        )
+    hw = (b.get("manifest") or {}).get("hardware", {})
+    return (
+        "\n".join(lines)
+        + f"\n\nTime SecAgg+ adds to one round (tiny model, one local step), in Flower simulation in one process: "
+        f"{growth}. On {hw.get('cpu') or 'this machine'}, fp32, one seed; one measurement each."
+    )

@@ -13,11 +13,25 @@ from pathlib import Path
 from fedlab import paths
 from fedlab.experiment.profiles import load_profile
 
-from .bench_tables import bench_evaluators_table, bench_federated_table, bench_throughput_table, bench_train_table
+from .bench_tables import (
+    bench_evaluators_table,
+    bench_federated_table,
+    bench_secagg_table,
+    bench_throughput_table,
+    bench_train_table,
+)
 from .claims import answer_markdown, check_claims, claims_markdown, headline_markdown
 from .curves import curves_markdown
 from .frames import result_for, results_frame
-from .tables import aggregation_table, backbones_table, cost_summary_table, main_table, mixed_rank_table, zeroshot_table
+from .tables import (
+    aggregation_table,
+    backbones_table,
+    cost_summary_table,
+    main_table,
+    mixed_rank_table,
+    secagg_table,
+    zeroshot_table,
+)
 from .verdict_text import floors_markdown, verdict_markdown
 from .verdicts import profile_verdicts
 
@@ -74,6 +88,7 @@ BLOCKS = {
     "bench-federated": bench_federated_table,
     "bench-train": bench_train_table,
     "bench-throughput": bench_throughput_table,
+    "bench-secagg": bench_secagg_table,
     "backbones": backbones_table,
     # the aggregation study (notebook 07) of the quick profile, from its result files
     "aggregation": lambda: aggregation_table(
@@ -82,6 +97,10 @@ BLOCKS = {
     # clients of different compute (notebook 07): mixed LoRA ranks on the quick profile's aggregation cell
     "mixed-ranks": lambda: mixed_rank_table(
         [r for c in load_profile("quick").mixed_rank_configs() if (r := result_for(c)) is not None]
+    ),
+    # secure aggregation (notebook 07): the quick profile's aggregation cell without and with SecAgg+
+    "secagg": lambda: secagg_table(
+        [r for c in load_profile("quick").secagg_configs() if (r := result_for(c)) is not None]
     ),
     "layout": layout_tree,
 }

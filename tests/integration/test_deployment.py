@@ -148,3 +148,14 @@ def test_a_supernode_whose_key_was_not_registered_cannot_join(tls_federation):
             node.wait(10)
     with pytest.raises(FederationError, match="needs TLS"):
         LocalFederation(2, auth=True)
+
+
+def test_secagg_on_the_deployment_engine(tls_federation):
+    """SecAgg+ over TLS with authenticated SuperNodes: the round's four stages run on the SuperNodes and the
+    result records that the server saw only the sum."""
+    cfg = RunConfig(**dict(TINY, rounds=1), secagg={})
+    result = deploy_run(cfg, tls=True, auth=True, timeout=600, federation=tls_federation)
+    _check(result, cfg)
+    (h,) = result.rounds
+    assert h["secagg"]["survivors"] == [0, 1] and len(h["secagg"]["stages"]) == 4
+    assert all(c["bytes_up"] > 0 for c in h["clients"]) and h["aggregation_error"] is None

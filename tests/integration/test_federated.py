@@ -275,6 +275,45 @@ def test_mixed_lora_ranks_in_simulation(env):
     assert all(0 <= h["aggregation_error"]["relative"] < 1 for h in flex.rounds)
 
 
+def test_secagg_in_simulation_is_fedavg_within_the_quantisation_step_and_survives_a_dropped_client(env):
+    """SecAgg+ (Flower's workflow and mod) on three simulated clients: after one round (the same local training
+    as plain FedAvg, same seed) the global adapter is FedAvg's within the quantisation step; each round records
+    that the server saw only the sum, the four stages and their bytes; a client failing in training above the
+    reconstruction threshold is dropped and the round completes; two of three failing stop the run with the fix."""
+    from safetensors.numpy import load_file
+
+    from fedlab.errors import FedlabError
+    from fedlab.experiment.config import Faults
+    from tests.conftest import TINY_FAULTS
+
+    one = dict(TINY_FAULTS, rounds=1)
+    plain = run(RunConfig(**one).resolved(), progress=False)
+    secure = run(RunConfig(**one, secagg={}).resolved(), progress=False)
+
+    def adapter(result):
+        return load_file(str(result.path.parent / result.adapter_dir / "adapter_model.safetensors"))
+
+    a, b = adapter(plain), adapter(secure)
+    assert a.keys() == b.keys()
+    # step 2C/T = 16 / 2**22 per weighted value, plus the rounding of the weights: well below 1e-4 here
+    assert max(float(np.max(np.abs(a[k] - b[k]))) for k in a) < 1e-4
+    assert secure.adapter_hash != plain.adapter_hash  # quantised, not bitwise FedAvg
+    (h,) = secure.rounds
+    assert h["secagg"]["server_saw"].startswith("the weighted sum") and h["secagg"]["survivors"] == [0, 1, 2]
+    assert [st["stage"] for st in h["secagg"]["stages"]] == ["setup", "share_keys", "collect_masked_vectors", "unmask"]
+    assert h["aggregation_error"] is None and h["bytes_up"] > plain.rounds[0]["bytes_up"]  # masked int vectors
+    again = run(RunConfig(**one, secagg={}).resolved(), force=True, progress=False)
+    assert again.adapter_hash == secure.adapter_hash  # the stochastic rounding is seeded from the run
+
+    dropped = run(
+        RunConfig(**dict(TINY_FAULTS, faults=Faults(fail_clients=(0,))), secagg={}).resolved(), progress=False
+    )
+    assert dropped.status == "success"
+    assert all(r["secagg"]["dropped"] == [0] and r["secagg"]["survivors"] == [1, 2] for r in dropped.rounds)
+    with pytest.raises(FedlabError, match="secure aggregation halted.*reconstruction_threshold"):
+        run(RunConfig(**dict(TINY_FAULTS, faults=Faults(fail_clients=(0, 1))), secagg={}).resolved(), progress=False)
+
+
 def test_every_setting_is_compared_at_the_checkpoint_its_own_validation_data_chooses(env):
     """select=validation: federated by federated evaluation on the clients' validation rows (pooled counts),
     centralized on the pooled validation split, each isolated client on its own validation rows; the

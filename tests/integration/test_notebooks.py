@@ -27,6 +27,7 @@ from fedlab.study import (
     profile_domains,
     profile_frame,
     run_cell,
+    secagg_runs,
 )
 
 PEFT_RUNS = {"02_peft_finance_lora": ("finance", "lora"), "02_peft_healthcare_ia3": ("healthcare", "ia3")}
@@ -74,7 +75,8 @@ def test_make_reproduce_executes_the_notebooks_of_the_smoke_profile(tmp_path, mo
     trained = sum(3 * len(datasets_for(profile, domain)) for domain, _ in PEFT_RUNS.values())  # 3 settings
     aggregation = len(AGGREGATION_STRATEGIES) - 1 + len(DP_NOISES)  # its FedAvg run is the grid's
     ranked = len(profile.mixed_rank_configs()) - 1  # FedAvg at rank 8 is the aggregation study's
-    assert n_results == len(profile.grid["datasets"]) + trained + aggregation + ranked
+    secured = len(profile.secagg_configs()) - 1  # so is FedAvg in the clear
+    assert n_results == len(profile.grid["datasets"]) + trained + aggregation + ranked + secured
 
     noise = [
         (stem, cell, text) for stem, cell, text in stderr_outputs(reports) if FLOWER_NOTICE.sub("", text + "\n").strip()
@@ -109,6 +111,9 @@ def test_make_reproduce_executes_the_notebooks_of_the_smoke_profile(tmp_path, mo
     ranked = mixed_rank_runs("smoke")  # loaded: the notebook trained them
     assert [r.config["strategy"] for r in ranked] == ["fedavg", "fedavg", "hetlora", "flexlora"]
     assert tables.mixed_rank_table(ranked) in aggregation_report and "| 4, 16 |" in tables.mixed_rank_table(ranked)
+    secure = secagg_runs("smoke")
+    assert [r.config.get("secagg") for r in secure] == [None, {}]
+    assert tables.secagg_table(secure) in aggregation_report and "SecAgg+ (threshold 2)" in tables.secagg_table(secure)
     for stem, (domain, method) in PEFT_RUNS.items():
         results = run_cell("smoke", domain, method)  # loaded: every run is in the results folder
         cell = tables.cell_table(cell_frame(results))

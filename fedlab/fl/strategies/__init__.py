@@ -23,6 +23,7 @@ from .ffa_lora import FFALoRA
 from .flexlora import FlexLoRA
 from .hetlora import HetLoRA
 from .sampling import Offered, sample_clients
+from .secure import SecureFedAvg
 
 STRATEGY_CLASSES: dict[str, type[FedlabStrategy]] = {
     "fedavg": FedAvg,
@@ -48,12 +49,14 @@ __all__ = [
     "client_side",
     "make_strategy",
     "sample_clients",
+    "SecureFedAvg",
 ]
 
 
 def make_strategy(cfg: RunConfig) -> FedlabStrategy:
-    """The run's strategy; with ``cfg.dp``, in Flower's fixed-clipping DP wrapper (see :mod:`.dp`)."""
-    cls = STRATEGY_CLASSES[cfg.strategy]
+    """The run's strategy; with ``cfg.dp``, in Flower's fixed-clipping DP wrapper (see :mod:`.dp`); with
+    ``cfg.secagg``, FedAvg under SecAgg+ (see :mod:`.secure`)."""
+    cls = SecureFedAvg if cfg.secagg is not None else STRATEGY_CLASSES[cfg.strategy]
     strategy = cls(
         fraction_train=1.0,
         fraction_evaluate=1.0,

@@ -66,6 +66,8 @@ class FedlabStrategy:
     personalised = False
     #: whether clients receive different arrays (then :meth:`sent_to` gives each client's)
     per_client = False
+    #: whether the round runs under secure aggregation (the federation hands :meth:`aggregate` the mean only)
+    secure = False
     client: type[ClientSide] = ClientSide
 
     @classmethod
