@@ -9,7 +9,8 @@
     Deployment Engine on loopback (TLS, authenticated SuperNodes), where every stage message starts a
     ClientApp process.
 
-Every run is forced (none is served from a cache) into a temporary results folder. Writes
+Every run is forced (none is served from a cache) into a temporary results folder; the simulated pairs
+follow an untimed warm-up run of the same config (the clients load the model on their first message). Writes
 bench/results/secagg.json.
 
     .venv/bin/python bench/bench_secagg.py [--max-eval 50]
@@ -56,7 +57,9 @@ def round_of(result) -> dict:
 
 
 def compare(common: dict) -> dict:
-    """Plain FedAvg and SecAgg+ on one config: their adapters, round times and bytes."""
+    """Plain FedAvg and SecAgg+ on one config: their adapters, round times and bytes. A first plain run warms
+    the clients up (each worker loads the model on its first message, inside the round) and is not timed."""
+    run(RunConfig(**common).resolved(), force=True, progress=False)
     plain = run(RunConfig(**common).resolved(), force=True, progress=False)
     secure = run(RunConfig(**common, secagg={}).resolved(), force=True, progress=False)
     a, b = adapter(plain), adapter(secure)
@@ -94,7 +97,7 @@ def deployed(common: dict) -> dict:
 
     with tempfile.TemporaryDirectory() as work:
         fed = LocalFederation(common["clients"], tls=True, auth=True, workdir=work, env={"FEDLAB_CLIENT_THREADS": "1"})
-        with fed:
+        with fed:  # every message starts a ClientApp process there: nothing to warm up, timed as it runs
             plain = deploy_run(RunConfig(**common), tls=True, auth=True, force=True, federation=fed)
             secure = deploy_run(RunConfig(**common, secagg={}), tls=True, auth=True, force=True, federation=fed)
     p, r = round_of(plain), round_of(secure)
@@ -124,7 +127,6 @@ def main() -> None:
             n_boot=0,
             max_length=256,
         )
-        run(RunConfig(**base, model="tiny-random", clients=2, local_steps=1).resolved(), force=True, progress=False)
         same = [
             compare(dict(base, model=m, clients=4, local_steps=2, lr=lr))
             for m, lr in (("tiny-random", 5e-3), ("smollm2-135m", 1e-3))
