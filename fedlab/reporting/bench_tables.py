@@ -138,5 +138,6 @@ def bench_secagg_table(path: Path | None = None) -> str:
     return (
         "\n".join(lines)
         + f"\n\nTime SecAgg+ adds to one round (tiny model, one local step), in Flower simulation in one process: "
-        f"{growth}. On {hw.get('cpu') or 'this machine'}, fp32, one seed; one measurement each."
+        f"{growth}. On {hw.get('cpu_signature') or hw.get('cpu') or 'this machine'} ({hw.get('cpu_cores', '?')} cores), "
+        f"fp32, one seed; one measurement each."
     )
