@@ -213,7 +213,7 @@ def aggregation_runs(
     strategy, then FedAvg with differential privacy at each noise multiplier (server-side clipping)."""
     profile = load_profile(profile_name)
     configs = profile.aggregation_configs(dataset, method, strategies=strategies, dp_noises=dp_noises, dp_clip=dp_clip)
-    return [run(c, force=force, progress=progress, resources=profile.resources) for c in configs]
+    return _run_all(profile, configs, force, progress)
 
 
 def mixed_rank_runs(
@@ -228,8 +228,7 @@ def mixed_rank_runs(
     every client at the method's rank and at the largest rank, then each mixed-rank strategy with every client
     at its own rank (:meth:`fedlab.experiment.profiles.Profile.mixed_rank_configs`)."""
     profile = load_profile(profile_name)
-    configs = profile.mixed_rank_configs(dataset, method)
-    return [run(c, force=force, progress=progress, resources=profile.resources) for c in configs]
+    return _run_all(profile, profile.mixed_rank_configs(dataset, method), force, progress)
 
 
 def secagg_runs(
@@ -243,10 +242,12 @@ def secagg_runs(
     """The aggregation cell's FedAvg without and with SecAgg+ (``grid.aggregation.secagg``;
     :meth:`fedlab.experiment.profiles.Profile.secagg_configs`)."""
     profile = load_profile(profile_name)
-    return [
-        run(c, force=force, progress=progress, resources=profile.resources)
-        for c in profile.secagg_configs(dataset, method)
-    ]
+    return _run_all(profile, profile.secagg_configs(dataset, method), force, progress)
+
+
+def _run_all(profile, configs: list, force: bool, progress: bool) -> list[RunResult]:
+    """Each config run (or loaded: cached by its hash) with the profile's resources."""
+    return [run(c, force=force, progress=progress, resources=profile.resources) for c in configs]
 
 
 def cell_frame(results: dict[str, dict[str, RunResult]]) -> pd.DataFrame:

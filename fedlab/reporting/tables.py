@@ -232,6 +232,14 @@ def partition_table(profile: Profile, dataset: str) -> tuple[pd.DataFrame, str]:
     return table, info["partition_hash"]
 
 
+def _primary_score(r: RunResult, without_ci: str = "") -> tuple[str, str]:
+    """A run's primary metric and its score with the 95 % CI (``without_ci`` where it has none)."""
+    c, m = r.config, r.metrics
+    metric = DATASETS[c["dataset"]].primary_metric if c["dataset"] in DATASETS else "accuracy"
+    ci = m.get(f"{metric}_ci")
+    return metric, f"{m[metric]:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else without_ci)
+
+
 def aggregation_table(results: list[RunResult]) -> str:
     """Markdown: each federated strategy / DP setting with its primary metric [95 % CI], bytes, the mean
     relative aggregation error of its rounds and the epsilon spent (at the run's delta) after the last round."""
@@ -243,10 +251,8 @@ def aggregation_table(results: list[RunResult]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        c, m = r.config, r.metrics
-        metric = DATASETS[c["dataset"]].primary_metric if c["dataset"] in DATASETS else "accuracy"
-        ci = m.get(f"{metric}_ci")
-        score = f"{m[metric]:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else " (mean of clients)")
+        c = r.config
+        metric, score = _primary_score(r, without_ci=" (mean of clients)")
         dp = c.get("dp")
         dp_text = f"{dp.get('noise')} / {dp.get('clip')}" if dp else "-"
         last = (r.rounds[-1].get("privacy") if r.rounds else None) or {}
@@ -279,10 +285,8 @@ def mixed_rank_table(results: list[RunResult]) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        c, m = r.config, r.metrics
-        metric = DATASETS[c["dataset"]].primary_metric if c["dataset"] in DATASETS else "accuracy"
-        ci = m.get(f"{metric}_ci")
-        score = f"{m[metric]:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+        c = r.config
+        metric, score = _primary_score(r)
         rank = int(r.model["method_params"]["r"])
         ranks = c.get("client_ranks") or [rank] * c["clients"]
         by_rank: dict[int, set] = {}
@@ -310,10 +314,8 @@ def secagg_table(results: list[RunResult]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        c, m = r.config, r.metrics
-        metric = DATASETS[c["dataset"]].primary_metric if c["dataset"] in DATASETS else "accuracy"
-        ci = m.get(f"{metric}_ci")
-        score = f"{m[metric]:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+        c = r.config
+        metric, score = _primary_score(r)
         n = len(r.rounds)
         wall = sum(h["wall_s"] for h in r.rounds) / n
         up, down = sum(h["bytes_up"] for h in r.rounds) / n, sum(h["bytes_down"] for h in r.rounds) / n
