@@ -738,7 +738,8 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"chosen lr {record['chosen_lr']:g}: {sweep_path(prof, args.dataset, args.method, record['model'])}\n"
                 f"pin it in the profile: grid.method_overrides.{args.method}.lr: {record['chosen_lr']:g} "
-                f"(or, for this backbone only, grid.method_overrides.{record['model']}/{args.method}.lr)"
+                f"(or, for this backbone only, grid.method_overrides.{record['model']}/{args.method}.lr; for it on "
+                f"this dataset only, grid.method_overrides.{record['model']}/{args.dataset}/{args.method}.lr)"
             )
         elif args.command == "migrate-results":
             for old, new in migrate_store(args.root):

@@ -64,8 +64,9 @@ class Profile:
         """The run config of one grid cell: profile defaults, the backbone's own overrides (``grid.
         model_overrides``, keyed by the ``model`` override or the default backbone), the dataset's
         (``grid.dataset_overrides``), the method's (``grid.method_overrides``, e.g. the learning rate a
-        ``fedlab sweep-lr`` chose; a key ``<backbone>/<method>`` applies to that backbone only), then the
-        cell, then explicit overrides."""
+        ``fedlab sweep-lr`` chose; a key ``<backbone>/<method>`` applies to that backbone only, and
+        ``<backbone>/<dataset>/<method>`` to that backbone on that dataset only), then the cell, then
+        explicit overrides."""
         model = overrides.get("model") or self.defaults.get("model", RunConfig.model)
         spec = DATASETS.get(dataset)
         if spec is not None and spec.user and "data" not in overrides:  # a registered user file carries its data
@@ -76,6 +77,7 @@ class Profile:
             by_method = self.grid.get("method_overrides") or {}
             data.update(by_method.get(method, {}))
             data.update(by_method.get(f"{model}/{method}", {}))  # a backbone's own pin wins
+            data.update(by_method.get(f"{model}/{dataset}/{method}", {}))  # and a dataset's pin for it wins over that
         data.update(dataset=dataset, setting=setting, method=method)
         if self.curves is not None and setting in TRAINING_SETTINGS and "steps" not in overrides:
             budget = self.budget(model, dataset, method)

@@ -27,7 +27,7 @@ def test_a_models_axis_gives_every_backbone_its_cells_floors_and_own_overrides(t
             "grid:\n",
             f"grid:\n  models: [tiny-random, {other}]\n"
             f"  model_overrides: {{{other}: {{batch_size: 1}}}}\n"
-            f"  method_overrides: {{{other}/ia3: {{lr: 0.5}}, ia3: {{lr: 0.25}}}}\n"
+            f"  method_overrides: {{{other}/ia3: {{lr: 0.5}}, ia3: {{lr: 0.25}}, {other}/medqa/ia3: {{lr: 0.125}}}}\n"
             f"  exclude: [{{model: {other}, method: qlora}}]\n",
             1,
         )
@@ -39,7 +39,8 @@ def test_a_models_axis_gives_every_backbone_its_cells_floors_and_own_overrides(t
     assert len(cells) == len(smoke.cells()) + len(smoke.cells()) * 2 // 3  # the second backbone without qlora
     mine = [c for c in cells if c.model == other]
     assert {c.batch_size for c in mine} == {1} and {c.method for c in mine} == {"lora", "ia3"}
-    assert {c.lr for c in mine if c.method == "ia3"} == {0.5}  # the backbone's own pin wins
+    assert {c.lr for c in mine if c.method == "ia3" and c.dataset == "fpb"} == {0.5}  # the backbone's own pin wins
+    assert {c.lr for c in mine if c.method == "ia3" and c.dataset == "medqa"} == {0.125}  # and a dataset's over it
     assert {c.lr for c in cells if c.model == "tiny-random" and c.method == "ia3"} == {0.25}
     assert {c.batch_size for c in cells if c.model == "tiny-random"} == {smoke.defaults["batch_size"]}
     path.write_text(base.replace("grid:\n", "grid:\n  exclude: [{backbone: x}]\n", 1))
