@@ -23,6 +23,8 @@ from .bench_tables import (
 from .claims import answer_markdown, check_claims, claims_markdown, headline_markdown
 from .curves import curves_markdown
 from .frames import result_for, results_frame
+from .grid_status import grid_status_markdown
+from .sweeps import sweeps_markdown
 from .tables import (
     aggregation_table,
     backbones_table,
@@ -74,6 +76,16 @@ def _verdicts() -> dict:
     return profile_verdicts(load_profile(README_PROFILE))
 
 
+#: the profile trained until learned (issue #19), whose grid runs across sessions: its progress and the
+#: verdicts of the cells finished so far are shown beside the README profile's answer
+REFERENCE_PROFILE = "reference"
+
+
+@functools.lru_cache(maxsize=1)
+def _reference_verdicts() -> dict:
+    return profile_verdicts(load_profile(REFERENCE_PROFILE))
+
+
 BLOCKS = {
     "results-main": lambda: main_table(_frame()),
     "results-costs": lambda: cost_summary_table(_frame()),
@@ -83,7 +95,11 @@ BLOCKS = {
     "results-answer": lambda: answer_markdown(_verdicts()),
     "results-headline": lambda: headline_markdown(_verdicts(), profile=README_PROFILE),
     "zeroshot": zeroshot_table,
-    "reference_curves": lambda: curves_markdown(load_profile("reference")),
+    "reference_curves": lambda: curves_markdown(load_profile(REFERENCE_PROFILE)),
+    "reference-sweeps": lambda: sweeps_markdown(load_profile(REFERENCE_PROFILE)),
+    "reference-grid": lambda: grid_status_markdown(load_profile(REFERENCE_PROFILE)),
+    "reference-verdicts": lambda: verdict_markdown(_reference_verdicts()),
+    "reference-headline": lambda: headline_markdown(_reference_verdicts(), profile=REFERENCE_PROFILE),
     "bench-evaluators": bench_evaluators_table,
     "bench-federated": bench_federated_table,
     "bench-train": bench_train_table,

@@ -144,3 +144,42 @@ def test_the_committed_verdicts_are_those_of_the_committed_results(profile, fedl
         tuple(c.get(k) for k in key) for c in fresh["comparisons"]
     ]
     assert committed["floors"] == fresh["floors"]
+
+
+def test_the_verdict_table_shows_each_comparison_at_its_own_margin_with_the_tost_interval():
+    base = {
+        "model": "m",
+        "method": "lora",
+        "metric": "macro_f1",
+        "family": verdicts.FAMILIES[0],
+        "federated": 0.47,
+        "other_score": 0.46,
+        "federated_collapsed": False,
+        "effect": 0.009,
+        "ci": [-0.021, 0.041],
+        "p_tost_holm": 0.012,
+        "p_two_sided_holm": 0.564,
+        "resampled": "seeds and rows",
+        "verdict": "equivalent",
+    }
+    v = {
+        "analysis": {"margin": 0.03},
+        "comparisons": [
+            # FiQA-SA's pre-registered margin is recorded with the comparison: the table must not show the
+            # profile's single margin
+            base
+            | {"dataset": "fiqa_sa", "margin": 0.05, "ci_tost": [-0.016, 0.034], "n_rows": 294, "n_seeds": 3}
+            | {"seeds": {"seeds_needed": 3}},
+            base
+            | {"dataset": "fpb", "margin": 0.03, "ci_tost": [-0.05, 0.03], "n_rows": 1210, "n_seeds": 3}
+            | {"seeds": {"seeds_needed": 5}, "p_tost_holm": 0.0004, "verdict": "inconclusive"},
+        ],
+    }
+    fiqa, fpb = verdict_text.verdict_markdown(v).splitlines()[2:]
+    assert "TOST ±0.05, 90 % CI [-0.016, +0.034] (half-width 0.025 <= 0.05): p=0.012" in fiqa
+    assert "| 294 x 3 seeds |" in fiqa and "±0.03" not in fiqa
+    assert "(half-width 0.040 > 0.03): p<0.001" in fpb and "| 1210 x 3 seeds (rule: 5) |" in fpb
+    # a verdicts file from before per-dataset margins: the profile's margin, no interval, rows only
+    old = base | {"dataset": "fpb", "n_rows": 100, "resampled": "rows"}
+    row = verdict_text.verdict_markdown({"analysis": {"margin": 0.03}, "comparisons": [old]}).splitlines()[2]
+    assert "TOST ±0.03: p=0.012" in row and "| 100 |" in row
