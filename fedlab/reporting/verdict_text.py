@@ -38,7 +38,8 @@ def _tost_text(c: dict, margin: float) -> str:
 def _n_text(c: dict) -> str:
     """Rows, and seeds where the seeds were resampled (with the seeds the seed rule asks for)."""
     if c.get("resampled") != "seeds and rows":
-        return f"{c['n_rows']}"
+        seeds = c.get("n_seeds") or 1
+        return f"{c['n_rows']}" + (f" x {seeds} seeds (fixed)" if seeds > 1 else "")
     text = f"{c['n_rows']} x {c['n_seeds']} seeds"
     needed = (c.get("seeds") or {}).get("seeds_needed")
     return text + (f" (rule: {needed})" if needed is not None and needed > c["n_seeds"] else "")

@@ -183,3 +183,6 @@ def test_the_verdict_table_shows_each_comparison_at_its_own_margin_with_the_tost
     old = base | {"dataset": "fpb", "n_rows": 100, "resampled": "rows"}
     row = verdict_text.verdict_markdown({"analysis": {"margin": 0.03}, "comparisons": [old]}).splitlines()[2]
     assert "TOST ±0.03: p=0.012" in row and "| 100 |" in row
+    # seeds held fixed (only rows resampled) are said to be
+    row = verdict_text.verdict_markdown({"analysis": {"margin": 0.03}, "comparisons": [old | {"n_seeds": 3}]})
+    assert "| 100 x 3 seeds (fixed) |" in row
