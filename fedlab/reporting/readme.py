@@ -24,6 +24,7 @@ from .claims import answer_markdown, check_claims, claims_markdown, headline_mar
 from .curves import curves_markdown
 from .frames import result_for, results_frame
 from .grid_status import grid_status_markdown
+from .matched import matched_markdown
 from .sweeps import sweeps_markdown
 from .tables import (
     aggregation_table,
@@ -99,6 +100,7 @@ BLOCKS = {
     "reference-sweeps": lambda: sweeps_markdown(load_profile(REFERENCE_PROFILE)),
     "reference-grid": lambda: grid_status_markdown(load_profile(REFERENCE_PROFILE)),
     "reference-verdicts": lambda: verdict_markdown(_reference_verdicts()),
+    "reference-matched": lambda: matched_markdown(load_profile(REFERENCE_PROFILE)),
     "reference-headline": lambda: headline_markdown(_reference_verdicts(), profile=REFERENCE_PROFILE),
     "bench-evaluators": bench_evaluators_table,
     "bench-federated": bench_federated_table,
