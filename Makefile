@@ -10,6 +10,8 @@ STAMP   := $(VENV)/.fedlab-installed
 # datasets, three seeds, from a clean commit); reference (trained until learned, issue #19) is being measured
 PROFILE ?= quick
 FORCE   ?= 0
+# RESULTS_ONLY=1: render the reports from the finished result files only (a profile whose grid is still running)
+RESULTS_ONLY ?= 0
 
 # Offline by default: nothing is fetched from the Hugging Face hub, no Flower telemetry. The hub profile
 # (paper) turns hub access on for itself only; HF_HUB_OFFLINE=... on the command line overrides either.
@@ -77,9 +79,9 @@ bench: $(STAMP) ## benchmarks (write JSON under bench/results/)
 	$(BIN)/python bench/bench_federated.py
 	$(BIN)/python bench/bench_secagg.py
 
-reproduce: $(STAMP) ## execute every notebook for PROFILE (default quick) -> reports/, figures/; FORCE=1 reruns finished runs
+reproduce: $(STAMP) ## execute every notebook for PROFILE (default quick) -> reports/, figures/; FORCE=1 reruns finished runs, RESULTS_ONLY=1 trains nothing
 	$(BIN)/fedlab prepare
-	$(BIN)/fedlab reproduce --profile $(PROFILE) $(if $(filter 1,$(FORCE)),--force,)
+	$(BIN)/fedlab reproduce --profile $(PROFILE) $(if $(filter 1,$(FORCE)),--force,) $(if $(filter 1,$(RESULTS_ONLY)),--results-only,)
 	$(BIN)/fedlab figures --profile $(PROFILE)
 
 smoke: ## the whole study on the tiny model in minutes (same as make reproduce PROFILE=smoke)

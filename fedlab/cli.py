@@ -592,6 +592,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_rep.add_argument("--profile", default="quick", help=f"{' | '.join(profile_names())} | path to a profile YAML")
     p_rep.add_argument("--force", action="store_true", help="rerun every run even if a finished result exists")
     p_rep.add_argument("--only", nargs="*", help="report stems or notebook names to run (default: all)")
+    p_rep.add_argument(
+        "--results-only",
+        action="store_true",
+        help="train nothing: render the reports from the finished result files, each naming the runs it lacks",
+    )
 
     p_plan = command("plan", "what `reproduce` would reuse and train for a profile, and how long it takes")
     p_plan.add_argument("--profile", default="quick", help=f"{' | '.join(profile_names())} | path to a profile YAML")
@@ -724,7 +729,9 @@ def main(argv: list[str] | None = None) -> int:
             for g in generate_from_result(args.result, n=args.n):
                 print(f"--- {g['id']} (gold: {g['gold']})\n{g['output']}\n")
         elif args.command == "reproduce":
-            print(f"reports: {pipeline.reproduce(args.profile, force=args.force, only=args.only)}")
+            print(
+                f"reports: {pipeline.reproduce(args.profile, force=args.force, only=args.only, results_only=args.results_only)}"
+            )
         elif args.command == "plan":
             print(study.plan(args.profile, force=args.force).describe())
         elif args.command == "figures":

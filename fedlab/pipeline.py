@@ -24,6 +24,7 @@ from nbconvert import HTMLExporter
 
 from fedlab import paths
 from fedlab.core.progress import bar as progress_bar
+from fedlab.errors import ConfigError
 from fedlab.experiment.profiles import load_profile
 from fedlab.experiment.store import ResultStore
 from fedlab.reporting import figures
@@ -31,6 +32,7 @@ from fedlab.reporting.curves import curves_figure
 from fedlab.reporting.readme import README_PROFILE, update_readme
 from fedlab.reporting.reports_index import write_index
 from fedlab.reporting.verdicts import write_verdicts
+from fedlab.runs.runner import RESULTS_ONLY_ENV
 from fedlab.study import check_profile_hub, plan, profile_domains, summary_figures
 
 PEFT_NOTEBOOK = "02_peft_domain.ipynb"
@@ -122,14 +124,16 @@ QUIET_KERNEL_ENV = {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
 
 
 @contextlib.contextmanager
-def report_kernel_env():
+def report_kernel_env(*, results_only: bool = False):
     """The environment of the kernels that render reports: no progress bars. ``TQDM_DISABLE=1`` is honoured
     by every terminal tqdm bar (fedlab's, Flower Datasets' partitioners'); ``HF_HUB_DISABLE_PROGRESS_BARS=1``
     stops transformers' weight-loading bar, a notebook widget that ignores ``TQDM_DISABLE``. A report is
     read after the fact: a bar there is a frozen 0 % or, from libraries that draw on stderr, a red box.
-    Interactive kernels (JupyterLab, Colab) keep their bars."""
-    saved = {k: os.environ.get(k) for k in QUIET_KERNEL_ENV}
-    os.environ.update(QUIET_KERNEL_ENV)
+    Interactive kernels (JupyterLab, Colab) keep their bars. ``results_only``: the kernels load finished
+    results and train nothing (:data:`fedlab.runs.runner.RESULTS_ONLY_ENV`)."""
+    env = dict(QUIET_KERNEL_ENV, **({RESULTS_ONLY_ENV: "1"} if results_only else {}))
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
         yield
     finally:
@@ -141,21 +145,41 @@ def report_kernel_env():
 
 
 def reproduce(
-    profile_name: str = "quick", *, force: bool = False, out: Path | None = None, only: list[str] | None = None
+    profile_name: str = "quick",
+    *,
+    force: bool = False,
+    out: Path | None = None,
+    only: list[str] | None = None,
+    results_only: bool = False,
 ) -> Path:
     """Execute every notebook with papermill for a profile; write executed notebooks, HTML and an index.
 
     Says first what it will train and reuse and roughly how long the training takes; a progress bar
-    then counts the grid's runs as they finish, across notebooks.
+    then counts the grid's runs as they finish, across notebooks. ``results_only``: train nothing, render
+    the reports from the finished result files (each report names the runs it lacks), for a profile
+    whose grid runs across sessions.
     """
+    if results_only and force:
+        raise ConfigError("--results-only trains nothing, so it cannot --force a rerun. Fix: drop one of the two.")
     out = Path(out or paths.reports_dir())
     out.mkdir(parents=True, exist_ok=True)
-    check_profile_hub(profile_name)
+    if not results_only:
+        check_profile_hub(profile_name)
     exporter = HTMLExporter()
     done = []
     started = time.time()
     grid = plan(profile_name, force=force)
-    print(grid.describe(), flush=True)
+    if results_only:
+        print(
+            f"results only: {len(grid.reuse)} finished runs are shown; {len(grid.train)} planned runs are not run "
+            f"yet and are left out (each report names them); nothing is trained.",
+            flush=True,
+        )
+        for note in grid.notes:
+            print(note, flush=True)
+        grid.train = []
+    else:
+        print(grid.describe(), flush=True)
     store, todo = ResultStore(), {c.hash(): c for c in grid.train}
     bar = progress_bar(total=len(todo), desc=f"{profile_name}: runs trained", unit="run", disable=not todo)
     plan_nb = [e for e in executions(profile_name) if not only or e[2] in only or e[0] in only]
@@ -163,7 +187,7 @@ def reproduce(
         bar.write(f"[reproduce {i}/{len(plan_nb)}] {nb} {params or ''} -> {stem}.html")
         t0 = time.perf_counter()
         executed = out / f"{stem}.ipynb"
-        with report_kernel_env():
+        with report_kernel_env(results_only=results_only):
             pm.execute_notebook(
                 str(paths.notebooks_dir() / nb),
                 str(executed),

@@ -15,15 +15,21 @@ from fedlab.data import DATASETS, domains, register_user_data
 from fedlab.data.user import UserData
 from fedlab.errors import ConfigError
 from fedlab.experiment.config import RunConfig
+from fedlab.experiment.curves import CurvePending
 from fedlab.experiment.hooks import NO_HOOKS, RunHooks
 from fedlab.experiment.plan import Plan, pending_note, placement_note, plan_grid, profile_configs
 from fedlab.experiment.profiles import AGGREGATION_STRATEGIES, DP_NOISES, Profile, load_profile  # noqa: F401
 from fedlab.experiment.resources import DEFAULT_RESOURCES, Resources
 from fedlab.experiment.store import ResultStore, RunResult
 from fedlab.reporting import figures
+from fedlab.reporting.curves import curves_markdown
 from fedlab.reporting.frames import frame, profile_results, results_frame
+from fedlab.reporting.grid_status import grid_status_markdown
+from fedlab.reporting.matched import matched_markdown
+from fedlab.reporting.sweeps import sweeps_markdown
 from fedlab.reporting.verdicts import compare_settings, decide, floor_key, floors_of, profile_verdicts
 from fedlab.runs import runner
+from fedlab.runs.runner import NotRunYet
 
 
 def run(
@@ -34,9 +40,13 @@ def run(
     progress: bool = True,
     hooks: RunHooks = NO_HOOKS,
     resources: Resources = DEFAULT_RESOURCES,
+    results_only: bool | None = None,
 ) -> RunResult:
-    """Run one configuration of any setting (federated included), or load its finished result."""
-    return runner.run(config, force=force, store=store, progress=progress, hooks=hooks, resources=resources)
+    """Run one configuration of any setting (federated included), or load its finished result
+    (``results_only``: only load; see :func:`fedlab.runs.runner.run`)."""
+    return runner.run(
+        config, force=force, store=store, progress=progress, hooks=hooks, resources=resources, results_only=results_only
+    )
 
 
 def setup(profile_name: str) -> Profile:
@@ -64,29 +74,83 @@ def datasets_for(profile: Profile, domain: str) -> list[str]:
     return found[domain]
 
 
+def _found(make_config, missing: list[str], **run_kwargs) -> RunResult | None:
+    """``run(make_config())``, or None where that run cannot be shown: its budget waits for its learning
+    curve (:class:`CurvePending`) or, in results-only mode, it has not been run (:class:`NotRunYet`). Why is
+    appended to ``missing`` (see :func:`_say_missing`): nothing is left out unsaid."""
+    try:
+        return run(make_config(), **run_kwargs)
+    except (CurvePending, NotRunYet) as err:
+        missing.append(str(err))
+        return None
+
+
+def _say_missing(missing: list[str]) -> None:
+    """Print, once each, why runs are not shown (a notebook shows what it has, and says what it lacks)."""
+    if missing:
+        reasons = list(dict.fromkeys(missing))
+        print(f"{len(missing)} run(s) not shown:")
+        for reason in reasons:
+            print(" -", reason)
+
+
 def run_cell(
     profile_name: str, domain: str, method: str, *, force: bool = False, progress: bool = True
 ) -> dict[str, dict[str, RunResult]]:
     """Zero-shot floor plus every training setting of one (domain, method) pair, per backbone and dataset
-    of the domain; keyed ``<dataset>_<backbone>``."""
+    of the domain; keyed ``<dataset>_<backbone>``. A setting whose runs cannot be shown (budget waiting for
+    its curve; not run, in results-only mode) is left out of its cell, and a cell without its zero-shot
+    floor altogether, each with the reason printed."""
     profile = load_profile(profile_name)
-    out = {}
+    out, missing = {}, []
     for model in profile.models:
         for dataset in datasets_for(profile, domain):
-            cell = {"zeroshot": run(profile.zeroshot(dataset, model=model), force=force, progress=progress)}
+            zeroshot = _found(
+                lambda d=dataset, m=model: profile.zeroshot(d, model=m), missing, force=force, progress=progress
+            )
+            if zeroshot is None:
+                continue
+            cell = {"zeroshot": zeroshot}
             for setting in profile.grid["settings"]:
                 runs = [
-                    run(
-                        profile.config(dataset, setting, method, seed=seed, model=model),
+                    _found(
+                        lambda d=dataset, s=setting, seed=seed, m=model: profile.config(
+                            d, s, method, seed=seed, model=m
+                        ),
+                        missing,
                         force=force,
                         progress=progress,
                         resources=profile.resources,
                     )
                     for seed in profile.seeds_for(model, dataset, method)
                 ]
-                cell[setting] = runs[0]  # the first seed is shown per cell; the verdicts use every seed
+                runs = [r for r in runs if r is not None]
+                if runs:
+                    cell[setting] = runs[0]  # the first seed shown per cell; the verdicts use every seed
             out[f"{dataset}_{model.replace('/', '--')}"] = cell
+    _say_missing(missing)
     return out
+
+
+def of_setting(results: dict[str, dict[str, RunResult]], setting: str) -> dict[str, RunResult]:
+    """:func:`run_cell`'s results of one setting, keyed like the cells; a cell that lacks it (not run yet, in
+    results-only mode) is left out, as :func:`run_cell` said."""
+    return {name: cell[setting] for name, cell in results.items() if setting in cell}
+
+
+def progress_tables(profile_name: str) -> list[str]:
+    """For a profile whose budgets come from learning curves (``reference``): its curves, learning-rate
+    sweeps, the grid's progress cell by cell and the matched-budget comparison, as markdown tables made
+    from the result files; nothing for a profile with its budgets written in it."""
+    profile = load_profile(profile_name)
+    if profile.curves is None:
+        return []
+    return [
+        curves_markdown(profile),
+        sweeps_markdown(profile),
+        grid_status_markdown(profile),
+        matched_markdown(profile),
+    ]
 
 
 def curve_cells(results: dict[str, dict[str, RunResult]]) -> dict[tuple[str, str], dict[str, RunResult]]:
@@ -170,14 +234,30 @@ def run_your_data(
     profile = load_profile(profile_name)
     dataset, extra = your_data(path, **columns)
     print(f"{path} -> {dataset}: {extra.pop('summary')}")
-    cell = {"zeroshot": run(profile.zeroshot(dataset), force=force, progress=progress)}
-    for setting in profile.grid["settings"]:
-        cell[setting] = run(
-            profile.config(dataset, setting, method, **extra),
-            force=force,
-            progress=progress,
-            resources=profile.resources,
+    missing: list[str] = []
+    kwargs = {"force": force, "progress": progress}
+    if profile.curves is not None:
+        # a profile whose budgets come from learning curves: the file gets its own curve first, by the same rule
+        model = profile.zeroshot(dataset).model
+        curve = _found(
+            lambda: profile.curve_config(model, dataset, method), missing, resources=profile.resources, **kwargs
         )
+        if curve is not None:
+            budget = profile.budget(model, dataset, method)
+            print(f"learning curve: budget {budget['steps']} steps ({budget['rule']}; best at {budget['best_step']})")
+    cell = {}
+    if (zeroshot := _found(lambda: profile.zeroshot(dataset), missing, **kwargs)) is not None:
+        cell["zeroshot"] = zeroshot
+    for setting in profile.grid["settings"]:
+        found = _found(
+            lambda s=setting: profile.config(dataset, s, method, **extra),
+            missing,
+            resources=profile.resources,
+            **kwargs,
+        )
+        if found is not None:
+            cell[setting] = found
+    _say_missing(missing)
     return cell
 
 
@@ -246,8 +326,17 @@ def secagg_runs(
 
 
 def _run_all(profile, configs: list, force: bool, progress: bool) -> list[RunResult]:
-    """Each config run (or loaded: cached by its hash) with the profile's resources."""
-    return [run(c, force=force, progress=progress, resources=profile.resources) for c in configs]
+    """Each config run (or loaded: cached by its hash) with the profile's resources; in results-only mode
+    the finished ones, with the others named."""
+    missing: list[str] = []
+    out = [
+        r
+        for c in configs
+        if (r := _found(lambda c=c: c, missing, force=force, progress=progress, resources=profile.resources))
+        is not None
+    ]
+    _say_missing(missing)
+    return out
 
 
 def cell_frame(results: dict[str, dict[str, RunResult]]) -> pd.DataFrame:
@@ -255,8 +344,10 @@ def cell_frame(results: dict[str, dict[str, RunResult]]) -> pd.DataFrame:
 
 
 def zeroshot_all(profile_name: str, *, force: bool = False) -> list[RunResult]:
-    profile = load_profile(profile_name)
-    return [run(cfg, force=force) for cfg in profile.zeroshots()]
+    profile, missing = load_profile(profile_name), []
+    out = [r for c in profile.zeroshots() if (r := _found(lambda c=c: c, missing, force=force)) is not None]
+    _say_missing(missing)
+    return out
 
 
 def profile_results_of(profile_name: str) -> list[RunResult]:

@@ -9,10 +9,12 @@ directly: zero-shot, centralized and isolated from :mod:`fedlab.experiment.basel
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 
 from fedlab.core.memory import CudaPeak, PeakRSS, free_accelerator_memory
+from fedlab.errors import ConfigError
 from fedlab.experiment import baselines
 from fedlab.experiment.config import RunConfig
 from fedlab.experiment.hooks import NO_HOOKS, RunHooks
@@ -21,6 +23,20 @@ from fedlab.experiment.resources import DEFAULT_RESOURCES, Resources
 from fedlab.experiment.sections import ContentionRecord, Load
 from fedlab.experiment.store import ResultStore, RunResult
 from fedlab.fl.simulation import run_federated
+
+#: set (to anything but "" or "0") to make :func:`run` load finished results only and train nothing: how
+#: ``fedlab reproduce --results-only`` renders a profile's reports from the committed result files
+RESULTS_ONLY_ENV = "FEDLAB_RESULTS_ONLY"
+
+
+class NotRunYet(ConfigError):
+    """A run asked for in results-only mode whose result file does not exist (nothing was trained)."""
+
+
+def results_only_mode() -> bool:
+    """Whether :data:`RESULTS_ONLY_ENV` asks for results-only mode."""
+    return os.environ.get(RESULTS_ONLY_ENV, "") not in ("", "0")
+
 
 #: setting -> executor(cfg, *, store, hooks, progress, resources) -> RunResult
 Executor = Callable[..., RunResult]
@@ -40,13 +56,26 @@ def run(
     progress: bool = True,
     hooks: RunHooks = NO_HOOKS,
     resources: Resources = DEFAULT_RESOURCES,
+    results_only: bool | None = None,
 ) -> RunResult:
-    """Run one configuration, or load its finished result when one with the same hash exists."""
+    """Run one configuration, or load its finished result when one with the same hash exists.
+
+    ``results_only`` (default: :data:`RESULTS_ONLY_ENV`): load only; a config without a result raises
+    :class:`NotRunYet`, naming it, instead of training."""
     cfg = RunConfig.from_dict(config) if isinstance(config, dict) else config
     cfg = cfg.resolved()
     store = store or ResultStore()
+    results_only = results_only_mode() if results_only is None else results_only
+    if results_only and force:
+        raise ConfigError("results-only mode loads finished results and trains nothing. Fix: drop --force (FORCE=1).")
     if not force and (hit := store.lookup(cfg)) is not None:
         return hit
+    if results_only:
+        raise NotRunYet(
+            f"not run yet: {cfg.setting} {cfg.dataset} {cfg.method} {cfg.model} seed {cfg.seed} "
+            f"(no {store.path(cfg).name}); results-only mode trains nothing. Fix: train it (fedlab run / fedlab "
+            f"reproduce without --results-only, make reproduce without RESULTS_ONLY=1)."
+        )
     executor = EXECUTORS[cfg.setting]  # a resolved config has one of the SETTINGS
     if (why := store.unreadable(cfg)) is not None:  # never replaced unseen: named, kept beside the new one
         aside = store.move_aside(cfg)

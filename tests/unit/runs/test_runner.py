@@ -126,3 +126,30 @@ def test_a_changed_result_file_does_not_make_the_code_dirty(tmp_path, monkeypatc
     (tmp_path / "code.py").write_text("x = 2\n")
     info = git_info()
     assert info["git_dirty"] is True and info["dirty_paths"] == ["code.py"]
+
+
+def test_results_only_mode_loads_finished_runs_and_names_the_missing_one(results, monkeypatch, capsys):
+    from fedlab import study
+    from fedlab.experiment.profiles import load_profile
+    from fedlab.runs.runner import RESULTS_ONLY_ENV, NotRunYet
+
+    cfg = RunConfig(dataset="medqa", model="tiny-random", max_eval=4, n_boot=0)
+    with pytest.raises(NotRunYet, match=r"not run yet: zeroshot medqa lora tiny-random seed 0 \(no zeroshot-medqa"):
+        run(cfg, progress=False, results_only=True)
+    assert not (results / "zeroshot").exists() or not list((results / "zeroshot").glob("*.json"))  # trained nothing
+    first = run(cfg, progress=False)
+    assert run(cfg, progress=False, results_only=True).metrics == first.metrics
+    with pytest.raises(ConfigError, match="drop --force"):
+        run(cfg, progress=False, force=True, results_only=True)
+    # the environment switch the report kernels get
+    monkeypatch.setenv(RESULTS_ONLY_ENV, "1")
+    with pytest.raises(NotRunYet):
+        run(RunConfig(dataset="fpb", model="tiny-random", max_eval=4, n_boot=0), progress=False)
+    # the notebooks' façade shows what exists and says what it lacks, once per reason
+    smoke = load_profile("smoke")
+    shown = study._run_all(smoke, [smoke.zeroshot("fpb"), smoke.zeroshot("fpb")], False, False)
+    assert shown == []
+    said = capsys.readouterr().out
+    assert "2 run(s) not shown:" in said and said.count("not run yet: zeroshot fpb") == 1
+    monkeypatch.setenv(RESULTS_ONLY_ENV, "0")
+    assert run(cfg, progress=False).cached
