@@ -22,6 +22,7 @@ from fedlab.experiment.profiles import AGGREGATION_STRATEGIES, DP_NOISES, Profil
 from fedlab.experiment.resources import DEFAULT_RESOURCES, Resources
 from fedlab.experiment.store import ResultStore, RunResult
 from fedlab.reporting import figures
+from fedlab.reporting.acceptance import acceptance_markdown
 from fedlab.reporting.curves import curves_markdown
 from fedlab.reporting.frames import frame, profile_results, results_frame
 from fedlab.reporting.grid_status import grid_status_markdown
@@ -140,7 +141,8 @@ def of_setting(results: dict[str, dict[str, RunResult]], setting: str) -> dict[s
 
 def progress_tables(profile_name: str) -> list[str]:
     """For a profile whose budgets come from learning curves (``reference``): its curves, learning-rate
-    sweeps, the grid's progress cell by cell and the matched-budget comparison, as markdown tables made
+    sweeps, the grid's progress cell by cell, the issue's "done when" checked cell by cell (finance) and
+    the matched-budget comparison, as markdown tables made
     from the result files; nothing for a profile with its budgets written in it."""
     profile = load_profile(profile_name)
     if profile.curves is None:
@@ -149,6 +151,7 @@ def progress_tables(profile_name: str) -> list[str]:
         curves_markdown(profile),
         sweeps_markdown(profile),
         grid_status_markdown(profile),
+        acceptance_markdown(profile, profile_verdicts(profile)),
         matched_markdown(profile),
     ]
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from fedlab.core import stats
 from fedlab.data import DATASETS
 from fedlab.experiment.curves import budget_from_curve, curve_points
 from fedlab.experiment.profiles import Profile
@@ -18,41 +17,13 @@ from fedlab.experiment.store import ResultStore
 
 from .figures import METHOD_MARKERS, _plt, _save
 from .frames import result_for
-from .verdicts import _align, _preds, _rows
+from .verdicts import floor_comparison
 
 
 def beats_floors(profile: Profile, curve, store: ResultStore | None = None) -> dict | None:
     """Does the curve's best checkpoint beat the higher of the calibrated zero-shot and the majority-class
-    floors on the held-out rows? A one-sided paired bootstrap test (the profile's alpha and resamples);
-    None while the backbone's zero-shot floor on this dataset has not run."""
-    c = curve.config
-    zs = result_for(profile.zeroshot(c["dataset"], model=c["model"]), store)
-    if zs is None:
-        return None
-    spec, a = DATASETS[c["dataset"]], profile.analysis
-    n_labels, metric = len(spec.label_names), spec.primary_metric
-    tc, tz = _rows(curve), _rows(zs)
-    ids, golds = _align(tc, tz)
-    floors = {"majority class": np.full_like(golds, np.bincount(golds, minlength=n_labels).argmax())}
-    if all("logliks" in tz[i] for i in ids):
-        floors["calibrated zero-shot"] = stats.calibrated_predictions(
-            [tz[i]["logliks"] for i in ids], golds, metric=metric, seed=a.seed
-        )
-    scores = {k: stats.metric_value(metric, golds, p, n_labels) for k, p in floors.items()}
-    name = max(scores, key=scores.get)
-    comp = stats.paired_comparison(
-        golds, _preds(tc, ids), floors[name], n_labels, metric=metric, n_boot=a.n_boot, seed=a.seed, alpha=a.alpha
-    )
-    return {
-        "floor": name,
-        "floor_score": scores[name],
-        "effect": comp.effect,
-        "ci": comp.ci,
-        "p": comp.p_greater,
-        "verdict": "beats the floor" if comp.p_greater < a.alpha else "does not beat the floor",
-        "test": "one-sided paired bootstrap over rows",
-        "n_rows": len(ids),
-    }
+    floors on the held-out rows? (:func:`fedlab.reporting.verdicts.floor_comparison` on the one curve run.)"""
+    return floor_comparison(profile, [curve], store)
 
 
 def curve_rows(profile: Profile, store: ResultStore | None = None) -> list[dict]:

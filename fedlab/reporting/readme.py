@@ -13,6 +13,7 @@ from pathlib import Path
 from fedlab import paths
 from fedlab.experiment.profiles import load_profile
 
+from .acceptance import acceptance_markdown
 from .bench_tables import (
     bench_evaluators_table,
     bench_federated_table,
@@ -100,6 +101,7 @@ BLOCKS = {
     "reference-sweeps": lambda: sweeps_markdown(load_profile(REFERENCE_PROFILE)),
     "reference-grid": lambda: grid_status_markdown(load_profile(REFERENCE_PROFILE)),
     "reference-verdicts": lambda: verdict_markdown(_reference_verdicts()),
+    "reference-acceptance": lambda: acceptance_markdown(load_profile(REFERENCE_PROFILE), _reference_verdicts()),
     "reference-matched": lambda: matched_markdown(load_profile(REFERENCE_PROFILE)),
     "reference-headline": lambda: headline_markdown(_reference_verdicts(), profile=REFERENCE_PROFILE),
     "bench-evaluators": bench_evaluators_table,

@@ -76,6 +76,51 @@ def _preds(table: dict[str, dict], ids: list[str]) -> np.ndarray:
     return np.array([table[i]["pred"] for i in ids], dtype=int)
 
 
+def floor_comparison(profile: Profile, trained: list[RunResult], store: ResultStore | None = None) -> dict | None:
+    """Do ``trained`` (the seeds of one system) beat the higher of the calibrated zero-shot and the
+    majority-class floors on the held-out rows? A one-sided paired bootstrap test (the profile's alpha and
+    resamples; seeds resampled too where there are several and the profile treats seeds as random). None
+    while the backbone's zero-shot floor on this dataset has not run."""
+    c = trained[0].config
+    zs = result_for(profile.zeroshot(c["dataset"], model=c["model"]), store)
+    if zs is None:
+        return None
+    spec, a = DATASETS[c["dataset"]], profile.analysis
+    n_labels, metric = len(spec.label_names), spec.primary_metric
+    tables, tz = [_rows(r) for r in trained], _rows(zs)
+    ids, golds = _align(*tables, tz)
+    floors = {"majority class": np.full_like(golds, np.bincount(golds, minlength=n_labels).argmax())}
+    if all("logliks" in tz[i] for i in ids):
+        floors["calibrated zero-shot"] = stats.calibrated_predictions(
+            [tz[i]["logliks"] for i in ids], golds, metric=metric, seed=a.seed
+        )
+    scores = {k: stats.metric_value(metric, golds, p, n_labels) for k, p in floors.items()}
+    name = max(scores, key=scores.get)
+    preds = _preds(tables[0], ids) if len(tables) == 1 else np.stack([_preds(t, ids) for t in tables])
+    comp = stats.paired_comparison(
+        golds,
+        preds,
+        floors[name],
+        n_labels,
+        metric=metric,
+        n_boot=a.n_boot,
+        seed=a.seed,
+        alpha=a.alpha,
+        random_seeds=a.random_seeds and len(tables) > 1,
+    )
+    return {
+        "floor": name,
+        "floor_score": scores[name],
+        "effect": comp.effect,
+        "ci": comp.ci,
+        "p": comp.p_greater,
+        "verdict": "beats the floor" if comp.p_greater < a.alpha else "does not beat the floor",
+        "test": "one-sided paired bootstrap over rows" + (" and seeds" if comp.resampled == "seeds and rows" else ""),
+        "n_rows": len(ids),
+        "n_seeds": len(tables),
+    }
+
+
 def floor_key(model: str, dataset: str) -> str:
     """Key of a (backbone, dataset) floor in a verdict file."""
     return f"{model}/{dataset}"

@@ -1,0 +1,36 @@
+"""reporting.acceptance: the reference study's "done when", cell by cell, on the smoke fixture store."""
+
+from fedlab.experiment.profiles import load_profile
+from fedlab.reporting import acceptance, verdicts
+
+SMOKE = load_profile("smoke")
+
+
+def test_each_criterion_is_checked_per_cell_and_counted(fixture_results):
+    v = verdicts.profile_verdicts(SMOKE)
+    rows = {r["method"]: r for r in acceptance.acceptance_rows(SMOKE, v)}
+    assert set(rows) == {"lora", "qlora", "ia3"}  # smoke's finance dataset is fpb; medqa is healthcare
+    assert rows["ia3"]["status"] == "not run yet"
+    lora = rows["lora"]
+    # centralized is right on 130 of 200 rows, the zero-shot floor on none: it beats the floor
+    assert lora["beats_floor"] is True and lora["floor"]["p"] < 0.05
+    assert lora["verdict"] == "not equivalent" and lora["collapsed"] == {"centralized": [], "federated": []}
+    assert lora["half_width"] == (lora["ci_tost"][1] - lora["ci_tost"][0]) / 2 and lora["margin"] == 0.03
+    assert lora["precise"] == (lora["half_width"] <= 0.03)
+    # smoke scores 16 rows (max_eval): not the whole held-out set
+    assert lora["all_rows"] is False
+    table = acceptance.acceptance_markdown(SMOKE, v)
+    assert "over the 3 finance cells of profile `smoke` (2 run, 1 not run yet, 0 cut)" in table
+    assert "- all held-out rows: 0 of 2;" in table and "| tiny-random | fpb | ia3 | not run yet |" in table
+
+
+def test_a_seed_that_answers_one_class_on_90_percent_of_rows_is_named():
+    from types import SimpleNamespace
+
+    def run_(seed, shares):
+        return SimpleNamespace(config={"seed": seed}, metrics={"prediction_shares": shares})
+
+    found = acceptance._collapsed_seeds(
+        [run_(0, [0.5, 0.1, 0.4]), run_(1, [0.9, 0.05, 0.05]), run_(2, [0.02, 0.97, 0.01])]
+    )
+    assert found == [1, 2]
