@@ -159,6 +159,18 @@ class Profile:
         keys = dict.fromkeys((model, d, m) for model, d, m, _, _ in self._grid_keys())
         return [k for k in keys if self.budget(*k) is None]
 
+    def cell_keys(self, datasets=None) -> list[tuple[str, str, str]]:
+        """(backbone, dataset, method) of every cell of the grid, in grid order, cut cells included (see
+        :meth:`excluded`); ``datasets``: only these of the grid's."""
+        g = self.grid
+        return [
+            (model, d, m)
+            for model in self.models
+            for d in g["datasets"]
+            if datasets is None or d in datasets
+            for m in g["methods"]
+        ]
+
     def _grid_keys(self):
         g = self.grid
         return [

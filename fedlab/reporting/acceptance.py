@@ -37,42 +37,40 @@ def acceptance_rows(profile: Profile, verdicts: dict, domain: str = "finance", s
     }
     floors = verdicts.get("floors") or {}
     rows = []
-    for model in profile.models:
-        for dataset in datasets:
-            for method in profile.grid["methods"]:
-                row = {"model": model, "dataset": dataset, "method": method}
-                rows.append(row)
-                if profile.excluded(model=model, dataset=dataset, method=method):
-                    row["status"] = "cut"
-                    continue
-                fed, cen = (runs(profile, dataset, method, s, store, model) for s in ("federated", "centralized"))
-                comp = by_cell.get((model, dataset, method))
-                if not fed or not cen or comp is None:
-                    row["status"] = "not run yet"
-                    continue
-                floor = floor_comparison(profile, cen, store)
-                margin = comp["margin"]
-                lo, hi = comp["ci_tost"]
-                all_runs = fed + cen
-                n_eval = (floors.get(f"{model}/{dataset}") or {}).get("n_rows")
-                row.update(
-                    status="run",
-                    floor=floor,
-                    beats_floor=None if floor is None else floor["verdict"] == "beats the floor",
-                    collapsed={"centralized": _collapsed_seeds(cen), "federated": _collapsed_seeds(fed)},
-                    verdict=comp["verdict"],
-                    effect=comp["effect"],
-                    ci_tost=(lo, hi),
-                    half_width=(hi - lo) / 2,
-                    margin=margin,
-                    precise=(hi - lo) / 2 <= margin,
-                    n_rows=comp["n_rows"],
-                    n_seeds=comp["n_seeds"],
-                    all_rows=all(r.config.get("max_eval") is None for r in all_runs)
-                    and (n_eval is None or comp["n_rows"] == n_eval),
-                    clean=all(r.manifest.git_dirty is False for r in all_runs),
-                    alone=not any(measured_on_shared_cpu(r.timings) for r in all_runs),
-                )
+    for model, dataset, method in profile.cell_keys(datasets):
+        row = {"model": model, "dataset": dataset, "method": method}
+        rows.append(row)
+        if profile.excluded(model=model, dataset=dataset, method=method):
+            row["status"] = "cut"
+            continue
+        fed, cen = (runs(profile, dataset, method, s, store, model) for s in ("federated", "centralized"))
+        comp = by_cell.get((model, dataset, method))
+        if not fed or not cen or comp is None:
+            row["status"] = "not run yet"
+            continue
+        floor = floor_comparison(profile, cen, store)
+        margin = comp["margin"]
+        lo, hi = comp["ci_tost"]
+        all_runs = fed + cen
+        n_eval = (floors.get(f"{model}/{dataset}") or {}).get("n_rows")
+        row.update(
+            status="run",
+            floor=floor,
+            beats_floor=None if floor is None else floor["verdict"] == "beats the floor",
+            collapsed={"centralized": _collapsed_seeds(cen), "federated": _collapsed_seeds(fed)},
+            verdict=comp["verdict"],
+            effect=comp["effect"],
+            ci_tost=(lo, hi),
+            half_width=(hi - lo) / 2,
+            margin=margin,
+            precise=(hi - lo) / 2 <= margin,
+            n_rows=comp["n_rows"],
+            n_seeds=comp["n_seeds"],
+            all_rows=all(r.config.get("max_eval") is None for r in all_runs)
+            and (n_eval is None or comp["n_rows"] == n_eval),
+            clean=all(r.manifest.git_dirty is False for r in all_runs),
+            alone=not any(measured_on_shared_cpu(r.timings) for r in all_runs),
+        )
     return rows
 
 

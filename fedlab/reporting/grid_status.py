@@ -21,43 +21,41 @@ def grid_status_rows(profile: Profile, store: ResultStore | None = None) -> list
     store = store or ResultStore()
     g = profile.grid
     rows = []
-    for model in profile.models:
-        for dataset in g["datasets"]:
-            for method in g["methods"]:
-                row = {"model": model, "dataset": dataset, "method": method}
-                rows.append(row)
-                if profile.excluded(model=model, dataset=dataset, method=method):
-                    row["status"] = "cut"
-                    continue
-                seeds = profile.seeds_for(model, dataset, method)
-                try:
-                    configs = {
-                        s: [profile.config(dataset, s, method, model=model, seed=seed) for seed in seeds]
-                        for s in g["settings"]
-                        if not profile.excluded(model=model, dataset=dataset, method=method, setting=s)
-                    }
-                except CurvePending:
-                    row.update(status="waits for its curve", lr=profile.curve_config(model, dataset, method).lr)
-                    continue
-                first = next(iter(configs.values()))[0]
-                budget = profile.budget(model, dataset, method) if profile.curves is not None else None
-                results = {s: [result_for(c, store) for c in cs] for s, cs in configs.items()}
-                done = [r for rs in results.values() for r in rs if r is not None]
-                planned = sum(len(rs) for rs in results.values())
-                row.update(
-                    lr=first.lr,
-                    steps=budget["steps"] if budget else first.steps,
-                    seeds=seeds,
-                    finished={s: sum(r is not None for r in rs) for s, rs in results.items()},
-                    runs_done=len(done),
-                    runs_planned=planned,
-                    status="complete" if len(done) == planned else ("running" if done else "not started"),
-                    wall_min=sum(r.timings.wall_s or 0.0 for r in done) / 60,
-                    cpus=sorted({cpu_label(r.manifest.cpu_signature) for r in done}),
-                    commits=sorted({(r.manifest.git_sha or "?")[:7] for r in done}),
-                    shared_cpu=sum(measured_on_shared_cpu(r.timings) is True for r in done),
-                    dirty=sum(bool(r.manifest.git_dirty) for r in done),
-                )
+    for model, dataset, method in profile.cell_keys():
+        row = {"model": model, "dataset": dataset, "method": method}
+        rows.append(row)
+        if profile.excluded(model=model, dataset=dataset, method=method):
+            row["status"] = "cut"
+            continue
+        seeds = profile.seeds_for(model, dataset, method)
+        try:
+            configs = {
+                s: [profile.config(dataset, s, method, model=model, seed=seed) for seed in seeds]
+                for s in g["settings"]
+                if not profile.excluded(model=model, dataset=dataset, method=method, setting=s)
+            }
+        except CurvePending:
+            row.update(status="waits for its curve", lr=profile.curve_config(model, dataset, method).lr)
+            continue
+        first = next(iter(configs.values()))[0]
+        budget = profile.budget(model, dataset, method) if profile.curves is not None else None
+        results = {s: [result_for(c, store) for c in cs] for s, cs in configs.items()}
+        done = [r for rs in results.values() for r in rs if r is not None]
+        planned = sum(len(rs) for rs in results.values())
+        row.update(
+            lr=first.lr,
+            steps=budget["steps"] if budget else first.steps,
+            seeds=seeds,
+            finished={s: sum(r is not None for r in rs) for s, rs in results.items()},
+            runs_done=len(done),
+            runs_planned=planned,
+            status="complete" if len(done) == planned else ("running" if done else "not started"),
+            wall_min=sum(r.timings.wall_s or 0.0 for r in done) / 60,
+            cpus=sorted({cpu_label(r.manifest.cpu_signature) for r in done}),
+            commits=sorted({(r.manifest.git_sha or "?")[:7] for r in done}),
+            shared_cpu=sum(measured_on_shared_cpu(r.timings) is True for r in done),
+            dirty=sum(bool(r.manifest.git_dirty) for r in done),
+        )
     return rows
 
 

@@ -60,41 +60,38 @@ def matched_rows(profile: Profile, store: ResultStore | None = None) -> list[dic
     centralized finished: per seed the matched and kept federated checkpoints, centralized's validation
     score at its kept step, and centralized's examples (its budget)."""
     store = store or ResultStore()
-    g = profile.grid
     rows = []
-    for model in profile.models:
-        for dataset in g["datasets"]:
-            for method in g["methods"]:
-                if profile.excluded(model=model, dataset=dataset, method=method):
-                    continue
-                seeds, points, central = [], [], []
-                for seed in profile.seeds_for(model, dataset, method):
-                    try:
-                        fed_cfg = profile.config(dataset, "federated", method, model=model, seed=seed)
-                        cen_cfg = profile.config(dataset, "centralized", method, model=model, seed=seed)
-                    except CurvePending:
-                        break
-                    fed, cen = result_for(fed_cfg, store), result_for(cen_cfg, store)
-                    if fed is None or cen is None:
-                        continue
-                    examples = cen.budget.examples or (
-                        cen.config["steps"] * cen.config["batch_size"] * cen.config.get("grad_accum", 1)
-                    )
-                    seeds.append(seed)
-                    points.append(matched_point(fed, examples))
-                    central.append({"score": (cen.selection or {}).get("score"), "examples": examples})
-                if seeds:
-                    rows.append(
-                        {
-                            "model": model,
-                            "dataset": dataset,
-                            "method": method,
-                            "metric": DATASETS[dataset].primary_metric,
-                            "seeds": seeds,
-                            "points": points,
-                            "centralized": central,
-                        }
-                    )
+    for model, dataset, method in profile.cell_keys():
+        if profile.excluded(model=model, dataset=dataset, method=method):
+            continue
+        seeds, points, central = [], [], []
+        for seed in profile.seeds_for(model, dataset, method):
+            try:
+                fed_cfg = profile.config(dataset, "federated", method, model=model, seed=seed)
+                cen_cfg = profile.config(dataset, "centralized", method, model=model, seed=seed)
+            except CurvePending:
+                break
+            fed, cen = result_for(fed_cfg, store), result_for(cen_cfg, store)
+            if fed is None or cen is None:
+                continue
+            examples = cen.budget.examples or (
+                cen.config["steps"] * cen.config["batch_size"] * cen.config.get("grad_accum", 1)
+            )
+            seeds.append(seed)
+            points.append(matched_point(fed, examples))
+            central.append({"score": (cen.selection or {}).get("score"), "examples": examples})
+        if seeds:
+            rows.append(
+                {
+                    "model": model,
+                    "dataset": dataset,
+                    "method": method,
+                    "metric": DATASETS[dataset].primary_metric,
+                    "seeds": seeds,
+                    "points": points,
+                    "centralized": central,
+                }
+            )
     return rows
 
 
