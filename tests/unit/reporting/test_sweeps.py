@@ -36,13 +36,13 @@ def test_each_sweep_says_whether_it_is_pinned_must_be_pinned_or_extended(tmp_pat
     profile = load_profile("reference")
     # the winner is the pin already (SmolLM2 IA3's pin is 0.01)
     _record(tmp_path, "smollm2-135m", "fiqa_sa", "ia3", {0.003: 0.49, 0.01: 0.52, 0.03: 0.25})
-    # an interior winner the profile does not pin yet (LoRA's pin is 0.001)
-    _record(tmp_path, "smollm2-135m", "fpb", "lora", {0.001: 0.80, 0.003: 0.86, 0.01: 0.70})
+    # an interior winner the profile does not pin (SmolLM2 LoRA's pin on FiQA-SA is 0.001)
+    _record(tmp_path, "smollm2-135m", "fiqa_sa", "lora", {0.001: 0.80, 0.003: 0.86, 0.01: 0.70})
     # the largest candidate won: extend before pinning
     _record(tmp_path, "smollm2-135m", "fpb", "ia3", {0.003: 0.80, 0.01: 0.85, 0.03: 0.88})
     rows = {(r["dataset"], r["method"]): r for r in sweeps.sweep_rows(profile)}
     assert rows[("fiqa_sa", "ia3")]["next"] == "pinned"
-    assert rows[("fpb", "lora")]["next"] == "pin 0.003" and rows[("fpb", "lora")]["pinned"] == 0.001
+    assert rows[("fiqa_sa", "lora")]["next"] == "pin 0.003" and rows[("fiqa_sa", "lora")]["pinned"] == 0.001
     assert rows[("fpb", "ia3")]["next"] == "extend to 0.1"
     table = sweeps.sweeps_markdown(profile)
     assert "| 0.003: 0.800, 0.01: 0.850, **0.03: 0.880** | 0.03 | 0.01 | extend to 0.1 |" in table
