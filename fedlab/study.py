@@ -139,11 +139,11 @@ def of_setting(results: dict[str, dict[str, RunResult]], setting: str) -> dict[s
     return {name: cell[setting] for name, cell in results.items() if setting in cell}
 
 
-def progress_tables(profile_name: str) -> list[str]:
+def progress_tables(profile_name: str, verdicts: dict | None = None) -> list[str]:
     """For a profile whose budgets come from learning curves (``reference``): its curves, learning-rate
-    sweeps, the grid's progress cell by cell, the issue's "done when" checked cell by cell (finance) and
-    the matched-budget comparison, as markdown tables made
-    from the result files; nothing for a profile with its budgets written in it."""
+    sweeps, the grid's progress cell by cell, the issue's "done when" checked cell by cell (finance, from
+    ``verdicts``: the profile's, computed here if not given) and the matched-budget comparison, as markdown
+    tables made from the result files; nothing for a profile with its budgets written in it."""
     profile = load_profile(profile_name)
     if profile.curves is None:
         return []
@@ -151,7 +151,7 @@ def progress_tables(profile_name: str) -> list[str]:
         curves_markdown(profile),
         sweeps_markdown(profile),
         grid_status_markdown(profile),
-        acceptance_markdown(profile, profile_verdicts(profile)),
+        acceptance_markdown(profile, verdicts if verdicts is not None else profile_verdicts(profile)),
         matched_markdown(profile),
     ]
 

@@ -42,6 +42,26 @@ def test_report_kernels_run_without_bars(monkeypatch):
     with pipeline.report_kernel_env():
         assert os.environ["TQDM_DISABLE"] == "1" and os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
     assert "TQDM_DISABLE" not in os.environ and os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "0"  # given back
+    # results-only reports: the kernels train nothing, and the switch is given back with the others
+    from fedlab.runs.runner import RESULTS_ONLY_ENV, results_only_mode
+
+    monkeypatch.delenv(RESULTS_ONLY_ENV, raising=False)
+    with pipeline.report_kernel_env(results_only=True):
+        assert results_only_mode()
+    assert not results_only_mode()
+    with pipeline.report_kernel_env():
+        assert not results_only_mode()
+
+
+def test_results_only_reproduce_refuses_force_before_it_renders_anything(tmp_path):
+    import pytest
+
+    from fedlab import pipeline
+    from fedlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cannot --force"):
+        pipeline.reproduce("smoke", force=True, results_only=True, out=tmp_path / "reports")
+    assert not (tmp_path / "reports").exists()
 
 
 def test_library_notices_are_kept_with_the_run_not_printed(capsys):

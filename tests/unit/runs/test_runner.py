@@ -153,3 +153,25 @@ def test_results_only_mode_loads_finished_runs_and_names_the_missing_one(results
     assert "2 run(s) not shown:" in said and said.count("not run yet: zeroshot fpb") == 1
     monkeypatch.setenv(RESULTS_ONLY_ENV, "0")
     assert run(cfg, progress=False).cached
+
+
+def test_your_data_in_a_curve_profile_asks_for_its_own_curve_first(results, tmp_path, monkeypatch, capsys):
+    import csv
+
+    from fedlab import study
+    from fedlab.runs.runner import RESULTS_ONLY_ENV
+
+    path = tmp_path / "notes.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["text", "label"])
+        writer.writeheader()
+        writer.writerows({"text": f"message {i} {'good' if i % 2 else 'bad'}", "label": "ab"[i % 2]} for i in range(80))
+    monkeypatch.setenv(RESULTS_ONLY_ENV, "1")  # nothing trains: the test reads what it would have run
+    cell = study.run_your_data("reference", str(path), "lora", text_col="text", label_col="label")
+    assert cell == {}
+    said = capsys.readouterr().out
+    # the file's own learning curve (centralized to the cap) is the first run it asks for, and every setting
+    # waits for the budget that curve sets, with the command that runs it
+    first = next(line for line in said.splitlines() if line.startswith(" - "))
+    assert first.startswith(" - not run yet: centralized user-") and "lora smollm2-135m seed 0" in first
+    assert "comes from its learning curve, which has not been run" in said and "zeroshot user-" in said
