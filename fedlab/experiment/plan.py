@@ -25,6 +25,7 @@ from fedlab.core.models import cpu_supports_bf16, resolve, resolve_device
 from fedlab.core.prompts import user_text
 
 from .config import RunConfig
+from .curves import CurvePending
 from .profiles import Profile
 from .provenance import cpu_signature, measured_on_shared_cpu
 from .resources import placement
@@ -254,9 +255,15 @@ def plan_grid(
 
 
 def profile_configs(profile: Profile) -> list[RunConfig]:
-    """Every run of a profile's grid: the zero-shot floors, the learning curves (profiles with a
-    ``curves:`` block), then the training cells whose budget is known."""
-    return profile.zeroshots() + profile.curve_configs() + list(profile.cells())
+    """Every run of a profile's grid: the zero-shot floors (the curves' datasets' too), the learning curves
+    (profiles with a ``curves:`` block), the training cells whose budget is known, then notebook 07's study (``grid.
+    aggregation``), each run once."""
+    configs = profile.zeroshots() + profile.curve_zeroshots() + profile.curve_configs() + list(profile.cells())
+    try:
+        configs += profile.study_configs()
+    except CurvePending:
+        pass  # its cell's budget waits for the curve: pending_note names that cell
+    return list({c.hash(): c for c in configs}.values())
 
 
 def placement_note(profile: Profile, configs: list[RunConfig]) -> str | None:

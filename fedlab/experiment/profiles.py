@@ -19,7 +19,7 @@ from fedlab.data.user import user_data_of
 from fedlab.errors import ConfigError, did_you_mean
 
 from .analysis import Analysis
-from .config import MIXED_RANK_STRATEGIES, SETTINGS, TRAINING_SETTINGS, RunConfig
+from .config import MIXED_RANK_STRATEGIES, SELECTS, SETTINGS, TRAINING_SETTINGS, RunConfig
 from .curves import CurvePending, Curves, budget_from_curve, budgeted_overrides
 from .resources import Resources
 from .store import ResultStore
@@ -44,8 +44,9 @@ GRID_KEYS = {
 }
 #: the fields an ``exclude`` entry may match on
 EXCLUDE_KEYS = {"model", "dataset", "method", "setting"}
-#: overrides whose None is a value (the template's default system turn), not "not given"
-NULLABLE = ("system_prompt",)
+#: overrides whose None is a value (the template's default system turn; select=None: the last round's
+#: adapter), not "not given"
+NULLABLE = ("system_prompt", "select")
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,14 @@ class Profile:
         """The zero-shot floor of every (backbone, dataset) of the grid."""
         return [self.zeroshot(d, model=m) for m in self.models for d in self.grid["datasets"]]
 
+    def curve_zeroshots(self) -> list[RunConfig]:
+        """The zero-shot floors of the curves' datasets outside the grid (a curve is judged against its floors:
+        ``fedlab zeroshot --profile P --datasets D`` runs one), per backbone of the curves."""
+        if self.curves is None:
+            return []
+        extra = [d for d in (self.curves.datasets or ()) if d not in self.grid["datasets"]]
+        return [self.zeroshot(d, model=m) for m in (self.curves.models or self.models) for d in extra]
+
     @property
     def seeds(self) -> list[int]:
         """The seeds each training cell is repeated with (``grid.seeds``; default: the one ``seed``)."""
@@ -190,6 +199,14 @@ class Profile:
         spec = self.grid.get("aggregation")
         return None if spec is None else {"dataset": "fpb", "method": "lora", "dp_clip": 1.0, **spec}
 
+    def _study_config(self, dataset: str, method: str, **overrides) -> RunConfig:
+        """One federated run of notebook 07's study. ``grid.aggregation.select``, where given, is the one
+        checkpoint policy of all its runs (null: every strategy, FedAvg included, at its last round; needed
+        where the profile selects on validation, which FedSA-LoRA and FedEx-LoRA cannot go back to)."""
+        spec = self.aggregation or {}
+        policy = {"select": spec["select"]} if "select" in spec else {}
+        return self.config(dataset, "federated", method, **policy, **overrides)
+
     def aggregation_configs(
         self,
         dataset: str | None = None,
@@ -204,9 +221,9 @@ class Profile:
         spec = self.aggregation or {"dataset": "fpb", "method": "lora", "dp_clip": 1.0}
         dataset, method = dataset or spec["dataset"], method or spec["method"]
         dp_clip = spec["dp_clip"] if dp_clip is None else dp_clip
-        out = [self.config(dataset, "federated", method, strategy=s) for s in strategies]
+        out = [self._study_config(dataset, method, strategy=s) for s in strategies]
         return out + [
-            self.config(dataset, "federated", method, dp={"noise": float(z), "clip": float(dp_clip)}) for z in dp_noises
+            self._study_config(dataset, method, dp={"noise": float(z), "clip": float(dp_clip)}) for z in dp_noises
         ]
 
     def mixed_rank_configs(self, dataset: str | None = None, method: str | None = None) -> list[RunConfig]:
@@ -219,14 +236,12 @@ class Profile:
             return []
         dataset, method = dataset or spec["dataset"], method or spec["method"]
         ranks = tuple(spec["client_ranks"])
-        mixed = [
-            self.config(dataset, "federated", method, strategy=s, client_ranks=ranks) for s in MIXED_RANK_STRATEGIES
-        ]
-        own = self.config(dataset, "federated", method)
+        mixed = [self._study_config(dataset, method, strategy=s, client_ranks=ranks) for s in MIXED_RANK_STRATEGIES]
+        own = self._study_config(dataset, method)
         top = mixed[0].client_method_params()  # the largest rank, alpha scaled as the mixed runs scale it
         if top["r"] == method_params(method, own.method_params)["r"]:
             return [own, *mixed]  # the largest rank is the method's: one uniform run
-        wide = self.config(dataset, "federated", method, method_params=dict(own.method_params, **top))
+        wide = self._study_config(dataset, method, method_params=dict(own.method_params, **top))
         return [own, wide, *mixed]
 
     def secagg_configs(self, dataset: str | None = None, method: str | None = None) -> list[RunConfig]:
@@ -236,8 +251,16 @@ class Profile:
         if spec.get("secagg") is None:
             return []
         dataset, method = dataset or spec["dataset"], method or spec["method"]
-        plain = self.config(dataset, "federated", method)
-        return [plain, self.config(dataset, "federated", method, secagg=dict(spec["secagg"]))]
+        plain = self._study_config(dataset, method)
+        return [plain, self._study_config(dataset, method, secagg=dict(spec["secagg"]))]
+
+    def study_configs(self) -> list[RunConfig]:
+        """Every run of notebook 07's study (aggregation and DP, mixed ranks, SecAgg+), each once (FedAvg is
+        shared by the three parts); empty for a profile without ``grid.aggregation``."""
+        if self.aggregation is None:
+            return []
+        configs = self.aggregation_configs() + self.mixed_rank_configs() + self.secagg_configs()
+        return list({c.hash(): c for c in configs}.values())
 
     def curve_configs(self) -> list[RunConfig]:
         """The curve runs of the profile's ``curves:`` block: centralized, to the cap, scored on the pooled
@@ -316,13 +339,15 @@ def load_profile(name_or_path: str) -> Profile:
         )
     agg = grid.get("aggregation")
     if agg is not None and (
-        not isinstance(agg, dict) or set(agg) - {"dataset", "method", "dp_clip", "client_ranks", "secagg"}
+        not isinstance(agg, dict)
+        or set(agg) - {"dataset", "method", "dp_clip", "client_ranks", "secagg", "select"}
+        or agg.get("select") not in SELECTS
     ):
         raise ConfigError(
             f"Profile {path}: grid.aggregation must be a mapping with dataset, method and dp_clip (and, for "
-            f"the mixed-rank comparison, client_ranks; for secure aggregation, secagg settings), e.g. "
-            f"{{dataset: fpb, method: lora, dp_clip: 1.0, client_ranks: [4, 8, 16, 16], secagg: {{}}}}; "
-            f"got {agg!r}."
+            f"the mixed-rank comparison, client_ranks; for secure aggregation, secagg settings; select: null "
+            f"or validation, the checkpoint policy of all its runs), e.g. {{dataset: fpb, method: lora, "
+            f"dp_clip: 1.0, client_ranks: [4, 8, 16, 16], secagg: {{}}}}; got {agg!r}."
         )
     ranks = (agg or {}).get("client_ranks")
     if ranks is not None and (

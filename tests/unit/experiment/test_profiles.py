@@ -78,3 +78,36 @@ def test_a_seeds_axis_repeats_every_training_cell_on_the_same_eval_rows(tmp_path
     path.write_text(base.replace("grid:\n", "grid:\n  extra_seeds:\n    fpb/lora: [3]\n", 1))
     with pytest.raises(ConfigError, match="<backbone>/<dataset>/<method>"):
         load_profile(str(path))
+
+
+def test_the_aggregation_study_has_one_checkpoint_policy_for_every_strategy(tmp_path):
+    """A profile that selects on validation cannot run FedSA-LoRA or FedEx-LoRA that way; grid.aggregation.select
+    null puts all of notebook 07's runs (FedAvg included, shared by its three parts) at their last round."""
+    from fedlab.experiment.plan import profile_configs
+
+    selecting = "defaults:\n  select: validation\n  client_val_fraction: 0.25\n"
+    base = (paths.PROFILES_DIR / "smoke.yaml").read_text().replace("defaults:\n", selecting, 1)
+    path = tmp_path / "selecting.yaml"
+    path.write_text(base)
+    with pytest.raises(ConfigError, match="select none with fedsa-lora"):
+        load_profile(str(path)).aggregation_configs()  # smoke's study, as it is, under validation selection
+    spec = "{dataset: fpb, method: lora, dp_clip: 1.0, select: null, client_ranks: [4, 8], secagg: {}}"
+    lines = [line for line in base.splitlines() if not line.strip().startswith("aggregation:")]
+    path.write_text("\n".join(lines).replace("grid:\n", f"grid:\n  aggregation: {spec}\n", 1) + "\n")
+    prof = load_profile(str(path))
+    study = prof.aggregation_configs() + prof.mixed_rank_configs() + prof.secagg_configs()
+    assert {c.select for c in study} == {None} and {c.strategy for c in study} >= {"fedsa-lora", "fedex-lora"}
+    assert all(c.select == "validation" for c in prof.cells() if c.setting == "federated")  # the grid's own runs
+    assert len(prof.study_configs()) == len({c.hash() for c in study}) < len(study)  # FedAvg once
+    assert {c.hash() for c in prof.study_configs()} <= {c.hash() for c in profile_configs(prof)}  # planned
+
+
+def test_a_curve_dataset_outside_the_grid_gets_its_floor_and_its_own_overrides(monkeypatch, fedlab_data_dir):
+    monkeypatch.setenv("FEDLAB_DATA_DIR", str(fedlab_data_dir))
+    monkeypatch.setenv("FEDLAB_RESULTS_DIR", str(paths.PACKAGE.parent / "results"))  # the committed curves
+    ref = load_profile("reference")
+    floors = {(c.model, c.dataset) for c in ref.curve_zeroshots()}
+    assert ("smollm2-135m", "pubmedqa") in floors and not {d for _, d in floors} & set(ref.grid["datasets"])
+    pubmed = [c for c in ref.curve_configs() if c.dataset == "pubmedqa"]
+    assert pubmed and {c.max_length for c in pubmed} == {512} and ref.analysis.margin_for("pubmedqa") == 0.08
+    assert {c.select for c in ref.study_configs()} == {None}  # reference selects on validation; notebook 07 cannot
