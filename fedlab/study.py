@@ -23,7 +23,8 @@ from fedlab.experiment.resources import DEFAULT_RESOURCES, Resources
 from fedlab.experiment.store import ResultStore, RunResult
 from fedlab.reporting import figures
 from fedlab.reporting.acceptance import acceptance_markdown
-from fedlab.reporting.curves import curves_markdown
+from fedlab.reporting.claims import headline_markdown
+from fedlab.reporting.curves import curves_markdown, outside_grid_sentences
 from fedlab.reporting.frames import frame, profile_results, results_frame
 from fedlab.reporting.grid_status import grid_status_markdown
 from fedlab.reporting.matched import matched_markdown
@@ -137,6 +138,15 @@ def of_setting(results: dict[str, dict[str, RunResult]], setting: str) -> dict[s
     """:func:`run_cell`'s results of one setting, keyed like the cells; a cell that lacks it (not run yet, in
     results-only mode) is left out, as :func:`run_cell` said."""
     return {name: cell[setting] for name, cell in results.items() if setting in cell}
+
+
+def headline(profile_name: str, verdicts: dict | None = None) -> str:
+    """The answer as the README gives it: the verdicts counted per domain, then, for a profile whose budgets
+    come from learning curves, what the curves say of the datasets outside its grid (learned or not)."""
+    profile = load_profile(profile_name)
+    verdicts = verdicts if verdicts is not None else profile_verdicts(profile)
+    also = outside_grid_sentences(profile) if profile.curves is not None else []
+    return headline_markdown(verdicts, profile=profile.name, also=also)
 
 
 def progress_tables(profile_name: str, verdicts: dict | None = None) -> list[str]:

@@ -265,9 +265,12 @@ def headline_sentences(verdicts: dict, profile: str | None = None) -> list[str]:
     return out
 
 
-def headline_markdown(verdicts: dict, profile: str | None = None) -> str:
-    """:func:`headline_sentences` as a short list (the README's answer beside the forest plot)."""
+def headline_markdown(verdicts: dict, profile: str | None = None, also: list[str] = ()) -> str:
+    """:func:`headline_sentences` as a short list (the README's answer beside the forest plot), then ``also``
+    (e.g. what the learning curves say of the domains without verdicts,
+    :func:`fedlab.reporting.curves.outside_grid_sentences`)."""
     sentences = headline_sentences(verdicts, profile)
-    if not sentences:
+    if not sentences and not also:
         return "(no results to answer from yet)"
-    return "\n".join([sentences[0], ""] + [f"- {s}" for s in sentences[1:]])
+    head = [sentences[0], ""] if sentences else []
+    return "\n".join(head + [f"- {s}" for s in [*sentences[1:], *also]])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fedlab.data import DATASETS
+from fedlab.data import DATASETS, domain_of
 from fedlab.experiment.curves import budget_from_curve, curve_points
 from fedlab.experiment.profiles import Profile
 from fedlab.experiment.provenance import cpu_label, measured_on_shared_cpu
@@ -94,6 +94,50 @@ def curves_markdown(profile: Profile, store: ResultStore | None = None) -> str:
             f"{r['n_rows']} | {floor} | {r['top_share']:.0%} | {r['wall_min']:.0f} | {r['cpu']}, {r['git_sha']}{flags} |"
         )
     return "\n".join(lines)
+
+
+def outside_grid_sentences(profile: Profile, store: ResultStore | None = None) -> list[str]:
+    """What the curves say of the datasets the grid does not run (e.g. healthcare in ``reference``, which
+    joins the grid only where its curve beats the floors): one sentence per domain, each curve's held-out
+    score at its best checkpoint against the higher floor, and what that means. Where a curve does not beat
+    its floors, that is the finding (no verdicts are printed for it); a curve not run yet is said so."""
+    outside = [r for r in curve_rows(profile, store) if r["dataset"] not in profile.grid["datasets"]]
+    by_domain: dict[str, list[dict]] = {}
+    for r in outside:
+        by_domain.setdefault(domain_of(r["dataset"]), []).append(r)
+    cap = profile.curves.cap if profile.curves else None
+    out = []
+    for domain, rows in by_domain.items():
+        parts = []
+        for r in rows:
+            what = f"{r['model']} {r['method']} on {r['dataset']}"
+            f = r.get("floors")
+            if not r["run"]:
+                parts.append(f"{what}: curve not run yet")
+            elif f is None:
+                parts.append(f"{what}: {r['metric']} {r['held_out']:.3f} (n={r['n_rows']}), floor not run yet")
+            else:
+                learned = f["verdict"] == "beats the floor"
+                parts.append(
+                    f"{what}: {r['metric']} {r['held_out']:.3f} at its best checkpoint (step {r['best_step']}, "
+                    f"n={r['n_rows']}) against the {f['floor']} floor {f['floor_score']:.3f} "
+                    f"({f['effect']:+.3f}, one-sided p={f['p']:.2g}): "
+                    + ("beats the floors, so it can enter the grid" if learned else "not learned")
+                )
+        beaten = [r for r in rows if r["run"] and r.get("floors") and r["floors"]["verdict"] == "beats the floor"]
+        ran = [r for r in rows if r["run"] and r.get("floors")]
+        verdict = (
+            f"no {domain} dataset has verdicts yet: "
+            + (
+                f"{len(ran) - len(beaten)} of {len(ran)} finished curves did not beat the floors within {cap} "
+                f"centralized steps on CPU (not learnable by that backbone and method at this budget), "
+                if ran
+                else ""
+            )
+            + "a dataset joins the grid only where its curve beats them"
+        )
+        out.append(f"**{domain.capitalize()}** (learning curves only; {verdict}): " + "; ".join(parts) + ".")
+    return out
 
 
 def curves_figure(profile: Profile, store: ResultStore | None = None, save: str | None = None):

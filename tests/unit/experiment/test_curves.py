@@ -195,3 +195,31 @@ def test_a_curve_sets_its_cells_budgets_and_is_tested_against_the_floors(tmp_pat
     assert row["budget"] == 48 and row["floors"]["verdict"] == "beats the floor"
     assert row["floors"]["floor"] in ("majority class", "calibrated zero-shot") and row["floors"]["n_rows"] == 300
     assert "beats the floor" in curves_markdown(prof, store)
+    # a dataset outside the grid is answered by its curves alone: learned, not learned, not run yet
+    from fedlab.reporting.claims import headline_markdown
+    from fedlab.reporting.curves import outside_grid_sentences
+
+    outside = tmp_path / "outside.yaml"
+    outside.write_text(
+        path.read_text()
+        .replace("datasets: [fpb], methods: [lora]", "datasets: [medqa], methods: [lora]")
+        .replace("checks: 2}", "checks: 2, datasets: [fpb, medqa], methods: [lora, ia3]}")
+    )
+    prof = load_profile(str(outside))
+    flat = prof.curve_config("tiny-random", "fpb", "ia3").resolved()  # answers the majority class throughout
+    store.save(
+        flat,
+        RunResult.of(
+            flat,
+            rounds=curve.rounds,
+            metrics={"n": 300, "macro_f1": 0.3, "prediction_shares": [0.0, 1.0, 0.0]},
+            predictions=[{"id": str(i), "gold": int(g), "pred": 1} for i, g in enumerate(golds)],
+        ),
+    )
+    (finding,) = outside_grid_sentences(prof, store)
+    assert finding.startswith("**Finance** (learning curves only; no finance dataset has verdicts yet: 1 of 2")
+    assert "tiny-random lora on fpb: macro_f1 0.850" in finding and "beats the floors, so it can enter" in finding
+    assert "tiny-random ia3 on fpb: macro_f1 0.300" in finding and "not learned" in finding
+    assert "on medqa" not in finding  # medqa is the grid's: its verdicts speak for it
+    text = headline_markdown({"comparisons": []}, profile=prof.name, also=[finding])
+    assert text == f"- {finding}"
