@@ -109,12 +109,10 @@ def outside_grid_sentences(profile: Profile, store: ResultStore | None = None) -
     out = []
     for domain, rows in by_domain.items():
         parts = []
-        for r in rows:
+        for r in (r for r in rows if r["run"]):
             what = f"{r['model']} {r['method']} on {r['dataset']}"
             f = r.get("floors")
-            if not r["run"]:
-                parts.append(f"{what}: curve not run yet")
-            elif f is None:
+            if f is None:
                 parts.append(f"{what}: {r['metric']} {r['held_out']:.3f} (n={r['n_rows']}), floor not run yet")
             else:
                 learned = f["verdict"] == "beats the floor"
@@ -136,6 +134,9 @@ def outside_grid_sentences(profile: Profile, store: ResultStore | None = None) -
             )
             + "a dataset joins the grid only where its curve beats them"
         )
+        waiting = sum(not r["run"] for r in rows)
+        if waiting:
+            parts.append(f"{waiting} of its {len(rows)} curves not run yet")
         out.append(f"**{domain.capitalize()}** (learning curves only; {verdict}): " + "; ".join(parts) + ".")
     return out
 
