@@ -23,8 +23,7 @@ from fedlab.experiment.resources import DEFAULT_RESOURCES, Resources
 from fedlab.experiment.store import ResultStore, RunResult
 from fedlab.reporting import figures
 from fedlab.reporting.acceptance import acceptance_markdown
-from fedlab.reporting.claims import headline_markdown
-from fedlab.reporting.curves import curves_markdown, outside_grid_sentences
+from fedlab.reporting.curves import curves_markdown, profile_headline
 from fedlab.reporting.frames import frame, profile_results, results_frame
 from fedlab.reporting.grid_status import grid_status_markdown
 from fedlab.reporting.matched import matched_markdown
@@ -144,9 +143,7 @@ def headline(profile_name: str, verdicts: dict | None = None) -> str:
     """The answer as the README gives it: the verdicts counted per domain, then, for a profile whose budgets
     come from learning curves, what the curves say of the datasets outside its grid (learned or not)."""
     profile = load_profile(profile_name)
-    verdicts = verdicts if verdicts is not None else profile_verdicts(profile)
-    also = outside_grid_sentences(profile) if profile.curves is not None else []
-    return headline_markdown(verdicts, profile=profile.name, also=also)
+    return profile_headline(profile, verdicts if verdicts is not None else profile_verdicts(profile))
 
 
 def progress_tables(profile_name: str, verdicts: dict | None = None) -> list[str]:

@@ -15,6 +15,7 @@ from fedlab.experiment.profiles import Profile
 from fedlab.experiment.provenance import cpu_label, measured_on_shared_cpu
 from fedlab.experiment.store import ResultStore
 
+from .claims import headline_markdown
 from .figures import METHOD_MARKERS, _plt, _save
 from .frames import result_for
 from .verdicts import floor_comparison
@@ -26,12 +27,14 @@ def beats_floors(profile: Profile, curve, store: ResultStore | None = None) -> d
     return floor_comparison(profile, [curve], store)
 
 
-def curve_rows(profile: Profile, store: ResultStore | None = None) -> list[dict]:
+def curve_rows(profile: Profile, store: ResultStore | None = None, datasets=None) -> list[dict]:
     """One row per curve of the profile: its budget, best validation score, held-out score at its best
     checkpoint (all rows), majority-class floor of the held-out set, wall time, CPU; ``None`` fields
     for a curve not run yet."""
     rows = []
     for cfg in profile.curve_configs():
+        if datasets is not None and cfg.dataset not in datasets:
+            continue  # (the floor test of each curve is a bootstrap: only the curves asked for)
         r = result_for(cfg, store)
         row = {"model": cfg.model, "dataset": cfg.dataset, "method": cfg.method, "lr": cfg.lr, "run": r is not None}
         if r is not None:
@@ -101,7 +104,8 @@ def outside_grid_sentences(profile: Profile, store: ResultStore | None = None) -
     joins the grid only where its curve beats the floors): one sentence per domain, each curve's held-out
     score at its best checkpoint against the higher floor, and what that means. Where a curve does not beat
     its floors, that is the finding (no verdicts are printed for it); a curve not run yet is said so."""
-    outside = [r for r in curve_rows(profile, store) if r["dataset"] not in profile.grid["datasets"]]
+    others = [d for d in (profile.curves.datasets if profile.curves else ()) if d not in profile.grid["datasets"]]
+    outside = curve_rows(profile, store, datasets=others)
     by_domain: dict[str, list[dict]] = {}
     for r in outside:
         by_domain.setdefault(domain_of(r["dataset"]), []).append(r)
@@ -139,6 +143,12 @@ def outside_grid_sentences(profile: Profile, store: ResultStore | None = None) -
             parts.append(f"{waiting} of its {len(rows)} curves not run yet")
         out.append(f"**{domain.capitalize()}** (learning curves only; {verdict}): " + "; ".join(parts) + ".")
     return out
+
+
+def profile_headline(profile: Profile, verdicts: dict) -> str:
+    """The answer as the README gives it: the verdicts counted per domain, then, for a profile whose budgets
+    come from learning curves, what the curves say of the datasets outside its grid (learned or not)."""
+    return headline_markdown(verdicts, profile=profile.name, also=outside_grid_sentences(profile))
 
 
 def curves_figure(profile: Profile, store: ResultStore | None = None, save: str | None = None):

@@ -22,7 +22,7 @@ from .bench_tables import (
     bench_train_table,
 )
 from .claims import answer_markdown, check_claims, claims_markdown, headline_markdown
-from .curves import curves_markdown, outside_grid_sentences
+from .curves import curves_markdown, profile_headline
 from .frames import result_for, results_frame
 from .grid_status import grid_status_markdown
 from .matched import matched_markdown
@@ -103,9 +103,7 @@ BLOCKS = {
     "reference-verdicts": lambda: verdict_markdown(_reference_verdicts()),
     "reference-acceptance": lambda: acceptance_markdown(load_profile(REFERENCE_PROFILE), _reference_verdicts()),
     "reference-matched": lambda: matched_markdown(load_profile(REFERENCE_PROFILE)),
-    "reference-headline": lambda: headline_markdown(
-        _reference_verdicts(), profile=REFERENCE_PROFILE, also=outside_grid_sentences(load_profile(REFERENCE_PROFILE))
-    ),
+    "reference-headline": lambda: profile_headline(load_profile(REFERENCE_PROFILE), _reference_verdicts()),
     "bench-evaluators": bench_evaluators_table,
     "bench-federated": bench_federated_table,
     "bench-train": bench_train_table,
