@@ -264,7 +264,9 @@ class Profile:
 
     def curve_configs(self) -> list[RunConfig]:
         """The curve runs of the profile's ``curves:`` block: centralized, to the cap, scored on the pooled
-        validation split every ``every`` steps (see :mod:`fedlab.experiment.curves`)."""
+        validation split every ``every`` steps (see :mod:`fedlab.experiment.curves`). A (backbone, dataset,
+        method) that ``grid.exclude`` cuts (an entry without a ``setting``) gets no curve: it has no budget to
+        set."""
         c = self.curves
         if c is None:
             return []
@@ -273,6 +275,7 @@ class Profile:
             for model in (c.models or self.models)
             for d in (c.datasets or self.grid["datasets"])
             for m in (c.methods or self.grid["methods"])
+            if not self.excluded(model=model, dataset=d, method=m)
         ]
 
     def excluded(self, **cell) -> bool:

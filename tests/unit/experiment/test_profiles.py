@@ -111,3 +111,17 @@ def test_a_curve_dataset_outside_the_grid_gets_its_floor_and_its_own_overrides(m
     pubmed = [c for c in ref.curve_configs() if c.dataset == "pubmedqa"]
     assert pubmed and {c.max_length for c in pubmed} == {512} and ref.analysis.margin_for("pubmedqa") == 0.08
     assert {c.select for c in ref.study_configs()} == {None}  # reference selects on validation; notebook 07 cannot
+
+
+def test_a_cut_cell_gets_no_curve_but_a_cut_setting_keeps_it(tmp_path, monkeypatch, fedlab_data_dir):
+    monkeypatch.setenv("FEDLAB_DATA_DIR", str(fedlab_data_dir))
+    monkeypatch.setenv("FEDLAB_RESULTS_DIR", str(paths.PACKAGE.parent / "results"))  # the committed curves
+    ref = load_profile("reference")
+    cut = [rule for rule in ref.grid["exclude"] if "setting" not in rule]
+    assert cut and not [c for c in ref.curve_configs() if ref.excluded(model=c.model, dataset=c.dataset, method=c.method)]
+    base = (paths.PROFILES_DIR / "reference.yaml").read_text()
+    path = tmp_path / "cut-isolated.yaml"
+    path.write_text(base.replace("  exclude:\n", "  exclude:\n    - {setting: isolated}\n", 1))
+    prof = load_profile(str(path))
+    assert len(prof.curve_configs()) == len(ref.curve_configs())  # the centralized curve still sets a budget
+    assert {c.setting for c in prof.cells()} == {"federated", "centralized"}
