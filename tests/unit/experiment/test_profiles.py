@@ -118,7 +118,9 @@ def test_a_cut_cell_gets_no_curve_but_a_cut_setting_keeps_it(tmp_path, monkeypat
     monkeypatch.setenv("FEDLAB_RESULTS_DIR", str(paths.PACKAGE.parent / "results"))  # the committed curves
     ref = load_profile("reference")
     cut = [rule for rule in ref.grid["exclude"] if "setting" not in rule]
-    assert cut and not [c for c in ref.curve_configs() if ref.excluded(model=c.model, dataset=c.dataset, method=c.method)]
+    assert cut and not [
+        c for c in ref.curve_configs() if ref.excluded(model=c.model, dataset=c.dataset, method=c.method)
+    ]
     base = (paths.PROFILES_DIR / "reference.yaml").read_text()
     path = tmp_path / "cut-isolated.yaml"
     path.write_text(base.replace("  exclude:\n", "  exclude:\n    - {setting: isolated}\n", 1))
