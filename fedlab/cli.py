@@ -531,6 +531,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="run the cells of these PEFT methods only (default: all of the profile's)",
     )
+    p_grid.add_argument(
+        "--only-settings",
+        nargs="+",
+        default=None,
+        help="run these settings only (of the profile's grid.settings); with it or --only-seeds the zero-shot "
+        "floors are left out (fedlab zeroshot --profile P runs them) (default: all of the profile's)",
+    )
+    p_grid.add_argument(
+        "--only-seeds",
+        nargs="+",
+        type=int,
+        default=None,
+        help="run these seeds only, e.g. to split a grid across machines or sessions (default: every seed the "
+        "profile asks for, its extra_seeds included)",
+    )
     _add_overrides(p_grid)
 
     p_cur = command("curves", "the learning curves that set a profile's budgets (cached), and the budgets")
@@ -680,10 +695,12 @@ def main(argv: list[str] | None = None) -> int:
             models = _grid_subset("--only-models", args.only_models, prof.models, prof.name)
             datasets = _grid_subset("--only-datasets", args.only_datasets, prof.grid["datasets"], prof.name)
             methods = _grid_subset("--only-methods", args.only_methods, prof.grid["methods"], prof.name)
+            settings = _grid_subset("--only-settings", args.only_settings, prof.grid["settings"], prof.name)
+            seeds = _grid_subset("--only-seeds", args.only_seeds, sorted({c.seed for c in prof.cells()}), prof.name)
             cells = [
                 _configure(lambda c=c, **o: prof.zeroshot(c.dataset, **o), {"model": c.model, **_overrides(args)}, sets)
                 for c in prof.zeroshots()
-                if c.model in models and c.dataset in datasets
+                if c.model in models and c.dataset in datasets and not (args.only_settings or args.only_seeds)
             ]
             cells += [
                 _configure(
@@ -692,7 +709,11 @@ def main(argv: list[str] | None = None) -> int:
                     sets,
                 )
                 for c in prof.cells()
-                if c.model in models and c.dataset in datasets and c.method in methods
+                if c.model in models
+                and c.dataset in datasets
+                and c.method in methods
+                and c.setting in settings
+                and c.seed in seeds
             ]
             cells.sort(key=lambda c: (c.setting != "zeroshot", models.index(c.model), datasets.index(c.dataset)))
             for i, cfg in enumerate(cells, 1):

@@ -193,6 +193,15 @@ def test_notebook_07_runs_only_for_profiles_with_an_aggregation_cell_and_grid_fi
     )
     assert [c.dataset for c in ran[2:]] == ["fiqa_sa"] * 9 + ["fpb"] * 9
 
+    # a grid split across sessions: one seed of two settings, no floors; an unknown seed names the choices
+    ran.clear()
+    assert main(argv + ["--only-settings", "federated", "isolated", "--only-seeds", "1"]) == 0
+    assert sorted((c.dataset, c.setting, c.seed) for c in ran) == [
+        (d, s, 1) for d in ("fiqa_sa", "fpb") for s in ("federated", "isolated")
+    ]
+    assert main(argv + ["--only-seeds", "7"]) != 0
+    assert "--only-seeds [7] are not in profile 'quick': choose from [0, 1, 2]" in capsys.readouterr().err
+
 
 def test_adapter_state_is_a_snapshot_not_a_view_of_the_live_parameters(tiny):
     """Isolated clients restart from a saved initial adapter and early stopping restores a saved best one:
