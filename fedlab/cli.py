@@ -449,6 +449,32 @@ def _curves(args, run) -> None:
         )
 
 
+def _aggregation(args, run) -> None:
+    """``fedlab aggregation``: notebook 07's runs ahead of the notebook (which then reads them from the cache)."""
+    prof = load_profile(args.profile)
+    cfgs = prof.study_configs()
+    if not cfgs:
+        raise ConfigError(
+            f"Profile {prof.name!r} has no grid.aggregation cell. Fix: add one "
+            "(grid.aggregation: {dataset: fpb, method: lora}) or choose --profile quick."
+        )
+    store = ResultStore()
+    for i, cfg in enumerate(cfgs, 1):
+        dp = f" dp noise {cfg.dp.get('noise')}" if cfg.dp else ""
+        ranks = f" ranks {','.join(map(str, cfg.client_ranks))}" if cfg.client_ranks else ""
+        params = "".join(f" {k}={v}" for k, v in (cfg.method_params or {}).items())
+        label = (
+            f"[{i}/{len(cfgs)}] {cfg.model} {cfg.dataset} {cfg.method}{params} {cfg.strategy}{dp}{ranks}"
+            f"{' secagg' if cfg.secagg is not None else ''} seed {cfg.seed}"
+        )
+        if args.status:
+            found = store.lookup(cfg.resolved())
+            print(f"{label}: {summary_line(found) if found else 'not run yet'}", flush=True)
+            continue
+        print(label, flush=True)
+        print(summary_line(run(cfg, force=args.force, resources=prof.resources)), flush=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``fedlab`` argument parser (every option's help states its default)."""
     parser = argparse.ArgumentParser(prog="fedlab", description=__doc__, formatter_class=HelpFormatter)
@@ -634,6 +660,14 @@ def build_parser() -> argparse.ArgumentParser:
     p_sw.add_argument("--lrs", nargs="+", type=float, default=list(DEFAULT_LRS), help="candidate learning rates")
     p_sw.add_argument("--force", action="store_true", help="rerun the sweep's runs even if finished results exist")
 
+    p_agg = command(
+        "aggregation",
+        "every run of notebook 07's study (strategies, DP, mixed ranks, SecAgg+: grid.aggregation), cached",
+    )
+    p_agg.add_argument("--profile", default="quick", help=f"{' | '.join(profile_names())} | path to a profile YAML")
+    p_agg.add_argument("--status", action="store_true", help="list the study's runs and which have finished")
+    p_agg.add_argument("--force", action="store_true", help="rerun the study's runs even if finished results exist")
+
     p_mig = command("migrate-results", "rewrite result files of an older schema (same runs, new config names)")
     p_mig.add_argument("--root", default=None, help="results folder (default: $FEDLAB_RESULTS_DIR or results/)")
     return parser
@@ -769,6 +803,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"(or, for this backbone only, grid.method_overrides.{record['model']}/{args.method}.lr; for it on "
                 f"this dataset only, grid.method_overrides.{record['model']}/{args.dataset}/{args.method}.lr)"
             )
+        elif args.command == "aggregation":
+            _aggregation(args, run)
         elif args.command == "migrate-results":
             for old, new in migrate_store(args.root):
                 print(f"{old} -> {new.name}")

@@ -151,3 +151,43 @@ def test_own_data_flags_reach_the_loader_and_the_summary_names_the_delimiter(res
     assert main(own + ["--delimiter", ","]) == 2  # told the wrong delimiter: the columns are not found
     assert "has no column(s) ['note', 'kind']" in capsys.readouterr().err
     assert main(RUN + ["--delimiter", ";"]) == 2 and "with --data PATH" in capsys.readouterr().err
+
+
+def test_aggregation_runs_notebook_07s_study_each_run_once_and_status_reads_the_cache(results, capsys, monkeypatch):
+    """``fedlab aggregation`` trains what notebook 07 would (the reference profile's study in the background,
+    before the notebook reads it from the cache); ``--status`` trains nothing."""
+    import shutil
+
+    import fedlab.cli
+    import fedlab.study
+    from fedlab import paths
+
+    # the study's budget comes from the committed FPB LoRA curve: only it is copied to the private results folder
+    monkeypatch.delenv("FEDLAB_RESULTS_DIR")
+    reference = load_profile("reference")
+    curve = ResultStore().lookup(reference.curve_config("smollm2-135m", "fpb", "lora").resolved())
+    assert curve is not None, "the committed SmolLM2 FPB LoRA curve"
+    monkeypatch.setenv("FEDLAB_RESULTS_DIR", str(results))
+    (results / curve.path.parent.name).mkdir(parents=True)
+    shutil.copy(curve.path, results / curve.path.parent.name / curve.path.name)
+    assert paths.results_dir() == results
+    expected = reference.study_configs()
+    assert len(expected) == 7  # 4 strategies + FedAvg at 3 DP noises; reference has no mixed ranks or SecAgg+
+    assert main(["aggregation", "--profile", "reference", "--status"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 7 and all(line.endswith("not run yet") for line in out)
+    assert [line.split(" seed ")[0].split(" ", 1)[1] for line in out] == [
+        f"smollm2-135m fpb lora {s}" for s in ("fedavg", "ffa-lora", "fedsa-lora", "fedex-lora")
+    ] + [f"smollm2-135m fpb lora fedavg dp noise {z}" for z in (0.3, 1.0, 3.0)]
+
+    ran = []
+    monkeypatch.setattr(fedlab.study, "run", lambda cfg, **kw: ran.append(cfg))
+    monkeypatch.setattr(fedlab.cli, "summary_line", lambda result: "")
+    assert main(["aggregation", "--profile", "reference"]) == 0
+    assert [c.hash() for c in ran] == [c.hash() for c in expected]
+    assert {c.setting for c in ran} == {"federated"} and {c.select for c in ran} == {None}
+
+    no_study = results.parent / "nostudy.yaml"
+    no_study.write_text("description: no study\ndefaults: {model: tiny-random}\ngrid: {datasets: [fpb]}\n")
+    assert main(["aggregation", "--profile", str(no_study)]) != 0
+    assert "has no grid.aggregation cell" in capsys.readouterr().err
