@@ -433,7 +433,7 @@ def _curves(args, run) -> None:
     store = ResultStore()
     for i, cfg in enumerate(cfgs, 1):
         label = f"[{i}/{len(cfgs)}] curve {cfg.model} {cfg.dataset} {cfg.method}"
-        result = store.lookup(cfg.resolved()) if args.status else None
+        result = store.find(cfg) if args.status else None
         if args.status and result is None:
             print(f"{label}: not run yet", flush=True)
             continue
@@ -468,7 +468,7 @@ def _aggregation(args, run) -> None:
             f"{' secagg' if cfg.secagg is not None else ''} seed {cfg.seed}"
         )
         if args.status:
-            found = store.lookup(cfg.resolved())
+            found = store.find(cfg)
             print(f"{label}: {summary_line(found) if found else 'not run yet'}", flush=True)
             continue
         print(label, flush=True)

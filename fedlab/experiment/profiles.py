@@ -116,7 +116,7 @@ class Profile:
 
     def budget(self, model: str, dataset: str, method: str) -> dict | None:
         """The budget the finished curve of this cell sets (``budget_from_curve``), or None before it ran."""
-        result = ResultStore().lookup(self.curve_config(model, dataset, method).resolved())
+        result = ResultStore().find(self.curve_config(model, dataset, method))
         return None if result is None else budget_from_curve(result, self.curves.tolerance)
 
     def zeroshot(self, dataset: str, **overrides) -> RunConfig:

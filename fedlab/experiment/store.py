@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from fedlab import paths
+from fedlab.data import DATA_DIR_ENV, resolve_data_dir
+from fedlab.errors import DataError
 from fedlab.io import write_json, write_jsonl
 
 from .config import RunConfig
@@ -213,6 +215,26 @@ class ResultStore:
             result.cached = True
             return result
         return None
+
+    def find(self, cfg: RunConfig) -> RunResult | None:
+        """The finished result of ``cfg`` as this machine resolves it (:meth:`RunConfig.resolved`), or None.
+
+        ``source: auto`` means the local release files when the data folder exists and the Hugging Face hub
+        when it does not: another config, so every result made from the local files would read as "not run
+        yet". Where that is the only reason a result is missing, this says so, with the fix, instead."""
+        resolved = cfg.resolved()
+        hit = self.lookup(resolved)
+        if hit is None and cfg.data is None and cfg.source == "auto" and resolved.source == "hub":
+            local = dataclasses.replace(resolved, source="local")
+            if self.lookup(local) is not None:
+                raise DataError(
+                    f"The result of this {cfg.setting} {cfg.dataset} run exists for the local release files "
+                    f"({self.path(local).name}), but the data folder {str(resolve_data_dir().absolute())!r} does "
+                    "not exist, so source 'auto' means the Hugging Face hub, another config with no results. "
+                    f"Fix: set {DATA_DIR_ENV} to the folder of the release files (make sets ../shared/data "
+                    "beside the clone) or put them in data/raw; or pass source='hub' to look for hub results."
+                )
+        return hit
 
     def results(self, pattern: str = "**/*.json"):
         """Every finished result under the root, sorted by path."""

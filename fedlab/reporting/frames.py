@@ -25,7 +25,7 @@ TRAINING_ORDER = SETTING_ORDER[1:]
 
 def result_for(cfg: RunConfig, store: ResultStore | None = None) -> RunResult | None:
     """The finished result of ``cfg``, or None if it has not been run."""
-    return (store or ResultStore()).lookup(cfg.resolved())
+    return (store or ResultStore()).find(cfg)
 
 
 def profile_results(

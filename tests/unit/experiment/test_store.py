@@ -1,10 +1,12 @@
 """Typed results and their store: round trips, lookup by hash, statuses, migration of schema-1 files."""
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
+from fedlab.errors import DataError
 from fedlab.experiment.config import Faults, RunConfig
 from fedlab.experiment.hooks import RunHooks
 from fedlab.experiment.migrate import migrate_result, migrate_store, upgrade_config
@@ -51,6 +53,23 @@ def test_partial_failed_or_foreign_results_are_not_served(tmp_path):
         store.save(cfg, RunResult.of(other))
     store.path(cfg).write_text("{not json")
     assert store.lookup(cfg) is None and ResultStore.read(store.path(cfg)) is None
+
+
+def test_find_says_when_a_missing_data_folder_hides_the_local_results(tmp_path, monkeypatch):
+    """source 'auto' without the data folder means the hub: find() names the fix instead of 'not run yet'."""
+    local = _cfg(setting="centralized")
+    store = ResultStore(tmp_path / "results")
+    store.save(local.resolved(), RunResult.of(local.resolved(), metrics={"accuracy": 0.5, "n": 2}))
+    auto = dataclasses.replace(local, source="auto")
+    monkeypatch.setenv("FEDLAB_DATA_DIR", str(tmp_path / "no-such-folder"))
+    with pytest.raises(DataError, match="FEDLAB_DATA_DIR") as err:
+        store.find(auto)
+    assert store.path(local.resolved()).name in str(err.value)
+    assert store.find(dataclasses.replace(local, source="hub")) is None  # asked for the hub: nothing to say
+    assert store.find(dataclasses.replace(auto, seed=1)) is None  # no local result either: simply not run
+    (tmp_path / "data").mkdir()
+    monkeypatch.setenv("FEDLAB_DATA_DIR", str(tmp_path / "data"))
+    assert store.find(auto).metrics["accuracy"] == 0.5  # the folder exists: auto is local, the result is found
 
 
 def test_unknown_fields_are_an_error_not_dropped():
