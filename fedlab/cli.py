@@ -42,6 +42,7 @@ from fedlab.experiment.migrate import migrate_store
 from fedlab.experiment.profiles import load_profile, profile_names
 from fedlab.experiment.store import ResultStore, RunResult
 from fedlab.fl.deployment.run import deploy_run
+from fedlab.reporting.curves import gate_state
 from fedlab.reporting.readme import BLOCKS, update_readme
 from fedlab.runs.sweep import DEFAULT_LRS, lr_sweep, sweep_path
 
@@ -430,10 +431,18 @@ def _curves(args, run) -> None:
         if chosen:
             keep = _grid_subset(option, chosen, list(dict.fromkeys(getattr(c, attr) for c in cfgs)), prof.name)
             cfgs = sorted((c for c in cfgs if getattr(c, attr) in keep), key=lambda c: keep.index(getattr(c, attr)))
-    store = ResultStore()
+    # a curve that curves.gate screens runs after its gate's curve (stable otherwise), and only once that beat its floors
+    cfgs = sorted(cfgs, key=lambda c: prof.curve_gate(c) is not None)
+    store, floors = ResultStore(), {}
     for i, cfg in enumerate(cfgs, 1):
         label = f"[{i}/{len(cfgs)}] curve {cfg.model} {cfg.dataset} {cfg.method}"
-        result = store.find(cfg) if args.status else None
+        result = store.find(cfg) if args.status or not args.force else None
+        if result is None:
+            gate = gate_state(prof, cfg, store, floors)
+            if gate["state"] != "open":
+                verb = "not run, by curves.gate" if gate["state"] == "closed" else "waits (curves.gate)"
+                print(f"{label}: {verb}: {gate['why']}", flush=True)
+                continue
         if args.status and result is None:
             print(f"{label}: not run yet", flush=True)
             continue

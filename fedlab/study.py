@@ -23,7 +23,7 @@ from fedlab.experiment.resources import DEFAULT_RESOURCES, Resources
 from fedlab.experiment.store import ResultStore, RunResult
 from fedlab.reporting import figures
 from fedlab.reporting.acceptance import acceptance_markdown
-from fedlab.reporting.curves import curves_markdown, profile_headline
+from fedlab.reporting.curves import curves_markdown, gated_out, profile_headline
 from fedlab.reporting.frames import frame, profile_results, results_frame
 from fedlab.reporting.grid_status import grid_status_markdown
 from fedlab.reporting.matched import matched_markdown
@@ -385,12 +385,34 @@ def check_profile_hub(profile: str | Profile) -> list[str]:
 def plan(profile_name: str, *, force: bool = False) -> Plan:
     """Which runs of a profile :func:`fedlab.pipeline.reproduce` reuses and which it trains, with a time estimate."""
     profile = load_profile(profile_name)
-    configs = profile_configs(profile)
+    held = gated_out(profile)
+    skip = {cfg.hash() for cfg, _ in held}
+    configs = [c for c in profile_configs(profile) if c.hash() not in skip]
     out = plan_grid(configs, force=force)
-    for note in (placement_note(profile, out.train), pending_note(profile)):
+    for note in (placement_note(profile, out.train), pending_note(profile), gate_note(held)):
         if note:
             out.notes.append(note)
     return out
+
+
+def gate_note(held: list[tuple]) -> str | None:
+    """The curves a profile's gate (``curves.gate``) leaves out of the plan, and why."""
+    if not held:
+        return None
+    closed = [f"{c.model}/{c.dataset}/{c.method}" for c, g in held if g["state"] == "closed"]
+    waits = [f"{c.model}/{c.dataset}/{c.method}" for c, g in held if g["state"] == "waits"]
+    parts = []
+    if closed:
+        parts.append(
+            f"{len(closed)} curve(s) not run, because the gate method's curve on their dataset did not beat "
+            f"the floors: {', '.join(closed)}"
+        )
+    if waits:
+        parts.append(
+            f"{len(waits)} curve(s) wait for the gate method's curve on their dataset, not counted above: "
+            f"{', '.join(waits)}"
+        )
+    return "curves.gate: " + "; ".join(parts)
 
 
 def summary_figures(profile_name: str, verdicts: dict | None = None) -> list[Path]:

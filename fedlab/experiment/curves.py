@@ -40,6 +40,10 @@ class Curves:
         min_rounds: the fewest federated rounds (local steps per round shrink, to 1, to respect the multiple).
         checks: about how many validation checkpoints a budgeted run makes (federated rounds and an
             isolated client's steps are spaced to give this many; centralized keeps ``every``).
+        gate: a PEFT method that screens the curves' datasets outside the grid: on such a dataset the other
+            methods' curves of a backbone run only once this method's curve there has beaten its floors (the
+            gate's curve runs first; where it does not learn, the others are not run, by this rule). None:
+            every curve runs.
     """
 
     cap: int = 480
@@ -52,6 +56,7 @@ class Curves:
     federated_multiple: float = 2.0
     min_rounds: int = 20
     checks: int = 8
+    gate: str | None = None
 
     @classmethod
     def from_dict(cls, data: dict | None) -> Curves | None:

@@ -278,6 +278,16 @@ class Profile:
             if not self.excluded(model=model, dataset=d, method=m)
         ]
 
+    def curve_gate(self, cfg: RunConfig) -> RunConfig | None:
+        """The curve that screens curve ``cfg`` (``curves.gate``): the gate method's curve of the same backbone
+        and dataset, for a dataset outside the grid and a method other than the gate; None where no gate applies
+        (``cfg`` then runs unconditionally). Whether the gate's curve beat its floors is a paired test on its
+        held-out rows, made where the floors are (:func:`fedlab.reporting.curves.gate_state`)."""
+        c = self.curves
+        if c is None or c.gate is None or cfg.method == c.gate or cfg.dataset in self.grid["datasets"]:
+            return None
+        return self.curve_config(cfg.model, cfg.dataset, c.gate)
+
     def excluded(self, **cell) -> bool:
         """True when ``grid.exclude`` leaves this cell out (an entry matches when all its fields do)."""
         return any(all(cell.get(k) == v for k, v in rule.items()) for rule in self.grid.get("exclude") or [])
@@ -410,4 +420,12 @@ def load_profile(name_or_path: str) -> Profile:
     )
     for cfg in profile.zeroshots() + profile.cells() + profile.curve_configs():
         cfg.validate()
+    curves = profile.curves
+    if curves is not None and curves.gate is not None:
+        methods = list(curves.methods or profile.grid["methods"])
+        if curves.gate not in methods:
+            raise ConfigError(
+                f"Profile {profile.name!r}: curves.gate {curves.gate!r} is not one of the curves' methods {methods}. "
+                f"{did_you_mean(curves.gate, methods)} Fix: name one of them, or drop curves.gate."
+            )
     return profile

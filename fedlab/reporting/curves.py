@@ -27,16 +27,62 @@ def beats_floors(profile: Profile, curve, store: ResultStore | None = None) -> d
     return floor_comparison(profile, [curve], store)
 
 
+def _floor_test(profile: Profile, cfg, result, store, cache: dict) -> dict | None:
+    """:func:`beats_floors` of one curve, once per config hash (a bootstrap)."""
+    if cfg.hash() not in cache:
+        cache[cfg.hash()] = beats_floors(profile, result, store)
+    return cache[cfg.hash()]
+
+
+def gate_state(profile: Profile, cfg, store: ResultStore | None = None, _floors: dict | None = None) -> dict:
+    """May curve ``cfg`` run by the profile's gate (``curves.gate``)? ``state``: ``open`` (no gate applies, or
+    the gate's curve beat its floors), ``waits`` (the gate's curve, or its floor, has not run yet) or ``closed``
+    (the gate's curve did not beat its floors: by the rule written before the curves ran, ``cfg`` is not run);
+    ``why`` says which curve decided, with its floor test. ``_floors``: a cache of floor tests by config hash."""
+    gate = profile.curve_gate(cfg)
+    if gate is None:
+        return {"state": "open", "why": None, "gate": None}
+    what = f"the {gate.method} curve of {gate.model} on {gate.dataset}"
+    result = result_for(gate, store)
+    if result is None:
+        return {"state": "waits", "why": f"{what} (its gate) has not run yet", "gate": gate}
+    f = _floor_test(profile, gate, result, store, {} if _floors is None else _floors)
+    if f is None:
+        return {"state": "waits", "why": f"the zero-shot floor of {what} (its gate) has not run yet", "gate": gate}
+    test = f"{f['floor']} {f['floor_score']:.3f}: {f['effect']:+.3f}, p={f['p']:.2g}"
+    if f["verdict"] == "beats the floor":
+        return {"state": "open", "why": f"{what} beat its floors ({test})", "gate": gate}
+    return {"state": "closed", "why": f"{what} did not beat its floors ({test})", "gate": gate}
+
+
+def gated_out(profile: Profile, store: ResultStore | None = None) -> list[tuple]:
+    """``(config, gate_state)`` of every curve not run yet that the profile's gate holds back (closed or
+    waiting); the plan and ``fedlab curves`` leave these out, and say so."""
+    if profile.curves is None or profile.curves.gate is None:
+        return []
+    cache: dict = {}
+    out = []
+    for cfg in profile.curve_configs():
+        if profile.curve_gate(cfg) is None or result_for(cfg, store) is not None:
+            continue
+        state = gate_state(profile, cfg, store, cache)
+        if state["state"] != "open":
+            out.append((cfg, state))
+    return out
+
+
 def curve_rows(profile: Profile, store: ResultStore | None = None, datasets=None) -> list[dict]:
     """One row per curve of the profile: its budget, best validation score, held-out score at its best
     checkpoint (all rows), majority-class floor of the held-out set, wall time, CPU; ``None`` fields
     for a curve not run yet."""
-    rows = []
+    rows, cache = [], {}
     for cfg in profile.curve_configs():
         if datasets is not None and cfg.dataset not in datasets:
             continue  # (the floor test of each curve is a bootstrap: only the curves asked for)
         r = result_for(cfg, store)
         row = {"model": cfg.model, "dataset": cfg.dataset, "method": cfg.method, "lr": cfg.lr, "run": r is not None}
+        if r is None:
+            row["gate"] = gate_state(profile, cfg, store, cache)
         if r is not None:
             b = budget_from_curve(r, profile.curves.tolerance)
             m = r.metrics
@@ -58,7 +104,7 @@ def curve_rows(profile: Profile, store: ResultStore | None = None, datasets=None
                 shared_cpu=measured_on_shared_cpu(r.timings),
                 git_sha=(r.manifest.git_sha or "")[:7],
                 git_dirty=r.manifest.git_dirty,
-                floors=beats_floors(profile, r, store),
+                floors=_floor_test(profile, cfg, r, store, cache),
             )
         rows.append(row)
     return rows
@@ -80,7 +126,9 @@ def curves_markdown(profile: Profile, store: ResultStore | None = None) -> str:
     lines = [head]
     for r in rows:
         if not r["run"]:
-            lines.append(f"| {r['model']} | {r['dataset']} | {r['method']} | {r['lr']:g} | not run yet | | | | | | | |")
+            lines.append(
+                f"| {r['model']} | {r['dataset']} | {r['method']} | {r['lr']:g} | {_not_run(r)} | | | | | | | |"
+            )
             continue
         ci = r["held_out_ci"]
         ci_text = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
@@ -97,6 +145,16 @@ def curves_markdown(profile: Profile, store: ResultStore | None = None) -> str:
             f"{r['n_rows']} | {floor} | {r['top_share']:.0%} | {r['wall_min']:.0f} | {r['cpu']}, {r['git_sha']}{flags} |"
         )
     return "\n".join(lines)
+
+
+def _not_run(row: dict) -> str:
+    """What a curve not run yet waits for, or why the gate holds it back (``curves.gate``)."""
+    gate = row.get("gate") or {}
+    if gate.get("state") == "closed":
+        return f"not run, by curves.gate: its {gate['gate'].method} curve did not beat the floors"
+    if gate.get("state") == "waits":
+        return f"waits for its {gate['gate'].method} curve (curves.gate)"
+    return "not run yet"
 
 
 def outside_grid_sentences(profile: Profile, store: ResultStore | None = None) -> list[str]:
@@ -138,7 +196,17 @@ def outside_grid_sentences(profile: Profile, store: ResultStore | None = None) -
             )
             + "a dataset joins the grid only where its curve beats them"
         )
-        waiting = sum(not r["run"] for r in rows)
+        states = [(r.get("gate") or {}).get("state") for r in rows if not r["run"]]
+        closed, held = states.count("closed"), states.count("waits")
+        waiting = len(states) - closed - held
+        gate = profile.curves.gate if profile.curves else None
+        if closed:
+            parts.append(
+                f"{closed} of its {len(rows)} curves not run, by the profile's gate (another method's curve runs only "
+                f"where the {gate} curve of its backbone on that dataset beat the floors)"
+            )
+        if held:
+            parts.append(f"{held} of its {len(rows)} curves wait for the {gate} curve of their backbone and dataset")
         if waiting:
             parts.append(f"{waiting} of its {len(rows)} curves not run yet")
         out.append(f"**{domain.capitalize()}** (learning curves only; {verdict}): " + "; ".join(parts) + ".")

@@ -134,7 +134,9 @@ def test_client_validation_rows_are_their_own(fedlab_data_dir, monkeypatch):
     assert not {r.id for r in data.validation_rows} & {r.id for rows in data.clients for r in rows}
 
 
-def test_a_curve_sets_its_cells_budgets_and_is_tested_against_the_floors(tmp_path, monkeypatch, fedlab_data_dir):
+def test_a_curve_sets_its_cells_budgets_and_is_tested_against_the_floors(
+    tmp_path, monkeypatch, fedlab_data_dir, capsys
+):
     """From result files only: before its curve a cell waits (CurvePending); after, every setting gets the
     budget the rule gives, and the curve's held-out predictions are tested against the floors."""
     from fedlab.experiment.curves import CurvePending
@@ -223,3 +225,49 @@ def test_a_curve_sets_its_cells_budgets_and_is_tested_against_the_floors(tmp_pat
     assert "on medqa" not in finding  # medqa is the grid's: its verdicts speak for it
     text = headline_markdown({"comparisons": []}, profile=prof.name, also=[finding])
     assert text == f"- {finding}"
+
+    # curves.gate: on a dataset outside the grid, another method's curve runs only where the gate's beat its floors
+    from fedlab import cli, study
+    from fedlab.reporting.curves import gate_state, gated_out
+    from fedlab.study import gate_note
+
+    text = outside.read_text().replace(
+        "datasets: [fpb, medqa], methods: [lora, ia3]}", "datasets: [fpb, fiqa_sa, medqa], methods: [lora, ia3, qlora]"
+    )
+    bad = tmp_path / "bad_gate.yaml"
+    bad.write_text(text + ", gate: sft}\n")
+    with pytest.raises(ConfigError, match="curves.gate 'sft' is not one of the curves' methods"):
+        load_profile(str(bad))
+    gated = tmp_path / "gated.yaml"
+    gated.write_text(text + ", gate: ia3}\n")  # ia3's fpb curve answers the majority class: it did not learn
+    prof = load_profile(str(gated))
+    held = {(c.dataset, c.method): g["state"] for c, g in gated_out(prof, store)}
+    # fpb lora ran before the gate existed (it stays); medqa is the grid's, screened by nothing
+    assert held == {("fpb", "qlora"): "closed", ("fiqa_sa", "lora"): "waits", ("fiqa_sa", "qlora"): "waits"}
+    table = curves_markdown(prof, store)
+    assert (
+        "| tiny-random | fpb | qlora | 0.001 | not run, by curves.gate: its ia3 curve did not beat the floors |"
+        in table
+    )
+    assert "| fiqa_sa | lora | 0.001 | waits for its ia3 curve (curves.gate) |" in table
+    assert "| fiqa_sa | ia3 | 0.001 | not run yet |" in table  # the gate itself is simply not run yet
+    (finding,) = outside_grid_sentences(prof, store)
+    assert "1 of its 6 curves not run, by the profile's gate" in finding
+    assert "2 of its 6 curves wait for the ia3 curve" in finding and "1 of its 6 curves not run yet" in finding
+    note = gate_note(gated_out(prof, store))
+    assert "1 curve(s) not run" in note and "tiny-random/fpb/qlora" in note and "2 curve(s) wait" in note
+    # `fedlab curves` runs the gates first and holds the others back, saying why
+    trained = []
+    monkeypatch.setattr(study, "run", lambda cfg, **kw: trained.append((cfg.dataset, cfg.method)) or curve)
+    assert cli.main(["curves", "--profile", str(gated), "--only-datasets", "fpb", "fiqa_sa"]) == 0
+    out = capsys.readouterr().out
+    assert trained == [("fiqa_sa", "ia3")]  # fpb's lora and ia3 are cached; fiqa_sa's gate runs first
+    assert (
+        "curve tiny-random fpb qlora: not run, by curves.gate: the ia3 curve of tiny-random on fpb did not beat" in out
+    )
+    # with LoRA as the gate, LoRA's fpb curve beat its floors: the others may run
+    lora_gate = tmp_path / "lora_gate.yaml"
+    lora_gate.write_text(text + ", gate: lora}\n")
+    prof = load_profile(str(lora_gate))
+    state = gate_state(prof, prof.curve_config("tiny-random", "fpb", "qlora"), store)
+    assert state["state"] == "open" and "the lora curve of tiny-random on fpb beat its floors" in state["why"]
