@@ -11,6 +11,7 @@
     fedlab figures --profile quick                   # remake figures + README tables from results
     fedlab tables [--readme]                         # tables from result files only
     fedlab sweep-lr --dataset fpb --method lora      # choose the learning rate on the validation split
+    fedlab land ../grid --watch 60                   # commit each result a grid in a worktree finishes
     fedlab run --profile smoke --dataset fpb --setting centralized --set schedule=linear --print-config
                                                      # any config field (--set KEY=VALUE); show, run nothing
 
@@ -23,11 +24,12 @@ import argparse
 import dataclasses
 import json
 import sys
+import time
 import typing
 
 import yaml
 
-from fedlab import pipeline, study
+from fedlab import paths, pipeline, study
 from fedlab.core.evaluate import EVALUATORS
 from fedlab.core.models import embedded_dir, registry_names
 from fedlab.core.peft_methods import METHODS
@@ -38,6 +40,7 @@ from fedlab.errors import ConfigError, FedlabError, did_you_mean
 from fedlab.experiment.config import DP_DEFAULTS, SECAGG_DEFAULTS, SETTINGS, STRATEGIES, Faults, RunConfig
 from fedlab.experiment.curves import budget_from_curve
 from fedlab.experiment.generate import generate_from_result
+from fedlab.experiment.landing import land
 from fedlab.experiment.migrate import migrate_store
 from fedlab.experiment.profiles import load_profile, profile_names
 from fedlab.experiment.store import ResultStore, RunResult
@@ -458,6 +461,25 @@ def _curves(args, run) -> None:
         )
 
 
+def _land(args) -> None:
+    """``fedlab land``: a worktree's finished results into this checkout, one commit each; held-back runs named once."""
+    said: set[str] = set()
+    while True:
+        for landing in land(args.worktree, paths.home(), label=args.label, dry_run=args.dry_run):
+            if landing.reason is not None:
+                if landing.path not in said:
+                    print(f"held back: {landing.path}: {landing.reason}", flush=True)
+                said.add(landing.path)
+            else:
+                print(
+                    f"{'would land' if args.dry_run else 'landed ' + str(landing.commit)}: {landing.message}",
+                    flush=True,
+                )
+        if args.watch is None or args.dry_run:
+            return
+        time.sleep(args.watch)
+
+
 def _aggregation(args, run) -> None:
     """``fedlab aggregation``: notebook 07's runs ahead of the notebook (which then reads them from the cache)."""
     prof = load_profile(args.profile)
@@ -605,6 +627,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_cur.add_argument("--status", action="store_true", help="print the budgets of finished curves; train nothing")
     p_cur.add_argument("--force", action="store_true", help="rerun a curve even if its result exists")
+
+    p_land = command(
+        "land", "commit each result a grid in its own git worktree has finished into this checkout, one commit each"
+    )
+    p_land.add_argument("worktree", help="the grid's worktree (made with: git worktree add ../grid HEAD)")
+    p_land.add_argument("--label", default="", help="a word the commit messages start with, e.g. the profile")
+    p_land.add_argument(
+        "--watch", type=float, default=None, help="look again every this many seconds until interrupted (default: once)"
+    )
+    p_land.add_argument(
+        "--dry-run", action="store_true", help="say what would land and what is held back; commit nothing"
+    )
 
     p_dep = command("deploy", "run one federated cell on Flower's Deployment Engine (local SuperLink + SuperNodes)")
     p_dep.add_argument("--dataset", required=True, help=f"a built-in dataset ({', '.join(BUILTIN_DATASETS)})")
@@ -814,6 +848,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         elif args.command == "aggregation":
             _aggregation(args, run)
+        elif args.command == "land":
+            _land(args)
         elif args.command == "migrate-results":
             for old, new in migrate_store(args.root):
                 print(f"{old} -> {new.name}")
