@@ -442,6 +442,11 @@ def _curves(args, run) -> None:
         result = store.find(cfg) if args.status or not args.force else None
         if result is None:
             gate = gate_state(prof, cfg, store, floors)
+            if gate.get("floor") is not None and not args.status:  # the gate's curve ran; its floor is minutes
+                print(f"{label}: its gate needs a floor: zero-shot {gate['floor'].model} {gate['floor'].dataset}")
+                run(gate["floor"], resources=prof.resources)
+                floors.pop(gate["gate"].hash(), None)
+                gate = gate_state(prof, cfg, store, floors)
             if gate["state"] != "open":
                 verb = "not run, by curves.gate" if gate["state"] == "closed" else "waits (curves.gate)"
                 print(f"{label}: {verb}: {gate['why']}", flush=True)

@@ -38,7 +38,8 @@ def gate_state(profile: Profile, cfg, store: ResultStore | None = None, _floors:
     """May curve ``cfg`` run by the profile's gate (``curves.gate``)? ``state``: ``open`` (no gate applies, or
     the gate's curve beat its floors), ``waits`` (the gate's curve, or its floor, has not run yet) or ``closed``
     (the gate's curve did not beat its floors: by the rule written before the curves ran, ``cfg`` is not run);
-    ``why`` says which curve decided, with its floor test. ``_floors``: a cache of floor tests by config hash."""
+    ``why`` says which curve decided, with its floor test; ``floor``: the zero-shot run it waits for, if that is
+    what it waits for. ``_floors``: a cache of floor tests by config hash."""
     gate = profile.curve_gate(cfg)
     if gate is None:
         return {"state": "open", "why": None, "gate": None}
@@ -48,7 +49,12 @@ def gate_state(profile: Profile, cfg, store: ResultStore | None = None, _floors:
         return {"state": "waits", "why": f"{what} (its gate) has not run yet", "gate": gate}
     f = _floor_test(profile, gate, result, store, {} if _floors is None else _floors)
     if f is None:
-        return {"state": "waits", "why": f"the zero-shot floor of {what} (its gate) has not run yet", "gate": gate}
+        return {
+            "state": "waits",
+            "why": f"the zero-shot floor of {what} (its gate) has not run yet",
+            "gate": gate,
+            "floor": profile.zeroshot(gate.dataset, model=gate.model),
+        }
     test = f"{f['floor']} {f['floor_score']:.3f}: {f['effect']:+.3f}, p={f['p']:.2g}"
     if f["verdict"] == "beats the floor":
         return {"state": "open", "why": f"{what} beat its floors ({test})", "gate": gate}

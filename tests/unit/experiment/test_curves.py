@@ -265,6 +265,33 @@ def test_a_curve_sets_its_cells_budgets_and_is_tested_against_the_floors(
     assert (
         "curve tiny-random fpb qlora: not run, by curves.gate: the ia3 curve of tiny-random on fpb did not beat" in out
     )
+    # once the gate's curve has run, its missing zero-shot floor is run (minutes) before the gate is read
+    fiqa_gate = prof.curve_config("tiny-random", "fiqa_sa", "ia3").resolved()
+    majority = [{"id": str(i), "gold": int(g), "pred": 1} for i, g in enumerate(golds)]
+    store.save(
+        fiqa_gate,
+        RunResult.of(fiqa_gate, rounds=curve.rounds, metrics={"n": 300, "macro_f1": 0.3}, predictions=majority),
+    )
+
+    def fake_run(cfg, **kw):
+        trained.append((cfg.dataset, cfg.setting))
+        zs = RunResult.of(
+            cfg.resolved(),
+            metrics={"n": 300},
+            predictions=[
+                {"id": str(i), "gold": int(g), "pred": int(np.argmax(ll)), "logliks": ll.round(3).tolist()}
+                for i, (g, ll) in enumerate(zip(golds, logliks))
+            ],
+        )
+        return store.save(cfg.resolved(), zs)
+
+    monkeypatch.setattr(study, "run", fake_run)
+    trained.clear()
+    assert cli.main(["curves", "--profile", str(gated), "--only-datasets", "fiqa_sa"]) == 0
+    out = capsys.readouterr().out
+    assert trained == [("fiqa_sa", "zeroshot")]  # once: the second screened curve finds the floor run
+    assert out.count("its gate needs a floor: zero-shot tiny-random fiqa_sa") == 1
+    assert "curve tiny-random fiqa_sa qlora: not run, by curves.gate: the ia3 curve of tiny-random on fiqa_sa" in out
     # with LoRA as the gate, LoRA's fpb curve beat its floors: the others may run
     lora_gate = tmp_path / "lora_gate.yaml"
     lora_gate.write_text(text + ", gate: lora}\n")
