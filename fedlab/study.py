@@ -123,7 +123,7 @@ def run_cell(
                         progress=progress,
                         resources=profile.resources,
                     )
-                    for seed in profile.seeds_for(model, dataset, method)
+                    for seed in profile.seeds_for(model, dataset, method, setting)
                 ]
                 runs = [r for r in runs if r is not None]
                 if runs:

@@ -282,7 +282,7 @@ def pending_note(profile: Profile) -> str | None:
     pending = profile.pending_cells()
     if not pending:
         return None
-    runs = sum(len(profile.grid["settings"]) * len(profile.seeds_for(*k)) for k in pending)
+    runs = sum(len(profile.seeds_for(*k, s)) for k in pending for s in profile.grid["settings"])
     return (
         f"{len(pending)} (backbone, dataset, method) cells ({runs} runs) wait for their learning "
         f"curve, which sets their budget; they are not counted above: " + ", ".join("/".join(k) for k in pending)

@@ -144,11 +144,16 @@ class Profile:
         """The seeds each training cell is repeated with (``grid.seeds``; default: the one ``seed``)."""
         return list(self.grid.get("seeds") or [self.defaults.get("seed", 0)])
 
-    def seeds_for(self, model: str, dataset: str, method: str) -> list[int]:
-        """The seeds of one (backbone, dataset, method) cell: the grid's, then the cell's own extra seeds
-        (``grid.extra_seeds: {"<backbone>/<dataset>/<method>": [3]}``, for a cell whose measured seed SD
-        asks for more seeds than the grid's, see the seed rule in the reference profile)."""
+    def seeds_for(self, model: str, dataset: str, method: str, setting: str | None = None) -> list[int]:
+        """The seeds of one (backbone, dataset, method) cell: the grid's, then the cell's own extra seeds, for a
+        cell whose measured seed SD asks for more seeds than the grid's (the seed rule in the reference profile):
+        ``grid.extra_seeds: {"<backbone>/<dataset>/<method>": [3]}`` for every setting, or ``{seeds: [3, 4],
+        settings: [federated, centralized]}`` for those settings only (the rule is about the federated -
+        centralized difference; the isolated comparison does not need them). ``setting`` None: the seeds any
+        setting of the cell has."""
         extra = (self.grid.get("extra_seeds") or {}).get(f"{model}/{dataset}/{method}") or []
+        if isinstance(extra, dict):
+            extra = extra["seeds"] if setting is None or setting in extra["settings"] else []
         return self.seeds + [s for s in extra if s not in self.seeds]
 
     def cells(self) -> list[RunConfig]:
@@ -188,7 +193,7 @@ class Profile:
             for d in g["datasets"]
             for m in g["methods"]
             for s in g["settings"]
-            for seed in self.seeds_for(model, d, m)
+            for seed in self.seeds_for(model, d, m, s)
             if not self.excluded(model=model, dataset=d, method=m, setting=s)
         ]
 
@@ -397,8 +402,18 @@ def load_profile(name_or_path: str) -> Profile:
             raise ConfigError(
                 f"Profile {path}: grid.extra_seeds key {cell!r} must be '<backbone>/<dataset>/<method>' of the grid."
             )
-        if not isinstance(extra, list) or not all(isinstance(x, int) for x in extra):
-            raise ConfigError(f"Profile {path}: grid.extra_seeds.{cell} must be a list of integers, got {extra!r}.")
+        seeds_, settings_ = (extra.get("seeds"), extra.get("settings")) if isinstance(extra, dict) else (extra, [])
+        if (
+            not isinstance(seeds_, list)
+            or not all(isinstance(x, int) for x in seeds_)
+            or (isinstance(extra, dict) and set(extra) != {"seeds", "settings"})
+            or not isinstance(settings_, list)
+            or not set(settings_) <= set(grid["settings"])
+        ):
+            raise ConfigError(
+                f"Profile {path}: grid.extra_seeds.{cell} must be a list of integers (every setting) or "
+                f"{{seeds: [...], settings: [...]}} with settings of the grid {grid['settings']}; got {extra!r}."
+            )
     margins = (data.get("analysis") or {}).get("margins") or {}
     bad = sorted(set(margins) - set(DATASETS))
     if bad:

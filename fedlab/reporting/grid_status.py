@@ -30,7 +30,10 @@ def grid_status_rows(profile: Profile, store: ResultStore | None = None) -> list
         seeds = profile.seeds_for(model, dataset, method)
         try:
             configs = {
-                s: [profile.config(dataset, s, method, model=model, seed=seed) for seed in seeds]
+                s: [
+                    profile.config(dataset, s, method, model=model, seed=seed)
+                    for seed in profile.seeds_for(model, dataset, method, s)
+                ]
                 for s in g["settings"]
                 if not profile.excluded(model=model, dataset=dataset, method=method, setting=s)
             }
@@ -47,6 +50,7 @@ def grid_status_rows(profile: Profile, store: ResultStore | None = None) -> list
             steps=budget["steps"] if budget else first.steps,
             seeds=seeds,
             finished={s: sum(r is not None for r in rs) for s, rs in results.items()},
+            asked={s: len(rs) for s, rs in results.items()},
             runs_done=len(done),
             runs_planned=planned,
             status="complete" if len(done) == planned else ("running" if done else "not started"),
@@ -86,8 +90,10 @@ def grid_status_markdown(profile: Profile, store: ResultStore | None = None) -> 
         if r["status"] == "waits for its curve":
             lines.append(f"{cell} {r['lr']:g} | | waits for its curve | | | |")
             continue
-        n = len(r["seeds"])
-        seeds = ", ".join(f"{r['finished'].get(s, '-')}/{n}" for s in ("federated", "centralized", "isolated"))
+        seeds = ", ".join(
+            f"{r['finished'][s]}/{r['asked'][s]}" if s in r["asked"] else "-"
+            for s in ("federated", "centralized", "isolated")
+        )
         flags = (f", {r['shared_cpu']} on a shared CPU" if r["shared_cpu"] else "") + (
             f", {r['dirty']} from a dirty tree" if r["dirty"] else ""
         )

@@ -65,7 +65,7 @@ def matched_rows(profile: Profile, store: ResultStore | None = None) -> list[dic
         if profile.excluded(model=model, dataset=dataset, method=method):
             continue
         seeds, points, central = [], [], []
-        for seed in profile.seeds_for(model, dataset, method):
+        for seed in profile.seeds_for(model, dataset, method, "federated"):
             try:
                 fed_cfg = profile.config(dataset, "federated", method, model=model, seed=seed)
                 cen_cfg = profile.config(dataset, "centralized", method, model=model, seed=seed)

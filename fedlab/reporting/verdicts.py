@@ -139,7 +139,7 @@ def runs(
     try:
         found = [
             result_for(profile.config(dataset, setting, method, seed=s, model=model), store)
-            for s in profile.seeds_for(model, dataset, method)
+            for s in profile.seeds_for(model, dataset, method, setting)
         ]
     except CurvePending:  # its budget waits for its learning curve: nothing of it has run
         return []

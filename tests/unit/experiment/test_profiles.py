@@ -78,6 +78,25 @@ def test_a_seeds_axis_repeats_every_training_cell_on_the_same_eval_rows(tmp_path
     path.write_text(base.replace("grid:\n", "grid:\n  extra_seeds:\n    fpb/lora: [3]\n", 1))
     with pytest.raises(ConfigError, match="<backbone>/<dataset>/<method>"):
         load_profile(str(path))
+    # extra seeds for some settings only (the seed rule is about federated - centralized)
+    path.write_text(
+        base.replace(
+            "grid:\n",
+            "grid:\n  seeds: [0, 1, 2]\n  extra_seeds:\n    tiny-random/fpb/lora: {seeds: [3, 4], settings: [federated, centralized]}\n",
+            1,
+        )
+    )
+    some = load_profile(str(path))
+    assert some.seeds_for("tiny-random", "fpb", "lora", "federated") == [0, 1, 2, 3, 4]
+    assert some.seeds_for("tiny-random", "fpb", "lora", "isolated") == [0, 1, 2]
+    assert some.seeds_for("tiny-random", "fpb", "lora") == [0, 1, 2, 3, 4]  # any setting's
+    more = {(c.setting, c.seed) for c in some.cells() if c.dataset == "fpb" and c.method == "lora"}
+    assert {("federated", 4), ("centralized", 4)} <= more and ("isolated", 3) not in more
+    assert len(some.cells()) == len(seeded.cells()) + 2 * 2
+    for bad in ("{seeds: [3], settings: [federated, zeroshot]}", "{seeds: [3]}", "{seeds: [x], settings: [federated]}"):
+        path.write_text(base.replace("grid:\n", f"grid:\n  extra_seeds:\n    tiny-random/fpb/lora: {bad}\n", 1))
+        with pytest.raises(ConfigError, match="a list of integers \\(every setting\\) or"):
+            load_profile(str(path))
 
 
 def test_the_aggregation_study_has_one_checkpoint_policy_for_every_strategy(tmp_path):
