@@ -230,30 +230,32 @@ def baselines(df, floors: dict | None = None, save: str | None = None):
 
 
 def energy_and_bytes(df, save: str | None = None):
-    """The primary metric vs energy (all training settings) and vs bytes sent (federated)."""
+    """The primary metric vs energy (all training settings) and vs bytes sent (federated): each run a faint
+    point, each (backbone, dataset, method, setting) the mean of its seeds, labelled once (n: its seeds)."""
     plt = _plt()
-    train = df[df["setting"].isin(TRAINING_SETTINGS)]
+    train = df[df["setting"].isin(TRAINING_SETTINGS)].assign(
+        wh=lambda d: 1000 * d["kwh"], mib=lambda d: d["bytes_total"] / 2**20
+    )
+    several = train["model"].nunique() > 1
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4))
     markers = METHOD_MARKERS
-    for _, r in train.iterrows():
-        a1.scatter(
-            1000 * r["kwh"], r["score"], color=SETTING_COLORS[r["setting"]], marker=markers.get(r["method"], "x"), s=50
-        )
-        a1.annotate(
-            f"{r['dataset']} ({r['metric']}, {r['model']})", (1000 * r["kwh"], r["score"]), fontsize=6, alpha=0.6
-        )
-        if r["setting"] == "federated":
-            a2.scatter(
-                r["bytes_total"] / 2**20,
-                r["score"],
-                marker=markers.get(r["method"], "x"),
-                s=50,
-                color=SETTING_COLORS["federated"],
-            )
-            a2.annotate(
-                f"{r['dataset']} {r['method']} ({r['model']})", (r["bytes_total"] / 2**20, r["score"]), fontsize=6
-            )
-    a1.set(xlabel="energy (Wh, CodeCarbon)", ylabel="primary metric (macro-F1 / accuracy)", title="score vs energy")
+    for (model, dataset, method, setting), g in train.groupby(["model", "dataset", "method", "setting"], sort=False):
+        style = dict(color=SETTING_COLORS[setting], marker=markers.get(method, "x"))
+        n = f" (n={len(g)})" if len(g) > 1 else ""
+        axes = [(a1, "wh", f"{dataset}{' ' + model if several else ''}{n}")]
+        if setting == "federated":
+            axes.append((a2, "mib", f"{dataset} {method}{' ' + model if several else ''}{n}"))
+        for ax, x, label in axes:
+            if len(g) > 1:
+                ax.scatter(g[x], g["score"], s=14, alpha=0.3, **style)
+            point = (g[x].mean(), g["score"].mean())
+            ax.scatter(*point, s=60, edgecolor="k", linewidth=0.5, **style)
+            ax.annotate(label, point, fontsize=6, alpha=0.8, xytext=(4, 3), textcoords="offset points")
+    a1.set(
+        xlabel="energy (Wh, CodeCarbon)",
+        ylabel="primary metric (macro-F1 / accuracy)",
+        title="score vs energy (mean of seeds; faint: each seed)",
+    )
     a2.set(
         xlabel="MiB sent (adapters, all rounds, both ways)", ylabel="primary metric", title="federated: score vs bytes"
     )
@@ -262,6 +264,12 @@ def energy_and_bytes(df, save: str | None = None):
     ]
     handles += [Line2D([], [], color="k", marker=m, ls="", label=k) for k, m in markers.items()]
     a1.legend(handles=handles, fontsize=8)
+    cpus = sorted(set(train["cpu"].dropna())) if "cpu" in train else []
+    fig.suptitle(
+        f"energy measured on: {', '.join(cpus) or 'CPU not recorded'} (compare energy only within one CPU)",
+        y=1.0,
+        fontsize=9,
+    )
     fig.tight_layout()
     return _save(fig, save)
 

@@ -118,3 +118,31 @@ def test_shared_curves_put_every_setting_on_examples_seen(fixture_results, tmp_p
     # the fixture's curves are held-out per round: federated and centralized each draw two checkpoints
     curves = [line for line in top.lines if line.get_linestyle() == "-"]
     assert len(curves) == 2 and all(len(line.get_xdata()) == 2 for line in curves)
+
+
+def test_score_vs_energy_labels_each_cell_once_at_the_mean_of_its_seeds():
+    """Three seeds of a cell are three faint points and one labelled mean, not three overlapping labels."""
+    import pandas as pd
+
+    rows = [
+        dict(
+            model="m",
+            dataset="fpb",
+            method="lora",
+            setting="federated",
+            kwh=k,
+            score=s,
+            bytes_total=b,
+            cpu="AMD 25/17/1",
+        )
+        for k, s, b in ((0.002, 0.70, 2**20), (0.004, 0.74, 2**20), (0.006, 0.78, 2**20))
+    ] + [dict(model="m", dataset="fpb", method="lora", setting="centralized", kwh=0.003, score=0.8, bytes_total=0)]
+    fig = figures.energy_and_bytes(pd.DataFrame(rows))
+    energy, data = fig.axes[0], fig.axes[1]
+    assert sorted(t.get_text() for t in energy.texts) == ["fpb", "fpb (n=3)"]
+    assert [t.get_text() for t in data.texts] == ["fpb lora (n=3)"]
+    (label,) = [t for t in energy.texts if t.get_text() == "fpb (n=3)"]
+    assert label.xy == pytest.approx((4.0, 0.74))  # the mean of the seeds: 4 Wh, 0.74
+    assert fig._suptitle.get_text().startswith("energy measured on: AMD 25/17/1 (compare")
+    faint = [c for c in energy.collections if len(c.get_offsets()) == 3]
+    assert len(faint) == 1 and faint[0].get_alpha() == pytest.approx(0.3)
