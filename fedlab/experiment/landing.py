@@ -38,9 +38,9 @@ class Landing:
     reason: str | None = None
 
 
-def _git(root: Path, *args: str, check: bool = True) -> str:
+def _git(root: Path, *args: str) -> str:
     out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
-    if check and out.returncode != 0:
+    if out.returncode != 0:
         raise ConfigError(f"git {' '.join(args)} in {root} failed: {out.stderr.strip() or out.stdout.strip()}")
     return out.stdout
 
