@@ -229,45 +229,67 @@ def baselines(df, floors: dict | None = None, save: str | None = None):
     return _save(fig, save)
 
 
+#: how the backbones of one figure differ when a panel holds several (marker colour: setting, shape: method)
+MODEL_FILLS = ("full", "none", "left", "bottom", "right", "top")
+
+
 def energy_and_bytes(df, save: str | None = None):
-    """The primary metric vs energy (all training settings) and vs bytes sent (federated): each run a faint
-    point, each (backbone, dataset, method, setting) the mean of its seeds, labelled once (n: its seeds)."""
+    """The primary metric vs energy (all training settings, top row) and vs bytes sent (federated, bottom
+    row), one column per dataset: colour is the setting, shape the method, fill the backbone; each run a
+    faint point, each (backbone, dataset, method, setting) the mean of its seeds. A point is labelled with
+    its number of seeds only where a panel's points differ in it (one label per run was unreadable)."""
     plt = _plt()
     train = df[df["setting"].isin(TRAINING_SETTINGS)].assign(
         wh=lambda d: 1000 * d["kwh"], mib=lambda d: d["bytes_total"] / 2**20
     )
-    several = train["model"].nunique() > 1
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4))
-    markers = METHOD_MARKERS
-    for (model, dataset, method, setting), g in train.groupby(["model", "dataset", "method", "setting"], sort=False):
-        style = dict(color=SETTING_COLORS[setting], marker=markers.get(method, "x"))
-        n = f" (n={len(g)})" if len(g) > 1 else ""
-        axes = [(a1, "wh", f"{dataset}{' ' + model if several else ''}{n}")]
-        if setting == "federated":
-            axes.append((a2, "mib", f"{dataset} {method}{' ' + model if several else ''}{n}"))
-        for ax, x, label in axes:
-            if len(g) > 1:
-                ax.scatter(g[x], g["score"], s=14, alpha=0.3, **style)
-            point = (g[x].mean(), g["score"].mean())
-            ax.scatter(*point, s=60, edgecolor="k", linewidth=0.5, **style)
-            ax.annotate(label, point, fontsize=6, alpha=0.8, xytext=(4, 3), textcoords="offset points")
-    a1.set(
-        xlabel="energy (Wh, CodeCarbon)",
-        ylabel="primary metric (macro-F1 / accuracy)",
-        title="score vs energy (mean of seeds; faint: each seed)",
-    )
-    a2.set(
-        xlabel="MiB sent (adapters, all rounds, both ways)", ylabel="primary metric", title="federated: score vs bytes"
-    )
+    datasets = list(dict.fromkeys(train["dataset"]))  # the frame's order: registry order
+    models = list(dict.fromkeys(train["model"]))
+    fills = {m: MODEL_FILLS[i % len(MODEL_FILLS)] for i, m in enumerate(models)}
+    fig, axes = plt.subplots(2, max(1, len(datasets)), figsize=(3.4 * max(1, len(datasets)) + 1, 6.4), squeeze=False)
+    cells = train.groupby(["dataset", "model", "method", "setting"], sort=False)
+    for col, dataset in enumerate(datasets):
+        top, bottom = axes[0, col], axes[1, col]
+        groups = [(key, g) for key, g in cells if key[0] == dataset]
+        vary = {(ax, len(g)) for key, g in groups for ax in ((top, bottom) if key[3] == "federated" else (top,))}
+        for (_, model, method, setting), g in groups:
+            color, marker = SETTING_COLORS[setting], METHOD_MARKERS.get(method, "x")
+            for ax, x in [(top, "wh")] + ([(bottom, "mib")] if setting == "federated" else []):
+                if len(g) > 1:
+                    ax.scatter(g[x], g["score"], s=12, alpha=0.3, color=color, marker=marker)
+                point = (g[x].mean(), g["score"].mean())
+                full = fills[model] == "full"  # an open marker keeps the setting's colour on its edge
+                ax.plot(
+                    *point,
+                    ls="",
+                    marker=marker,
+                    ms=8,
+                    color=color,
+                    fillstyle=fills[model],
+                    mec="k" if full else color,
+                    mew=0.6 if full else 1.6,
+                )
+                if len({n for a, n in vary if a is ax}) > 1:
+                    ax.annotate(f"n={len(g)}", point, fontsize=6, alpha=0.8, xytext=(4, 3), textcoords="offset points")
+        top.set_title(dataset, fontsize=10)
+        top.set_xlabel("energy (Wh, CodeCarbon)", fontsize=8)
+        bottom.set_xlabel("MiB sent (adapters, all rounds, both ways)", fontsize=8)
+        if not bottom.has_data():
+            bottom.text(0.5, 0.5, "no federated run", ha="center", va="center", transform=bottom.transAxes, fontsize=8)
+    axes[0, 0].set_ylabel("primary metric (macro-F1 / accuracy)", fontsize=8)
+    axes[1, 0].set_ylabel("federated: primary metric", fontsize=8)
     handles = [
-        Line2D([], [], color=c, marker="o", ls="", label=s) for s, c in SETTING_COLORS.items() if s != "zeroshot"
+        Line2D([], [], color=c, marker="o", ls="", label=s) for s, c in SETTING_COLORS.items() if s in TRAINING_SETTINGS
     ]
-    handles += [Line2D([], [], color="k", marker=m, ls="", label=k) for k, m in markers.items()]
-    a1.legend(handles=handles, fontsize=8)
+    handles += [Line2D([], [], color="k", marker=m, ls="", label=k) for k, m in METHOD_MARKERS.items()]
+    if len(models) > 1:
+        handles += [Line2D([], [], color="0.4", marker="o", ls="", fillstyle=fills[m], label=m) for m in models]
+    fig.legend(handles=handles, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    seeds = sorted({len(g) for _, g in cells})
+    n = f"n={seeds[0]} seeds" if len(seeds) == 1 else "n seeds where they differ"
     cpus = sorted(set(train["cpu"].dropna())) if "cpu" in train else []
     fig.suptitle(
+        f"score vs energy and vs bytes: each marker the mean of its {n}, faint: each seed\n"
         f"energy measured on: {', '.join(cpus) or 'CPU not recorded'} (compare energy only within one CPU)",
-        y=1.0,
         fontsize=9,
     )
     fig.tight_layout()

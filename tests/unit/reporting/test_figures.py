@@ -120,29 +120,36 @@ def test_shared_curves_put_every_setting_on_examples_seen(fixture_results, tmp_p
     assert len(curves) == 2 and all(len(line.get_xdata()) == 2 for line in curves)
 
 
-def test_score_vs_energy_labels_each_cell_once_at_the_mean_of_its_seeds():
-    """Three seeds of a cell are three faint points and one labelled mean, not three overlapping labels."""
+def test_score_vs_energy_facets_datasets_and_draws_each_cell_at_the_mean_of_its_seeds():
+    """A column per dataset (energy above, bytes below); three seeds of a cell are three faint points and one
+    mean marker; backbones differ by fill; seed counts are labelled only in a panel where they differ."""
     import pandas as pd
 
-    rows = [
-        dict(
-            model="m",
-            dataset="fpb",
+    def row(dataset, setting, kwh, score, model="m", mib=1):
+        return dict(
+            model=model,
+            dataset=dataset,
             method="lora",
-            setting="federated",
-            kwh=k,
-            score=s,
-            bytes_total=b,
+            setting=setting,
+            kwh=kwh,
+            score=score,
+            bytes_total=mib * 2**20,
             cpu="AMD 25/17/1",
         )
-        for k, s, b in ((0.002, 0.70, 2**20), (0.004, 0.74, 2**20), (0.006, 0.78, 2**20))
-    ] + [dict(model="m", dataset="fpb", method="lora", setting="centralized", kwh=0.003, score=0.8, bytes_total=0)]
+
+    rows = [row("fpb", "federated", k, s) for k, s in ((0.002, 0.70), (0.004, 0.74), (0.006, 0.78))]
+    rows += [row("fpb", "centralized", 0.003, 0.8), row("fiqa_sa", "centralized", 0.001, 0.5)]
+    rows += [row("fiqa_sa", "centralized", 0.002, 0.6, model="g")]
     fig = figures.energy_and_bytes(pd.DataFrame(rows))
-    energy, data = fig.axes[0], fig.axes[1]
-    assert sorted(t.get_text() for t in energy.texts) == ["fpb", "fpb (n=3)"]
-    assert [t.get_text() for t in data.texts] == ["fpb lora (n=3)"]
-    (label,) = [t for t in energy.texts if t.get_text() == "fpb (n=3)"]
-    assert label.xy == pytest.approx((4.0, 0.74))  # the mean of the seeds: 4 Wh, 0.74
-    assert fig._suptitle.get_text().startswith("energy measured on: AMD 25/17/1 (compare")
-    faint = [c for c in energy.collections if len(c.get_offsets()) == 3]
+    (fpb_e, fiqa_e), (fpb_b, fiqa_b) = fig.axes[0:2], fig.axes[2:4]
+    assert [fpb_e.get_title(), fiqa_e.get_title()] == ["fpb", "fiqa_sa"]
+    means = {tuple(np.round(line.get_xydata()[0], 3)): line.get_fillstyle() for line in fpb_e.lines}
+    assert means == {(4.0, 0.74): "full", (3.0, 0.8): "full"}  # federated: the mean of its seeds, 4 Wh and 0.74
+    assert sorted(t.get_text() for t in fpb_e.texts) == ["n=1", "n=3"]  # counts differ in this panel
+    assert len(fiqa_e.texts) == 0 and sorted(line.get_fillstyle() for line in fiqa_e.lines) == ["full", "none"]
+    assert [tuple(np.round(line.get_xydata()[0], 3)) for line in fpb_b.lines] == [(1.0, 0.74)]
+    assert [t.get_text() for t in fiqa_b.texts] == ["no federated run"]
+    faint = [c for c in fpb_e.collections if len(c.get_offsets()) == 3]
     assert len(faint) == 1 and faint[0].get_alpha() == pytest.approx(0.3)
+    assert "energy measured on: AMD 25/17/1 (compare" in fig._suptitle.get_text()
+    assert {"m", "g"} <= {t.get_text() for t in fig.legends[0].get_texts()}
