@@ -175,3 +175,26 @@ def test_your_data_in_a_curve_profile_asks_for_its_own_curve_first(results, tmp_
     first = next(line for line in said.splitlines() if line.startswith(" - "))
     assert first.startswith(" - not run yet: centralized user-") and "lora smollm2-135m seed 0" in first
     assert "comes from its learning curve, which has not been run" in said and "zeroshot user-" in said
+
+
+def test_a_backbone_is_converted_before_the_run_is_measured(results, monkeypatch):
+    """The one-time GGUF conversion of a fresh machine (Gemma ~80 s) happens before the executor starts, so
+    it is not inside the first run's wall time, load or memory readings."""
+    from fedlab.core import models
+    from fedlab.runs import runner
+
+    calls = []
+
+    class Stop(Exception):
+        pass
+
+    def executor(cfg, **_):
+        calls.append(("executor", cfg.setting))
+        raise Stop
+
+    monkeypatch.setattr(models, "resolve", lambda name: calls.append(("resolve", name)))
+    monkeypatch.setattr(runner, "machine_load", lambda: calls.append(("measure", None)) or {})
+    monkeypatch.setitem(runner.EXECUTORS, "zeroshot", executor)
+    with pytest.raises(Stop):
+        run(RunConfig(dataset="fpb", model="gemma3-270m", max_eval=4, n_boot=0), progress=False)
+    assert calls == [("resolve", "gemma3-270m"), ("measure", None), ("executor", "zeroshot")]
