@@ -42,6 +42,7 @@ from fedlab.experiment.curves import budget_from_curve
 from fedlab.experiment.generate import generate_from_result
 from fedlab.experiment.landing import land
 from fedlab.experiment.migrate import migrate_store
+from fedlab.experiment.plan import parse_deadline, plan_grid
 from fedlab.experiment.profiles import load_profile, profile_names
 from fedlab.experiment.store import ResultStore, RunResult
 from fedlab.fl.deployment.run import deploy_run
@@ -608,6 +609,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="run these seeds only, e.g. to split a grid across machines or sessions (default: every seed the "
         "profile asks for, its extra_seeds included)",
     )
+    p_grid.add_argument(
+        "--deadline",
+        default=None,
+        help="start no run that is not expected to end by then: HH:MM (its next occurrence) or a duration "
+        "(90m, 2.5h); each run's time is `fedlab plan`'s estimate (the median of finished runs of its shape on "
+        "this CPU where there are some). The grid stops before the first run that would end later and says "
+        "so; the same command goes on from there (default: no deadline)",
+    )
     _add_overrides(p_grid)
 
     p_cur = command("curves", "the learning curves that set a profile's budgets (cached), and the budgets")
@@ -798,11 +807,20 @@ def main(argv: list[str] | None = None) -> int:
                 and c.seed in seeds
             ]
             cells.sort(key=lambda c: (c.setting != "zeroshot", models.index(c.model), datasets.index(c.dataset)))
+            deadline = parse_deadline(args.deadline) if args.deadline else None
+            timing = plan_grid(cells, force=args.force) if deadline else None
             for i, cfg in enumerate(cells, 1):
-                print(
-                    f"[{i}/{len(cells)}] {cfg.model} {cfg.setting} {cfg.dataset} {cfg.method} seed {cfg.seed}",
-                    flush=True,
-                )
+                name = f"{cfg.model} {cfg.setting} {cfg.dataset} {cfg.method} seed {cfg.seed}"
+                if deadline and (why := timing.ends_after(cfg, deadline)):
+                    started = {c.hash() for c in timing.train}
+                    left = sum(c.resolved().hash() in started for c in cells[i - 1 :])
+                    print(
+                        f"[fedlab] stopped before [{i}/{len(cells)}] {name}: {why}. {left} run(s) not started; "
+                        "the same command goes on from here (finished runs are reused).",
+                        flush=True,
+                    )
+                    break
+                print(f"[{i}/{len(cells)}] {name}", flush=True)
                 print(summary_line(run(cfg, force=args.force, resources=prof.resources)), flush=True)
         elif args.command == "curves":
             _curves(args, run)

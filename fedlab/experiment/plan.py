@@ -17,12 +17,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import re
 import statistics
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from fedlab.core.flops import body_parameters, matmul_peak_gflops
 from fedlab.core.models import cpu_supports_bf16, resolve, resolve_device
 from fedlab.core.prompts import user_text
+from fedlab.errors import ConfigError
 
 from .config import RunConfig
 from .curves import CurvePending
@@ -57,6 +60,24 @@ class Plan:
     def total_seconds(self) -> float | None:
         values = [self.seconds.get(c.hash()) for c in self.train]
         return None if any(v is None for v in values) else float(sum(values))
+
+    def ends_after(self, cfg: RunConfig, deadline: datetime, now: datetime | None = None) -> str | None:
+        """Why ``cfg``, started now, is not expected to finish by ``deadline``; None when it is (a reused run
+        always is). A run without an estimate does not fit: nobody can say when it would end."""
+        key = cfg.resolved().hash()
+        if key not in self.seconds:
+            return None
+        now = now or datetime.now()
+        seconds = self.seconds[key]
+        if seconds is None:
+            return f"its time cannot be estimated on this machine, so it may not end by {deadline:%Y-%m-%d %H:%M}"
+        end = now + timedelta(seconds=seconds)
+        if end <= deadline:
+            return None
+        return (
+            f"its estimated {seconds / 60:.0f} min ({self.source[key]}) would end at {end:%H:%M}, after the "
+            f"deadline {deadline:%Y-%m-%d %H:%M}"
+        )
 
     def describe(self) -> str:
         lines = [f"{len(self.reuse)} finished runs are reused (same config hash), {len(self.train)} will be trained."]
@@ -252,6 +273,24 @@ def plan_grid(
         else:
             out.seconds[key], out.source[key] = est, "flops"
     return out
+
+
+def parse_deadline(text: str, now: datetime | None = None) -> datetime:
+    """When ``fedlab grid --deadline`` must be done: ``HH:MM`` (its next occurrence, local time) or a duration
+    from now (``90m``, ``2.5h``)."""
+    now = now or datetime.now()
+    value = text.strip().lower()
+    if clock := re.fullmatch(r"(\d{1,2}):(\d{2})", value):
+        hour, minute = int(clock[1]), int(clock[2])
+        if hour < 24 and minute < 60:
+            at = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+            return at if at > now else at + timedelta(days=1)
+    elif span := re.fullmatch(r"(\d+(?:\.\d+)?)\s*(m|min|h)", value):
+        return now + timedelta(minutes=float(span[1]) * (60 if span[2] == "h" else 1))
+    raise ConfigError(
+        f"--deadline {text!r} is neither a time of day (HH:MM, 24 h) nor a duration from now (minutes or hours). "
+        "Fix: e.g. --deadline 07:40 or --deadline 90m or --deadline 2.5h."
+    )
 
 
 def profile_configs(profile: Profile) -> list[RunConfig]:
