@@ -40,7 +40,9 @@ def _n_text(c: dict) -> str:
     if c.get("resampled") != "seeds and rows":
         seeds = c.get("n_seeds") or 1
         return f"{c['n_rows']}" + (f" x {seeds} seeds (fixed)" if seeds > 1 else "")
-    text = f"{c['n_rows']} x {c['n_seeds']} seeds"
+    other = c.get("other_seeds")  # isolated may have fewer seeds than federated (extra seeds by setting)
+    seeds = f"{c['n_seeds']} / {other}" if other is not None and other != c["n_seeds"] else f"{c['n_seeds']}"
+    text = f"{c['n_rows']} x {seeds} seeds"
     needed = (c.get("seeds") or {}).get("seeds_needed")
     return text + (f" (rule: {needed})" if needed is not None and needed > c["n_seeds"] else "")
 

@@ -253,6 +253,7 @@ def compare_settings(
                 family=FAMILIES[1],
                 other="isolated (mean of clients)",
                 other_hashes=hashes,
+                other_seeds=len(iso),
                 other_score=float(np.mean([stats.metric_value(metric, golds, p, n_labels) for p in mean_preds])),
                 other_collapsed=False,
                 other_prediction_shares=None,

@@ -153,3 +153,13 @@ def test_score_vs_energy_facets_datasets_and_draws_each_cell_at_the_mean_of_its_
     assert len(faint) == 1 and faint[0].get_alpha() == pytest.approx(0.3)
     assert "energy measured on: AMD 25/17/1 (compare" in fig._suptitle.get_text()
     assert {"m", "g"} <= {t.get_text() for t in fig.legends[0].get_texts()}
+
+
+def test_the_sample_column_names_both_sides_seed_counts_where_they_differ():
+    """Federated with nine seeds against isolated with three: the verdict row says 9 / 3, not 9."""
+    from fedlab.reporting.verdict_text import _n_text
+
+    row = dict(n_rows=1210, n_seeds=9, resampled="seeds and rows")
+    assert _n_text({**row, "other_seeds": 3}) == "1210 x 9 / 3 seeds"
+    assert _n_text({**row, "other_seeds": 9}) == "1210 x 9 seeds"
+    assert _n_text(row) == "1210 x 9 seeds"
