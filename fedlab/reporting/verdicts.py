@@ -190,14 +190,25 @@ def cell_comparisons(
     """The unadjusted paired comparisons of one (backbone, dataset, method) cell (empty if a setting is missing)."""
     model = model or profile.models[0]
     fed, cen, iso = (runs(profile, dataset, method, s, store, model) for s in ("federated", "centralized", "isolated"))
-    return compare_settings(fed, cen, iso, profile.analysis, dataset=dataset, method=method, model=model)
+    return compare_settings(
+        fed, cen, iso, profile.analysis, dataset=dataset, method=method, model=model, rule_seeds=len(profile.seeds)
+    )
 
 
 def compare_settings(
-    fed: list[RunResult], cen: list[RunResult], iso: list[RunResult], a, *, dataset: str, method: str, model: str
+    fed: list[RunResult],
+    cen: list[RunResult],
+    iso: list[RunResult],
+    a,
+    *,
+    dataset: str,
+    method: str,
+    model: str,
+    rule_seeds: int | None = None,
 ) -> list[dict]:
     """The unadjusted paired comparisons of federated runs (one per seed) with centralized and isolated
-    runs of the same seeds, under the analysis block ``a`` (see :func:`decide` for the verdicts)."""
+    runs of the same seeds, under the analysis block ``a`` (see :func:`decide` for the verdicts); the seed
+    rule counts from the first ``rule_seeds`` seeds (default: all, see :func:`seed_spread`)."""
     spec = DATASETS[dataset]
     n_labels, metric = len(spec.label_names), spec.primary_metric
     if not fed:
@@ -233,7 +244,9 @@ def compare_settings(
                 family=FAMILIES[0],
                 other="centralized",
                 other_hashes=c["hashes"],
-                seeds=seed_spread(golds, f["preds"], c["preds"], n_labels, metric, a.margin_for(dataset)),
+                seeds=seed_spread(
+                    golds, f["preds"], c["preds"], n_labels, metric, a.margin_for(dataset), rule_seeds
+                ),
                 other_score=float(np.mean([stats.metric_value(metric, golds, p, n_labels) for p in c["preds"]])),
                 other_collapsed=c["collapsed"],
                 other_prediction_shares=c["shares"],
@@ -278,10 +291,16 @@ def compare_settings(
     return out
 
 
-def seed_spread(golds, preds_a, preds_b, n_labels: int, metric: str, margin: float) -> dict | None:
+def seed_spread(
+    golds, preds_a, preds_b, n_labels: int, metric: str, margin: float, rule_seeds: int | None = None
+) -> dict | None:
     """Seed k of ``a`` minus seed k of ``b`` on all rows: their standard deviation, the standard error of
     their mean, and how many seeds make that standard error at most half the margin (the profile's seed
-    rule); None with fewer than two seeds a side."""
+    rule); None with fewer than two seeds a side.
+
+    The rule's count is read from the first ``rule_seeds`` seeds (a profile's ``grid.seeds``, the seeds it was
+    declared on) and is not revised as extra seeds land: a count that grew with every seed added would be a
+    stopping rule chasing the result. The spread of all seeds is reported beside it (``sd``, ``se``)."""
     k = min(len(preds_a), len(preds_b))
     if k < 2:
         return None
@@ -290,13 +309,18 @@ def seed_spread(golds, preds_a, preds_b, n_labels: int, metric: str, margin: flo
         - stats.metric_value(metric, golds, preds_b[i], n_labels)
         for i in range(k)
     ]
-    sd = float(np.std(diffs, ddof=1))
+    basis = diffs[:rule_seeds] if rule_seeds and 2 <= rule_seeds < k else diffs
+    sd, rule_sd = float(np.std(diffs, ddof=1)), float(np.std(basis, ddof=1))
     return {
         "differences": diffs,
         "sd": sd,
         "se": sd / np.sqrt(k),
-        "seeds_needed": max(3, int(np.ceil((2 * sd / margin) ** 2))),
-        "rule": "seeds until the standard error of the per-seed difference is at most half the margin (>= 3)",
+        "se_within_half_margin": bool(sd / np.sqrt(k) <= margin / 2),
+        "rule_seeds": len(basis),
+        "rule_sd": rule_sd,
+        "seeds_needed": max(3, int(np.ceil((2 * rule_sd / margin) ** 2))),
+        "rule": "seeds until the standard error of the per-seed difference is at most half the margin (>= 3), "
+        "counted from the first seeds",
     }
 
 

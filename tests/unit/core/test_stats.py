@@ -125,6 +125,21 @@ def test_seed_spread_gives_the_seeds_the_margin_needs():
     assert seed_spread(golds, a[:1], right[None], 2, "accuracy", 0.05) is None
 
 
+def test_seed_rule_counts_from_the_declared_seeds_and_is_not_revised_by_extra_seeds():
+    from fedlab.reporting.verdicts import seed_spread
+
+    golds = np.array([0, 1] * 50)
+    right = golds.copy()
+    # accuracy 1.0, 0.9, 0.8 on the three declared seeds, then two extra seeds far apart (1.0, 0.6)
+    a = np.stack([np.where(np.arange(100) < k, 1 - golds, golds) for k in (0, 10, 20, 0, 40)])
+    s = seed_spread(golds, a, np.stack([right] * 5), 2, "accuracy", margin=0.05, rule_seeds=3)
+    assert s["rule_seeds"] == 3 and s["rule_sd"] == pytest.approx(0.1) and s["seeds_needed"] == 16
+    assert s["sd"] == pytest.approx(np.std([0, -0.1, -0.2, 0, -0.4], ddof=1))  # all five seeds, reported
+    assert s["se"] == pytest.approx(s["sd"] / np.sqrt(5)) and s["se_within_half_margin"] is False
+    everything = seed_spread(golds, a, np.stack([right] * 5), 2, "accuracy", margin=0.05)
+    assert everything["rule_seeds"] == 5 and everything["seeds_needed"] > 16
+
+
 def test_welch_handles_repeats_without_spread_and_large_nearly_equal_readings():
     import warnings
 
