@@ -244,9 +244,7 @@ def compare_settings(
                 family=FAMILIES[0],
                 other="centralized",
                 other_hashes=c["hashes"],
-                seeds=seed_spread(
-                    golds, f["preds"], c["preds"], n_labels, metric, a.margin_for(dataset), rule_seeds
-                ),
+                seeds=seed_spread(golds, f["preds"], c["preds"], n_labels, metric, a.margin_for(dataset), rule_seeds),
                 other_score=float(np.mean([stats.metric_value(metric, golds, p, n_labels) for p in c["preds"]])),
                 other_collapsed=c["collapsed"],
                 other_prediction_shares=c["shares"],
