@@ -200,6 +200,14 @@ def _margins_text(rows: list[dict]) -> str:
     return "its dataset's margin (" + ", ".join(f"{d} ±{m:g}" for d, m in sorted(margins.items())) + ")"
 
 
+def _beyond_margin(c: dict) -> bool:
+    """Whether the 90 % CI TOST decides with lies wholly outside ±margin: the difference is shown to exceed
+    the margin, not only to differ from zero (a significant difference whose CI reaches inside the margin is
+    "not equivalent" in the verdict table too, but is not shown to be larger than the margin)."""
+    lo, hi = c.get("ci_tost") or c["ci"]
+    return hi < -c["margin"] or lo > c["margin"]
+
+
 def headline_sentences(verdicts: dict, profile: str | None = None) -> list[str]:
     """The answer in at most four sentences per domain (plus one saying where it comes from), counted
     from the verdicts exactly as :func:`answer_markdown` counts them: what the README says first.
@@ -223,12 +231,17 @@ def headline_sentences(verdicts: dict, profile: str | None = None) -> list[str]:
                 w: sum(c["verdict"] == w for c in fed_cen) for w in ("equivalent", "not equivalent", "inconclusive")
             }
             lower = sum(c["verdict"] == "not equivalent" and c["effect"] < 0 for c in fed_cen)
+            beyond = sum(c["verdict"] == "not equivalent" and _beyond_margin(c) for c in fed_cen)
             other = n - sum(count.values())
             out.append(
                 f"**{domain.capitalize()}** ({n} cells): federated was equivalent to centralized within "
                 f"{_margins_text(fed_cen)} (TOST) in {count['equivalent']}, not equivalent in "
                 f"{count['not equivalent']}"
-                + (f" (federated lower in {lower} of them)" if count["not equivalent"] else "")
+                + (
+                    f" (federated lower in {lower} of them; the whole 90 % CI beyond the margin in {beyond})"
+                    if count["not equivalent"]
+                    else ""
+                )
                 + " and inconclusive in "
                 f"{count['inconclusive']}" + (f", undecided in {other}" if other else "") + "."
             )

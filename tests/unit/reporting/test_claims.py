@@ -35,6 +35,7 @@ def _comparison(family, dataset, method, verdict, effect=0.0, collapsed=False, m
         "verdict": verdict,
         "effect": effect,
         "ci": [effect - 0.1, effect + 0.1],
+        "ci_tost": [effect - 0.08, effect + 0.08],
         "margin": 0.03 if dataset == "fpb" else 0.05,
         "federated_collapsed": collapsed,
         "n_seeds": 3,
@@ -57,7 +58,9 @@ def test_headline_counts_the_verdicts_in_at_most_ten_sentences():
     sentences = claims.headline_sentences({"comparisons": rows}, profile="p")
     assert len(sentences) <= 10
     finance = next(s for s in sentences if s.startswith("**Finance**"))
-    assert "(3 cells)" in finance and "in 1, not equivalent in 2 (federated lower in 1 of them)" in finance
+    assert "(3 cells)" in finance and (
+        "in 1, not equivalent in 2 (federated lower in 1 of them; the whole 90 % CI beyond the margin in 1)" in finance
+    )
     assert "fiqa_sa ±0.05, fpb ±0.03" in finance
     assert any("1 of 3 of these" in s or "in 1 of these 3 cells" in s for s in sentences)
     assert any(s.startswith("Federated beat") and "in 1 of 2 finance cells" in s for s in sentences)
