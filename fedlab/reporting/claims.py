@@ -200,6 +200,14 @@ def _margins_text(rows: list[dict]) -> str:
     return "its dataset's margin (" + ", ".join(f"{d} ±{m:g}" for d, m in sorted(margins.items())) + ")"
 
 
+def _minus_margins(rows: list[dict]) -> str:
+    """The non-inferiority bound: "-0.05" for one margin, "minus its dataset's margin (fiqa_sa 0.05, ...)"."""
+    margins = {c["dataset"]: c["margin"] for c in rows}
+    if len(set(margins.values())) == 1:
+        return f"-{next(iter(margins.values())):g}"
+    return "minus its dataset's margin (" + ", ".join(f"{d} {m:g}" for d, m in sorted(margins.items())) + ")"
+
+
 def _beyond_margin(c: dict) -> bool:
     """Whether the 90 % CI TOST decides with lies wholly outside ±margin: the difference is shown to exceed
     the margin, not only to differ from zero (a significant difference whose CI reaches inside the margin is
@@ -271,7 +279,7 @@ def headline_sentences(verdicts: dict, profile: str | None = None) -> list[str]:
             )
         if parts:
             out.append(
-                f"Federated, at -{_margins_text([c for c in rows if c['family'] == FAMILIES[3]]).lstrip('±')}: "
+                f"Federated, at {_minus_margins([c for c in rows if c['family'] == FAMILIES[3]])}: "
                 + "; ".join(parts)
                 + "."
             )
