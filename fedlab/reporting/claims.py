@@ -193,19 +193,14 @@ def answer_markdown(verdicts: dict) -> str:
 _NAMES = {"lora": "LoRA", "qlora": "QLoRA", "ia3": "IA3"}
 
 
-def _margins_text(rows: list[dict]) -> str:
+def _margins_text(rows: list[dict], sign: str = "±", several: str = "its dataset's margin") -> str:
+    """The margin(s) of ``rows``: "±0.05" for one, "its dataset's margin (fiqa_sa ±0.05, fpb ±0.03)" for
+    several; ``sign="-"`` with ``several="minus its dataset's margin"`` gives the non-inferiority bound."""
     margins = {c["dataset"]: c["margin"] for c in rows}
     if len(set(margins.values())) == 1:
-        return f"±{next(iter(margins.values())):g}"
-    return "its dataset's margin (" + ", ".join(f"{d} ±{m:g}" for d, m in sorted(margins.items())) + ")"
-
-
-def _minus_margins(rows: list[dict]) -> str:
-    """The non-inferiority bound: "-0.05" for one margin, "minus its dataset's margin (fiqa_sa 0.05, ...)"."""
-    margins = {c["dataset"]: c["margin"] for c in rows}
-    if len(set(margins.values())) == 1:
-        return f"-{next(iter(margins.values())):g}"
-    return "minus its dataset's margin (" + ", ".join(f"{d} {m:g}" for d, m in sorted(margins.items())) + ")"
+        return f"{sign}{next(iter(margins.values())):g}"
+    inner = ", ".join(f"{d} {sign if sign == '±' else ''}{m:g}" for d, m in sorted(margins.items()))
+    return f"{several} ({inner})"
 
 
 def _beyond_margin(c: dict) -> bool:
@@ -278,11 +273,9 @@ def headline_sentences(verdicts: dict, profile: str | None = None) -> list[str]:
                 f"inferior in {inf} and inconclusive in {inc}"
             )
         if parts:
-            out.append(
-                f"Federated, at {_minus_margins([c for c in rows if c['family'] == FAMILIES[3]])}: "
-                + "; ".join(parts)
-                + "."
-            )
+            noninf = [c for c in rows if c["family"] == FAMILIES[3]]
+            bound = _margins_text(noninf, "-", "minus its dataset's margin")
+            out.append(f"Federated, at {bound}: " + "; ".join(parts) + ".")
     return out
 
 

@@ -65,6 +65,7 @@ def test_headline_counts_the_verdicts_in_at_most_ten_sentences():
     assert any("1 of 3 of these" in s or "in 1 of these 3 cells" in s for s in sentences)
     assert any(s.startswith("Federated beat") and "in 1 of 2 finance cells" in s for s in sentences)
     cheap = next(s for s in sentences if "non-inferior to LoRA" in s and "IA3" in s)
+    assert cheap.startswith("Federated, at minus its dataset's margin (fiqa_sa 0.05, fpb 0.03): ")
     assert "IA3 was non-inferior to LoRA in 1 of 2 cells, inferior in 1" in cheap and "QLoRA" in cheap
     assert any(s.startswith("**Healthcare** (1 cells)") and "inconclusive in 1" in s for s in sentences)
     committed = json_load(REPO / "results" / "verdicts" / "quick.json")
