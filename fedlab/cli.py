@@ -700,7 +700,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_plan.add_argument("--profile", default="quick", help=f"{' | '.join(profile_names())} | path to a profile YAML")
     p_plan.add_argument("--force", action="store_true", help="plan to retrain every run")
 
-    p_fig = command("figures", "remake summary figures and README tables from existing results")
+    p_fig = command(
+        "figures",
+        "remake the summary figures, each (domain, method)'s curves, per-client and energy figures, and the "
+        "README tables, from existing results (no training)",
+    )
     p_fig.add_argument("--profile", default="quick", help=f"{' | '.join(profile_names())} | path to a profile YAML")
 
     p_tab = command("tables", "print tables made from result files; --readme updates README.md")

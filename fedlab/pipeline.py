@@ -211,8 +211,9 @@ def reproduce(
 
 
 def make_figures(profile_name: str = "quick") -> list[Path]:
-    """``make figures``: the summary figures, the profile's verdict file and, for the README's profile,
-    the README's tables."""
+    """``make figures``: the summary figures, notebook 02's figures of each (domain, method) with a finished
+    training run (:func:`fedlab.study.cell_figures`), the profile's verdict file and, for the README's
+    profile, the README's tables; from existing results only."""
     profile = load_profile(profile_name)
     written = []
     if profile.curves is not None and curves_figure(profile, save=f"{profile.name}_curves") is not None:

@@ -96,19 +96,25 @@ def _say_missing(missing: list[str]) -> None:
 
 
 def run_cell(
-    profile_name: str, domain: str, method: str, *, force: bool = False, progress: bool = True
+    profile_name: str,
+    domain: str,
+    method: str,
+    *,
+    force: bool = False,
+    progress: bool = True,
+    results_only: bool | None = None,
 ) -> dict[str, dict[str, RunResult]]:
     """Zero-shot floor plus every training setting of one (domain, method) pair, per backbone and dataset
     of the domain; keyed ``<dataset>_<backbone>``. A setting whose runs cannot be shown (budget waiting for
     its curve; not run, in results-only mode) is left out of its cell, and a cell without its zero-shot
-    floor altogether, each with the reason printed."""
+    floor altogether, each with the reason printed. ``results_only`` (default: the environment's, see
+    :func:`run`): load finished runs, train nothing."""
     profile = load_profile(profile_name)
     out, missing = {}, []
+    loading = {"force": force, "progress": progress, "results_only": results_only}
     for model in profile.models:
         for dataset in datasets_for(profile, domain):
-            zeroshot = _found(
-                lambda d=dataset, m=model: profile.zeroshot(d, model=m), missing, force=force, progress=progress
-            )
+            zeroshot = _found(lambda d=dataset, m=model: profile.zeroshot(d, model=m), missing, **loading)
             if zeroshot is None:
                 continue
             cell = {"zeroshot": zeroshot}
@@ -119,9 +125,8 @@ def run_cell(
                             d, s, method, seed=seed, model=m
                         ),
                         missing,
-                        force=force,
-                        progress=progress,
                         resources=profile.resources,
+                        **loading,
                     )
                     for seed in profile.seeds_for(model, dataset, method, setting)
                 ]
@@ -164,8 +169,33 @@ def progress_tables(profile_name: str, verdicts: dict | None = None) -> list[str
 
 
 def curve_cells(results: dict[str, dict[str, RunResult]]) -> dict[tuple[str, str], dict[str, RunResult]]:
-    """:func:`run_cell`'s results keyed ``(backbone, dataset)``, what :func:`figures.shared_curves` draws."""
-    return {(cell["zeroshot"].config["model"], cell["zeroshot"].config["dataset"]): cell for cell in results.values()}
+    """:func:`run_cell`'s results keyed ``(backbone, dataset)``, what :func:`figures.shared_curves` draws; a cell
+    with no training run yet (only its zero-shot floor) is left out, so no panel is drawn empty."""
+    return {
+        (cell["zeroshot"].config["model"], cell["zeroshot"].config["dataset"]): cell
+        for cell in results.values()
+        if set(cell) - {"zeroshot"}
+    }
+
+
+def cell_figures(profile_name: str, domain: str, method: str, results: dict[str, dict[str, RunResult]]) -> list[Path]:
+    """Notebook 02's figures of one (domain, method) from :func:`run_cell`'s ``results``, under the names the
+    notebook saves them: the learning curves on shared axes, each federated run's per-client scores and each
+    cell's energy per phase. A cell with no training run yet (only its zero-shot floor) is left out (see
+    :func:`curve_cells`); nothing is drawn where no cell has one. Returns the files written."""
+    trained = {name: cell for name, cell in results.items() if set(cell) - {"zeroshot"}}
+    if not trained:
+        return []
+    saved = {
+        f"{profile_name}_{domain}_{method}_curves": figures.shared_curves(
+            curve_cells(results), floors=cell_floors(trained)
+        )
+    }
+    for name, federated in of_setting(trained, "federated").items():
+        saved[f"{profile_name}_{name}_{method}_per_client"] = figures.per_client(federated)
+    for name, cell in trained.items():
+        saved[f"{profile_name}_{name}_{method}_energy"] = figures.energy_phases(list(cell.values()))
+    return [figures.save_and_close(fig, name) for name, fig in saved.items()]
 
 
 def cell_floors(results: dict[str, dict[str, RunResult]], seed: int = 0) -> dict[str, dict]:
@@ -429,4 +459,9 @@ def summary_figures(profile_name: str, verdicts: dict | None = None) -> list[Pat
     names = ["baselines", "energy_bytes", "cost_frontier", "energy_phases"]
     if figures.forest(verdicts or profile_verdicts(profile), save=f"{profile.name}_forest") is not None:
         names.insert(0, "forest")
-    return [figures.figures_dir() / f"{profile.name}_{n}.png" for n in names]
+    written = [figures.figures_dir() / f"{profile.name}_{n}.png" for n in names]
+    for domain in profile_domains(profile):
+        for method in profile.grid["methods"]:
+            cells = run_cell(profile_name, domain, method, progress=False, results_only=True)
+            written += cell_figures(profile.name, domain, method, cells)
+    return written

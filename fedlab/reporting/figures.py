@@ -8,6 +8,8 @@ Results are :class:`~fedlab.experiment.store.RunResult` objects; tables of them 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
@@ -45,6 +47,13 @@ def _save(fig, save: str | None):
         out.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(out, dpi=120, bbox_inches="tight")
     return fig
+
+
+def save_and_close(fig, save: str) -> Path:
+    """Write ``fig`` as ``<figures dir>/<save>.png`` and free it (for figures drawn in bulk, not shown)."""
+    _save(fig, save)
+    _plt().close(fig)
+    return figures_dir() / f"{save}.png"
 
 
 def label_balance(data_dir=None, save: str | None = None):

@@ -163,3 +163,27 @@ def test_the_sample_column_names_both_sides_seed_counts_where_they_differ():
     assert _n_text({**row, "other_seeds": 3}) == "1210 x 9 / 3 seeds"
     assert _n_text({**row, "other_seeds": 9}) == "1210 x 9 seeds"
     assert _n_text(row) == "1210 x 9 seeds"
+
+
+def test_fedlab_figures_draws_notebook_02s_figures_of_each_cell_with_a_training_run(fixture_results, tmp_path):
+    """`fedlab figures` keeps the committed per-cell figures current from the results (no notebook run): the
+    curves, per-client and energy figures under notebook 02's names; a cell with only its zero-shot floor
+    (fpb/ia3 here) draws no figure, so no figure shows an empty panel."""
+    from fedlab import study
+
+    out = tmp_path / "figures"
+    model = SMOKE.models[0].replace("/", "--")
+    lora = study.cell_figures("smoke", "finance", "lora", study.run_cell("smoke", "finance", "lora", results_only=True))
+    assert [p.name for p in lora] == [
+        "smoke_finance_lora_curves.png",
+        f"smoke_fpb_{model}_lora_per_client.png",
+        f"smoke_fpb_{model}_lora_energy.png",
+    ]
+    assert all(p.parent == out and p.stat().st_size > 5_000 for p in lora)
+    ia3 = study.run_cell("smoke", "finance", "ia3", results_only=True)
+    assert set(ia3[f"fpb_{model}"]) == {"zeroshot"} and study.curve_cells(ia3) == {}
+    assert study.cell_figures("smoke", "finance", "ia3", ia3) == []
+    written = study.summary_figures("smoke")
+    assert {p.name for p in lora} | {"smoke_finance_qlora_curves.png", "smoke_forest.png"} <= {p.name for p in written}
+    assert not any("ia3" in p.name or "healthcare" in p.name for p in written)
+    assert all(p.exists() for p in written)
