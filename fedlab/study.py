@@ -103,14 +103,17 @@ def run_cell(
     force: bool = False,
     progress: bool = True,
     results_only: bool | None = None,
+    missing: list[str] | None = None,
 ) -> dict[str, dict[str, RunResult]]:
     """Zero-shot floor plus every training setting of one (domain, method) pair, per backbone and dataset
     of the domain; keyed ``<dataset>_<backbone>``. A setting whose runs cannot be shown (budget waiting for
     its curve; not run, in results-only mode) is left out of its cell, and a cell without its zero-shot
-    floor altogether, each with the reason printed. ``results_only`` (default: the environment's, see
+    floor altogether, each with the reason printed, or appended to ``missing`` where a list is given (a
+    caller that loads many cells says it once). ``results_only`` (default: the environment's, see
     :func:`run`): load finished runs, train nothing."""
     profile = load_profile(profile_name)
-    out, missing = {}, []
+    out, collect = {}, missing is not None
+    missing = missing if collect else []
     loading = {"force": force, "progress": progress, "results_only": results_only}
     for model in profile.models:
         for dataset in datasets_for(profile, domain):
@@ -134,7 +137,8 @@ def run_cell(
                 if runs:
                     cell[setting] = runs[0]  # the first seed shown per cell; the verdicts use every seed
             out[f"{dataset}_{model.replace('/', '--')}"] = cell
-    _say_missing(missing)
+    if not collect:
+        _say_missing(missing)
     return out
 
 
@@ -460,8 +464,14 @@ def summary_figures(profile_name: str, verdicts: dict | None = None) -> list[Pat
     if figures.forest(verdicts or profile_verdicts(profile), save=f"{profile.name}_forest") is not None:
         names.insert(0, "forest")
     written = [figures.figures_dir() / f"{profile.name}_{n}.png" for n in names]
+    missing: list[str] = []
     for domain in profile_domains(profile):
         for method in profile.grid["methods"]:
-            cells = run_cell(profile_name, domain, method, progress=False, results_only=True)
+            cells = run_cell(profile_name, domain, method, progress=False, results_only=True, missing=missing)
             written += cell_figures(profile.name, domain, method, cells)
+    if missing:
+        print(
+            f"per-cell figures: {len(set(missing))} run(s) of the grid are not drawn, not finished or waiting for "
+            f"their learning curve (`fedlab plan --profile {profile.name}` lists them)"
+        )
     return written

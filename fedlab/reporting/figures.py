@@ -629,8 +629,9 @@ def _chosen(points: list[dict], selection: dict | None) -> dict | None:
 
 def shared_curves(cells: dict, floors: dict | None = None, save: str | None = None):
     """Learning curves on shared x axes: examples seen (top) and MiB sent (bottom), one column per
-    (backbone, dataset) of ``cells`` (``{(model, dataset): {setting: result}}``, one method each), the
-    floors (calibrated zero-shot and majority class, from the verdicts) as lines. Federated per round,
+    (backbone, dataset) of ``cells`` (``{(model, dataset): {setting: result}}``, one method and one seed
+    each, named in the title), the floors (calibrated zero-shot and majority class, from the verdicts) as
+    lines. Federated per round,
     centralized at its checkpoints, isolated (the mean of its clients, which send nothing) at the
     examples each client trained on; where the curve is on the validation split, a star marks the
     held-out score of the checkpoint the run kept."""
@@ -699,7 +700,8 @@ def shared_curves(cells: dict, floors: dict | None = None, save: str | None = No
                 ax.axhline(floor["majority_class"], color="0.5", ls="-.", lw=1, label="majority class")
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=6)
-        title = f"{model} · {dataset} · {method}"
+        seeds = sorted({r.config.get("seed", 0) for s_, r in by_setting.items() if r is not None and s_ != "zeroshot"})
+        title = f"{model} · {dataset} · {method}" + (f" · seed {', '.join(map(str, seeds))}" if seeds else "")
         axes[0][col].set(
             xlabel="examples seen (all clients)",
             title=title,

@@ -111,7 +111,7 @@ def test_shared_curves_put_every_setting_on_examples_seen(fixture_results, tmp_p
     fig = figures.shared_curves(cells, floors=floors, save="t_shared")
     assert (tmp_path / "figures" / "t_shared.png").stat().st_size > 5_000
     top, bottom = fig.axes[0], fig.axes[1]
-    assert SMOKE.models[0] in top.get_title() and "fpb" in top.get_title() and "lora" in top.get_title()
+    assert top.get_title() == f"{SMOKE.models[0]} · fpb · lora · seed 0"  # the one seed drawn is named
     assert top.get_xlabel().startswith("examples seen") and bottom.get_xlabel().startswith("MiB sent")
     floors_drawn = sorted(round(line.get_ydata()[0], 2) for line in top.lines if line.get_linestyle() in ("--", "-."))
     assert floors_drawn == [0.25, 0.33]
@@ -165,7 +165,7 @@ def test_the_sample_column_names_both_sides_seed_counts_where_they_differ():
     assert _n_text(row) == "1210 x 9 seeds"
 
 
-def test_fedlab_figures_draws_notebook_02s_figures_of_each_cell_with_a_training_run(fixture_results, tmp_path):
+def test_fedlab_figures_draws_notebook_02s_figures_of_each_cell_with_a_training_run(fixture_results, tmp_path, capsys):
     """`fedlab figures` keeps the committed per-cell figures current from the results (no notebook run): the
     curves, per-client and energy figures under notebook 02's names; a cell with only its zero-shot floor
     (fpb/ia3 here) draws no figure, so no figure shows an empty panel."""
@@ -183,7 +183,10 @@ def test_fedlab_figures_draws_notebook_02s_figures_of_each_cell_with_a_training_
     ia3 = study.run_cell("smoke", "finance", "ia3", results_only=True)
     assert set(ia3[f"fpb_{model}"]) == {"zeroshot"} and study.curve_cells(ia3) == {}
     assert study.cell_figures("smoke", "finance", "ia3", ia3) == []
+    capsys.readouterr()
     written = study.summary_figures("smoke")
+    said = capsys.readouterr().out  # the runs not drawn are counted in one line, not listed per cell
+    assert "per-cell figures:" in said and "not run yet" not in said
     assert {p.name for p in lora} | {"smoke_finance_qlora_curves.png", "smoke_forest.png"} <= {p.name for p in written}
     assert not any("ia3" in p.name or "healthcare" in p.name for p in written)
     assert all(p.exists() for p in written)
