@@ -631,10 +631,9 @@ def shared_curves(cells: dict, floors: dict | None = None, save: str | None = No
     """Learning curves on shared x axes: examples seen (top) and MiB sent (bottom), one column per
     (backbone, dataset) of ``cells`` (``{(model, dataset): {setting: result}}``, one method and one seed
     each, named in the title), the floors (calibrated zero-shot and majority class, from the verdicts) as
-    lines. Federated per round,
-    centralized at its checkpoints, isolated (the mean of its clients, which send nothing) at the
-    examples each client trained on; where the curve is on the validation split, a star marks the
-    held-out score of the checkpoint the run kept."""
+    lines. Federated per round, centralized at its checkpoints, isolated (the mean of its clients, which
+    send nothing) at the examples each client trained on; where the curve is on the validation split, a
+    star marks the held-out score of the checkpoint the run kept."""
     plt = _plt()
     fig, axes = plt.subplots(2, max(1, len(cells)), figsize=(5 * max(1, len(cells)), 7.4), squeeze=False)
     for col, ((model, dataset), by_setting) in enumerate(cells.items()):
