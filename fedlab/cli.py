@@ -425,6 +425,48 @@ def summary_line(result: RunResult) -> str:
     )
 
 
+def _add_deadline(p: argparse.ArgumentParser, command: str) -> None:
+    p.add_argument(
+        "--deadline",
+        default=None,
+        help="start no run that is not expected to end by then: HH:MM (its next occurrence) or a duration "
+        "(90m, 2.5h); each run's time is `fedlab plan`'s estimate (the median of finished runs of its shape on "
+        f"this CPU where there are some). `fedlab {command}` stops before the first run that would end later and "
+        "says so; the same command goes on from there (default: no deadline)",
+    )
+
+
+def _deadline_check(args, cfgs: list[RunConfig]):
+    """``--deadline``'s check before each of a command's runs ``cfgs`` (in the order it runs them): a function of
+    (position from 1, config, name) that returns True, having said why and how many runs are left, where the
+    command must stop before that run; it never stops a command without ``--deadline``. The estimates are made
+    again after each run the command trains, so a run measured since the start times the next of its shape (the
+    first run of a shape is estimated from the other shapes; once one has finished, its wall time is used)."""
+    if not getattr(args, "deadline", None):
+        return lambda i, cfg, name: False
+    deadline = parse_deadline(args.deadline)
+    timing, stale = plan_grid(cfgs, force=args.force), False
+
+    def stops(i: int, cfg: RunConfig, name: str) -> bool:
+        nonlocal timing, stale
+        if stale:  # a run has been trained since the last estimate
+            timing, stale = plan_grid(cfgs, force=args.force), False
+        trained = {c.hash() for c in timing.train}
+        why = timing.ends_after(cfg, deadline)
+        if why is None:
+            stale = cfg.resolved().hash() in trained
+            return False
+        left = sum(c.resolved().hash() in trained for c in cfgs[i - 1 :])
+        print(
+            f"[fedlab] stopped before [{i}/{len(cfgs)}] {name}: {why}. {left} run(s) not started; "
+            "the same command goes on from here (finished runs are reused).",
+            flush=True,
+        )
+        return True
+
+    return stops
+
+
 def _curves(args, run) -> None:
     prof = load_profile(args.profile)
     if prof.curves is None:
@@ -438,6 +480,7 @@ def _curves(args, run) -> None:
     # a curve that curves.gate screens runs after its gate's curve (stable otherwise), and only once that beat its floors
     cfgs = sorted(cfgs, key=lambda c: prof.curve_gate(c) is not None)
     store, floors = ResultStore(), {}
+    stops = _deadline_check(args, cfgs) if not args.status else None
     for i, cfg in enumerate(cfgs, 1):
         label = f"[{i}/{len(cfgs)}] curve {cfg.model} {cfg.dataset} {cfg.method}"
         result = store.find(cfg) if args.status or not args.force else None
@@ -456,6 +499,8 @@ def _curves(args, run) -> None:
             print(f"{label}: not run yet", flush=True)
             continue
         if result is None:
+            if stops(i, cfg, f"curve {cfg.model} {cfg.dataset} {cfg.method}"):
+                return
             print(label, flush=True)
             result = run(cfg, force=args.force, resources=prof.resources)
         b = budget_from_curve(result, prof.curves.tolerance)
@@ -496,18 +541,22 @@ def _aggregation(args, run) -> None:
             "(grid.aggregation: {dataset: fpb, method: lora}) or choose --profile quick."
         )
     store = ResultStore()
+    stops = _deadline_check(args, cfgs) if not args.status else None
     for i, cfg in enumerate(cfgs, 1):
         dp = f" dp noise {cfg.dp.get('noise')}" if cfg.dp else ""
         ranks = f" ranks {','.join(map(str, cfg.client_ranks))}" if cfg.client_ranks else ""
         params = "".join(f" {k}={v}" for k, v in (cfg.method_params or {}).items())
-        label = (
-            f"[{i}/{len(cfgs)}] {cfg.model} {cfg.dataset} {cfg.method}{params} {cfg.strategy}{dp}{ranks}"
+        name = (
+            f"{cfg.model} {cfg.dataset} {cfg.method}{params} {cfg.strategy}{dp}{ranks}"
             f"{' secagg' if cfg.secagg is not None else ''} seed {cfg.seed}"
         )
+        label = f"[{i}/{len(cfgs)}] {name}"
         if args.status:
             found = store.find(cfg)
             print(f"{label}: {summary_line(found) if found else 'not run yet'}", flush=True)
             continue
+        if stops(i, cfg, name):
+            return
         print(label, flush=True)
         print(summary_line(run(cfg, force=args.force, resources=prof.resources)), flush=True)
 
@@ -609,14 +658,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run these seeds only, e.g. to split a grid across machines or sessions (default: every seed the "
         "profile asks for, its extra_seeds included)",
     )
-    p_grid.add_argument(
-        "--deadline",
-        default=None,
-        help="start no run that is not expected to end by then: HH:MM (its next occurrence) or a duration "
-        "(90m, 2.5h); each run's time is `fedlab plan`'s estimate (the median of finished runs of its shape on "
-        "this CPU where there are some). The grid stops before the first run that would end later and says "
-        "so; the same command goes on from there (default: no deadline)",
-    )
+    _add_deadline(p_grid, "grid")
     _add_overrides(p_grid)
 
     p_cur = command("curves", "the learning curves that set a profile's budgets (cached), and the budgets")
@@ -641,6 +683,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_cur.add_argument("--status", action="store_true", help="print the budgets of finished curves; train nothing")
     p_cur.add_argument("--force", action="store_true", help="rerun a curve even if its result exists")
+    _add_deadline(p_cur, "curves")
 
     p_land = command(
         "land", "commit each result a grid in its own git worktree has finished into this checkout, one commit each"
@@ -728,6 +771,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_agg.add_argument("--profile", default="quick", help=f"{' | '.join(profile_names())} | path to a profile YAML")
     p_agg.add_argument("--status", action="store_true", help="list the study's runs and which have finished")
     p_agg.add_argument("--force", action="store_true", help="rerun the study's runs even if finished results exist")
+    _add_deadline(p_agg, "aggregation")
 
     p_mig = command("migrate-results", "rewrite result files of an older schema (same runs, new config names)")
     p_mig.add_argument("--root", default=None, help="results folder (default: $FEDLAB_RESULTS_DIR or results/)")
@@ -811,18 +855,10 @@ def main(argv: list[str] | None = None) -> int:
                 and c.seed in seeds
             ]
             cells.sort(key=lambda c: (c.setting != "zeroshot", models.index(c.model), datasets.index(c.dataset)))
-            deadline = parse_deadline(args.deadline) if args.deadline else None
-            timing = plan_grid(cells, force=args.force) if deadline else None
+            stops = _deadline_check(args, cells)
             for i, cfg in enumerate(cells, 1):
                 name = f"{cfg.model} {cfg.setting} {cfg.dataset} {cfg.method} seed {cfg.seed}"
-                if deadline and (why := timing.ends_after(cfg, deadline)):
-                    started = {c.hash() for c in timing.train}
-                    left = sum(c.resolved().hash() in started for c in cells[i - 1 :])
-                    print(
-                        f"[fedlab] stopped before [{i}/{len(cells)}] {name}: {why}. {left} run(s) not started; "
-                        "the same command goes on from here (finished runs are reused).",
-                        flush=True,
-                    )
+                if stops(i, cfg, name):
                     break
                 print(f"[{i}/{len(cells)}] {name}", flush=True)
                 print(summary_line(run(cfg, force=args.force, resources=prof.resources)), flush=True)

@@ -86,3 +86,19 @@ def results(tmp_path, monkeypatch, fedlab_data_dir):
     monkeypatch.setenv("FEDLAB_DATA_DIR", str(fedlab_data_dir))
     monkeypatch.setenv("FEDLAB_RESULTS_DIR", str(tmp_path / "results"))
     return tmp_path / "results"
+
+
+@pytest.fixture
+def runs_take_40_minutes(monkeypatch):
+    """``fedlab ... --deadline`` plans every run as one to train that takes 40 minutes (no timing, no matmul
+    benchmark), so where a command stops depends on the deadline alone."""
+    import fedlab.cli
+    from fedlab.experiment.plan import Plan
+
+    def plan_grid(configs, **_):
+        plan = Plan(train=[c.resolved() for c in configs])
+        plan.seconds = {c.hash(): 2400.0 for c in plan.train}
+        plan.source = {c.hash(): "measured" for c in plan.train}
+        return plan
+
+    monkeypatch.setattr(fedlab.cli, "plan_grid", plan_grid)

@@ -153,7 +153,9 @@ def test_own_data_flags_reach_the_loader_and_the_summary_names_the_delimiter(res
     assert main(RUN + ["--delimiter", ";"]) == 2 and "with --data PATH" in capsys.readouterr().err
 
 
-def test_aggregation_runs_notebook_07s_study_each_run_once_and_status_reads_the_cache(results, capsys, monkeypatch):
+def test_aggregation_runs_notebook_07s_study_each_run_once_and_status_reads_the_cache(
+    results, runs_take_40_minutes, capsys, monkeypatch
+):
     """``fedlab aggregation`` trains what notebook 07 would (the reference profile's study in the background,
     before the notebook reads it from the cache); ``--status`` trains nothing."""
     import shutil
@@ -183,6 +185,14 @@ def test_aggregation_runs_notebook_07s_study_each_run_once_and_status_reads_the_
     ran = []
     monkeypatch.setattr(fedlab.study, "run", lambda cfg, **kw: ran.append(cfg))
     monkeypatch.setattr(fedlab.cli, "summary_line", lambda result: "")
+    # --deadline: the study queued behind a grid starts no run that would end after it (each planned at 40 min)
+    assert main(["aggregation", "--profile", "reference", "--deadline", "30m"]) == 0
+    out = capsys.readouterr().out
+    assert ran == [] and "stopped before [1/7] smollm2-135m fpb lora fedavg seed 0: its estimated 40 min" in out
+    assert "7 run(s) not started" in out
+    assert main(["aggregation", "--profile", "reference", "--deadline", "2h"]) == 0
+    assert len(ran) == 7, "run() is replaced and takes no time, so each run still fits when it starts"
+    ran.clear()
     assert main(["aggregation", "--profile", "reference"]) == 0
     assert [c.hash() for c in ran] == [c.hash() for c in expected]
     assert {c.setting for c in ran} == {"federated"} and {c.select for c in ran} == {None}

@@ -1,4 +1,5 @@
-"""experiment.plan: the deadline of `fedlab grid --deadline` (when a run would end, and where the grid stops)."""
+"""experiment.plan: the deadline of `fedlab grid/curves/aggregation --deadline` (when a run would end, and where the
+command stops)."""
 
 from datetime import datetime, timedelta
 
@@ -43,19 +44,14 @@ def test_a_run_fits_only_if_its_estimate_ends_by_the_deadline():
     assert plan.ends_after(reused, NOW, now=NOW) is None  # a reused run costs nothing
 
 
-def test_the_grid_stops_before_the_first_run_that_would_end_after_the_deadline(monkeypatch, capsys):
+def test_the_grid_stops_before_the_first_run_that_would_end_after_the_deadline(
+    runs_take_40_minutes, monkeypatch, capsys
+):
     import fedlab.cli
     import fedlab.study
     from fedlab.cli import main
 
-    def plan_grid(configs, **_):  # every run 40 minutes
-        plan = Plan(train=[c.resolved() for c in configs])
-        plan.seconds = {c.hash(): 2400.0 for c in plan.train}
-        plan.source = {c.hash(): "measured" for c in plan.train}
-        return plan
-
     ran = []
-    monkeypatch.setattr(fedlab.cli, "plan_grid", plan_grid)
     monkeypatch.setattr(fedlab.study, "run", lambda cfg, **kw: ran.append(cfg))
     monkeypatch.setattr(fedlab.cli, "summary_line", lambda result: "")
     argv = ["grid", "--profile", "quick", "--only-models", "smollm2-135m", "--only-datasets", "fpb"]
@@ -68,3 +64,52 @@ def test_the_grid_stops_before_the_first_run_that_would_end_after_the_deadline(m
     assert len(ran) == 3  # run() is replaced and takes no time, so each of the three still fits when it starts
     assert main([*argv, "--deadline", "whenever"]) != 0
     assert "Fix: e.g. --deadline 07:40" in capsys.readouterr().err
+
+
+def test_curves_stop_before_a_curve_that_would_end_after_the_deadline(
+    results, runs_take_40_minutes, monkeypatch, capsys
+):
+    """``fedlab curves --deadline`` (a long curve queued behind a grid in one session) starts no curve that
+    would end after it, and says how many are left."""
+    import fedlab.study
+    from fedlab.cli import main
+
+    ran = []
+    monkeypatch.setattr(fedlab.study, "run", lambda cfg, **kw: ran.append(cfg))
+    argv = ["curves", "--profile", "reference", "--only-models", "smollm2-135m", "--only-datasets", "fpb"]
+    assert main([*argv, "--only-methods", "lora", "--deadline", "30m"]) == 0
+    out = capsys.readouterr().out
+    assert ran == [], "nothing is trained past the deadline"
+    assert "stopped before [1/1] curve smollm2-135m fpb lora: its estimated 40 min (measured)" in out
+    assert "1 run(s) not started; the same command goes on from here" in out
+    assert main([*argv, "--only-methods", "lora", "--deadline", "soon"]) == 2
+    assert "Fix: e.g. --deadline 07:40" in capsys.readouterr().err
+
+
+def test_the_estimates_are_made_again_after_each_trained_run(monkeypatch, capsys):
+    """The first run of a shape is estimated from other shapes (here 20 min); once it has finished, its measured
+    time (here 40 min) times the next: a deadline that the stale estimate would let a second run start under
+    stops the grid instead (2026-12-06: an isolated run estimated at the grid's start overran the deadline)."""
+    import fedlab.cli
+    import fedlab.study
+    from fedlab.cli import main
+
+    ran, plans = [], []
+
+    def plan_grid(configs, **_):  # 20 minutes a run until one has run, then 40
+        plan = Plan(train=[c.resolved() for c in configs])
+        plan.seconds = {c.hash(): 1200.0 if not ran else 2400.0 for c in plan.train}
+        plan.source = {c.hash(): "calibrated" if not ran else "measured" for c in plan.train}
+        plans.append(plan)
+        return plan
+
+    monkeypatch.setattr(fedlab.cli, "plan_grid", plan_grid)
+    monkeypatch.setattr(fedlab.study, "run", lambda cfg, **kw: ran.append(cfg))
+    monkeypatch.setattr(fedlab.cli, "summary_line", lambda result: "")
+    argv = ["grid", "--profile", "quick", "--only-models", "smollm2-135m", "--only-datasets", "fpb"]
+    argv += ["--only-methods", "ia3", "--only-settings", "federated", "--deadline", "30m"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert len(ran) == 1 and len(plans) == 2, "one run, then the estimates again"
+    assert "stopped before [2/3] smollm2-135m federated fpb ia3 seed 1: its estimated 40 min (measured)" in out
+    assert "2 run(s) not started" in out
