@@ -42,8 +42,8 @@ from fedlab.experiment.curves import budget_from_curve
 from fedlab.experiment.generate import generate_from_result
 from fedlab.experiment.landing import land
 from fedlab.experiment.migrate import migrate_store
-from fedlab.experiment.plan import parse_deadline, plan_grid
-from fedlab.experiment.profiles import load_profile, profile_names
+from fedlab.experiment.plan import parse_deadline, plan_grid, profile_configs
+from fedlab.experiment.profiles import Profile, load_profile, profile_names
 from fedlab.experiment.store import ResultStore, RunResult
 from fedlab.fl.deployment.run import deploy_run
 from fedlab.reporting.curves import gate_state
@@ -436,21 +436,23 @@ def _add_deadline(p: argparse.ArgumentParser, command: str) -> None:
     )
 
 
-def _deadline_check(args, cfgs: list[RunConfig]):
+def _deadline_check(args, cfgs: list[RunConfig], prof: Profile):
     """``--deadline``'s check before each of a command's runs ``cfgs`` (in the order it runs them): a function of
     (position from 1, config, name) that returns True, having said why and how many runs are left, where the
     command must stop before that run; it never stops a command without ``--deadline``. The estimates are made
     again after each run the command trains, so a run measured since the start times the next of its shape (the
-    first run of a shape is estimated from the other shapes; once one has finished, its wall time is used)."""
+    first run of a shape is estimated from the other shapes; once one has finished, its wall time is used). Every
+    finished run of the profile ``prof`` times and calibrates them, not only those among ``cfgs``."""
     if not getattr(args, "deadline", None):
         return lambda i, cfg, name: False
     deadline = parse_deadline(args.deadline)
-    timing, stale = plan_grid(cfgs, force=args.force), False
+    everything = profile_configs(prof)
+    timing, stale = plan_grid(cfgs, force=args.force, timed_by=everything), False
 
     def stops(i: int, cfg: RunConfig, name: str) -> bool:
         nonlocal timing, stale
         if stale:  # a run has been trained since the last estimate
-            timing, stale = plan_grid(cfgs, force=args.force), False
+            timing, stale = plan_grid(cfgs, force=args.force, timed_by=everything), False
         trained = {c.hash() for c in timing.train}
         why = timing.ends_after(cfg, deadline)
         if why is None:
@@ -480,7 +482,7 @@ def _curves(args, run) -> None:
     # a curve that curves.gate screens runs after its gate's curve (stable otherwise), and only once that beat its floors
     cfgs = sorted(cfgs, key=lambda c: prof.curve_gate(c) is not None)
     store, floors = ResultStore(), {}
-    stops = _deadline_check(args, cfgs) if not args.status else None
+    stops = _deadline_check(args, cfgs, prof) if not args.status else None
     for i, cfg in enumerate(cfgs, 1):
         label = f"[{i}/{len(cfgs)}] curve {cfg.model} {cfg.dataset} {cfg.method}"
         result = store.find(cfg) if args.status or not args.force else None
@@ -541,7 +543,7 @@ def _aggregation(args, run) -> None:
             "(grid.aggregation: {dataset: fpb, method: lora}) or choose --profile quick."
         )
     store = ResultStore()
-    stops = _deadline_check(args, cfgs) if not args.status else None
+    stops = _deadline_check(args, cfgs, prof) if not args.status else None
     for i, cfg in enumerate(cfgs, 1):
         dp = f" dp noise {cfg.dp.get('noise')}" if cfg.dp else ""
         ranks = f" ranks {','.join(map(str, cfg.client_ranks))}" if cfg.client_ranks else ""
@@ -855,7 +857,7 @@ def main(argv: list[str] | None = None) -> int:
                 and c.seed in seeds
             ]
             cells.sort(key=lambda c: (c.setting != "zeroshot", models.index(c.model), datasets.index(c.dataset)))
-            stops = _deadline_check(args, cells)
+            stops = _deadline_check(args, cells, prof)
             for i, cfg in enumerate(cells, 1):
                 name = f"{cfg.model} {cfg.setting} {cfg.dataset} {cfg.method} seed {cfg.seed}"
                 if stops(i, cfg, name):

@@ -202,14 +202,29 @@ def _shape(cfg: RunConfig) -> tuple:
 
 
 def plan_grid(
-    configs: list[RunConfig], *, force: bool = False, store: ResultStore | None = None, signature: str | None = None
+    configs: list[RunConfig],
+    *,
+    force: bool = False,
+    store: ResultStore | None = None,
+    signature: str | None = None,
+    timed_by: list[RunConfig] = (),
 ) -> Plan:
     """Which of ``configs`` are reused and which trained, and how long the training will take
-    (``signature``: this machine's :func:`cpu_signature`, whose finished runs calibrate the estimate)."""
+    (``signature``: this machine's :func:`cpu_signature`, whose finished runs calibrate the estimate;
+    ``timed_by``: more runs, e.g. the whole profile's when a command runs part of it, whose finished ones time
+    and calibrate the estimate too but are not planned)."""
     store = store or ResultStore()
     signature = signature or cpu_signature()
     out = Plan()
     finished: list[tuple[RunConfig, float]] = []  # runs of this grid measured on this CPU, alone on it
+
+    def measure(cfg: RunConfig, found: RunResult | None) -> None:
+        if found is not None and signature and found.ok:
+            wall = measured_wall_seconds(found)
+            same_cpu = found.manifest.cpu_signature == signature
+            if wall is not None and same_cpu and measured_on_shared_cpu(found.timings) is False:
+                finished.append((cfg, wall))
+
     unreadable = []
     for cfg in configs:
         cfg = cfg.resolved()
@@ -217,11 +232,11 @@ def plan_grid(
         if found is None and (why := store.unreadable(cfg)) is not None:
             unreadable.append(f"{store.path(cfg)} ({why})")
         (out.train if force or found is None else out.reuse).append(cfg)
-        if found is not None and signature and found.ok:
-            wall = measured_wall_seconds(found)
-            same_cpu = found.manifest.cpu_signature == signature
-            if wall is not None and same_cpu and measured_on_shared_cpu(found.timings) is False:
-                finished.append((cfg, wall))
+        measure(cfg, found)
+    planned = {c.hash() for c in out.train + out.reuse}
+    for cfg in (c.resolved() for c in timed_by):
+        if cfg.hash() not in planned:
+            measure(cfg, store.lookup(cfg))
     if unreadable:
         out.notes.append(
             f"{len(unreadable)} result file(s) exist but cannot be read; they count as not run, and the "

@@ -131,6 +131,13 @@ def test_the_plan_estimates_from_runs_finished_on_this_cpu(tmp_path, monkeypatch
     assert n == 1 and ratio == pytest.approx(100.0 / estimate_seconds(fed, plan.peak_gflops["fp32"]))
     assert plan.seconds[cen.hash()] == pytest.approx(ratio * estimate_seconds(cen, plan.peak_gflops["fp32"]))
     assert "1 from the median wall time of finished runs" in plan.describe()
+    # a command that runs part of a profile (fedlab aggregation, curves): the rest of it times the part
+    alone = plan_grid([other_seed, cen], store=store, signature="CPU-A")
+    assert {alone.source[c.hash()] for c in alone.train} == {"flops"}
+    part = plan_grid([other_seed, cen], store=store, signature="CPU-A", timed_by=[fed, other_seed, cen])
+    assert part.reuse == [] and part.train == [other_seed, cen], "the runs that only time it are not planned"
+    assert part.source == plan.source and part.seconds[other_seed.hash()] == 100.0  # as if all were planned
+    assert part.calibration[1] == 1
     finish(fed, 100.0, "CPU-A", shared=True)  # measured while something else used the CPU: not evidence
     shared = plan_grid([fed, other_seed, cen], store=store, signature="CPU-A")
     assert {shared.source[c.hash()] for c in shared.train} == {"flops"}
