@@ -18,6 +18,7 @@ from fedlab.errors import ConfigError
 from fedlab.experiment.plan import estimate_seconds, plan_grid, profile_configs
 from fedlab.experiment.profiles import load_profile
 from fedlab.experiment.resources import Resources
+from fedlab.experiment.rundata import RunData
 from fedlab.experiment.store import ResultStore, RunResult
 from fedlab.fl.simulation import backend_config
 
@@ -141,3 +142,23 @@ def test_the_plan_estimates_from_runs_finished_on_this_cpu(tmp_path, monkeypatch
     finish(fed, 100.0, "CPU-A", shared=True)  # measured while something else used the CPU: not evidence
     shared = plan_grid([fed, other_seed, cen], store=store, signature="CPU-A")
     assert {shared.source[c.hash()] for c in shared.train} == {"flops"}
+
+
+def test_the_estimate_counts_the_rows_a_run_scores_as_it_goes(monkeypatch, fedlab_data_dir):
+    """select=validation scores the clients' validation rows every eval_every rounds and the held-out set once;
+    without it a federated run scores the held-out set every round (2026-12-06: notebook 07's last-round runs
+    took ~190 s a round for it, and were estimated as if they scored it once)."""
+    monkeypatch.setenv("FEDLAB_DATA_DIR", str(fedlab_data_dir))
+    fed = next(c for c in load_profile("smoke").cells() if c.dataset == "fpb" and c.setting == "federated")
+    fed = dataclasses.replace(fed, rounds=8, max_eval=None, client_val_fraction=0.15, select=None).validate()
+    chosen = dataclasses.replace(fed, select="validation", eval_every=4).validate()
+    data = RunData(chosen)
+    own = sum(len(data.client_validation_rows(p)) for p in range(chosen.clients))
+    every_round, checked = estimate_seconds(fed, 100.0), estimate_seconds(chosen, 100.0)
+    twice_as_often = estimate_seconds(dataclasses.replace(chosen, eval_every=2).validate(), 100.0)
+    assert every_round > twice_as_often > checked
+    # each scored row costs the same: 8 held-out passes instead of 1 and 2 checks of the own rows, against 2 more checks
+    rows = len(data.eval_rows)
+    assert (every_round - checked) / (twice_as_often - checked) == pytest.approx((7 * rows - 2 * own) / (2 * own))
+    centralized = dataclasses.replace(chosen, setting="centralized", steps=48, eval_every=16).validate()
+    assert estimate_seconds(centralized, 100.0) < estimate_seconds(dataclasses.replace(centralized, select=None), 100.0)
