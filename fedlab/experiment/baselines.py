@@ -58,14 +58,14 @@ def centralized(cfg: RunConfig, *, progress: bool = True, **_) -> RunResult:
     the same budget as each federated round, so the learning curves line up, and compared at its last
     step. With ``select="validation"`` it is scored every ``eval_every`` steps on the pooled validation
     split only (its learning curve), keeps the best checkpoint there, and that checkpoint alone is
-    scored on the held-out set.
+    scored on the held-out set; ``select="last"`` draws the same curve and scores its last step.
     """
     t_start = time.perf_counter()
     data, model, tokenizer, minfo, meter = _prepare_training(cfg)
     pooled = [r for rows in data.clients for r in rows]
     steps = cfg.centralized_steps
     chunk = cfg.eval_every or cfg.clients_per_round * cfg.local_steps
-    select = cfg.select == "validation"
+    select = cfg.validates
     metric = DATASETS[cfg.dataset].primary_metric
     history: list[dict] = []
     last: dict = {}
@@ -89,8 +89,10 @@ def centralized(cfg: RunConfig, *, progress: bool = True, **_) -> RunResult:
         summary = eval_summary(last["eval"].metrics)
         if select:
             entry.update(eval=None, validation=summary)
-            if not best or summary[metric] > best["score"]:
+            if cfg.keeps_best and (not best or summary[metric] > best["score"]):
                 best.update(score=summary[metric], step=k, state=adapter_state(model))  # numpy copies
+            elif not cfg.keeps_best:
+                best.update(score=summary[metric], step=k)  # the last checkpoint is the run's
         else:
             entry["eval"] = summary
         history.append(entry)
@@ -115,11 +117,12 @@ def centralized(cfg: RunConfig, *, progress: bool = True, **_) -> RunResult:
     meter.end(TRAIN)
     selection = None
     if select:
-        load_adapter_state(model, best["state"])
+        if cfg.keeps_best:
+            load_adapter_state(model, best["state"])
         with meter.phase(EVALUATION):
             final = evaluate_held_out(model, tokenizer, cfg, data.eval_rows)
         selection = {
-            "rule": f"best validation {metric}",
+            "rule": f"best validation {metric}" if cfg.keeps_best else "last step",
             "on": "pooled validation split",
             "n_validation": len(data.validation_rows),
             "step": best["step"],
@@ -157,7 +160,7 @@ def isolated(cfg: RunConfig, *, progress: bool = True, **_) -> RunResult:
     data, model, tokenizer, minfo, meter = _prepare_training(cfg)
     init = adapter_state(model)
     per_client, predictions = [], []
-    select = cfg.select == "validation"  # each client checks its own validation rows, not the pooled split
+    select = cfg.validates  # each client checks its own validation rows, not the pooled split
     stop_early = select or (cfg.early_stopping and bool(data.validation_rows))
     metric = DATASETS[cfg.dataset].primary_metric
     for pid, rows in enumerate(data.clients):
@@ -168,14 +171,15 @@ def isolated(cfg: RunConfig, *, progress: bool = True, **_) -> RunResult:
 
         def at_step(k: int, val_rows=val_rows, checks=checks, best=best) -> None:
             """Early stopping: score the adapter on the validation rows every eval_every (default local_steps)
-            steps and at the last, keep the best (this client's: its loop variables are bound here)."""
+            steps and at the last, keep the best (select=last: keep the last; this client's: its loop variables
+            are bound here)."""
             if not stop_early or (k % (cfg.eval_every or cfg.local_steps) and k != cfg.isolated_steps):
                 return
             meter.end(TRAIN)
             with meter.phase(EVALUATION):
                 score = evaluate_held_out(model, tokenizer, cfg, val_rows, n_boot=0).metrics[metric]
             checks.append({"step": k, metric: score})
-            if not best or score > best["score"]:
+            if cfg.select != "last" and (not best or score > best["score"]):  # select=last keeps the last step
                 best.update(score=score, step=k, state=adapter_state(model))  # numpy copies
             meter.begin(TRAIN)
 
@@ -211,7 +215,8 @@ def isolated(cfg: RunConfig, *, progress: bool = True, **_) -> RunResult:
                 "early_stopping": {
                     "validation_metric": metric,
                     "checks": checks,
-                    "kept_step": best.get("step"),
+                    "rule": "last step" if cfg.select == "last" else f"best validation {metric}",
+                    "kept_step": best.get("step", cfg.isolated_steps),
                     "on": "own validation rows" if select else "pooled validation split",
                     "n_validation": len(val_rows),
                 }

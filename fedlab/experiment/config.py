@@ -140,11 +140,15 @@ OPTIONAL_DEFAULTS = {
     "client_ranks": None,
     "secagg": None,
 }
-#: how a trained setting picks the checkpoint it is compared at: None = its last one; "validation" = the
-#: best on its own validation data (centralized: the pooled validation split; federated: federated
-#: evaluation on the clients' validation rows; isolated: each client's own validation rows), after which
-#: the held-out set is scored once
-SELECTS = (None, "validation")
+#: how a trained setting picks the checkpoint it is compared at: None = its last one, with the held-out set
+#: scored at every checkpoint; "validation" = the best on its own validation data (centralized: the pooled
+#: validation split; federated: federated evaluation on the clients' validation rows; isolated: each
+#: client's own validation rows), after which the held-out set is scored once; "last" = its last one, with
+#: the same validation learning curve as "validation" and the held-out set scored once (for strategies
+#: that cannot go back to a best round: FedSA-LoRA, FedEx-LoRA)
+SELECTS = (None, "validation", "last")
+#: the selects that score the run's own validation data at each checkpoint (not the held-out set)
+VALIDATING_SELECTS = ("validation", "last")
 
 
 def config_hash(config: dict) -> str:
@@ -327,27 +331,30 @@ class RunConfig:
             if value is not None and (not isinstance(value, int) or value <= 0):
                 raise ConfigError(f"{name} must be a positive integer or None, got {value!r}.")
         if self.select not in SELECTS:
-            raise ConfigError(f"select must be one of {SELECTS}, got {self.select!r}. Fix: select=validation or none.")
+            raise ConfigError(
+                f"select must be one of {SELECTS}, got {self.select!r}. Fix: select=validation, last or none."
+            )
         if not 0 <= self.client_val_fraction <= 0.5:
             raise ConfigError(
                 f"client_val_fraction must be in [0, 0.5], got {self.client_val_fraction}. Fix: e.g. 0.15."
             )
-        if self.select == "validation":
+        if self.validates:
             if self.setting == "centralized" and self.val_size <= 0:
                 raise ConfigError(
-                    "select=validation for a centralized run needs the pooled validation split. "
+                    f"select={self.select} for a centralized run needs the pooled validation split. "
                     "Fix: val_size > 0 (e.g. 300)."
                 )
             if self.setting in ("federated", "isolated") and self.client_val_fraction <= 0:
                 raise ConfigError(
-                    f"select=validation for a {self.setting} run needs the clients' own validation "
+                    f"select={self.select} for a {self.setting} run needs the clients' own validation "
                     f"rows. Fix: client_val_fraction > 0 (e.g. 0.15)."
                 )
+        if self.select == "validation":
             if self.setting == "federated" and self.strategy in ("fedsa-lora", "fedex-lora"):
                 raise ConfigError(
                     f"select=validation goes back to the best round's global adapter; {self.strategy} "
                     f"has none to go back to (fedsa-lora: each client keeps its own B; fedex-lora: the "
-                    f"base weights carry every round's residual). Fix: select none with {self.strategy}."
+                    f"base weights carry every round's residual). Fix: select last (or none) with {self.strategy}."
                 )
         if not 0 <= self.client_test_fraction <= 0.5:
             raise ConfigError(
@@ -502,6 +509,17 @@ class RunConfig:
                 "amplification). Fix: --fraction 1."
             )
         return dp
+
+    # --- checkpoint selection (SELECTS)
+    @property
+    def validates(self) -> bool:
+        """Whether the run scores its own validation data at each checkpoint (and the held-out set once)."""
+        return self.select in VALIDATING_SELECTS
+
+    @property
+    def keeps_best(self) -> bool:
+        """Whether the run goes back to its best validated checkpoint (else it keeps its last one)."""
+        return self.select == "validation"
 
     # --- budgets: the same optimizer steps and examples for every setting
     @property

@@ -162,11 +162,12 @@ def estimate_seconds(cfg: RunConfig, peak_gflops: float) -> float | None:
     if cfg.setting == "zeroshot":
         return eval_flops(len(data.eval_rows)) / rate + 5
     train_tokens = cfg.federated_steps * cfg.examples_per_step * tokens
-    # select=validation scores the validation rows every eval_every steps (centralized) or rounds (federated) and
-    # the held-out set once; otherwise a federated or centralized run scores the held-out set every round
-    if cfg.select == "validation" and cfg.setting == "centralized":
+    # select=validation or last scores the validation rows every eval_every steps (centralized) or rounds
+    # (federated) and the held-out set once; otherwise a federated or centralized run scores the held-out set
+    # every round
+    if cfg.validates and cfg.setting == "centralized":
         evals = len(data.eval_rows) + -(-cfg.centralized_steps // (cfg.eval_every or 1)) * len(data.validation_rows)
-    elif cfg.select == "validation" and cfg.setting == "federated":
+    elif cfg.validates and cfg.setting == "federated":
         checks = -(-cfg.rounds // (cfg.eval_every or 1))
         own = sum(len(data.client_validation_rows(p)) for p in range(cfg.clients))
         evals = len(data.eval_rows) + checks * own
@@ -206,7 +207,7 @@ def _shape(cfg: RunConfig) -> tuple:
         cfg.local_steps,
         cfg.clients,
         cfg.eval_every,
-        cfg.select,
+        cfg.validates,  # select=last does select=validation's work (it keeps another checkpoint)
     )
 
 

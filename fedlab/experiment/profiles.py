@@ -206,8 +206,10 @@ class Profile:
 
     def _study_config(self, dataset: str, method: str, **overrides) -> RunConfig:
         """One federated run of notebook 07's study. ``grid.aggregation.select``, where given, is the one
-        checkpoint policy of all its runs (null: every strategy, FedAvg included, at its last round; needed
-        where the profile selects on validation, which FedSA-LoRA and FedEx-LoRA cannot go back to)."""
+        checkpoint policy of all its runs (last: every strategy, FedAvg included, at its last round, with a
+        federated validation curve and the held-out set scored once; null: at its last round, with the
+        held-out set scored every round; either is needed where the profile selects on validation, which
+        FedSA-LoRA and FedEx-LoRA cannot go back to)."""
         spec = self.aggregation or {}
         policy = {"select": spec["select"]} if "select" in spec else {}
         return self.config(dataset, "federated", method, **policy, **overrides)
@@ -363,8 +365,8 @@ def load_profile(name_or_path: str) -> Profile:
     ):
         raise ConfigError(
             f"Profile {path}: grid.aggregation must be a mapping with dataset, method and dp_clip (and, for "
-            f"the mixed-rank comparison, client_ranks; for secure aggregation, secagg settings; select: null "
-            f"or validation, the checkpoint policy of all its runs), e.g. {{dataset: fpb, method: lora, "
+            f"the mixed-rank comparison, client_ranks; for secure aggregation, secagg settings; select: last, "
+            f"null or validation, the checkpoint policy of all its runs), e.g. {{dataset: fpb, method: lora, "
             f"dp_clip: 1.0, client_ranks: [4, 8, 16, 16], secagg: {{}}}}; got {agg!r}."
         )
     ranks = (agg or {}).get("client_ranks")

@@ -87,9 +87,10 @@ class ServerRun:
         self.meter = EnergyMeter(cfg.energy_country).start()
         self.strategy = make_strategy(cfg)
         self.metric = DATASETS[cfg.dataset].primary_metric
-        # select=validation: federated evaluation on the clients' validation rows every `every` rounds; the
-        # best global adapter is the run's, and only it is scored on the held-out set
-        self.select, self.every = cfg.select == "validation", cfg.eval_every or 1
+        # select=validation or last: federated evaluation on the clients' validation rows every `every` rounds
+        # and at the last; the best (validation) or the last (last) global adapter is the run's, and only it
+        # is scored on the held-out set
+        self.validates, self.every = cfg.validates, cfg.eval_every or 1
         self.history: list[dict] = []
         self.start_round, self.resumed_from, self.best, self.last_eval = 1, None, None, None
         self.ckpt = Checkpoint(ckpt_dir, cfg.hash()) if ckpt_dir else None
@@ -103,17 +104,20 @@ class ServerRun:
         self.t_rounds = time.perf_counter()
 
     def score(self, rnd: int, record: dict, hooks: RunHooks) -> None:
-        """The round's score: federated validation (select=validation, every ``eval_every`` rounds and at the
-        last), else the held-out set; none for a personalised run (no one global model)."""
+        """The round's score: federated validation (select=validation or last, every ``eval_every`` rounds and
+        at the last; a personalised run's clients each score their own model), else the held-out set (none for
+        a personalised run: it has no one global model)."""
         record["eval"] = None
-        if self.strategy.personalised:
-            return
-        if not self.select:
+        if not self.validates:
+            if self.strategy.personalised:
+                return
             with self.meter.phase(EVALUATION):
                 self.last_eval = evaluate_held_out(self.adapter.model, self.tokenizer, self.cfg, self.data.eval_rows)
             record["eval"] = eval_summary(self.last_eval.metrics)
         elif rnd % self.every == 0 or rnd == self.cfg.rounds:
             record["validation"] = self.federation.validate(self.strategy, self.adapter, hooks)
+            if not self.cfg.keeps_best:
+                return
             if self.best is None or record["validation"][self.metric] > self.best["score"]:
                 self.best = {"round": rnd, "score": record["validation"][self.metric], "arrays": self.adapter.copy()}
 
@@ -139,17 +143,24 @@ class ServerRun:
         if self.ckpt is not None:
             self.ckpt.save(rnd, self.adapter.arrays, self.history, self.strategy, best=self.best)
 
+    def _last_validation(self) -> dict:
+        """The last round's federated validation score (select=last), from the history (a resumed run too)."""
+        h = next(h for h in reversed(self.history) if h.get("validation"))
+        return {"round": h["round"], "score": h["validation"][self.metric]}
+
     def result(self, hooks: RunHooks) -> RunResult:
         """The final evaluation (the kept round's adapter on the held-out set and on every client's own rows)
         and a sample of generations; the run's result."""
         cfg, data, t_final = self.cfg, self.data, time.perf_counter()
         selection = {}
-        if self.select:
-            self.adapter.update(self.best["arrays"])  # scored below (no held-out score was taken per round)
+        if self.validates:
+            kept = self.best if cfg.keeps_best else self._last_validation()
+            if cfg.keeps_best:
+                self.adapter.update(self.best["arrays"])  # scored below (no held-out score was taken per round)
             selection = {
-                "rule": f"best federated validation {self.metric}",
-                "round": self.best["round"],
-                "score": self.best["score"],
+                "rule": f"best federated validation {self.metric}" if cfg.keeps_best else "last round",
+                "round": kept["round"],
+                "score": kept["score"],
                 "on": "clients' own validation rows (pooled gold x predicted counts)",
                 "n_validation": sum(len(data.client_validation_rows(p)) for p in range(cfg.clients)),
             }

@@ -364,6 +364,53 @@ def accuracy_vs_epsilon(results: list, save: str | None = None):
     return _save(fig, save)
 
 
+def study_label(config: dict) -> str:
+    """A run of notebook 07's study by its strategy, DP noise and client ranks."""
+    label = config.get("strategy", "fedavg")
+    if config.get("dp"):
+        label += f" + DP noise {config['dp']['noise']:g}"
+    if config.get("client_ranks"):
+        label += f" (ranks {', '.join(map(str, config['client_ranks']))})"
+    if config.get("secagg") is not None:
+        label += " + SecAgg+"
+    return label
+
+
+def aggregation_curves(results: list, save: str | None = None):
+    """Notebook 07's runs as learning curves on shared x axes: the primary metric per recorded round against
+    the round (left) and the MiB each run has sent by then (right), one line per strategy / DP setting, on
+    the split its rounds were scored on (the clients' validation rows where the run validates, else the
+    held-out set); a star marks each run's held-out score at the round it kept. A run without per-round
+    scores (a personalised run that scores only at the end) is its star alone."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), squeeze=False)
+    if not results:
+        return _save(fig, save)
+    c = results[0].config
+    metric = DATASETS[c["dataset"]].primary_metric
+    colors = plt.get_cmap("tab10")
+    splits = set()
+    for i, r in enumerate(results):
+        points, split = _curve_points(r)
+        color, label = colors(i % 10), study_label(r.config)
+        if points:
+            splits.add(split)
+        kept = _chosen(points, r.selection) if split == "validation" else (points[-1] if points else None)
+        total_mib = (r.communication.bytes_total or 0) / 2**20
+        for ax, x in ((axes[0][0], "round"), (axes[0][1], "mib")):
+            ax.plot([p[x] for p in points], [p["y"] for p in points], "o-", ms=3, color=color, label=label)
+            at = kept[x] if kept is not None else (r.config["rounds"] if x == "round" else total_mib)
+            ax.scatter([at], [r.metrics[metric]], marker="*", s=90, color=color, zorder=4)
+    axes[0][0].xaxis.set_major_locator(MaxNLocator(integer=True))
+    where = " / ".join(sorted(splits)) or "held-out"
+    title = f"{c['model']} · {c['dataset']} · {c.get('method', '-')} · seed {c.get('seed', 0)}"
+    axes[0][0].set(xlabel="round", ylabel=f"{metric} ({where}; star: held-out, kept round)", title=title)
+    axes[0][1].set(xlabel="MiB sent (adapters, both ways, all clients)", ylabel=metric, title="score vs bytes sent")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, save)
+
+
 #: the verdict colours of a forest plot
 VERDICT_COLORS = {
     "equivalent": "#3a9a5b",

@@ -47,7 +47,7 @@ def matched_point(result: RunResult, centralized_examples: int) -> dict:
     its selection kept (its last checkpoint where the run kept no selection)."""
     points = federated_checkpoints(result)
     if not points:
-        raise ValueError(f"{result.path}: a federated run without validation checkpoints (select=validation).")
+        raise ValueError(f"{result.path}: a federated run without validation checkpoints (select=validation or last).")
     within = [p for p in points if p["examples"] <= centralized_examples]
     matched = within[-1] if within else points[0]
     kept_round = (result.selection or {}).get("round")

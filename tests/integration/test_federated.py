@@ -362,3 +362,33 @@ def test_every_setting_is_compared_at_the_checkpoint_its_own_validation_data_cho
         assert es["on"] == "own validation rows"
         assert es["n_validation"] == iso.partition["validation_sizes"][c["client"]]
         assert [x["step"] for x in es["checks"]] == [2, 4, 6]  # every eval_every of its 3 rounds x 2 local steps
+
+
+def test_select_last_draws_the_validation_curve_and_keeps_the_last_round_of_every_strategy(env):
+    """select=last: the same federated validation every eval_every rounds and at the last as select=validation,
+    but the last round's adapter is scored on the held-out set, so FedSA-LoRA and FedEx-LoRA (which cannot go
+    back to a best round) run under it; the validations do not change the training."""
+    base = dict(BASE, rounds=3, select="last", client_val_fraction=0.25, val_size=12, eval_every=2)
+    fed = run(RunConfig(setting="federated", **base).resolved(), progress=False)
+    assert [h["round"] for h in fed.rounds if h.get("validation")] == [2, 3]
+    assert all(h["eval"] is None for h in fed.rounds)
+    assert fed.selection["rule"] == "last round" and fed.selection["round"] == 3
+    assert fed.selection["score"] == fed.rounds[-1]["validation"]["macro_f1"]
+    assert fed.adapter_hash == fed.rounds[-1]["adapter_hash"] and fed.metrics["n"] == BASE["max_eval"]
+    plain = run(RunConfig(setting="federated", **dict(base, select=None)).resolved(), progress=False)
+    assert [h["adapter_hash"] for h in plain.rounds] == [h["adapter_hash"] for h in fed.rounds]
+    assert plain.metrics["macro_f1"] == fed.metrics["macro_f1"]  # the same last round on the same rows
+    for strategy in ("fedsa-lora", "fedex-lora"):
+        other = run(RunConfig(setting="federated", strategy=strategy, **base).resolved(), progress=False)
+        assert other.status == "success" and other.selection["round"] == 3
+        scored = [h["validation"] for h in other.rounds if h.get("validation")]
+        assert len(scored) == 2 and all(v["n"] == sum(other.partition["validation_sizes"]) for v in scored)
+    cen = run(RunConfig(setting="centralized", **dict(base, steps=8, eval_every=3)).resolved(), progress=False)
+    assert [h["step"] for h in cen.rounds] == [3, 6, 8] and all(h["validation"] for h in cen.rounds)
+    assert cen.selection["rule"] == "last step" and cen.selection["step"] == 8
+    assert cen.adapter_hash == cen.rounds[-1]["adapter_hash"]
+    iso = run(RunConfig(setting="isolated", **base).resolved(), progress=False)
+    for c in iso.per_client:
+        es = c["early_stopping"]
+        assert es["rule"] == "last step" and es["kept_step"] == 6 and es["on"] == "own validation rows"
+        assert [x["step"] for x in es["checks"]] == [2, 4, 6]

@@ -96,6 +96,7 @@ def test_make_reproduce_executes_the_notebooks_of_the_smoke_profile(tmp_path, mo
         "smoke_finance_lora_curves",
         "smoke_medqa_tiny-random_ia3_per_client",
         "smoke_fpb_lora_accuracy_vs_epsilon",
+        "smoke_fpb_lora_aggregation_curves",
     ):
         assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 5_000, name
 

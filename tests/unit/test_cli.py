@@ -195,7 +195,7 @@ def test_aggregation_runs_notebook_07s_study_each_run_once_and_status_reads_the_
     ran.clear()
     assert main(["aggregation", "--profile", "reference"]) == 0
     assert [c.hash() for c in ran] == [c.hash() for c in expected]
-    assert {c.setting for c in ran} == {"federated"} and {c.select for c in ran} == {None}
+    assert {c.setting for c in ran} == {"federated"} and {c.select for c in ran} == {"last"}
 
     no_study = results.parent / "nostudy.yaml"
     no_study.write_text("description: no study\ndefaults: {model: tiny-random}\ngrid: {datasets: [fpb]}\n")

@@ -15,6 +15,7 @@ from fedlab.core.prompts import encode, prompt_text, training_ids
 from fedlab.core.train import answer_loss, collate, data_order, length_grouped
 from fedlab.data import load_splits
 from fedlab.errors import ConfigError
+from fedlab.experiment.plan import _shape as shape
 from fedlab.experiment.plan import estimate_seconds, plan_grid, profile_configs
 from fedlab.experiment.profiles import load_profile
 from fedlab.experiment.resources import Resources
@@ -162,3 +163,5 @@ def test_the_estimate_counts_the_rows_a_run_scores_as_it_goes(monkeypatch, fedla
     assert (every_round - checked) / (twice_as_often - checked) == pytest.approx((7 * rows - 2 * own) / (2 * own))
     centralized = dataclasses.replace(chosen, setting="centralized", steps=48, eval_every=16).validate()
     assert estimate_seconds(centralized, 100.0) < estimate_seconds(dataclasses.replace(centralized, select=None), 100.0)
+    last = dataclasses.replace(chosen, select="last").validate()  # the same scoring, another checkpoint kept
+    assert estimate_seconds(last, 100.0) == checked and shape(last) == shape(chosen) != shape(fed)

@@ -91,7 +91,22 @@ def test_select_validation_needs_validation_rows():
             setting="federated", select="validation", client_val_fraction=0.2, strategy="fedex-lora", **TINY
         ).validate()
     with pytest.raises(ConfigError, match="select must be"):
-        RunConfig(setting="centralized", select="last", **TINY).validate()
+        RunConfig(setting="centralized", select="best", **TINY).validate()
+
+
+def test_select_last_validates_like_validation_and_keeps_the_last_checkpoint_of_any_strategy():
+    with pytest.raises(ConfigError, match="select=last for a federated run needs the clients' own validation"):
+        RunConfig(setting="federated", select="last", **TINY).validate()
+    with pytest.raises(ConfigError, match="select=last for a centralized run needs the pooled validation"):
+        RunConfig(setting="centralized", select="last", val_size=0, **TINY).validate()
+    for strategy in ("fedex-lora", "fedsa-lora"):  # nothing to go back to, and nothing asked
+        cfg = RunConfig(setting="federated", select="last", client_val_fraction=0.2, strategy=strategy, **TINY)
+        assert cfg.validate().validates and not cfg.keeps_best
+    chosen = RunConfig(setting="federated", select="validation", client_val_fraction=0.2, **TINY)
+    assert chosen.validates and chosen.keeps_best
+    assert not RunConfig(setting="federated", **TINY).validates
+    last = RunConfig(setting="federated", select="last", client_val_fraction=0.2, **TINY)
+    assert last.hash() not in (chosen.hash(), RunConfig(setting="federated", client_val_fraction=0.2, **TINY).hash())
 
 
 def test_autocast_on_a_cpu_without_native_bf16_is_refused_with_the_flags(monkeypatch):

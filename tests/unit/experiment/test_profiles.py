@@ -108,7 +108,7 @@ def test_the_aggregation_study_has_one_checkpoint_policy_for_every_strategy(tmp_
     base = (paths.PROFILES_DIR / "smoke.yaml").read_text().replace("defaults:\n", selecting, 1)
     path = tmp_path / "selecting.yaml"
     path.write_text(base)
-    with pytest.raises(ConfigError, match="select none with fedsa-lora"):
+    with pytest.raises(ConfigError, match="select last \\(or none\\) with fedsa-lora"):
         load_profile(str(path)).aggregation_configs()  # smoke's study, as it is, under validation selection
     spec = "{dataset: fpb, method: lora, dp_clip: 1.0, select: null, client_ranks: [4, 8], secagg: {}}"
     lines = [line for line in base.splitlines() if not line.strip().startswith("aggregation:")]
@@ -119,6 +119,11 @@ def test_the_aggregation_study_has_one_checkpoint_policy_for_every_strategy(tmp_
     assert all(c.select == "validation" for c in prof.cells() if c.setting == "federated")  # the grid's own runs
     assert len(prof.study_configs()) == len({c.hash() for c in study}) < len(study)  # FedAvg once
     assert {c.hash() for c in prof.study_configs()} <= {c.hash() for c in profile_configs(prof)}  # planned
+    # select: last keeps the last round too, with the grid's federated validation curve and one held-out score
+    path.write_text(path.read_text().replace("select: null", "select: last"))
+    validated = load_profile(str(path)).aggregation_configs()
+    assert {c.select for c in validated} == {"last"} and all(c.validate().validates for c in validated)
+    assert {c.hash() for c in validated}.isdisjoint(c.hash() for c in study)
 
 
 def test_a_curve_dataset_outside_the_grid_gets_its_floor_and_its_own_overrides(monkeypatch, fedlab_data_dir):
@@ -129,7 +134,7 @@ def test_a_curve_dataset_outside_the_grid_gets_its_floor_and_its_own_overrides(m
     assert ("smollm2-135m", "pubmedqa") in floors and not {d for _, d in floors} & set(ref.grid["datasets"])
     pubmed = [c for c in ref.curve_configs() if c.dataset == "pubmedqa"]
     assert pubmed and {c.max_length for c in pubmed} == {512} and ref.analysis.margin_for("pubmedqa") == 0.08
-    assert {c.select for c in ref.study_configs()} == {None}  # reference selects on validation; notebook 07 cannot
+    assert {c.select for c in ref.study_configs()} == {"last"}  # reference selects on validation; notebook 07 cannot
 
 
 def test_a_cut_cell_gets_no_curve_but_a_cut_setting_keeps_it(tmp_path, monkeypatch, fedlab_data_dir):

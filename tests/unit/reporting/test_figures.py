@@ -190,3 +190,53 @@ def test_fedlab_figures_draws_notebook_02s_figures_of_each_cell_with_a_training_
     assert {p.name for p in lora} | {"smoke_finance_qlora_curves.png", "smoke_forest.png"} <= {p.name for p in written}
     assert not any("ia3" in p.name or "healthcare" in p.name for p in written)
     assert all(p.exists() for p in written)
+
+
+def test_aggregation_curves_put_every_strategy_on_rounds_and_bytes_with_its_kept_held_out_score(tmp_path, monkeypatch):
+    """Notebook 07's figure: a validating run draws its validation rounds and a star at its held-out score on the
+    round it kept; a run scored on the held-out set every round draws those; a run with no per-round score
+    (a personalised run under select null) is its star alone, at its last round."""
+    from fedlab.experiment.config import RunConfig
+    from fedlab.experiment.store import RunResult
+    from tests.conftest import TINY
+
+    monkeypatch.setenv("FEDLAB_FIGURES_DIR", str(tmp_path / "figures"))
+    base = dict(TINY, setting="federated", rounds=4, clients=2, client_val_fraction=0.25)
+
+    def result(score, rounds, selection=None, **cfg):
+        client = {"examples_trained": 8}
+        return RunResult.of(
+            RunConfig(**base, **cfg).resolved(),
+            metrics={"accuracy": score, "macro_f1": score},
+            rounds=[dict(h, clients=[client, client]) for h in rounds],
+            communication={"bytes_total": 4 * 2**20, "per_round_up": [2**19] * 4, "per_round_down": [2**19] * 4},
+            selection=selection or {},
+        )
+
+    validated = result(
+        0.7,
+        [
+            {"round": r, "eval": None, **({"validation": {"macro_f1": 0.1 * r}} if r % 2 == 0 else {})}
+            for r in (1, 2, 3, 4)
+        ],
+        {"rule": "last round", "round": 4, "score": 0.4},
+        select="last",
+    )
+    every_round = result(
+        0.5, [{"round": r, "eval": {"macro_f1": 0.2 + 0.05 * r}} for r in (1, 2, 3, 4)], dp={"noise": 1.0}
+    )
+    personal = result(0.6, [{"round": r, "eval": None} for r in (1, 2, 3, 4)], strategy="fedsa-lora")
+    fig = figures.aggregation_curves([validated, every_round, personal], save="t_aggregation")
+    assert (tmp_path / "figures" / "t_aggregation.png").stat().st_size > 5_000
+    by_round, by_bytes = fig.axes
+    lines = {line.get_label(): line for line in by_round.lines}
+    assert set(lines) == {"fedavg", "fedavg + DP noise 1", "fedsa-lora"}
+    assert list(lines["fedavg"].get_xdata()) == [2, 4] and list(lines["fedavg"].get_ydata()) == pytest.approx(
+        [0.2, 0.4]
+    )
+    assert list(lines["fedavg + DP noise 1"].get_xdata()) == [1, 2, 3, 4] and not len(lines["fedsa-lora"].get_xdata())
+    stars = [tuple(c.get_offsets()[0]) for c in by_round.collections]
+    assert stars == [(4, pytest.approx(0.7)), (4, pytest.approx(0.5)), (4, pytest.approx(0.6))]
+    mib = {line.get_label(): list(line.get_xdata()) for line in by_bytes.lines}
+    assert mib["fedavg"] == pytest.approx([2.0, 4.0])  # 1 MiB a round, both ways
+    assert tuple(by_bytes.collections[2].get_offsets()[0]) == (pytest.approx(4.0), pytest.approx(0.6))
