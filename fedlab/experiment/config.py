@@ -151,6 +151,19 @@ SELECTS = (None, "validation", "last")
 VALIDATING_SELECTS = ("validation", "last")
 
 
+def aggregation_label(config: dict) -> str:
+    """How a federated run aggregates, from its config dict: the strategy, with server-side DP's noise, the
+    clients' LoRA ranks and SecAgg+ where set (notebook 07's runs apart)."""
+    label = config.get("strategy", "fedavg")
+    if config.get("dp"):
+        label += f" + DP noise {config['dp']['noise']:g}"
+    if config.get("client_ranks"):
+        label += f" (ranks {', '.join(map(str, config['client_ranks']))})"
+    if config.get("secagg") is not None:
+        label += " + SecAgg+"
+    return label
+
+
 def config_hash(config: dict) -> str:
     """Stable hash of a config dict (sorted keys, no whitespace)."""
     canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from fedlab.errors import ConfigError
 
+from .config import aggregation_label
 from .provenance import OTHERS_CPU_LIMIT, cpu_label, measured_on_shared_cpu
 from .store import ResultStore, RunResult
 
@@ -65,7 +66,8 @@ def run_message(result: RunResult, label: str = "") -> str:
     where = f"{'dirty' if man.git_dirty else 'clean'} {(man.git_sha or '?')[:7]}, {cpu_label(man.cpu_signature)}"
     what = f"{c['setting']} {c['model']} {c['dataset']}"
     if c["setting"] != "zeroshot":
-        what += f" {c['method']} seed {c['seed']}, lr {c['lr']:g}"
+        how = aggregation_label(c) if c["setting"] == "federated" else "fedavg"
+        what += f" {c['method']}{'' if how == 'fedavg' else ' ' + how} seed {c['seed']}, lr {c['lr']:g}"
     score = ", ".join(f"{k} {m[k]:.3f}" for k in ("macro_f1", "accuracy") if k in m)
     wall = result.timings.wall_s
     minutes = f"; {wall / 60:.1f} min" if wall is not None else ""

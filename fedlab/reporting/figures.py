@@ -24,7 +24,7 @@ from fedlab.core.peft_methods import METHODS
 from fedlab.core.prompts import completions
 from fedlab.data import DATASETS, MAIN_DATASETS, load_splits
 from fedlab.data.partition import partition_records
-from fedlab.experiment.config import SETTINGS, TRAINING_SETTINGS
+from fedlab.experiment.config import SETTINGS, TRAINING_SETTINGS, aggregation_label
 
 from .frames import TRAINING_ORDER, round_score
 
@@ -364,18 +364,6 @@ def accuracy_vs_epsilon(results: list, save: str | None = None):
     return _save(fig, save)
 
 
-def study_label(config: dict) -> str:
-    """A run of notebook 07's study by its strategy, DP noise and client ranks."""
-    label = config.get("strategy", "fedavg")
-    if config.get("dp"):
-        label += f" + DP noise {config['dp']['noise']:g}"
-    if config.get("client_ranks"):
-        label += f" (ranks {', '.join(map(str, config['client_ranks']))})"
-    if config.get("secagg") is not None:
-        label += " + SecAgg+"
-    return label
-
-
 def aggregation_curves(results: list, save: str | None = None):
     """Notebook 07's runs as learning curves on shared x axes: the primary metric per recorded round against
     the round (left) and the MiB each run has sent by then (right), one line per strategy / DP setting, on
@@ -392,7 +380,7 @@ def aggregation_curves(results: list, save: str | None = None):
     splits = set()
     for i, r in enumerate(results):
         points, split = _curve_points(r)
-        color, label = colors(i % 10), study_label(r.config)
+        color, label = colors(i % 10), aggregation_label(r.config)
         if points:
             splits.add(split)
         kept = _chosen(points, r.selection) if split == "validation" else (points[-1] if points else None)

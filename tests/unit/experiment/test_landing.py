@@ -101,3 +101,18 @@ def test_land_refuses_what_is_not_a_worktree_and_says_so_on_the_command_line(rep
     assert "would land: centralized tiny-random fpb lora seed 0" in out
     assert "held back: results/centralized/centralized-fpb-lora-tiny-1.json: measured on a shared CPU" in out
     assert _git(home, "log", "--format=%s").strip() == "start"  # a dry run commits nothing
+
+
+def test_a_study_run_is_named_by_how_it_aggregates():
+    """Notebook 07's runs share backbone, dataset, method and seed: the message names the strategy and DP."""
+    from fedlab.experiment.landing import run_message
+
+    def message(**cfg):
+        data = RunResult.of(RunConfig(**dict(TINY, source="local", setting="federated", **cfg))).to_json()
+        data.update(metrics={"n": 3, "macro_f1": 0.5}, manifest={"git_sha": "a" * 40, "git_dirty": False})
+        return run_message(RunResult.from_json(data))
+
+    assert message().startswith("federated tiny-random fpb lora seed 0, lr 0.005 (")
+    assert message(strategy="ffa-lora").startswith("federated tiny-random fpb lora ffa-lora seed 0,")
+    noisy = message(dp={"noise": 1.0, "clip": 1.0})
+    assert noisy.startswith("federated tiny-random fpb lora fedavg + DP noise 1 seed 0,")
