@@ -164,20 +164,31 @@ def estimate_seconds(cfg: RunConfig, peak_gflops: float) -> float | None:
     train_tokens = cfg.federated_steps * cfg.examples_per_step * tokens
     # select=validation or last scores the validation rows every eval_every steps (centralized) or rounds
     # (federated) and the held-out set once; otherwise a federated or centralized run scores the held-out set
-    # every round
+    # every round. A personalised run (FedSA-LoRA) scores it at the end only, once with each client's model.
+    personalised = _personalised(cfg)
+    held_out = len(data.eval_rows) * (cfg.clients if personalised else 1)
     if cfg.validates and cfg.setting == "centralized":
-        evals = len(data.eval_rows) + -(-cfg.centralized_steps // (cfg.eval_every or 1)) * len(data.validation_rows)
+        evals = held_out + -(-cfg.centralized_steps // (cfg.eval_every or 1)) * len(data.validation_rows)
     elif cfg.validates and cfg.setting == "federated":
         checks = -(-cfg.rounds // (cfg.eval_every or 1))
         own = sum(len(data.client_validation_rows(p)) for p in range(cfg.clients))
-        evals = len(data.eval_rows) + checks * own
+        evals = held_out + checks * own
     else:
-        evals = cfg.rounds * len(data.eval_rows)
+        evals = held_out if personalised else cfg.rounds * held_out
     if cfg.setting == "isolated":
         evals = cfg.clients * (len(data.eval_rows) + cfg.max_client_eval)
     elif cfg.setting == "federated":
         evals += cfg.clients * cfg.max_client_eval
     return (train_tokens * 4 * n_body + eval_flops(evals)) / rate + 15
+
+
+def _personalised(cfg: RunConfig) -> bool:
+    """Whether a federated run ends with one model per client (FedSA-LoRA), each scoring the held-out set."""
+    if cfg.setting != "federated":
+        return False
+    from fedlab.fl.strategies import STRATEGY_CLASSES  # Flower's: only where a federated run is planned
+
+    return bool(STRATEGY_CLASSES[cfg.strategy].personalised)
 
 
 def measured_wall_seconds(result: RunResult) -> float | None:
@@ -208,6 +219,7 @@ def _shape(cfg: RunConfig) -> tuple:
         cfg.clients,
         cfg.eval_every,
         cfg.validates,  # select=last does select=validation's work (it keeps another checkpoint)
+        _personalised(cfg),  # FedSA-LoRA scores the held-out set once per client
     )
 
 

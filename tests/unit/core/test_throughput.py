@@ -165,3 +165,14 @@ def test_the_estimate_counts_the_rows_a_run_scores_as_it_goes(monkeypatch, fedla
     assert estimate_seconds(centralized, 100.0) < estimate_seconds(dataclasses.replace(centralized, select=None), 100.0)
     last = dataclasses.replace(chosen, select="last").validate()  # the same scoring, another checkpoint kept
     assert estimate_seconds(last, 100.0) == checked and shape(last) == shape(chosen) != shape(fed)
+    # FedSA-LoRA (personalised): no held-out score per round, but each client's own model scores it at the end
+    personal = dataclasses.replace(last, strategy="fedsa-lora").validate()
+    extra = (fed.clients - 1) * rows
+    assert (estimate_seconds(personal, 100.0) - checked) / (twice_as_often - checked) == pytest.approx(
+        extra / (2 * own)
+    )
+    assert shape(personal) != shape(last)
+    at_the_end = dataclasses.replace(fed, strategy="fedsa-lora").validate()  # select null
+    assert (every_round - estimate_seconds(at_the_end, 100.0)) / (twice_as_often - checked) == pytest.approx(
+        (fed.rounds - fed.clients) * rows / (2 * own)
+    )
