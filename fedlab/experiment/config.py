@@ -49,6 +49,8 @@ FACTOR_STRATEGIES = ("ffa-lora", "fedsa-lora")
 BASE_WEIGHT_STRATEGIES = ("fedex-lora",)
 #: the strategies that aggregate LoRA adapters of different ranks (``RunConfig.client_ranks``)
 MIXED_RANK_STRATEGIES = ("hetlora", "flexlora")
+#: the strategies whose clients end with a model each (no one global model): each scores the held-out set
+PERSONALISED_STRATEGIES = ("fedsa-lora",)
 
 
 def check_strategy(strategy: str, method: str, peft_type: str, quantization: str | None) -> None:

@@ -27,7 +27,7 @@ from fedlab.core.models import cpu_supports_bf16, resolve, resolve_device
 from fedlab.core.prompts import user_text
 from fedlab.errors import ConfigError
 
-from .config import RunConfig
+from .config import PERSONALISED_STRATEGIES, RunConfig
 from .curves import CurvePending
 from .profiles import Profile
 from .provenance import cpu_signature, measured_on_shared_cpu
@@ -184,11 +184,7 @@ def estimate_seconds(cfg: RunConfig, peak_gflops: float) -> float | None:
 
 def _personalised(cfg: RunConfig) -> bool:
     """Whether a federated run ends with one model per client (FedSA-LoRA), each scoring the held-out set."""
-    if cfg.setting != "federated":
-        return False
-    from fedlab.fl.strategies import STRATEGY_CLASSES  # Flower's: only where a federated run is planned
-
-    return bool(STRATEGY_CLASSES[cfg.strategy].personalised)
+    return cfg.setting == "federated" and cfg.strategy in PERSONALISED_STRATEGIES
 
 
 def measured_wall_seconds(result: RunResult) -> float | None:

@@ -217,3 +217,13 @@ def test_adapter_state_is_a_snapshot_not_a_view_of_the_live_parameters(tiny):
                 p.add_(1.0)
     now = adapter_state(model)
     assert all(not np.array_equal(snap[k], now[k]) for k in snap)
+
+
+def test_the_planner_knows_which_strategies_are_personalised():
+    """fedlab.experiment plans without importing Flower: its list of personalised strategies is the classes' own."""
+    from fedlab.experiment.config import PERSONALISED_STRATEGIES, STRATEGIES
+    from fedlab.fl.strategies import STRATEGY_CLASSES
+
+    assert set(STRATEGY_CLASSES) == set(STRATEGIES)
+    assert {name for name, cls in STRATEGY_CLASSES.items() if cls.personalised} == set(PERSONALISED_STRATEGIES)
+    assert all(cls.client.personalised == cls.personalised for cls in STRATEGY_CLASSES.values())
