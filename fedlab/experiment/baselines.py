@@ -89,10 +89,10 @@ def centralized(cfg: RunConfig, *, progress: bool = True, **_) -> RunResult:
         summary = eval_summary(last["eval"].metrics)
         if select:
             entry.update(eval=None, validation=summary)
-            if cfg.keeps_best and (not best or summary[metric] > best["score"]):
+            if not cfg.keeps_best:  # select=last: the latest checkpoint is the run's, its weights are the model's
+                best.update(score=summary[metric], step=k)
+            elif not best or summary[metric] > best["score"]:
                 best.update(score=summary[metric], step=k, state=adapter_state(model))  # numpy copies
-            elif not cfg.keeps_best:
-                best.update(score=summary[metric], step=k)  # the last checkpoint is the run's
         else:
             entry["eval"] = summary
         history.append(entry)
