@@ -42,13 +42,14 @@ from fedlab.experiment.curves import budget_from_curve
 from fedlab.experiment.generate import generate_from_result
 from fedlab.experiment.landing import land
 from fedlab.experiment.migrate import migrate_store
-from fedlab.experiment.plan import parse_deadline, plan_grid, profile_configs
+from fedlab.experiment.plan import parse_deadline, pending_note, plan_grid, profile_configs
 from fedlab.experiment.profiles import Profile, load_profile, profile_names
 from fedlab.experiment.store import ResultStore, RunResult
+from fedlab.experiment.sweeps import sweep_gap, sweep_path
 from fedlab.fl.deployment.run import deploy_run
 from fedlab.reporting.curves import gate_state
 from fedlab.reporting.readme import BLOCKS, update_readme
-from fedlab.runs.sweep import DEFAULT_LRS, lr_sweep, sweep_path
+from fedlab.runs.sweep import DEFAULT_LRS, lr_sweep, pending_sweeps
 
 #: command-line flags that override run settings (flag name -> RunConfig field)
 OVERRIDES = {
@@ -514,6 +515,60 @@ def _curves(args, run) -> None:
         )
 
 
+def _sweep_lr(args) -> None:
+    """``fedlab sweep-lr``: one sweep (--dataset, --method), or every sweep the profile's rule asks for (--pending)."""
+    prof = load_profile(args.profile)
+    if args.pending:
+        if prof.curves is None or not prof.curves.sweep:
+            raise ConfigError(
+                f"--pending runs the sweeps a profile's rule asks for, and profile {prof.name!r} has none "
+                "(curves.sweep). Fix: --profile reference, or --dataset D --method M for one sweep."
+            )
+        todo = pending_sweeps(prof)
+        for option, at in (("--only-models", 0), ("--only-datasets", 1), ("--only-methods", 2)):
+            chosen = getattr(args, option[2:].replace("-", "_"))
+            keep = _grid_subset(option, chosen, list(dict.fromkeys(k[at] for k in prof.cell_keys())), prof.name)
+            todo = [(k, lrs) for k, lrs in todo if k[at] in keep]
+        for key, step in prof.unswept_cells():
+            if step.startswith("pin "):
+                print(f"sweep {'/'.join(key)}: {sweep_gap(prof.name, *key, prof.curve_config(*key).lr)}", flush=True)
+        if not todo:
+            print(f"[fedlab] no sweep of profile {prof.name!r} to run now (a cell is swept once its curve has run).")
+        sweeps = [(*key, lrs, True) for key, lrs in todo]
+    elif args.dataset and args.method:
+        sweeps = [(args.model or prof.models[0], args.dataset, args.method, args.lrs, args.extend)]
+    else:
+        raise ConfigError("fedlab sweep-lr needs --dataset and --method (one sweep) or --pending (the profile's).")
+    deadline = parse_deadline(args.deadline) if args.deadline else None
+
+    def before(cfg: RunConfig) -> bool:  # a deadline: is this run expected to end in time?
+        if deadline is None:
+            return False
+        why = plan_grid([cfg], force=args.force, timed_by=profile_configs(prof)).ends_after(cfg, deadline)
+        if why is not None:
+            print(
+                f"[fedlab] stopped before sweep {cfg.model} {cfg.dataset} {cfg.method} lr {cfg.lr:g}: {why}. The same "
+                "command goes on from here (finished runs are reused).",
+                flush=True,
+            )
+        return why is not None
+
+    for i, (model, dataset, method, lrs, extend) in enumerate(sweeps, 1):
+        print(f"[{i}/{len(sweeps)}] sweep {model} {dataset} {method}: lr {' '.join(f'{x:g}' for x in lrs)}", flush=True)
+        record = lr_sweep(prof, dataset, method, lrs, force=args.force, model=model, extend=extend, before=before)
+        if record is None:
+            return
+        for c in record["candidates"]:
+            print(f"lr {c['lr']:g}: validation {record['metric']} {c['score']:.3f} (n={c['n_validation']})")
+        print(
+            f"chosen lr {record['chosen_lr']:g}: {sweep_path(prof.name, model, dataset, method)}\n"
+            f"pin it in the profile: grid.method_overrides.{method}.lr: {record['chosen_lr']:g} "
+            f"(or, for this backbone only, grid.method_overrides.{model}/{method}.lr; for it on "
+            f"this dataset only, grid.method_overrides.{model}/{dataset}/{method}.lr)",
+            flush=True,
+        )
+
+
 def _land(args) -> None:
     """``fedlab land``: a worktree's finished results into this checkout, one commit each; held-back runs named once."""
     said: set[str] = set()
@@ -760,11 +815,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_sw = command("sweep-lr", "choose a learning rate on the validation split (centralized runs, recorded)")
     p_sw.add_argument("--profile", default="quick", help=f"{' | '.join(profile_names())} | path to a profile YAML")
-    p_sw.add_argument("--dataset", required=True, help="the dataset to sweep on")
-    p_sw.add_argument("--method", required=True, help=f"PEFT method: {methods}")
+    p_sw.add_argument("--dataset", default=None, help="the dataset to sweep on (required without --pending)")
+    p_sw.add_argument("--method", default=None, help=f"PEFT method: {methods} (required without --pending)")
     p_sw.add_argument("--model", default=None, help="backbone (default: the profile's first)")
     p_sw.add_argument("--lrs", nargs="+", type=float, default=list(DEFAULT_LRS), help="candidate learning rates")
+    p_sw.add_argument(
+        "--extend",
+        action="store_true",
+        help="while the winner is the largest or smallest candidate, also train the next rate past it (1, 3, 10 ...)",
+    )
+    p_sw.add_argument(
+        "--pending",
+        action="store_true",
+        help="every sweep the profile's rule (curves.sweep) asks for now: each grid cell whose curve has set its "
+        "budget and whose rate is not swept, at the pinned rate and its neighbours, extended at a winning end",
+    )
+    for axis in ("models", "datasets", "methods"):
+        p_sw.add_argument(
+            f"--only-{axis}", nargs="+", default=None, help=f"with --pending: these {axis} only (default: all)"
+        )
     p_sw.add_argument("--force", action="store_true", help="rerun the sweep's runs even if finished results exist")
+    _add_deadline(p_sw, "sweep-lr")
 
     p_agg = command(
         "aggregation",
@@ -857,6 +928,8 @@ def main(argv: list[str] | None = None) -> int:
                 and c.seed in seeds
             ]
             cells.sort(key=lambda c: (c.setting != "zeroshot", models.index(c.model), datasets.index(c.dataset)))
+            if note := pending_note(prof):  # the cells the grid cannot run yet, named rather than skipped unseen
+                print(f"[fedlab] not in this grid yet: {note}", flush=True)
             stops = _deadline_check(args, cells, prof)
             for i, cfg in enumerate(cells, 1):
                 name = f"{cfg.model} {cfg.setting} {cfg.dataset} {cfg.method} seed {cfg.seed}"
@@ -901,16 +974,7 @@ def main(argv: list[str] | None = None) -> int:
             for path in pipeline.make_figures(args.profile):
                 print(path)
         elif args.command == "sweep-lr":
-            prof = load_profile(args.profile)
-            record = lr_sweep(prof, args.dataset, args.method, args.lrs, force=args.force, model=args.model)
-            for c in record["candidates"]:
-                print(f"lr {c['lr']:g}: validation {record['metric']} {c['score']:.3f} (n={c['n_validation']})")
-            print(
-                f"chosen lr {record['chosen_lr']:g}: {sweep_path(prof, args.dataset, args.method, record['model'])}\n"
-                f"pin it in the profile: grid.method_overrides.{args.method}.lr: {record['chosen_lr']:g} "
-                f"(or, for this backbone only, grid.method_overrides.{record['model']}/{args.method}.lr; for it on "
-                f"this dataset only, grid.method_overrides.{record['model']}/{args.dataset}/{args.method}.lr)"
-            )
+            _sweep_lr(args)
         elif args.command == "aggregation":
             _aggregation(args, run)
         elif args.command == "land":

@@ -44,6 +44,8 @@ class Curves:
             methods' curves of a backbone run only once this method's curve there has beaten its floors (the
             gate's curve runs first; where it does not learn, the others are not run, by this rule). None:
             every curve runs.
+        sweep: every grid cell's learning rate is swept at its budget before the cell's grid runs (the rule of
+            :mod:`fedlab.experiment.sweeps`): until the sweep's winner is pinned, the cell waits.
     """
 
     cap: int = 480
@@ -57,6 +59,7 @@ class Curves:
     min_rounds: int = 20
     checks: int = 8
     gate: str | None = None
+    sweep: bool = False
 
     @classmethod
     def from_dict(cls, data: dict | None) -> Curves | None:

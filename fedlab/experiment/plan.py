@@ -350,12 +350,24 @@ def placement_note(profile: Profile, configs: list[RunConfig]) -> str | None:
 
 
 def pending_note(profile: Profile) -> str | None:
-    """What a plan cannot count yet: the cells whose budget waits for a learning curve."""
-    pending = profile.pending_cells()
-    if not pending:
-        return None
-    runs = sum(len(profile.seeds_for(*k, s)) for k in pending for s in profile.grid["settings"])
-    return (
-        f"{len(pending)} (backbone, dataset, method) cells ({runs} runs) wait for their learning "
-        f"curve, which sets their budget; they are not counted above: " + ", ".join("/".join(k) for k in pending)
-    )
+    """What a plan cannot count yet: the cells whose budget waits for a learning curve, and those whose grid
+    waits for its learning-rate sweep at that budget (``curves.sweep``)."""
+    pending, unswept = profile.pending_cells(), profile.unswept_cells()
+
+    def runs(keys) -> int:
+        return sum(len(profile.seeds_for(*k, s)) for k in keys for s in profile.grid["settings"])
+
+    parts = []
+    if pending:
+        parts.append(
+            f"{len(pending)} (backbone, dataset, method) cells ({runs(pending)} runs) wait for their learning "
+            f"curve, which sets their budget; they are not counted above: " + ", ".join("/".join(k) for k in pending)
+        )
+    if unswept:
+        parts.append(
+            f"{len(unswept)} (backbone, dataset, method) cells ({runs([k for k, _ in unswept])} runs) wait for their "
+            f"learning-rate sweep at their budget (`fedlab sweep-lr --profile {profile.name} --pending`, 3 or more "
+            "centralized runs each, not counted above), then for its winner's pin: "
+            + ", ".join(f"{'/'.join(k)} ({step})" for k, step in unswept)
+        )
+    return "; ".join(parts) or None

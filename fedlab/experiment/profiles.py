@@ -23,6 +23,7 @@ from .config import MIXED_RANK_STRATEGIES, SELECTS, SETTINGS, TRAINING_SETTINGS,
 from .curves import CurvePending, Curves, budget_from_curve, budgeted_overrides
 from .resources import Resources
 from .store import ResultStore
+from .sweeps import SweepPending, read_sweep, sweep_gap, sweep_step
 
 #: the aggregation study of notebook 07: FedAvg against the LoRA-aware strategies, and FedAvg under DP
 AGGREGATION_STRATEGIES = ("fedavg", "ffa-lora", "fedsa-lora", "fedex-lora")
@@ -67,7 +68,9 @@ class Profile:
         (``grid.dataset_overrides``), the method's (``grid.method_overrides``, e.g. the learning rate a
         ``fedlab sweep-lr`` chose; a key ``<backbone>/<method>`` applies to that backbone only, and
         ``<backbone>/<dataset>/<method>`` to that backbone on that dataset only), then the cell, then
-        explicit overrides."""
+        explicit overrides. In a profile with learning curves, a training setting's budget comes from its cell's
+        curve (:class:`CurvePending` before it ran) and, with ``curves.sweep``, its learning rate from the sweep
+        at that budget (:class:`SweepPending` until the sweep's winner is the rate pinned here)."""
         model = overrides.get("model") or self.defaults.get("model", RunConfig.model)
         spec = DATASETS.get(dataset)
         if spec is not None and spec.user and "data" not in overrides:  # a registered user file carries its data
@@ -97,6 +100,10 @@ class Profile:
                     local_steps=int(data.get("local_steps", RunConfig.local_steps)),
                 )
             )
+            if self.curves.sweep and "lr" not in overrides:  # a sweep's own candidates name their rate
+                why = sweep_gap(self.name, model, dataset, method, float(data.get("lr", RunConfig.lr)))
+                if why is not None:
+                    raise SweepPending(why)
         data.update({k: v for k, v in overrides.items() if v is not None or k in NULLABLE})
         return RunConfig.from_dict(data).validate()
 
@@ -172,6 +179,21 @@ class Profile:
             return []
         keys = dict.fromkeys((model, d, m) for model, d, m, _, _ in self._grid_keys())
         return [k for k in keys if self.budget(*k) is None]
+
+    def unswept_cells(self) -> list[tuple[tuple[str, str, str], str]]:
+        """(backbone, dataset, method) of the grid whose budget is known but whose grid waits for its learning-rate
+        sweep (``curves.sweep``), each with what the sweep asks next (:func:`~fedlab.experiment.sweeps.sweep_step`:
+        ``sweep``, ``extend to <lr>`` or ``pin <lr>``)."""
+        if self.curves is None or not self.curves.sweep:
+            return []
+        out = []
+        for key in dict.fromkeys((model, d, m) for model, d, m, _, _ in self._grid_keys()):
+            if self.budget(*key) is None:
+                continue
+            step = sweep_step(read_sweep(self.name, *key), self.curve_config(*key).lr)
+            if step != "pinned":
+                out.append((key, step))
+        return out
 
     def cell_keys(self, datasets=None) -> list[tuple[str, str, str]]:
         """(backbone, dataset, method) of every cell of the grid, in grid order, cut cells included (see

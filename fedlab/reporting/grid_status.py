@@ -1,5 +1,5 @@
 """Where a profile's grid stands, cell by cell, from its result files: which (backbone, dataset, method)
-cells wait for their learning curve, which are cut, how many of their runs have finished, how long the
+cells wait for their learning curve or their learning-rate sweep, which are cut, how many of their runs have finished, how long the
 finished runs took and on which CPU and commit. Nothing here trains or tests; a profile whose grid runs
 across sessions (``reference``) reports its progress with it."""
 
@@ -9,12 +9,13 @@ from fedlab.experiment.curves import CurvePending
 from fedlab.experiment.profiles import Profile
 from fedlab.experiment.provenance import cpu_label, measured_on_shared_cpu
 from fedlab.experiment.store import ResultStore
+from fedlab.experiment.sweeps import SweepPending
 
 from .frames import result_for
 
 
 def grid_status_rows(profile: Profile, store: ResultStore | None = None) -> list[dict]:
-    """One row per (backbone, dataset, method) of the grid: ``status`` (``cut``, ``waits for its curve``,
+    """One row per (backbone, dataset, method) of the grid: ``status`` (``cut``, ``waits for its curve``, ``waits for its sweep``,
     ``complete``, ``running``: some runs finished, ``not started``), the learning rate and budget, per setting
     the seeds finished of those the cell asks for, the finished runs' wall time, CPUs and commits, and
     whether any of them was measured on a shared CPU or from a dirty tree."""
@@ -37,6 +38,11 @@ def grid_status_rows(profile: Profile, store: ResultStore | None = None) -> list
                 for s in g["settings"]
                 if not profile.excluded(model=model, dataset=dataset, method=method, setting=s)
             }
+        except SweepPending:
+            row.update(status="waits for its sweep", lr=profile.curve_config(model, dataset, method).lr)
+            budget = profile.budget(model, dataset, method)
+            row["steps"] = budget["steps"]
+            continue
         except CurvePending:
             row.update(status="waits for its curve", lr=profile.curve_config(model, dataset, method).lr)
             continue
@@ -66,17 +72,19 @@ def grid_status_rows(profile: Profile, store: ResultStore | None = None) -> list
 def grid_status_markdown(profile: Profile, store: ResultStore | None = None) -> str:
     """The rows of :func:`grid_status_rows` as a markdown table, with the totals above it."""
     rows = grid_status_rows(profile, store)
-    counted = [r for r in rows if r["status"] not in ("cut", "waits for its curve")]
+    counted = [r for r in rows if r["status"] not in ("cut", "waits for its curve", "waits for its sweep")]
     complete = sum(r["status"] == "complete" for r in rows)
     runs_done = sum(r["runs_done"] for r in counted)
     runs_planned = sum(r["runs_planned"] for r in counted)
     hours = sum(r["wall_min"] for r in counted) / 60
     waiting = sum(r["status"] == "waits for its curve" for r in rows)
+    unswept = sum(r["status"] == "waits for its sweep" for r in rows)
     head = (
         f"Grid of profile `{profile.name}`: {complete} of {len(rows)} (backbone, dataset, method) cells complete; "
-        f"{runs_done} of the {runs_planned} runs of the cells whose budget is known have finished ({hours:.1f} h of "
+        f"{runs_done} of the {runs_planned} runs of the cells whose budget and rate are known have finished ({hours:.1f} h of "
         f"wall time); {waiting} cell(s) wait for their learning curve, "
-        f"{sum(r['status'] == 'cut' for r in rows)} are cut (the profile's header says why). "
+        + (f"{unswept} for their learning-rate sweep at the budget, " if unswept else "")
+        + f"{sum(r['status'] == 'cut' for r in rows)} are cut (the profile's header says why). "
         "Seeds: finished / asked for, per setting.\n\n"
         "| backbone | dataset | method | lr | budget (steps) | status | seeds (federated, centralized, isolated) | "
         "wall (min) | CPU, commit |\n|---|---|---|---|---|---|---|---|---|"
@@ -87,8 +95,8 @@ def grid_status_markdown(profile: Profile, store: ResultStore | None = None) -> 
         if r["status"] == "cut":
             lines.append(f"{cell} | | cut | | | |")
             continue
-        if r["status"] == "waits for its curve":
-            lines.append(f"{cell} {r['lr']:g} | | waits for its curve | | | |")
+        if r["status"] in ("waits for its curve", "waits for its sweep"):
+            lines.append(f"{cell} {r['lr']:g} | {r.get('steps') or ''} | {r['status']} | | | |")
             continue
         seeds = ", ".join(
             f"{r['finished'][s]}/{r['asked'][s]}" if s in r["asked"] else "-"

@@ -6,40 +6,23 @@ Nothing here trains."""
 from __future__ import annotations
 
 import json
-import math
 
 from fedlab import paths
 from fedlab.experiment.profiles import Profile
-
-
-def next_rate(lr: float, *, up: bool) -> float:
-    """The next rate of the 1, 3, 10, 30 ... grid the sweeps use (a factor of about 3): 3e-3 -> 1e-2 up,
-    1e-3 -> 3e-4 down."""
-    exponent = math.floor(math.log10(lr) + 1e-9)
-    mantissa = lr / 10**exponent
-    if up:
-        value = 3 * 10.0**exponent if mantissa < 2 else 10.0 ** (exponent + 1)
-    else:
-        value = 10.0**exponent if mantissa > 2 else 3 * 10.0 ** (exponent - 1)
-    return float(f"{value:.1g}")
+from fedlab.experiment.sweeps import sweep_step
 
 
 def sweep_rows(profile: Profile) -> list[dict]:
     """One row per sweep record of the profile: the candidates (rate, score), the chosen rate, the rate the
-    profile pins for that cell now, and ``next``: ``pinned``, ``pin <lr>``, or ``extend to <lr>`` (the
-    winner is the largest or smallest candidate, so the next factor of 3 is tried before anything is pinned)."""
+    profile pins for that cell now, and ``next`` (:func:`~fedlab.experiment.sweeps.sweep_step`): ``pinned``,
+    ``pin <lr>``, or ``extend to <lr>`` (the winner is the largest or smallest candidate, so the next factor of 3
+    is tried before anything is pinned)."""
     rows = []
     for path in sorted((paths.results_dir() / "sweeps" / profile.name).glob("*.json")):
         rec = json.loads(path.read_text())
-        lrs = sorted(c["lr"] for c in rec["candidates"])
         chosen = rec["chosen_lr"]
         pinned = profile.curve_config(rec["model"], rec["dataset"], rec["method"]).lr
-        if len(lrs) > 1 and chosen in (lrs[0], lrs[-1]):
-            step = f"extend to {next_rate(chosen, up=chosen == lrs[-1]):g}"
-        elif abs(pinned - chosen) <= 1e-12:
-            step = "pinned"
-        else:
-            step = f"pin {chosen:g}"
+        step = sweep_step(rec, pinned)
         rows.append(
             {
                 "model": rec["model"],

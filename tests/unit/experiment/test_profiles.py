@@ -147,7 +147,12 @@ def test_a_cut_cell_gets_no_curve_but_a_cut_setting_keeps_it(tmp_path, monkeypat
     ]
     base = (paths.PROFILES_DIR / "reference.yaml").read_text()
     path = tmp_path / "cut-isolated.yaml"
-    path.write_text(base.replace("  exclude:\n", "  exclude:\n    - {setting: isolated}\n", 1))
+    # (a copy under another name has no sweep records of its own: curves.sweep would hold every cell back)
+    path.write_text(
+        base.replace("  exclude:\n", "  exclude:\n    - {setting: isolated}\n", 1).replace(
+            "sweep: true", "sweep: false"
+        )
+    )
     prof = load_profile(str(path))
     assert len(prof.curve_configs()) == len(ref.curve_configs())  # the centralized curve still sets a budget
     assert {c.setting for c in prof.cells()} == {"federated", "centralized"}

@@ -2,17 +2,8 @@
 
 import json
 
-import pytest
-
 from fedlab.experiment.profiles import load_profile
 from fedlab.reporting import sweeps
-
-
-@pytest.mark.parametrize(
-    ("lr", "up", "expected"), [(3e-3, True, 1e-2), (1e-3, True, 3e-3), (1e-3, False, 3e-4), (1e-2, False, 3e-3)]
-)
-def test_the_next_rate_is_the_next_step_of_the_1_3_10_grid(lr, up, expected):
-    assert sweeps.next_rate(lr, up=up) == expected
 
 
 def _record(tmp_path, model, dataset, method, scores):

@@ -82,7 +82,8 @@ def test_a_learning_rate_sweep_scores_on_the_validation_split_only(results):
 
     from fedlab.experiment.profiles import load_profile
     from fedlab.experiment.rundata import RunData
-    from fedlab.runs.sweep import lr_sweep, sweep_path
+    from fedlab.experiment.sweeps import sweep_path
+    from fedlab.runs.sweep import lr_sweep
 
     smoke = load_profile("smoke")
     record = lr_sweep(smoke, "fpb", "lora", [1e-3, 1e-2], progress=False)
@@ -90,7 +91,7 @@ def test_a_learning_rate_sweep_scores_on_the_validation_split_only(results):
     best = max(record["candidates"], key=lambda c: (c["score"], -c["lr"]))
     assert record["chosen_lr"] == best["lr"] and record["metric"] == "macro_f1"
     assert record["pin"] == {"grid": {"method_overrides": {f"{record['model']}/lora": {"lr": best["lr"]}}}}
-    assert _json.loads(sweep_path(smoke, "fpb", "lora").read_text())["chosen_lr"] == best["lr"]
+    assert _json.loads(sweep_path("smoke", smoke.models[0], "fpb", "lora").read_text())["chosen_lr"] == best["lr"]
     data = RunData(smoke.config("fpb", "centralized", "lora", eval_on="validation").resolved())
     val = {r.id for r in data.validation_rows}
     assert val and {r.id for r in data.eval_rows} <= val  # scored on validation rows ...
