@@ -24,7 +24,7 @@ from fedlab.experiment.store import ResultStore, RunResult
 from fedlab.reporting import figures
 from fedlab.reporting.acceptance import acceptance_markdown
 from fedlab.reporting.curves import curves_markdown, gated_out, profile_headline
-from fedlab.reporting.frames import frame, profile_results, results_frame
+from fedlab.reporting.frames import frame, profile_results, result_for, results_frame
 from fedlab.reporting.grid_status import grid_status_markdown
 from fedlab.reporting.matched import matched_markdown
 from fedlab.reporting.sweeps import sweeps_markdown
@@ -449,6 +449,28 @@ def gate_note(held: list[tuple]) -> str | None:
     return "curves.gate: " + "; ".join(parts)
 
 
+def aggregation_figure(profile: Profile) -> list[Path]:
+    """Notebook 07's learning curves (:func:`figures.aggregation_curves`) and, once a DP run has finished, its
+    score against epsilon (:func:`figures.accuracy_vs_epsilon`), from the study's finished runs, under the names
+    the notebook saves them by; nothing where the profile has no study or none of its runs has finished."""
+    spec = profile.aggregation
+    if spec is None:
+        return []
+    try:
+        done = [r for c in profile.aggregation_configs() if (r := result_for(c)) is not None]
+    except CurvePending:  # its cell's budget waits for the curve: nothing of the study has run
+        return []
+    if not done:
+        return []
+    stem = f"{profile.name}_{spec['dataset']}_{spec['method']}"
+    figures.aggregation_curves(done, save=f"{stem}_aggregation_curves")
+    written = [figures.figures_dir() / f"{stem}_aggregation_curves.png"]
+    if any(r.config.get("dp") for r in done):
+        figures.accuracy_vs_epsilon(done, save=f"{stem}_accuracy_vs_epsilon")
+        written.append(figures.figures_dir() / f"{stem}_accuracy_vs_epsilon.png")
+    return written
+
+
 def summary_figures(profile_name: str, verdicts: dict | None = None) -> list[Path]:
     """The study's summary figures from existing results only (no training)."""
     profile = load_profile(profile_name)
@@ -464,6 +486,7 @@ def summary_figures(profile_name: str, verdicts: dict | None = None) -> list[Pat
     if figures.forest(verdicts or profile_verdicts(profile), save=f"{profile.name}_forest") is not None:
         names.insert(0, "forest")
     written = [figures.figures_dir() / f"{profile.name}_{n}.png" for n in names]
+    written += aggregation_figure(profile)
     missing: list[str] = []
     for domain in profile_domains(profile):
         for method in profile.grid["methods"]:

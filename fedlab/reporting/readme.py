@@ -114,6 +114,11 @@ BLOCKS = {
     "aggregation": lambda: aggregation_table(
         [r for c in load_profile("quick").aggregation_configs() if (r := result_for(c)) is not None]
     ),
+    # the same study at the reference profile's budget (SmolLM2-135M LoRA on FPB, every run at its last round)
+    "reference-aggregation": lambda: aggregation_table(
+        [r for c in load_profile(REFERENCE_PROFILE).aggregation_configs() if (r := result_for(c)) is not None],
+        measured=True,
+    ),
     # clients of different compute (notebook 07): mixed LoRA ranks on the quick profile's aggregation cell
     "mixed-ranks": lambda: mixed_rank_table(
         [r for c in load_profile("quick").mixed_rank_configs() if (r := result_for(c)) is not None]

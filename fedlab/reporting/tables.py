@@ -240,15 +240,19 @@ def _primary_score(r: RunResult, without_ci: str = "") -> tuple[str, str]:
     return metric, f"{m[metric]:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else without_ci)
 
 
-def aggregation_table(results: list[RunResult]) -> str:
+def aggregation_table(results: list[RunResult], *, measured: bool = False) -> str:
     """Markdown: each federated strategy / DP setting with its primary metric [95 % CI], bytes, the mean
-    relative aggregation error of its rounds and the epsilon spent (at the run's delta) after the last round."""
+    relative aggregation error of its rounds and the epsilon spent (at the run's delta) after the last round.
+    ``measured``: also the federated validation score at the last round (on the clients' validation rows: FedSA-
+    LoRA's clients each score their own model), the wall time and CodeCarbon's energy (compare these within
+    one CPU only)."""
     if not results:
         return "(no runs yet)"
+    extra = " validation at the last round (rows) | wall (min) | energy (Wh) |" if measured else ""
     lines = [
         "| backbone | dataset | method | strategy | DP noise / clip | epsilon (delta) | metric | score [95 % CI] | "
-        "bytes sent | aggregation error (mean relative) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"bytes sent | aggregation error (mean relative) |{extra}",
+        "|---|---|---|---|---|---|---|---|---|---|" + "---|" * extra.count("|"),
     ]
     for r in results:
         c = r.config
@@ -265,11 +269,20 @@ def aggregation_table(results: list[RunResult]) -> str:
             if c["strategy"] == "fedsa-lora"
             else "- (not recorded: run made before the error was logged)"
         )
-        lines.append(
+        line = (
             f"| {c['model']} | {c['dataset']} | {c['method']} | {c['strategy']} | "
             f"{dp_text} | "
             f"{eps} | {metric} | {score} | {r.communication.bytes_total:,} | {err} |"
         )
+        if measured:
+            val = (r.rounds[-1].get("validation") if r.rounds else None) or {}
+            kwh = r.energy.kwh
+            line += (
+                (f" {val[metric]:.3f} ({val['n']}) |" if metric in val else " - |")
+                + (f" {r.timings.wall_s / 60:.1f} |" if r.timings.wall_s else " - |")
+                + (f" {1000 * kwh:.1f} |" if kwh is not None else " - |")
+            )
+        lines.append(line)
     return "\n".join(lines)
 
 

@@ -108,7 +108,7 @@ def test_make_reproduce_executes_the_notebooks_of_the_smoke_profile(tmp_path, mo
     assert tables.main_table(results_frame(profile)) in summary
     assert claims.headline_markdown(profile_verdicts(profile), "smoke") in summary
     aggregation_report = _outputs(reports / "07_aggregation_privacy.ipynb", "text/markdown")
-    assert tables.aggregation_table(aggregation_runs("smoke")) in aggregation_report
+    assert tables.aggregation_table(aggregation_runs("smoke"), measured=True) in aggregation_report
     ranked = mixed_rank_runs("smoke")  # loaded: the notebook trained them
     assert [r.config["strategy"] for r in ranked] == ["fedavg", "fedavg", "hetlora", "flexlora"]
     assert tables.mixed_rank_table(ranked) in aggregation_report and "| 4, 16 |" in tables.mixed_rank_table(ranked)

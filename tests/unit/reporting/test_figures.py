@@ -184,10 +184,37 @@ def test_fedlab_figures_draws_notebook_02s_figures_of_each_cell_with_a_training_
     assert set(ia3[f"fpb_{model}"]) == {"zeroshot"} and study.curve_cells(ia3) == {}
     assert study.cell_figures("smoke", "finance", "ia3", ia3) == []
     capsys.readouterr()
+    assert study.aggregation_figure(SMOKE) == []  # none of notebook 07's runs has finished: no empty figure
+    from fedlab.experiment.store import ResultStore, RunResult
+
+    study_runs = SMOKE.aggregation_configs()
+    ffa = study_runs[1].resolved()  # one run of notebook 07's study (FFA-LoRA) has finished
+    assert ffa.strategy == "ffa-lora"
+
+    def finish(cfg, **round_fields):
+        ResultStore().save(
+            cfg,
+            RunResult.of(
+                cfg,
+                metrics={"n": 16, "accuracy": 0.5, "macro_f1": 0.4},
+                rounds=[{"round": 1, "eval": {"macro_f1": 0.4}, "clients": [{"examples_trained": 8}], **round_fields}],
+                communication={"bytes_total": 2**20, "per_round_up": [2**19], "per_round_down": [2**19]},
+            ),
+        )
+
+    finish(ffa)
+    assert [p.name for p in study.aggregation_figure(SMOKE)] == ["smoke_fpb_lora_aggregation_curves.png"]
+    dp = next(c for c in study_runs if c.dp).resolved()  # a DP run adds the score-vs-epsilon figure
+    finish(dp, privacy={"epsilon": 7.1, "delta": 1e-5})
+    assert [p.name for p in study.aggregation_figure(SMOKE)] == [
+        "smoke_fpb_lora_aggregation_curves.png",
+        "smoke_fpb_lora_accuracy_vs_epsilon.png",
+    ]
     written = study.summary_figures("smoke")
     said = capsys.readouterr().out  # the runs not drawn are counted in one line, not listed per cell
     assert "per-cell figures:" in said and "not run yet" not in said
     assert {p.name for p in lora} | {"smoke_finance_qlora_curves.png", "smoke_forest.png"} <= {p.name for p in written}
+    assert "smoke_fpb_lora_aggregation_curves.png" in {p.name for p in written}  # notebook 07's, under its name
     assert not any("ia3" in p.name or "healthcare" in p.name for p in written)
     assert all(p.exists() for p in written)
 

@@ -99,3 +99,28 @@ def test_the_cost_summary_gives_one_line_per_cell_over_its_seeds():
         "950 | 120 (100-140) | AMD 25/17/1 | 1 of 2 |"
     )
     assert tables.cost_summary_table(df, "isolated") == "(no isolated results yet)"
+
+
+def test_the_reference_aggregation_table_adds_the_last_validation_the_wall_time_and_the_energy():
+    from fedlab.experiment.store import RunResult
+
+    cfg = SMOKE.config("fpb", "federated", "lora").resolved()
+    rounds = [
+        {"round": 1, "aggregation_error": {"relative": 0.02}},
+        {"round": 2, "aggregation_error": {"relative": 0.04}, "validation": {"n": 399, "macro_f1": 0.771}},
+    ]
+    result = RunResult.of(
+        cfg,
+        metrics={"n": 1210, "macro_f1": 0.748, "macro_f1_ci": [0.718, 0.776], "accuracy": 0.785},
+        communication={"bytes_total": 716_574_720},
+        energy={"total": {"kwh": 0.0059}},
+        timings={"wall_s": 1389.5},
+        rounds=rounds,
+    )
+    plain, measured = tables.aggregation_table([result]), tables.aggregation_table([result], measured=True)
+    assert plain.splitlines()[-1].endswith("| 716,574,720 | 0.0300 |") and plain.splitlines()[1].count("---") == 10
+    assert measured.splitlines()[-1].endswith("| 716,574,720 | 0.0300 | 0.771 (399) | 23.2 | 5.9 |")
+    assert measured.splitlines()[1].count("---") == 13 and "wall (min) | energy (Wh) |" in measured
+    # a run without a validation at its last round says so rather than borrowing an earlier one
+    result.rounds = rounds[:1]
+    assert tables.aggregation_table([result], measured=True).splitlines()[-1].endswith("| 0.0200 | - | 23.2 | 5.9 |")
