@@ -815,8 +815,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_sw = command("sweep-lr", "choose a learning rate on the validation split (centralized runs, recorded)")
     p_sw.add_argument("--profile", default="quick", help=f"{' | '.join(profile_names())} | path to a profile YAML")
-    p_sw.add_argument("--dataset", default=None, help="the dataset to sweep on (required without --pending)")
-    p_sw.add_argument("--method", default=None, help=f"PEFT method: {methods} (required without --pending)")
+    p_sw.add_argument(
+        "--dataset", default=None, help="the dataset to sweep on (default: none; required without --pending)"
+    )
+    p_sw.add_argument(
+        "--method", default=None, help=f"PEFT method: {methods} (default: none; required without --pending)"
+    )
     p_sw.add_argument("--model", default=None, help="backbone (default: the profile's first)")
     p_sw.add_argument("--lrs", nargs="+", type=float, default=list(DEFAULT_LRS), help="candidate learning rates")
     p_sw.add_argument(

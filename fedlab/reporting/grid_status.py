@@ -96,7 +96,8 @@ def grid_status_markdown(profile: Profile, store: ResultStore | None = None) -> 
             lines.append(f"{cell} | | cut | | | |")
             continue
         if r["status"] in ("waits for its curve", "waits for its sweep"):
-            lines.append(f"{cell} {r['lr']:g} | {r.get('steps') or ''} | {r['status']} | | | |")
+            steps = f" {r['steps']}" if r.get("steps") else ""
+            lines.append(f"{cell} {r['lr']:g} |{steps} | {r['status']} | | | |")
             continue
         seeds = ", ".join(
             f"{r['finished'][s]}/{r['asked'][s]}" if s in r["asked"] else "-"

@@ -164,14 +164,20 @@ def test_aggregation_runs_notebook_07s_study_each_run_once_and_status_reads_the_
     import fedlab.study
     from fedlab import paths
 
-    # the study's budget comes from the committed FPB LoRA curve: only it is copied to the private results folder
+    # the study's budget comes from the committed FPB LoRA curve and its rate from the committed sweep at that
+    # budget (curves.sweep): only they are copied to the private results folder
+    from fedlab.experiment.sweeps import sweep_path
+
     monkeypatch.delenv("FEDLAB_RESULTS_DIR")
     reference = load_profile("reference")
     curve = ResultStore().lookup(reference.curve_config("smollm2-135m", "fpb", "lora").resolved())
     assert curve is not None, "the committed SmolLM2 FPB LoRA curve"
+    swept = sweep_path("reference", "smollm2-135m", "fpb", "lora")
     monkeypatch.setenv("FEDLAB_RESULTS_DIR", str(results))
     (results / curve.path.parent.name).mkdir(parents=True)
     shutil.copy(curve.path, results / curve.path.parent.name / curve.path.name)
+    sweep_path("reference", "smollm2-135m", "fpb", "lora").parent.mkdir(parents=True)
+    shutil.copy(swept, sweep_path("reference", "smollm2-135m", "fpb", "lora"))
     assert paths.results_dir() == results
     expected = reference.study_configs()
     assert len(expected) == 7  # 4 strategies + FedAvg at 3 DP noises; reference has no mixed ranks or SecAgg+

@@ -184,7 +184,9 @@ def test_fedlab_figures_draws_notebook_02s_figures_of_each_cell_with_a_training_
     assert set(ia3[f"fpb_{model}"]) == {"zeroshot"} and study.curve_cells(ia3) == {}
     assert study.cell_figures("smoke", "finance", "ia3", ia3) == []
     capsys.readouterr()
-    assert study.aggregation_figure(SMOKE) == []  # none of notebook 07's runs has finished: no empty figure
+    from fedlab.experiment.profiles import load_profile
+
+    assert study.aggregation_figure(load_profile("quick")) == []  # none of its study's runs has finished: no figure
     from fedlab.experiment.store import ResultStore, RunResult
 
     study_runs = SMOKE.aggregation_configs()
@@ -202,6 +204,7 @@ def test_fedlab_figures_draws_notebook_02s_figures_of_each_cell_with_a_training_
             ),
         )
 
+    assert [p.name for p in study.aggregation_figure(SMOKE)] == ["smoke_fpb_lora_aggregation_curves.png"]  # FedAvg's
     finish(ffa)
     assert [p.name for p in study.aggregation_figure(SMOKE)] == ["smoke_fpb_lora_aggregation_curves.png"]
     dp = next(c for c in study_runs if c.dp).resolved()  # a DP run adds the score-vs-epsilon figure
