@@ -71,7 +71,8 @@ def run_message(result: RunResult, label: str = "") -> str:
     score = ", ".join(f"{k} {m[k]:.3f}" for k in ("macro_f1", "accuracy") if k in m)
     wall = result.timings.wall_s
     minutes = f"; {wall / 60:.1f} min" if wall is not None else ""
-    return f"{label + ' ' if label else ''}{what} ({where}, {others}): held-out {score} on {m.get('n')} rows{minutes}"
+    split = "validation" if c.get("eval_on") == "validation" else "held-out"  # a sweep's runs score validation rows
+    return f"{label + ' ' if label else ''}{what} ({where}, {others}): {split} {score} on {m.get('n')} rows{minutes}"
 
 
 def _plan(worktree: Path, rel: str, label: str) -> Landing:

@@ -116,3 +116,16 @@ def test_a_study_run_is_named_by_how_it_aggregates():
     assert message(strategy="ffa-lora").startswith("federated tiny-random fpb lora ffa-lora seed 0,")
     noisy = message(dp={"noise": 1.0, "clip": 1.0})
     assert noisy.startswith("federated tiny-random fpb lora fedavg + DP noise 1 seed 0,")
+
+
+def test_a_sweep_run_is_described_by_the_split_it_was_scored_on():
+    """A learning-rate sweep's runs are scored on the validation split: their message must not call it held-out."""
+    from fedlab.experiment.landing import run_message
+
+    def message(**cfg):
+        data = RunResult.of(RunConfig(**dict(TINY, source="local", setting="centralized", **cfg))).to_json()
+        data.update(metrics={"n": 3, "macro_f1": 0.5}, manifest={"git_sha": "a" * 40, "git_dirty": False})
+        return run_message(RunResult.from_json(data))
+
+    assert message().endswith(": held-out macro_f1 0.500 on 3 rows")
+    assert message(eval_on="validation", val_size=4).endswith(": validation macro_f1 0.500 on 3 rows")
