@@ -8,7 +8,7 @@ import pytest
 from fedlab import cli
 from fedlab.errors import ConfigError
 from fedlab.experiment.config import RunConfig
-from fedlab.experiment.landing import land
+from fedlab.experiment.landing import land, run_message
 from fedlab.experiment.store import RunResult, RunStatus
 from fedlab.io import write_json, write_jsonl
 from tests.conftest import TINY
@@ -103,14 +103,18 @@ def test_land_refuses_what_is_not_a_worktree_and_says_so_on_the_command_line(rep
     assert _git(home, "log", "--format=%s").strip() == "start"  # a dry run commits nothing
 
 
+def _message(setting: str, **cfg) -> str:
+    """The landing message of a finished run of TINY in ``setting`` with ``cfg`` (macro-F1 0.5 on 3 rows)."""
+    data = RunResult.of(RunConfig(**dict(TINY, source="local", setting=setting, **cfg))).to_json()
+    data.update(metrics={"n": 3, "macro_f1": 0.5}, manifest={"git_sha": "a" * 40, "git_dirty": False})
+    return run_message(RunResult.from_json(data))
+
+
 def test_a_study_run_is_named_by_how_it_aggregates():
     """Notebook 07's runs share backbone, dataset, method and seed: the message names the strategy and DP."""
-    from fedlab.experiment.landing import run_message
 
     def message(**cfg):
-        data = RunResult.of(RunConfig(**dict(TINY, source="local", setting="federated", **cfg))).to_json()
-        data.update(metrics={"n": 3, "macro_f1": 0.5}, manifest={"git_sha": "a" * 40, "git_dirty": False})
-        return run_message(RunResult.from_json(data))
+        return _message("federated", **cfg)
 
     assert message().startswith("federated tiny-random fpb lora seed 0, lr 0.005 (")
     assert message(strategy="ffa-lora").startswith("federated tiny-random fpb lora ffa-lora seed 0,")
@@ -120,12 +124,5 @@ def test_a_study_run_is_named_by_how_it_aggregates():
 
 def test_a_sweep_run_is_described_by_the_split_it_was_scored_on():
     """A learning-rate sweep's runs are scored on the validation split: their message must not call it held-out."""
-    from fedlab.experiment.landing import run_message
-
-    def message(**cfg):
-        data = RunResult.of(RunConfig(**dict(TINY, source="local", setting="centralized", **cfg))).to_json()
-        data.update(metrics={"n": 3, "macro_f1": 0.5}, manifest={"git_sha": "a" * 40, "git_dirty": False})
-        return run_message(RunResult.from_json(data))
-
-    assert message().endswith(": held-out macro_f1 0.500 on 3 rows")
-    assert message(eval_on="validation", val_size=4).endswith(": validation macro_f1 0.500 on 3 rows")
+    assert _message("centralized").endswith(": held-out macro_f1 0.500 on 3 rows")
+    assert _message("centralized", eval_on="validation", val_size=4).endswith(": validation macro_f1 0.500 on 3 rows")
