@@ -9,7 +9,12 @@ Where runs of the grid have already finished on this CPU (same :func:`cpu_signat
 sharing the CPU), their measured wall times replace the arithmetic: a run to be trained takes the
 median wall time of finished runs of the same backbone, dataset, setting and method; any other run
 the FLOP estimate scaled by the median measured/estimated ratio of the finished runs of the same
-dataset and setting (else of the same setting, else of all). Each estimate says which of the three it is.
+dataset and setting (else of the same setting, else of all). Where no run of the dataset and setting has
+finished on this CPU but some have on another, that CPU's measured/estimated ratio for them is used instead,
+scaled by how the two CPUs compare on the datasets and settings both have run ("transferred"): the FLOP
+arithmetic misses what a dataset's prompts cost beyond their mean length (2026-12-07: a PubMedQA curve, the first
+on a new CPU, was estimated from MedQA's and MedMCQA's at under an hour and would have taken ~100 min, where
+PubMedQA on the first CPU had taken twice MedQA's time). Each estimate says which of the four it is.
 """
 
 from __future__ import annotations
@@ -50,7 +55,8 @@ class Plan:
     reuse: list[RunConfig] = field(default_factory=list)
     train: list[RunConfig] = field(default_factory=list)
     seconds: dict[str, float | None] = field(default_factory=dict)  # config hash -> estimate
-    source: dict[str, str] = field(default_factory=dict)  # config hash -> "measured" / "calibrated" / "flops"
+    #: config hash -> "measured" / "calibrated" / "transferred" / "flops"
+    source: dict[str, str] = field(default_factory=dict)
     peak_gflops: dict[str, float] = field(default_factory=dict)
     #: median measured/estimated wall time of the runs finished on this CPU, and how many there were
     calibration: tuple[float, int] | None = None
@@ -94,7 +100,8 @@ class Plan:
                 f"assumed MFU {ASSUMED_MFU})."
             )
             counts = {
-                k: sum(self.source.get(c.hash()) == k for c in self.train) for k in ("measured", "calibrated", "flops")
+                k: sum(self.source.get(c.hash()) == k for c in self.train)
+                for k in ("measured", "calibrated", "transferred", "flops")
             }
             parts = []
             if counts["measured"]:
@@ -107,6 +114,11 @@ class Plan:
                 parts.append(
                     f"{counts['calibrated']} from the FLOP estimate x the median measured/estimated ratio of "
                     f"runs finished on this CPU with the same dataset and setting ({ratio:.2f} over all {n})"
+                )
+            if counts["transferred"]:
+                parts.append(
+                    f"{counts['transferred']} from the FLOP estimate x the measured/estimated ratio of its dataset and "
+                    "setting on another CPU, scaled by how this CPU compares with it on what both have run"
                 )
             if counts["flops"]:
                 parts.append(
@@ -235,13 +247,18 @@ def plan_grid(
     signature = signature or cpu_signature()
     out = Plan()
     finished: list[tuple[RunConfig, float]] = []  # runs of this grid measured on this CPU, alone on it
+    elsewhere: list[tuple[str, RunConfig, float]] = []  # (CPU, run, wall) measured alone on another CPU
 
     def measure(cfg: RunConfig, found: RunResult | None) -> None:
-        if found is not None and signature and found.ok:
-            wall = measured_wall_seconds(found)
-            same_cpu = found.manifest.cpu_signature == signature
-            if wall is not None and same_cpu and measured_on_shared_cpu(found.timings) is False:
-                finished.append((cfg, wall))
+        if found is None or not signature or not found.ok:
+            return
+        wall, cpu = measured_wall_seconds(found), found.manifest.cpu_signature
+        if wall is None or not cpu or measured_on_shared_cpu(found.timings) is not False:
+            return
+        if cpu == signature:
+            finished.append((cfg, wall))
+        else:
+            elsewhere.append((cpu, cfg, wall))
 
     unreadable = []
     for cfg in configs:
@@ -294,12 +311,36 @@ def plan_grid(
                 ratios.setdefault(key, []).append(wall / est)
     if () in ratios:
         out.calibration = (float(statistics.median(ratios[()])), len(ratios[()]))
+
+    @functools.cache
+    def other_cpus() -> dict[str, dict[tuple, list[float]]]:  # CPU -> (dataset, setting) -> measured/estimated
+        found: dict[str, dict[tuple, list[float]]] = {}
+        for cpu, cfg, wall in elsewhere:
+            if cfg.dtype in out.peak_gflops and (est := flops_estimate(cfg)):
+                found.setdefault(cpu, {}).setdefault((cfg.dataset, cfg.setting), []).append(wall / est)
+        return found
+
+    def transferred(cfg: RunConfig) -> float | None:
+        """The measured/estimated ratio of ``cfg``'s dataset and setting on other CPUs, each scaled by the median
+        ratio of this CPU's to that CPU's over the datasets and settings both have run (median over such CPUs)."""
+        here = {k: statistics.median(v) for k, v in ratios.items() if len(k) == 2}
+        found = []
+        for theirs in other_cpus().values():
+            shared = [k for k in theirs if k in here]
+            if (cfg.dataset, cfg.setting) in theirs and shared:
+                speed = statistics.median(here[k] / statistics.median(theirs[k]) for k in shared)
+                found.append(statistics.median(theirs[(cfg.dataset, cfg.setting)]) * speed)
+        return float(statistics.median(found)) if found else None
+
     for cfg in out.train:
         key = cfg.hash()
         if walls := by_shape.get(_shape(cfg)):
             out.seconds[key], out.source[key] = float(statistics.median(walls)), "measured"
             continue
         est = flops_estimate(cfg)
+        if est is not None and (cfg.dataset, cfg.setting) not in ratios and (ratio := transferred(cfg)):
+            out.seconds[key], out.source[key] = est * ratio, "transferred"
+            continue
         nearest = next((ratios[k] for k in ((cfg.dataset, cfg.setting), (cfg.setting,), ()) if k in ratios), None)
         if est is not None and nearest:
             out.seconds[key], out.source[key] = est * float(statistics.median(nearest)), "calibrated"

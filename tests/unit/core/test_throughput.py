@@ -145,6 +145,44 @@ def test_the_plan_estimates_from_runs_finished_on_this_cpu(tmp_path, monkeypatch
     assert {shared.source[c.hash()] for c in shared.train} == {"flops"}
 
 
+def test_a_dataset_first_run_on_this_cpu_is_timed_by_another_cpu(tmp_path, monkeypatch, fedlab_data_dir):
+    """2026-12-07: the first PubMedQA curve on a new CPU was estimated from that CPU's MedQA and MedMCQA curves
+    at under an hour and would have taken ~100 min; the first CPU had measured what PubMedQA costs."""
+    monkeypatch.setenv("FEDLAB_DATA_DIR", str(fedlab_data_dir))
+    store = ResultStore(tmp_path)
+    cells = [c.resolved() for c in load_profile("smoke").cells() if c.dataset == "fpb" and c.method == "lora"]
+    fed = next(c for c in cells if c.setting == "federated")
+    cen = next(c for c in cells if c.setting == "centralized")
+    fed_other_seed = dataclasses.replace(fed, seed=fed.seed + 1)
+
+    def finish(cfg, wall, signature, shared=False):
+        result = RunResult.of(
+            cfg,
+            timings={"wall_s": wall, "contention": {"shared": shared}},
+            manifest={"hardware": {"cpu_signature": signature}},
+        )
+        store.path(cfg).parent.mkdir(parents=True, exist_ok=True)
+        store.path(cfg).write_text(json.dumps(result.to_json()))
+
+    finish(fed, 100.0, "CPU-A")
+    finish(cen, 40.0, "CPU-A")
+    finish(fed_other_seed, 200.0, "CPU-B")  # the same federated work takes twice as long on CPU-B
+    plan = plan_grid([cen], store=store, signature="CPU-B", force=True, timed_by=[fed, fed_other_seed])
+    assert plan.source[cen.hash()] == "transferred"
+    assert plan.seconds[cen.hash()] == pytest.approx(80.0)  # CPU-A's 40 s, at CPU-B's speed
+    assert "1 from the FLOP estimate x the measured/estimated ratio of its dataset and setting on another CPU" in (
+        plan.describe()
+    )
+    finish(cen, 40.0, "CPU-A", shared=True)  # measured while something else used the CPU: not evidence
+    shared = plan_grid([cen], store=store, signature="CPU-B", force=True, timed_by=[fed, fed_other_seed])
+    assert shared.source[cen.hash()] == "calibrated"
+    finish(cen, 40.0, "CPU-A")
+    cen_here = dataclasses.replace(cen, seed=cen.seed + 1)
+    finish(cen_here, 90.0, "CPU-B")  # this CPU has run the dataset and setting: its own time, not CPU-A's
+    again = plan_grid([cen], store=store, signature="CPU-B", force=True, timed_by=[fed, fed_other_seed, cen_here])
+    assert again.source[cen.hash()] == "measured" and again.seconds[cen.hash()] == 90.0
+
+
 def test_the_estimate_counts_the_rows_a_run_scores_as_it_goes(monkeypatch, fedlab_data_dir):
     """select=validation scores the clients' validation rows every eval_every rounds and the held-out set once;
     without it a federated run scores the held-out set every round (2026-12-06: notebook 07's last-round runs
