@@ -1,6 +1,7 @@
 """The pieces that make training faster keep its meaning: loss, batches, prompts, plan and resources."""
 
 import dataclasses
+import functools
 import json
 from collections import Counter
 from pathlib import Path
@@ -105,23 +106,30 @@ def test_the_plan_says_what_is_reused_and_trained(tmp_path, monkeypatch, fedlab_
         assert not quick.train, f"the committed {name} results are found on any CPU (dtype pinned in the profile)"
 
 
-def test_the_plan_estimates_from_runs_finished_on_this_cpu(tmp_path, monkeypatch, fedlab_data_dir):
-    monkeypatch.setenv("FEDLAB_DATA_DIR", str(fedlab_data_dir))
+def _finished(store, cfg, wall, signature, shared=False):
+    """A finished run of ``cfg`` in ``store``: its wall time, the CPU it ran on, whether others shared the CPU."""
+    result = RunResult.of(
+        cfg,
+        timings={"wall_s": wall, "contention": {"shared": shared}},
+        manifest={"hardware": {"cpu_signature": signature}},
+    )
+    store.path(cfg).parent.mkdir(parents=True, exist_ok=True)
+    store.path(cfg).write_text(json.dumps(result.to_json()))
+
+
+def _timing_case(tmp_path):
+    """A store, smoke's FPB LoRA federated and centralized runs, the federated one at another seed, and a function
+    that records a finished run in the store (:func:`_finished`)."""
     store = ResultStore(tmp_path)
     cells = [c.resolved() for c in load_profile("smoke").cells() if c.dataset == "fpb" and c.method == "lora"]
     fed = next(c for c in cells if c.setting == "federated")
     cen = next(c for c in cells if c.setting == "centralized")
-    other_seed = dataclasses.replace(fed, seed=fed.seed + 1)
+    return store, fed, cen, dataclasses.replace(fed, seed=fed.seed + 1), functools.partial(_finished, store)
 
-    def finish(cfg, wall, signature, shared=False):
-        result = RunResult.of(
-            cfg,
-            timings={"wall_s": wall, "contention": {"shared": shared}},
-            manifest={"hardware": {"cpu_signature": signature}},
-        )
-        store.path(cfg).parent.mkdir(parents=True, exist_ok=True)
-        store.path(cfg).write_text(json.dumps(result.to_json()))
 
+def test_the_plan_estimates_from_runs_finished_on_this_cpu(tmp_path, monkeypatch, fedlab_data_dir):
+    monkeypatch.setenv("FEDLAB_DATA_DIR", str(fedlab_data_dir))
+    store, fed, cen, other_seed, finish = _timing_case(tmp_path)
     finish(fed, 100.0, "CPU-A")
     plan = plan_grid([fed, other_seed, cen], store=store, signature="CPU-A")
     assert plan.reuse == [fed] and plan.train == [other_seed, cen]
@@ -149,21 +157,7 @@ def test_a_dataset_first_run_on_this_cpu_is_timed_by_another_cpu(tmp_path, monke
     """2026-12-07: the first PubMedQA curve on a new CPU was estimated from that CPU's MedQA and MedMCQA curves
     at under an hour and would have taken ~100 min; the first CPU had measured what PubMedQA costs."""
     monkeypatch.setenv("FEDLAB_DATA_DIR", str(fedlab_data_dir))
-    store = ResultStore(tmp_path)
-    cells = [c.resolved() for c in load_profile("smoke").cells() if c.dataset == "fpb" and c.method == "lora"]
-    fed = next(c for c in cells if c.setting == "federated")
-    cen = next(c for c in cells if c.setting == "centralized")
-    fed_other_seed = dataclasses.replace(fed, seed=fed.seed + 1)
-
-    def finish(cfg, wall, signature, shared=False):
-        result = RunResult.of(
-            cfg,
-            timings={"wall_s": wall, "contention": {"shared": shared}},
-            manifest={"hardware": {"cpu_signature": signature}},
-        )
-        store.path(cfg).parent.mkdir(parents=True, exist_ok=True)
-        store.path(cfg).write_text(json.dumps(result.to_json()))
-
+    store, fed, cen, fed_other_seed, finish = _timing_case(tmp_path)
     finish(fed, 100.0, "CPU-A")
     finish(cen, 40.0, "CPU-A")
     finish(fed_other_seed, 200.0, "CPU-B")  # the same federated work takes twice as long on CPU-B
