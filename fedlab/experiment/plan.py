@@ -46,6 +46,8 @@ ASSUMED_MFU = 0.5
 TEMPLATE_TOKENS = 40
 #: characters per token of English text with these tokenizers (rough)
 CHARS_PER_TOKEN = 4.0
+#: whose measured/estimated ratio a "calibrated" estimate takes, first found first (Plan.calibrated_by)
+CALIBRATION_LEVELS = ("dataset and setting", "setting", "all")
 #: how much slower bf16 runs than fp32 on a CPU without native bf16 instructions (measured here)
 BF16_EMULATION_SLOWDOWN = 100.0
 
@@ -57,6 +59,9 @@ class Plan:
     seconds: dict[str, float | None] = field(default_factory=dict)  # config hash -> estimate
     #: config hash -> "measured" / "calibrated" / "transferred" / "flops"
     source: dict[str, str] = field(default_factory=dict)
+    #: config hash of a "calibrated" estimate -> whose ratio it took: the finished runs of the same "dataset and
+    #: setting", else of the same "setting", else "all" finished runs
+    calibrated_by: dict[str, str] = field(default_factory=dict)
     peak_gflops: dict[str, float] = field(default_factory=dict)
     #: median measured/estimated wall time of the runs finished on this CPU, and how many there were
     calibration: tuple[float, int] | None = None
@@ -111,9 +116,17 @@ class Plan:
                 )
             if counts["calibrated"]:
                 ratio, n = self.calibration
+                by = [self.calibrated_by.get(c.hash()) for c in self.train if self.source.get(c.hash()) == "calibrated"]
+                levels = ", ".join(
+                    f"{by.count(level)} by the runs of the same {level}"
+                    if level != "all"
+                    else f"{by.count(level)} by all"
+                    for level in CALIBRATION_LEVELS
+                    if by.count(level)
+                )
                 parts.append(
-                    f"{counts['calibrated']} from the FLOP estimate x the median measured/estimated ratio of "
-                    f"runs finished on this CPU with the same dataset and setting ({ratio:.2f} over all {n})"
+                    f"{counts['calibrated']} from the FLOP estimate x the median measured/estimated ratio of runs "
+                    f"finished on this CPU ({levels}; the median over all {n} is {ratio:.2f})"
                 )
             if counts["transferred"]:
                 parts.append(
@@ -341,9 +354,11 @@ def plan_grid(
         if est is not None and (cfg.dataset, cfg.setting) not in ratios and (ratio := transferred(cfg)):
             out.seconds[key], out.source[key] = est * ratio, "transferred"
             continue
-        nearest = next((ratios[k] for k in ((cfg.dataset, cfg.setting), (cfg.setting,), ()) if k in ratios), None)
+        levels = zip(((cfg.dataset, cfg.setting), (cfg.setting,), ()), CALIBRATION_LEVELS, strict=True)
+        nearest = next(((ratios[k], level) for k, level in levels if k in ratios), None)
         if est is not None and nearest:
-            out.seconds[key], out.source[key] = est * float(statistics.median(nearest)), "calibrated"
+            out.seconds[key], out.source[key] = est * float(statistics.median(nearest[0])), "calibrated"
+            out.calibrated_by[key] = nearest[1]
         else:
             out.seconds[key], out.source[key] = est, "flops"
     return out

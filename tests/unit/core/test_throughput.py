@@ -141,6 +141,9 @@ def test_the_plan_estimates_from_runs_finished_on_this_cpu(tmp_path, monkeypatch
     assert n == 1 and ratio == pytest.approx(100.0 / estimate_seconds(fed, plan.peak_gflops["fp32"]))
     assert plan.seconds[cen.hash()] == pytest.approx(ratio * estimate_seconds(cen, plan.peak_gflops["fp32"]))
     assert "1 from the median wall time of finished runs" in plan.describe()
+    # the centralized run is timed by the federated one's ratio: no centralized run has finished, and the plan says so
+    assert plan.calibrated_by == {cen.hash(): "all"}
+    assert "ratio of runs finished on this CPU (1 by all; the median over all 1 is" in plan.describe()
     # a command that runs part of a profile (fedlab aggregation, curves): the rest of it times the part
     alone = plan_grid([other_seed, cen], store=store, signature="CPU-A")
     assert {alone.source[c.hash()] for c in alone.train} == {"flops"}
@@ -175,6 +178,13 @@ def test_a_dataset_first_run_on_this_cpu_is_timed_by_another_cpu(tmp_path, monke
     finish(cen_here, 90.0, "CPU-B")  # this CPU has run the dataset and setting: its own time, not CPU-A's
     again = plan_grid([cen], store=store, signature="CPU-B", force=True, timed_by=[fed, fed_other_seed, cen_here])
     assert again.source[cen.hash()] == "measured" and again.seconds[cen.hash()] == 90.0
+    cen_longer = dataclasses.replace(
+        cen, steps=cen.centralized_steps * 2
+    ).validate()  # same dataset and setting, another shape
+    longer = plan_grid([cen_longer], store=store, signature="CPU-B", timed_by=[fed, fed_other_seed, cen_here])
+    assert longer.source[cen_longer.hash()] == "calibrated"
+    assert longer.calibrated_by[cen_longer.hash()] == "dataset and setting"
+    assert "(1 by the runs of the same dataset and setting; the median over all 2 is" in longer.describe()
 
 
 def test_the_estimate_counts_the_rows_a_run_scores_as_it_goes(monkeypatch, fedlab_data_dir):
