@@ -24,6 +24,7 @@ import functools
 import os
 import re
 import statistics
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -116,13 +117,11 @@ class Plan:
                 )
             if counts["calibrated"]:
                 ratio, n = self.calibration
-                by = [self.calibrated_by.get(c.hash()) for c in self.train if self.source.get(c.hash()) == "calibrated"]
+                by = Counter(self.calibrated_by[c.hash()] for c in self.train if c.hash() in self.calibrated_by)
                 levels = ", ".join(
-                    f"{by.count(level)} by the runs of the same {level}"
-                    if level != "all"
-                    else f"{by.count(level)} by all"
+                    f"{by[level]} by " + ("all" if level == "all" else f"the runs of the same {level}")
                     for level in CALIBRATION_LEVELS
-                    if by.count(level)
+                    if by[level]
                 )
                 parts.append(
                     f"{counts['calibrated']} from the FLOP estimate x the median measured/estimated ratio of runs "
