@@ -64,6 +64,7 @@ def acceptance_rows(profile: Profile, verdicts: dict, domain: str = "finance", s
             half_width=(hi - lo) / 2,
             margin=margin,
             precise=(hi - lo) / 2 <= margin,
+            precision=comp.get("precision"),
             n_rows=comp["n_rows"],
             n_seeds=comp["n_seeds"],
             all_rows=all(r.config.get("max_eval") is None for r in all_runs)
@@ -78,6 +79,15 @@ def _mark(value) -> str:
     return "-" if value is None else ("yes" if value else "**no**")
 
 
+def _precision_text(precision: dict | None) -> str:
+    """What the precision rule asks of a cell whose CI is wider than its margin (nothing where it fits)."""
+    if not precision or precision["within_margin"]:
+        return ""
+    if precision["seeds_next"]:
+        return f"; precision rule: {precision['seeds_next']} seeds a side next"
+    return f"; precision rule: {precision['status']}"
+
+
 def acceptance_markdown(profile: Profile, verdicts: dict, domain: str = "finance", store=None) -> str:
     """The criteria counted over the cells, then one row per cell."""
     rows = acceptance_rows(profile, verdicts, domain, store)
@@ -88,6 +98,7 @@ def acceptance_markdown(profile: Profile, verdicts: dict, domain: str = "finance
     def count(key):
         return sum(bool(r[key]) for r in ran)
 
+    asking = [r for r in ran if (r["precision"] or {}).get("seeds_next")]
     no_collapse = sum(not (r["collapsed"]["centralized"] or r["collapsed"]["federated"]) for r in ran)
     lines = [
         f"Done when (issue #19), over the {len(rows)} {domain} cells of profile `{profile.name}` "
@@ -96,8 +107,9 @@ def acceptance_markdown(profile: Profile, verdicts: dict, domain: str = "finance
         f"- centralized beats the higher floor (one-sided paired test): {count('beats_floor')} of {len(ran)} run;",
         f"- no centralized or federated model answers one class on >= 90 % of rows in any seed: {no_collapse} of "
         f"{len(ran)};",
-        f"- federated - centralized 90 % CI half-width <= the margin: {count('precise')} of {len(ran)}; inconclusive "
-        f"verdicts: {inconclusive} (at most {MAX_INCONCLUSIVE} allowed);",
+        f"- federated - centralized 90 % CI half-width <= the margin: {count('precise')} of {len(ran)}"
+        + (f" (the precision rule asks {len(asking)} of them for another seed)" if asking else "")
+        + f"; inconclusive verdicts: {inconclusive} (at most {MAX_INCONCLUSIVE} allowed);",
         f"- all held-out rows: {count('all_rows')} of {len(ran)}; every run from a clean commit: {count('clean')} of "
         f"{len(ran)}; every run measured alone: {count('alone')} of {len(ran)}.",
         "",
@@ -121,7 +133,8 @@ def acceptance_markdown(profile: Profile, verdicts: dict, domain: str = "finance
         lo, hi = r["ci_tost"]
         lines.append(
             f"{cell} {floor} | {collapsed} | {r['effect']:+.3f} [{lo:+.3f}, {hi:+.3f}] | "
-            f"{r['half_width']:.3f} vs {r['margin']:g} ({_mark(r['precise'])}) | {r['verdict']} | "
+            f"{r['half_width']:.3f} vs {r['margin']:g} ({_mark(r['precise'])}{_precision_text(r['precision'])}) | "
+            f"{r['verdict']} | "
             f"{_mark(r['all_rows'])} ({r['n_rows']} x {r['n_seeds']} seeds) | {_mark(r['clean'])}, {_mark(r['alone'])} |"
         )
     return "\n".join(lines)

@@ -36,7 +36,8 @@ def _tost_text(c: dict, margin: float) -> str:
 
 
 def _n_text(c: dict) -> str:
-    """Rows, and seeds where the seeds were resampled (with the seeds the seed rule asks for)."""
+    """Rows, and seeds where the seeds were resampled (with the seeds the seed rule, or the precision rule,
+    asks for)."""
     if c.get("resampled") != "seeds and rows":
         seeds = c.get("n_seeds") or 1
         return f"{c['n_rows']}" + (f" x {seeds} seeds (fixed)" if seeds > 1 else "")
@@ -44,7 +45,9 @@ def _n_text(c: dict) -> str:
     seeds = f"{c['n_seeds']} / {other}" if other is not None and other != c["n_seeds"] else f"{c['n_seeds']}"
     text = f"{c['n_rows']} x {seeds} seeds"
     needed = (c.get("seeds") or {}).get("seeds_needed")
-    return text + (f" (rule: {needed})" if needed is not None and needed > c["n_seeds"] else "")
+    text += f" (rule: {needed})" if needed is not None and needed > c["n_seeds"] else ""
+    nxt = (c.get("precision") or {}).get("seeds_next")
+    return text + (f" (precision rule: {nxt})" if nxt else "")
 
 
 def verdict_markdown(verdicts: dict, families=FAMILIES[:2]) -> str:

@@ -237,14 +237,17 @@ def compare_settings(
     out = []
     if cen:
         c = _system(cen, ids, n_labels)
-        comp = stats.paired_comparison(golds, f["preds"], c["preds"], n_labels, margin=a.margin_for(dataset), **kw)
+        margin = a.margin_for(dataset)
+        comp = stats.paired_comparison(golds, f["preds"], c["preds"], n_labels, margin=margin, **kw)
+        spread = seed_spread(golds, f["preds"], c["preds"], n_labels, metric, margin, rule_seeds)
         out.append(
             dict(
                 base,
                 family=FAMILIES[0],
                 other="centralized",
                 other_hashes=c["hashes"],
-                seeds=seed_spread(golds, f["preds"], c["preds"], n_labels, metric, a.margin_for(dataset), rule_seeds),
+                seeds=spread,
+                precision=precision_rule(comp.ci_tost, margin, min(len(fed), len(cen)), a.precision_cap, spread),
                 other_score=float(np.mean([stats.metric_value(metric, golds, p, n_labels) for p in c["preds"]])),
                 other_collapsed=c["collapsed"],
                 other_prediction_shares=c["shares"],
@@ -319,6 +322,41 @@ def seed_spread(
         "seeds_needed": max(3, int(np.ceil((2 * rule_sd / margin) ** 2))),
         "rule": "seeds until the standard error of the per-seed difference is at most half the margin (>= 3), "
         "counted from the first seeds",
+    }
+
+
+def precision_rule(
+    ci_tost: tuple[float, float], margin: float, n_seeds: int, cap: int, spread: dict | None = None
+) -> dict | None:
+    """The profile's precision rule (``analysis.precision_cap``; None where it is off) on a federated -
+    centralized verdict with ``n_seeds`` seeds a side: once the cell has the seeds its seed rule asks for
+    (``spread``, see :func:`seed_spread`), a 90 % CI half-width above the margin asks for one more seed a
+    side (``seeds_next``), up to ``cap``. It reads the CI's width only, never its position or the verdict,
+    so more seeds are never asked for because a verdict came out one way (a rule that sampled until the
+    verdict was decisive would sample to a foregone conclusion)."""
+    if not cap:
+        return None
+    lo, hi = ci_tost
+    half = (hi - lo) / 2
+    within = bool(half <= margin)
+    waiting = spread is not None and spread["seeds_needed"] > n_seeds
+    if within:
+        status = "met"
+    elif waiting:
+        status = "waits for the seed rule"
+    elif n_seeds >= cap:
+        status = "cap reached"
+    else:
+        status = "asks for a seed"
+    return {
+        "half_width": half,
+        "within_margin": within,
+        "n_seeds": n_seeds,
+        "cap": cap,
+        "status": status,
+        "seeds_next": n_seeds + 1 if status == "asks for a seed" else None,
+        "rule": "one more seed a side while the 90 % CI half-width exceeds the margin, after the seed rule, "
+        f"up to {cap} seeds",
     }
 
 

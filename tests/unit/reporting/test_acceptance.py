@@ -34,3 +34,13 @@ def test_a_seed_that_answers_one_class_on_90_percent_of_rows_is_named():
         [run_(0, [0.5, 0.1, 0.4]), run_(1, [0.9, 0.05, 0.05]), run_(2, [0.02, 0.97, 0.01])]
     )
     assert found == [1, 2]
+
+
+def test_a_cell_wider_than_its_margin_shows_what_the_precision_rule_asks():
+    from fedlab.reporting.verdicts import precision_rule
+
+    wide = precision_rule((-0.058, 0.046), 0.05, 3, 9, {"seeds_needed": 3})
+    assert acceptance._precision_text(wide) == "; precision rule: 4 seeds a side next"
+    assert acceptance._precision_text(precision_rule((-0.1, 0.1), 0.05, 9, 9)) == "; precision rule: cap reached"
+    assert acceptance._precision_text(precision_rule((-0.02, 0.02), 0.05, 3, 9)) == ""
+    assert acceptance._precision_text(None) == ""  # a profile without the rule

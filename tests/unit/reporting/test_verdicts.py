@@ -186,3 +186,39 @@ def test_the_verdict_table_shows_each_comparison_at_its_own_margin_with_the_tost
     # seeds held fixed (only rows resampled) are said to be
     row = verdict_text.verdict_markdown({"analysis": {"margin": 0.03}, "comparisons": [old | {"n_seeds": 3}]})
     assert "| 100 x 3 seeds (fixed) |" in row
+
+
+def test_the_precision_rule_reads_the_ci_width_only_and_waits_for_the_seed_rule():
+    """analysis.precision_cap: one more seed a side while the 90 % CI is wider than the margin."""
+    rule = verdicts.precision_rule
+    assert rule((-0.058, 0.046), 0.05, 3, 0) is None  # off
+    asks = rule((-0.058, 0.046), 0.05, 3, 9, {"seeds_needed": 3})
+    assert asks["status"] == "asks for a seed" and asks["seeds_next"] == 4
+    assert asks["half_width"] == pytest.approx(0.052) and asks["within_margin"] is False
+    # the same width anywhere (inside the margin, across it, past it): the same answer, whatever the verdict
+    for lo in (-0.104, -0.01, 0.04):
+        assert rule((lo, lo + 0.104), 0.05, 3, 9, {"seeds_needed": 3})["seeds_next"] == 4
+    met = rule((-0.035, -0.004), 0.03, 3, 9, {"seeds_needed": 3})
+    assert met["status"] == "met" and met["seeds_next"] is None
+    # the seed rule's seeds come first; at the cap the rule stops asking
+    assert rule((-0.1, 0.1), 0.05, 3, 9, {"seeds_needed": 9})["status"] == "waits for the seed rule"
+    assert rule((-0.1, 0.1), 0.05, 9, 9, {"seeds_needed": 3}) | {"rule": ""} == {
+        "half_width": pytest.approx(0.1),
+        "within_margin": False,
+        "n_seeds": 9,
+        "cap": 9,
+        "status": "cap reached",
+        "seeds_next": None,
+        "rule": "",
+    }
+    row = verdict_text._n_text({"resampled": "seeds and rows", "n_rows": 294, "n_seeds": 3} | {"precision": asks})
+    assert row == "294 x 3 seeds (precision rule: 4)"
+
+
+def test_a_precision_cap_below_three_seeds_is_refused_with_the_fix():
+    from fedlab.errors import ConfigError
+    from fedlab.experiment.analysis import Analysis
+
+    assert Analysis.from_dict({"precision_cap": 9}).precision_cap == 9
+    with pytest.raises(ConfigError, match="precision_cap must be 0 .off. or at least 3.*Fix: e.g. 9"):
+        Analysis.from_dict({"precision_cap": 2})
