@@ -44,3 +44,18 @@ def test_a_cell_wider_than_its_margin_shows_what_the_precision_rule_asks():
     assert acceptance._precision_text(precision_rule((-0.1, 0.1), 0.05, 9, 9)) == "; precision rule: cap reached"
     assert acceptance._precision_text(precision_rule((-0.02, 0.02), 0.05, 3, 9)) == ""
     assert acceptance._precision_text(None) == ""  # a profile without the rule
+
+
+def test_a_profile_with_the_precision_rule_records_it_on_each_federated_centralized_verdict(fixture_results):
+    import dataclasses
+
+    ruled = dataclasses.replace(SMOKE, analysis=dataclasses.replace(SMOKE.analysis, precision_cap=9))
+    fvc = [c for c in verdicts.profile_verdicts(ruled)["comparisons"] if c["family"] == verdicts.FAMILIES[0]]
+    assert fvc
+    for c in fvc:
+        lo, hi = c["ci_tost"]
+        p = c["precision"]
+        assert p["half_width"] == (hi - lo) / 2 and p["within_margin"] == (p["half_width"] <= c["margin"])
+        assert p["n_seeds"] == c["n_seeds"] and p["cap"] == 9
+    # the same profile without the rule records none
+    assert all(c.get("precision") is None for c in verdicts.profile_verdicts(SMOKE)["comparisons"])
