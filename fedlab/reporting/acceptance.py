@@ -12,19 +12,32 @@ from __future__ import annotations
 
 from fedlab.core import stats
 from fedlab.data import domains
+from fedlab.experiment.curves import CurvePending
 from fedlab.experiment.profiles import Profile
 from fedlab.experiment.provenance import measured_on_shared_cpu
 from fedlab.experiment.store import ResultStore
 
+from .frames import result_for
 from .verdicts import FAMILIES, floor_comparison, runs
 
 #: the most inconclusive federated - centralized verdicts the finance cells may have (issue #19)
 MAX_INCONCLUSIVE = 2
+FED_CEN = ("federated", "centralized")
 
 
 def _collapsed_seeds(results) -> list[int]:
     """Seeds whose model answers one class on at least :data:`fedlab.core.stats.COLLAPSE_SHARE` of the rows."""
     return [r.config["seed"] for r in results if stats.collapsed(r.metrics.get("prediction_shares") or [])]
+
+
+def _seeds_in(profile: Profile, model: str, dataset: str, method: str, setting: str, store) -> tuple[int, int]:
+    """How many of the seeds the profile asks of one setting of a cell have finished, and how many it asks."""
+    try:
+        wanted = profile.seeds_for(model, dataset, method, setting)
+        found = [result_for(profile.config(dataset, setting, method, seed=s, model=model), store) for s in wanted]
+    except CurvePending:  # its budget waits for its learning curve: nothing of it has run
+        return 0, 0
+    return sum(r is not None for r in found), len(wanted)
 
 
 def acceptance_rows(profile: Profile, verdicts: dict, domain: str = "finance", store=None) -> list[dict]:
@@ -43,10 +56,17 @@ def acceptance_rows(profile: Profile, verdicts: dict, domain: str = "finance", s
         if profile.excluded(model=model, dataset=dataset, method=method):
             row["status"] = "cut"
             continue
-        fed, cen = (runs(profile, dataset, method, s, store, model) for s in ("federated", "centralized"))
+        fed, cen = (runs(profile, dataset, method, s, store, model) for s in FED_CEN)
         comp = by_cell.get((model, dataset, method))
         if not fed or not cen or comp is None:
-            row["status"] = "not run yet"
+            # a cell with some seeds in has no verdict until it has every seed its rules pinned: said, not hidden
+            (nf, af), (nc, ac) = (_seeds_in(profile, model, dataset, method, s, store) for s in FED_CEN)
+            row["status"] = (
+                f"running: {nf} of {af} federated and {nc} of {ac} centralized seeds in; the verdict waits for "
+                "the seeds its rules ask for"
+                if nf or nc
+                else "not run yet"
+            )
             continue
         floor = floor_comparison(profile, cen, store)
         margin = comp["margin"]
@@ -93,6 +113,7 @@ def acceptance_markdown(profile: Profile, verdicts: dict, domain: str = "finance
     rows = acceptance_rows(profile, verdicts, domain, store)
     ran = [r for r in rows if r["status"] == "run"]
     cut = sum(r["status"] == "cut" for r in rows)
+    running = sum(r["status"].startswith("running") for r in rows)
     inconclusive = sum(r["verdict"] == "inconclusive" for r in ran)
 
     def count(key):
@@ -102,7 +123,9 @@ def acceptance_markdown(profile: Profile, verdicts: dict, domain: str = "finance
     no_collapse = sum(not (r["collapsed"]["centralized"] or r["collapsed"]["federated"]) for r in ran)
     lines = [
         f"Done when (issue #19), over the {len(rows)} {domain} cells of profile `{profile.name}` "
-        f"({len(ran)} run, {len(rows) - len(ran) - cut} not run yet, {cut} cut):",
+        f"({len(ran)} run, "
+        + (f"{running} running, " if running else "")
+        + f"{len(rows) - len(ran) - running - cut} not run yet, {cut} cut):",
         "",
         f"- centralized beats the higher floor (one-sided paired test): {count('beats_floor')} of {len(ran)} run;",
         f"- no centralized or federated model answers one class on >= 90 % of rows in any seed: {no_collapse} of "

@@ -24,6 +24,18 @@ def test_each_criterion_is_checked_per_cell_and_counted(fixture_results):
     assert "- all held-out rows: 0 of 2;" in table and "| tiny-random | fpb | ia3 | not run yet |" in table
 
 
+def test_a_cell_with_seeds_in_but_no_verdict_yet_is_running_not_unrun(fixture_results):
+    """A cell whose rules pinned more seeds than have landed has no verdict; it is said to be running."""
+    v = verdicts.profile_verdicts(SMOKE)
+    v = {**v, "comparisons": [c for c in v["comparisons"] if c.get("method") != "lora"]}
+    # lora's federated and centralized seeds are in, its verdict is not (as when a rule has pinned another seed)
+    rows = {r["method"]: r for r in acceptance.acceptance_rows(SMOKE, v)}
+    assert rows["lora"]["status"].startswith("running: 1 of 1 federated and 1 of 1 centralized seeds in;")
+    assert rows["ia3"]["status"] == "not run yet"
+    table = acceptance.acceptance_markdown(SMOKE, v)
+    assert "(1 run, 1 running, 1 not run yet, 0 cut)" in table
+
+
 def test_a_seed_that_answers_one_class_on_90_percent_of_rows_is_named():
     from types import SimpleNamespace
 
