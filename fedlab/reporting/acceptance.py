@@ -12,13 +12,11 @@ from __future__ import annotations
 
 from fedlab.core import stats
 from fedlab.data import domains
-from fedlab.experiment.curves import CurvePending
 from fedlab.experiment.profiles import Profile
 from fedlab.experiment.provenance import measured_on_shared_cpu
 from fedlab.experiment.store import ResultStore
 
-from .frames import result_for
-from .verdicts import FAMILIES, floor_comparison, runs
+from .verdicts import FAMILIES, floor_comparison, runs, seed_results
 
 #: the most inconclusive federated - centralized verdicts the finance cells may have (issue #19)
 MAX_INCONCLUSIVE = 2
@@ -28,16 +26,6 @@ FED_CEN = ("federated", "centralized")
 def _collapsed_seeds(results) -> list[int]:
     """Seeds whose model answers one class on at least :data:`fedlab.core.stats.COLLAPSE_SHARE` of the rows."""
     return [r.config["seed"] for r in results if stats.collapsed(r.metrics.get("prediction_shares") or [])]
-
-
-def _seeds_in(profile: Profile, model: str, dataset: str, method: str, setting: str, store) -> tuple[int, int]:
-    """How many of the seeds the profile asks of one setting of a cell have finished, and how many it asks."""
-    try:
-        wanted = profile.seeds_for(model, dataset, method, setting)
-        found = [result_for(profile.config(dataset, setting, method, seed=s, model=model), store) for s in wanted]
-    except CurvePending:  # its budget waits for its learning curve: nothing of it has run
-        return 0, 0
-    return sum(r is not None for r in found), len(wanted)
 
 
 def acceptance_rows(profile: Profile, verdicts: dict, domain: str = "finance", store=None) -> list[dict]:
@@ -60,7 +48,10 @@ def acceptance_rows(profile: Profile, verdicts: dict, domain: str = "finance", s
         comp = by_cell.get((model, dataset, method))
         if not fed or not cen or comp is None:
             # a cell with some seeds in has no verdict until it has every seed its rules pinned: said, not hidden
-            (nf, af), (nc, ac) = (_seeds_in(profile, model, dataset, method, s, store) for s in FED_CEN)
+            (nf, af), (nc, ac) = (
+                (sum(r is not None for r in found), len(found))
+                for found in (seed_results(profile, dataset, method, s, store, model) for s in FED_CEN)
+            )
             row["status"] = (
                 f"running: {nf} of {af} federated and {nc} of {ac} centralized seeds in; the verdict waits for "
                 "the seeds its rules ask for"

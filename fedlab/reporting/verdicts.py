@@ -135,15 +135,28 @@ def runs(
     model: str | None = None,
 ) -> list[RunResult]:
     """The finished runs of one cell, one per seed of the profile (an empty list if any seed is missing)."""
+    found = seed_results(profile, dataset, method, setting, store, model)
+    return found if all(r is not None for r in found) else []
+
+
+def seed_results(
+    profile: Profile,
+    dataset: str,
+    method: str,
+    setting: str,
+    store: ResultStore | None = None,
+    model: str | None = None,
+) -> list[RunResult | None]:
+    """One entry per seed the profile asks of one setting of a cell (extra seeds included): its result, or None
+    where it has not finished; empty where the cell's budget still waits for its learning curve."""
     model = model or profile.models[0]
     try:
-        found = [
+        return [
             result_for(profile.config(dataset, setting, method, seed=s, model=model), store)
             for s in profile.seeds_for(model, dataset, method, setting)
         ]
     except CurvePending:  # its budget waits for its learning curve: nothing of it has run
         return []
-    return [r for r in found if r is not None] if all(r is not None for r in found) else []
 
 
 def floors(result: RunResult, n_labels: int, metric: str, *, seed: int = 0) -> dict:
