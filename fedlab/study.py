@@ -24,6 +24,7 @@ from fedlab.experiment.store import ResultStore, RunResult
 from fedlab.reporting import figures
 from fedlab.reporting.acceptance import acceptance_markdown
 from fedlab.reporting.curves import curves_markdown, gated_out, profile_headline
+from fedlab.reporting.follow_up import follow_up_markdown
 from fedlab.reporting.frames import frame, profile_results, result_for, results_frame
 from fedlab.reporting.grid_status import grid_status_markdown
 from fedlab.reporting.matched import matched_markdown
@@ -158,16 +159,19 @@ def headline(profile_name: str, verdicts: dict | None = None) -> str:
 def progress_tables(profile_name: str, verdicts: dict | None = None) -> list[str]:
     """For a profile whose budgets come from learning curves (``reference``): its curves, learning-rate
     sweeps, the grid's progress cell by cell, the issue's "done when" checked cell by cell (finance, from
-    ``verdicts``: the profile's, computed here if not given) and the matched-budget comparison, as markdown
+    ``verdicts``: the profile's, computed here if not given), what deciding each inconclusive verdict would take
+    and the matched-budget comparison, as markdown
     tables made from the result files; nothing for a profile with its budgets written in it."""
     profile = load_profile(profile_name)
     if profile.curves is None:
         return []
+    verdicts = verdicts if verdicts is not None else profile_verdicts(profile)
     return [
         curves_markdown(profile),
         sweeps_markdown(profile),
         grid_status_markdown(profile),
-        acceptance_markdown(profile, verdicts if verdicts is not None else profile_verdicts(profile)),
+        acceptance_markdown(profile, verdicts),
+        follow_up_markdown(profile, verdicts),
         matched_markdown(profile),
     ]
 

@@ -23,6 +23,7 @@ from .bench_tables import (
 )
 from .claims import answer_markdown, check_claims, claims_markdown, headline_markdown
 from .curves import curves_markdown, profile_headline
+from .follow_up import follow_up_markdown
 from .frames import result_for, results_frame
 from .grid_status import grid_status_markdown
 from .matched import matched_markdown
@@ -102,6 +103,8 @@ BLOCKS = {
     "reference-grid": lambda: grid_status_markdown(load_profile(REFERENCE_PROFILE)),
     "reference-verdicts": lambda: verdict_markdown(_reference_verdicts()),
     "reference-acceptance": lambda: acceptance_markdown(load_profile(REFERENCE_PROFILE), _reference_verdicts()),
+    # what deciding each inconclusive verdict would take: seeds, or rows the held-out sets do not have
+    "reference-follow-up": lambda: follow_up_markdown(load_profile(REFERENCE_PROFILE), _reference_verdicts()),
     "reference-matched": lambda: matched_markdown(load_profile(REFERENCE_PROFILE)),
     "reference-headline": lambda: profile_headline(load_profile(REFERENCE_PROFILE), _reference_verdicts()),
     "bench-evaluators": bench_evaluators_table,
