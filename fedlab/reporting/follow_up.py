@@ -140,9 +140,17 @@ def follow_up_rows(profile: Profile, verdicts: dict, store: ResultStore | None =
     return rows
 
 
+#: the table's short names for why seeds cannot reach a decision (the row data keep the long ones)
+WHY_SHORT = {
+    "the held-out rows' sampling error alone exceeds what it needs": "none (rows)",
+    "the difference is at or beyond the margin": "none (beyond the margin)",
+    "no difference": "none (no difference)",
+}
+
+
 def _seeds_text(seeds: int | None, why: str | None) -> str:
     if seeds is None:
-        return f"none: {why}"
+        return WHY_SHORT[why]
     return f"more than {MAX_SEEDS_SHOWN}" if seeds > MAX_SEEDS_SHOWN else str(seeds)
 
 
@@ -156,7 +164,8 @@ def follow_up_markdown(profile: Profile, verdicts: dict, store: ResultStore | No
         f"{len(rows)} federated - centralized verdicts of profile `{profile.name}` are inconclusive. Planned as one "
         f"family of {len(rows)} (alpha {verdicts['analysis']['alpha']:g} / {len(rows)} each) at "
         f"{PLANNING_POWER:.0%} power, taking each difference as measured: {seedless} of them cannot be decided by "
-        "more seeds on these held-out rows, whatever their number.",
+        'more seeds on these held-out rows, whatever their number. "none (rows)": the rows\' share of the '
+        "standard error alone is larger than the decision needs.",
         "",
         "| backbone | dataset | method | difference (margin) | rows x seeds | SE: seeds, rows | "
         "equivalent needs SE, seeds a side | not equivalent needs SE, seeds a side | nearest decision: "

@@ -96,3 +96,4 @@ def test_only_inconclusive_federated_centralized_verdicts_are_planned(tmp_path):
     assert "2 federated - centralized verdicts of profile `smoke` are inconclusive" in table
     assert "1 of them cannot be decided by more seeds" in table
     assert "none reachable by seeds" in table and "| -0.019 (±0.03) | 1210 x 3 |" in table
+    assert "none (rows) | 0.0" in table and "none (no difference) | equivalent:" in table
