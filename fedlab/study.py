@@ -160,8 +160,8 @@ def progress_tables(profile_name: str, verdicts: dict | None = None) -> list[str
     """For a profile whose budgets come from learning curves (``reference``): its curves, learning-rate
     sweeps, the grid's progress cell by cell, the issue's "done when" checked cell by cell (finance, from
     ``verdicts``: the profile's, computed here if not given), what deciding each inconclusive verdict would take
-    and the matched-budget comparison, as markdown
-    tables made from the result files; nothing for a profile with its budgets written in it."""
+    and the matched-budget comparison, as markdown tables made from the result files; nothing for a profile
+    with its budgets written in it."""
     profile = load_profile(profile_name)
     if profile.curves is None:
         return []
